@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { authenticate } from './auth.ts';
+import type { ApiDeps } from './context.ts';
+import { HttpError } from './http-error.ts';
+import { accountRoutes } from './routes/account.ts';
+import { contactRoutes } from './routes/contacts.ts';
+import { executionRoutes } from './routes/executions.ts';
+import { workflowRoutes } from './routes/workflows.ts';
+import { docsRoutes } from './docs.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
+
+/** Builds the Express app: operations endpoints, then `/api/v1` behind API-key authentication. */
+export function createApp(deps: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  // Request id: taken from the caller when sane, else made; echoed and logged.
+  app.use((request, response, next) => {
+    const incoming = request.header('x-request-id');
+    const id = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    (request as Request & { id: string }).id = id;
+    response.setHeader('x-request-id', id);
+    const started = performance.now();
+    response.on('finish', () => {
+      const route = request.route ? `${request.baseUrl}${request.route.path}` : 'unmatched';
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.httpDuration.observe({ method: request.method, route, status: String(response.statusCode) }, seconds);
+      deps.logger.log(response.statusCode >= 500 ? 'error' : 'http', 'request', {
+        request_id: id, method: request.method, route, status: response.statusCode, duration_ms: Math.round(seconds * 1000),
+      });
+    });
+    next();
+  });
+
+  app.get('/health', async (_request, response) => {
+    const checks = await deps.health();
+    const ok = checks.postgres && checks.redis;
+    response.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', ...checks });
+  });
+  app.get('/metrics', async (_request, response) => {
+    response.setHeader('content-type', deps.metrics.registry.contentType);
+    response.send(await deps.metrics.registry.metrics());
+  });
+  app.use(docsRoutes());
+
+  const api = express.Router();
+  api.use((request, _response, next) => {
+    const hasBody = request.headers['content-length'] !== undefined && request.headers['content-length'] !== '0' || request.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !request.is('application/json')) throw new HttpError(415, 'request body must be application/json');
+    next();
+  });
+  api.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }));
+  api.use(authenticate(deps));
+  api.use(contactRoutes(deps), workflowRoutes(deps), executionRoutes(deps), accountRoutes(deps));
+  app.use('/api/v1', api);
+
+  app.use((request) => {
+    throw new HttpError(404, `no route for ${request.method} ${request.path}`);
+  });
+  app.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
+    const { status, body } = toErrorResponse(error);
+    if (status >= 500) deps.logger.error('request failed', { request_id: (request as Request & { id?: string }).id, error: (error as Error)?.message });
+    response.status(status).json({ ...body, request_id: (request as Request & { id?: string }).id });
+  });
+  return app;
+}
+
+/** Maps anything thrown to a status and the contract's error body; never leaks stacks or SQL. */
+function toErrorResponse(error: unknown): { status: number; body: Record<string, unknown> } {
+  if (error instanceof HttpError) return { status: error.status, body: { error: error.message, ...error.details } };
+  const e = error as { type?: string; status?: number; expose?: boolean; message?: string };
+  if (e?.type === 'entity.parse.failed') return { status: 400, body: { error: 'request body is not valid JSON' } };
+  if (e?.type === 'entity.too.large') return { status: 413, body: { error: 'request body is too large' } };
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return { status: 415, body: { error: 'unsupported request encoding' } };
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) return { status: e.status, body: { error: e.message ?? 'bad request' } };
+  return { status: 500, body: { error: 'internal error' } };
+}

@@ -1,0 +1,22 @@
+import type { Request } from 'express';
+import type { EngineDeps } from '../engine/types.ts';
+import type { WorkflowCache } from '../engine/workflow-cache.ts';
+
+/** What the API needs: the engine's dependencies and its machine cache. */
+export interface ApiDeps extends EngineDeps {
+  cache: WorkflowCache;
+  /** Checks Postgres and Redis for `/health`. */
+  health(): Promise<{ postgres: boolean; redis: boolean }>;
+}
+
+/** The authenticated caller, set by the auth middleware. */
+export interface Caller {
+  accountId: string;
+  userId: string;
+  apiKeyId: string;
+}
+
+/** The caller of an authenticated request. */
+export function callerOf(request: Request): Caller {
+  return (request as Request & { caller: Caller }).caller;
+}

@@ -1,0 +1,56 @@
+import { Router } from 'express';
+import { issueApiKey } from '../api-keys.ts';
+import { callerOf, type ApiDeps } from '../context.ts';
+import { notFound } from '../http-error.ts';
+import { accountSettingsBody, createApiKeyBody, uuidParam } from '../schemas.ts';
+import { serializeSettings } from '../serialize.ts';
+import { validate } from '../validate.ts';
+
+/** `/account/settings` and `/api-keys`. */
+export function accountRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.get('/account/settings', async (request, response) => {
+    response.json(serializeSettings(await deps.db.account.findUniqueOrThrow({ where: { id: callerOf(request).accountId } })));
+  });
+
+  router.patch('/account/settings', async (request, response) => {
+    const body = validate(accountSettingsBody, request.body, 'body');
+    const account = await deps.db.account.update({
+      where: { id: callerOf(request).accountId },
+      data: {
+        concurrentExecutionsPerAccount: body.concurrent_executions_per_account,
+        maxRetryAttempts: body.max_retry_attempts,
+        retryBaseDelaySeconds: body.retry_base_delay_seconds,
+        errorNotification: body.error_notification,
+        adminEmail: body.admin_email,
+      },
+    });
+    response.json(serializeSettings(account));
+  });
+
+  router.get('/api-keys', async (request, response) => {
+    const keys = await deps.db.apiKey.findMany({ where: { accountId: callerOf(request).accountId }, orderBy: { createdAt: 'asc' } });
+    response.json({
+      data: keys.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, user_id: k.userId, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
+    });
+  });
+
+  router.post('/api-keys', async (request, response) => {
+    const caller = callerOf(request);
+    const body = validate(createApiKeyBody, request.body, 'body');
+    const key = issueApiKey();
+    const created = await deps.db.apiKey.create({ data: { accountId: caller.accountId, userId: caller.userId, keyHash: key.hash, prefix: key.prefix, name: body.name ?? null } });
+    // The plaintext key is in this response only; the database keeps its hash.
+    response.status(201).json({ id: created.id, name: created.name, prefix: key.prefix, api_key: key.apiKey });
+  });
+
+  router.delete('/api-keys/:id', async (request, response) => {
+    const caller = callerOf(request);
+    const revoked = await deps.db.apiKey.updateMany({ where: { id: validate(uuidParam, request.params.id, 'params'), accountId: caller.accountId, revokedAt: null }, data: { revokedAt: new Date() } });
+    if (revoked.count === 0) throw notFound('API key');
+    response.status(204).end();
+  });
+
+  return router;
+}

@@ -1,0 +1,114 @@
+import { Router } from 'express';
+import { parseDefinition, type Definition } from '../../definition/schema.ts';
+import { compileWorkflow } from '../../compiler/compile.ts';
+import { triggerExecution } from '../../engine/trigger.ts';
+import type { Prisma } from '../../generated/prisma/client.ts';
+import { callerOf, type ApiDeps } from '../context.ts';
+import { HttpError, notFound } from '../http-error.ts';
+import { createWorkflowBody, listExecutionsQuery, triggerBody, updateDefinitionBody, uuidParam } from '../schemas.ts';
+import { serializeExecution, serializeWorkflow } from '../serialize.ts';
+import { validate } from '../validate.ts';
+
+const parseOrRefuse = (input: unknown): Definition => {
+  const parsed = parseDefinition(input);
+  if (!parsed.ok) throw new HttpError(400, 'invalid workflow definition', { issues: parsed.issues.map((i) => ({ path: `definition.${i.path}`, message: i.message })) });
+  return parsed.definition;
+};
+
+/** `/workflows`: create, read, new definition versions, activate/pause, trigger, list executions, machine. */
+export function workflowRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  const findWorkflow = async (accountId: string, id: string) => {
+    const workflow = await deps.db.workflow.findFirst({ where: { id: validate(uuidParam, id, 'params'), accountId } });
+    if (!workflow) throw notFound('workflow');
+    return workflow;
+  };
+  const currentDefinition = async (workflowId: string, version: number) =>
+    (await deps.db.workflowVersion.findUniqueOrThrow({ where: { workflowId_version: { workflowId, version } } })).definition;
+
+  router.post('/workflows', async (request, response) => {
+    const body = validate(createWorkflowBody, request.body, 'body');
+    const definition = parseOrRefuse(body.definition);
+    const workflow = await deps.db.workflow.create({
+      data: {
+        accountId: callerOf(request).accountId,
+        name: body.name,
+        status: body.status ?? 'draft',
+        versions: { create: { version: 1, definition: definition as unknown as Prisma.InputJsonValue } },
+      },
+    });
+    response.status(201).json(serializeWorkflow(workflow, definition));
+  });
+
+  router.get('/workflows/:id', async (request, response) => {
+    const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
+    response.json(serializeWorkflow(workflow, await currentDefinition(workflow.id, workflow.currentVersion)));
+  });
+
+  router.put('/workflows/:id/definition', async (request, response) => {
+    const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
+    const definition = parseOrRefuse(validate(updateDefinitionBody, request.body, 'body').definition);
+    // Versions are immutable: running executions keep the version they started on.
+    const updated = await deps.db.$transaction(async (tx) => {
+      const next = await tx.workflow.update({ where: { id: workflow.id }, data: { currentVersion: { increment: 1 } } });
+      await tx.workflowVersion.create({ data: { workflowId: workflow.id, version: next.currentVersion, definition: definition as unknown as Prisma.InputJsonValue } });
+      return next;
+    });
+    response.json(serializeWorkflow(updated, definition));
+  });
+
+  for (const [action, status] of [['activate', 'active'], ['pause', 'paused']] as const) {
+    router.post(`/workflows/:id/${action}`, async (request, response) => {
+      const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
+      const updated = await deps.db.workflow.update({ where: { id: workflow.id }, data: { status } });
+      response.json(serializeWorkflow(updated, await currentDefinition(workflow.id, workflow.currentVersion)));
+    });
+  }
+
+  router.get('/workflows/:id/machine', async (request, response) => {
+    const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
+    const parsed = parseOrRefuse(await currentDefinition(workflow.id, workflow.currentVersion));
+    response.json(compileWorkflow(parsed, `workflow-${workflow.id}`).config);
+  });
+
+  router.post('/workflows/:id/trigger', async (request, response) => {
+    const caller = callerOf(request);
+    const workflowId = validate(uuidParam, request.params.id, 'params');
+    const body = validate(triggerBody, request.body, 'body');
+    const result = await triggerExecution(deps, deps.cache, { accountId: caller.accountId, workflowId, contactId: body.contact_id, payload: body.payload });
+    switch (result.kind) {
+      case 'started':
+        return void response.status(202).json({ execution_id: result.executionId, status: 'QUEUED' });
+      case 'duplicate':
+        return void response.status(200).json({ duplicate: true, message: 'duplicate trigger ignored', execution_id: result.executionId });
+      case 'workflow_not_found':
+        throw notFound('workflow');
+      case 'contact_not_found':
+        throw notFound('contact');
+      case 'inactive':
+        throw new HttpError(400, 'Workflow is not active');
+      case 'opted_out':
+        throw new HttpError(403, 'Contact has opted out');
+      case 'already_enrolled':
+        throw new HttpError(409, 'Contact already enrolled', { execution_id: result.executionId });
+    }
+  });
+
+  router.get('/workflows/:id/executions', async (request, response) => {
+    const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
+    const query = validate(listExecutionsQuery, request.query, 'query');
+    const where: Prisma.ExecutionWhereInput = {
+      workflowId: workflow.id,
+      ...(query.status ? { status: query.status } : {}),
+      ...(query.from || query.to ? { createdAt: { ...(query.from ? { gte: query.from } : {}), ...(query.to ? { lte: query.to } : {}) } } : {}),
+    };
+    const [total, rows] = await Promise.all([
+      deps.db.execution.count({ where }),
+      deps.db.execution.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], skip: (query.page - 1) * query.limit, take: query.limit }),
+    ]);
+    response.json({ data: rows.map(serializeExecution), pagination: { total, page: query.page, limit: query.limit, total_pages: Math.ceil(total / query.limit) } });
+  });
+
+  return router;
+}

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { EXECUTION_STATUSES } from '../engine/types.ts';
+
+/**
+ * Request schemas of the REST API: the single source for validation and for the OpenAPI document.
+ * Rule for unknown fields: request bodies are strict, an unknown field is refused with 400 and its path.
+ */
+
+export const uuidParam = z.string().uuid();
+
+const email = z.string().trim().toLowerCase().email().max(320);
+const phone = z.string().regex(/^\+?[0-9 ().-]{6,24}$/, 'must be a phone number such as +15551234567');
+const tag = z.string().trim().min(1).max(100);
+const attributes = z.record(z.string().max(100), z.unknown()).refine((value) => JSON.stringify(value).length <= 16_384, 'attributes may take at most 16 KB');
+
+export const createContactBody = z.strictObject({
+  email,
+  phone: phone.nullish(),
+  opted_in: z.boolean(),
+  tags: z.array(tag).max(100).optional(),
+  timezone: z.string().min(1).max(64).nullish(),
+  attributes: attributes.optional(),
+});
+
+export const updateContactBody = createContactBody.partial();
+
+export const tagBody = z.strictObject({ tag });
+
+export const contactEventBody = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  properties: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const WORKFLOW_STATUSES = ['draft', 'active', 'paused'] as const;
+
+export const createWorkflowBody = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  definition: z.unknown().refine((value) => value !== undefined, 'definition is required'),
+  status: z.enum(WORKFLOW_STATUSES).optional(),
+});
+
+export const updateDefinitionBody = z.strictObject({
+  definition: z.unknown().refine((value) => value !== undefined, 'definition is required'),
+});
+
+export const triggerBody = z.strictObject({
+  contact_id: uuidParam,
+  payload: z.record(z.string(), z.unknown()).optional(),
+});
+
+const page = z.coerce.number().int().min(1).max(1_000_000).default(1);
+const limit = z.coerce.number().int().min(1).max(100);
+/** A strict ISO 8601 date (`2026-01-01`) or date-time with offset. */
+const isoDate = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).transform((value) => new Date(value));
+
+export const listExecutionsQuery = z.strictObject({
+  status: z.enum(EXECUTION_STATUSES).optional(),
+  from: isoDate.optional(),
+  to: isoDate.optional(),
+  page,
+  limit: limit.default(20),
+});
+
+export const logsQuery = z.strictObject({ page, limit: limit.default(10) });
+
+export const accountSettingsBody = z
+  .strictObject({
+    concurrent_executions_per_account: z.number().int().min(1).max(100_000),
+    max_retry_attempts: z.number().int().min(0).max(20),
+    retry_base_delay_seconds: z.number().int().min(1).max(86_400),
+    error_notification: z.boolean(),
+    admin_email: email,
+  })
+  .partial();
+
+export const createApiKeyBody = z.strictObject({ name: z.string().trim().min(1).max(100).optional() });

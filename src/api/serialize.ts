@@ -1,0 +1,72 @@
+import type { Account, Contact, Execution, ExecutionLog, Workflow } from '../generated/prisma/client.ts';
+import { maskPii } from '../observability/mask.ts';
+
+/** `progress_percent`: steps done over the longest path they are on (see README "Progress"). */
+export function progressPercent(execution: Pick<Execution, 'status' | 'currentStepIndex' | 'totalSteps'>): number {
+  if (execution.status === 'COMPLETED') return 100;
+  if (execution.totalSteps === 0) return 0;
+  return Math.min(100, Math.floor((100 * execution.currentStepIndex) / execution.totalSteps));
+}
+
+export const serializeExecution = (e: Execution) => ({
+  id: e.id,
+  workflow_id: e.workflowId,
+  workflow_version_id: e.workflowVersionId,
+  contact_id: e.contactId,
+  status: e.status,
+  current_step: (e.snapshot as { value?: string }).value ?? null,
+  current_step_index: e.currentStepIndex,
+  total_steps: e.totalSteps,
+  progress_percent: progressPercent(e),
+  retry_count: e.retryCount,
+  completion_reason: e.completionReason,
+  last_error: e.lastError,
+  next_run_at: e.nextRunAt?.toISOString() ?? null,
+  created_at: e.createdAt.toISOString(),
+  updated_at: e.updatedAt.toISOString(),
+  finished_at: e.finishedAt?.toISOString() ?? null,
+});
+
+export const serializeLog = (log: ExecutionLog) => ({
+  id: log.id.toString(),
+  execution_id: log.executionId,
+  event_type: log.eventType,
+  step_index: log.stepIndex,
+  step_id: log.stepId,
+  status: log.status,
+  timestamp: log.timestamp.toISOString(),
+  duration_ms: log.durationMs,
+  user_id: log.userId,
+  // Stored masked already; masked again so nothing unmasked can leave through the API.
+  details: maskPii(log.details),
+});
+
+export const serializeContact = (c: Contact) => ({
+  id: c.id,
+  email: c.email,
+  phone: c.phone,
+  opted_in: c.optedIn,
+  timezone: c.timezone,
+  tags: c.tags,
+  attributes: c.attributes,
+  created_at: c.createdAt.toISOString(),
+  updated_at: c.updatedAt.toISOString(),
+});
+
+export const serializeWorkflow = (w: Workflow, definition: unknown) => ({
+  id: w.id,
+  name: w.name,
+  status: w.status,
+  version: w.currentVersion,
+  definition,
+  created_at: w.createdAt.toISOString(),
+  updated_at: w.updatedAt.toISOString(),
+});
+
+export const serializeSettings = (a: Account) => ({
+  concurrent_executions_per_account: a.concurrentExecutionsPerAccount,
+  max_retry_attempts: a.maxRetryAttempts,
+  retry_base_delay_seconds: a.retryBaseDelaySeconds,
+  error_notification: a.errorNotification,
+  admin_email: a.adminEmail,
+});

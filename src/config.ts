@@ -1,0 +1,44 @@
+import { z } from 'zod';
+
+/** Environment of every flowmachine process, parsed once; see CONTRACT.md for the public variables. */
+const configSchema = z.object({
+  DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/flowmachine'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+  EMAIL_HTTP_URL: z.string().url().optional(),
+  SMS_HTTP_URL: z.string().url().optional(),
+  /** Prefix of every BullMQ key, so several deployments (or test runs) can share one Redis. */
+  QUEUE_PREFIX: z.string().min(1).default('fm'),
+  /** Jobs one worker process runs at once. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(50),
+  /** How long a worker holds a job's lock; a crashed worker's job is taken over after about this long. */
+  WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** Timeout of one provider HTTP call; a timeout is a transient failure. */
+  PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** How often the sweeper rebuilds missing Redis work from Postgres. */
+  SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
+  /** An ACTIVE execution untouched for this long is re-enqueued by the sweeper. */
+  STALE_AFTER_MS: z.coerce.number().int().min(100).default(60_000),
+  /** Timers due further away than this stay in Postgres and are promoted to Redis by the sweeper. */
+  TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** Largest accepted request body. */
+  BODY_LIMIT: z.string().default('100kb'),
+  /** Graceful shutdown: how long in-flight steps may take before the process exits anyway. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
+});
+
+/** Parsed, frozen configuration. */
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+/** Parses `env` into a {@link Config}; throws one readable error naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const defined = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = configSchema.safeParse(defined);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  return Object.freeze(parsed.data);
+}

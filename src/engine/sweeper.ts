@@ -1,0 +1,77 @@
+import type { StepWork } from '../queue/step-queue.ts';
+import { admitWaiting } from './admission.ts';
+import type { EngineDeps } from './types.ts';
+
+const BATCH = 1_000;
+
+/** What one sweep did. */
+export interface SweepReport {
+  /** Redis had lost its state (restart, FLUSHALL) and every running execution was re-enqueued. */
+  rebuilt: boolean;
+  enqueued: number;
+  admitted: number;
+}
+
+/**
+ * Rebuilds Redis work from Postgres, the source of truth. Each sweep
+ * - promotes timers due within the horizon (far-future waits live only in Postgres);
+ * - re-enqueues ACTIVE or QUEUED executions untouched for `STALE_AFTER_MS` (a crash between commit and enqueue);
+ * - admits executions waiting in line when their account has free slots;
+ * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution.
+ * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
+ * and a job for an outdated version is dropped by the worker: sweeping is always safe.
+ */
+export function createSweeper(deps: EngineDeps) {
+  let promotedUntil: Date | null = null;
+  const epochKey = `${deps.config.QUEUE_PREFIX}:epoch`;
+
+  return async function sweep(): Promise<SweepReport> {
+    const now = deps.clock.now();
+    const rebuilt = (await deps.redis.set(epochKey, now.toISOString(), 'NX')) === 'OK';
+    if (rebuilt) promotedUntil = null;
+    const horizon = new Date(now.getTime() + deps.config.TIMER_HORIZON_MS);
+    const staleBefore = new Date(now.getTime() - deps.config.STALE_AFTER_MS);
+    let enqueued = 0;
+
+    const timers = await deps.db.execution.findMany({
+      where: { status: { in: ['PAUSED', 'ACTIVE'] }, nextRunAt: { lte: horizon, ...(promotedUntil ? { gt: promotedUntil } : {}) } },
+      select: { id: true, version: true, nextRunAt: true },
+    });
+    enqueued += await enqueue(deps, timers.map((t) => ({ executionId: t.id, version: t.version, delayMs: t.nextRunAt!.getTime() - now.getTime(), recovered: rebuilt || undefined })));
+    promotedUntil = horizon;
+
+    let cursor: string | undefined;
+    for (;;) {
+      const stuck = await deps.db.execution.findMany({
+        where: {
+          OR: [{ status: 'ACTIVE', nextRunAt: null }, { status: 'QUEUED', waiting: false }],
+          ...(rebuilt ? {} : { updatedAt: { lt: staleBefore } }),
+          ...(cursor ? { id: { gt: cursor } } : {}),
+        },
+        orderBy: { id: 'asc' },
+        take: BATCH,
+        select: { id: true, version: true },
+      });
+      enqueued += await enqueue(deps, stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true })));
+      if (stuck.length < BATCH) break;
+      cursor = stuck.at(-1)!.id;
+    }
+
+    let admitted = 0;
+    const accounts = await deps.db.$queryRaw<{ id: string; free: number }[]>`
+      SELECT a.id, a.concurrent_executions_per_account - a.active_executions AS free FROM accounts a
+      WHERE a.active_executions < a.concurrent_executions_per_account
+        AND EXISTS (SELECT 1 FROM executions e WHERE e.account_id = a.id AND e.status = 'QUEUED' AND e.waiting)`;
+    for (const account of accounts) {
+      const work = await deps.db.$transaction((tx) => admitWaiting(tx, account.id, account.free));
+      await deps.queue.add(work);
+      admitted += work.length;
+    }
+    return { rebuilt, enqueued, admitted };
+  };
+}
+
+async function enqueue(deps: EngineDeps, work: StepWork[]): Promise<number> {
+  for (let i = 0; i < work.length; i += BATCH) await deps.queue.add(work.slice(i, i + BATCH));
+  return work.length;
+}

@@ -1,0 +1,48 @@
+/**
+ * Glossary
+ * - execution: one contact's run through one pinned version of a workflow; a row in `executions`
+ *   holding the XState snapshot, the status and an optimistic `version`.
+ * - step: one entry of a definition (an action, a wait or a condition); a state of the compiled machine.
+ * - effect: a named action the machine asks for (`executeAction`, `evaluateCondition`, `startTimer`,
+ *   `finishExecution`). Effects are data; the engine persists the snapshot that asks for them first.
+ * - timer: a wait or a retry back-off; `next_run_at` in Postgres and a delayed job in Redis.
+ * - goal: a contact event that completes every running execution of workflows that name it.
+ */
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { PrismaClient } from '../db/client.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { StepQueue } from '../queue/step-queue.ts';
+import type { Redis } from '../queue/redis.ts';
+
+/** Execution statuses (CONTRACT.md). */
+export const EXECUTION_STATUSES = ['QUEUED', 'ACTIVE', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
+export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly ExecutionStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
+/** Statuses with work still to do. */
+export const RUNNING_STATUSES: readonly ExecutionStatus[] = ['QUEUED', 'ACTIVE', 'PAUSED'];
+
+/** Everything the engine touches, assembled once in the entry points. */
+export interface EngineDeps {
+  db: PrismaClient;
+  queue: StepQueue;
+  /** Plain Redis connection for cross-process state (provider rate-limit windows). */
+  redis: Redis;
+  clock: Clock;
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** One entry of an execution's log, before it is masked and stored. */
+export interface LogEntry {
+  eventType: string;
+  status: string;
+  stepIndex?: number | null;
+  stepId?: string | null;
+  durationMs?: number | null;
+  timestamp?: Date;
+  userId?: string | null;
+  details?: Record<string, unknown>;
+}

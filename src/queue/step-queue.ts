@@ -1,0 +1,74 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import { z } from 'zod';
+import type { Redis } from 'ioredis';
+
+/** Name of the one queue that carries execution work. */
+export const STEP_QUEUE = 'steps';
+
+/**
+ * A job says only "execution X, as of version V, has work due". Everything else (which step,
+ * which attempt) is read from Postgres, so any job can be rebuilt from the database.
+ */
+export const stepJobSchema = z.object({
+  executionId: z.string().uuid(),
+  version: z.number().int().min(0),
+  /** W3C trace context of the execution, carried across queue hops. */
+  trace: z.record(z.string(), z.string()).optional(),
+  /** Set when the sweeper rebuilt this job after losing it (Redis restart, crash before enqueue). */
+  recovered: z.boolean().optional(),
+});
+export type StepJob = z.infer<typeof stepJobSchema>;
+
+/** One unit of work to put on the queue. */
+export interface StepWork extends StepJob {
+  delayMs?: number;
+}
+
+/** The job id is derived from the execution version, so adding the same work twice is a no-op. */
+export const stepJobId = (executionId: string, version: number) => `${executionId}.${version}`;
+
+const JOB_OPTIONS: JobsOptions = {
+  removeOnComplete: true,
+  removeOnFail: true,
+  // Infrastructure errors (database briefly down) are retried; the sweeper covers anything beyond.
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 500 },
+};
+
+/** Producer side of the step queue. */
+export class StepQueue {
+  readonly queue: Queue;
+
+  constructor(connection: Redis, prefix: string) {
+    this.queue = new Queue(STEP_QUEUE, { connection, prefix });
+  }
+
+  /**
+   * Enqueues work; duplicates of a job already in Redis are ignored by BullMQ. Never throws: work is
+   * enqueued after its Postgres commit, and anything lost here is rebuilt by the sweeper.
+   */
+  async enqueue(work: StepWork[], onError: (error: Error) => void): Promise<void> {
+    await this.add(work).catch(onError);
+  }
+
+  /** Enqueues work, failing if Redis does not take it. */
+  async add(work: StepWork[]): Promise<void> {
+    if (work.length === 0) return;
+    await this.queue.addBulk(
+      work.map(({ delayMs, ...data }) => ({
+        name: 'step',
+        data,
+        opts: { ...JOB_OPTIONS, jobId: stepJobId(data.executionId, data.version), delay: Math.max(0, Math.round(delayMs ?? 0)) },
+      })),
+    );
+  }
+
+  /** Removes the pending job of an execution at `version`, if it is waiting or delayed (a running job is left to finish). */
+  async remove(executionId: string, version: number): Promise<void> {
+    await this.queue.remove(stepJobId(executionId, version)).catch(() => 0);
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

@@ -1,0 +1,138 @@
+import type { Server } from 'node:http';
+import type { Worker } from 'bullmq';
+import { createApp } from './api/app.ts';
+import type { ApiDeps } from './api/context.ts';
+import { systemClock, type Clock } from './clock.ts';
+import type { Config } from './config.ts';
+import { createDb } from './db/client.ts';
+import { createSweeper } from './engine/sweeper.ts';
+import { WorkflowCache } from './engine/workflow-cache.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { createMetrics, setExecutionsByStatusSource, setQueueDepthSource } from './observability/metrics.ts';
+import { createRedis } from './queue/redis.ts';
+import { StepQueue } from './queue/step-queue.ts';
+import { createStepWorker } from './queue/step-worker.ts';
+
+/** The roles a process can play. */
+export interface Roles {
+  api: boolean;
+  worker: boolean;
+}
+
+/** A running flowmachine process. */
+export interface Runtime {
+  deps: ApiDeps;
+  server: Server | null;
+  worker: Worker | null;
+  /** Actual port the API listens on (useful with PORT=0). */
+  port: number | null;
+  /** Stops taking work, lets in-flight steps finish (bounded), closes connections. */
+  stop(): Promise<void>;
+}
+
+/** Opens connections, failing fast with one clear message when Postgres or Redis does not answer. */
+export async function createDeps(config: Config, options: { clock?: Clock; logger?: Logger } = {}): Promise<ApiDeps & { close(): Promise<void> }> {
+  const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
+  const db = createDb(config.DATABASE_URL);
+  try {
+    await db.$queryRaw`SELECT 1`;
+  } catch (error) {
+    await db.$disconnect().catch(() => undefined);
+    throw new Error(`cannot reach Postgres at ${redactUrl(config.DATABASE_URL)}: ${(error as Error).message.split('\n').at(-1)}`);
+  }
+  const redis = createRedis(config.REDIS_URL, { lazyConnect: true });
+  redis.on('error', () => undefined); // reconnects on its own; failures surface through commands
+  try {
+    await Promise.race([redis.connect(), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 5_000))]);
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    await db.$disconnect();
+    throw new Error(`cannot reach Redis at ${redactUrl(config.REDIS_URL)}: ${(error as Error).message}`);
+  }
+  const queue = new StepQueue(redis, config.QUEUE_PREFIX);
+  const metrics = createMetrics();
+  setExecutionsByStatusSource(metrics, async () => {
+    const rows = await db.execution.groupBy({ by: ['status'], _count: { _all: true } });
+    return Object.fromEntries(rows.map((row) => [row.status, row._count._all]));
+  });
+  setQueueDepthSource(metrics, async () => {
+    const counts = await queue.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+    return counts as Record<string, number>;
+  });
+  const deps: ApiDeps = {
+    db, queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache(),
+    async health() {
+      const [postgres, redisOk] = await Promise.all([
+        db.$queryRaw`SELECT 1`.then(() => true, () => false),
+        redis.ping().then(() => true, () => false),
+      ]);
+      return { postgres, redis: redisOk };
+    },
+  };
+  return {
+    ...deps,
+    async close() {
+      await queue.close().catch(() => undefined);
+      redis.disconnect();
+      await db.$disconnect();
+    },
+  };
+}
+
+/** Starts the API and/or the worker (with its sweeper) on shared connections. */
+export async function startRuntime(config: Config, roles: Roles, options: { clock?: Clock; logger?: Logger } = {}): Promise<Runtime> {
+  const deps = await createDeps(config, options);
+  let server: Server | null = null;
+  let worker: Worker | null = null;
+  let sweepTimer: NodeJS.Timeout | null = null;
+  let workerConnection: ReturnType<typeof createRedis> | null = null;
+
+  if (roles.worker) {
+    workerConnection = createRedis(config.REDIS_URL);
+    workerConnection.on('error', () => undefined);
+    worker = createStepWorker(deps, deps.cache, workerConnection);
+    const sweep = createSweeper(deps);
+    const runSweep = () =>
+      sweep()
+        .then((report) => (report.rebuilt || report.admitted ? deps.logger.info('sweep', { ...report }) : undefined))
+        .catch((error: Error) => deps.logger.warn('sweep failed', { error: error.message }))
+        .finally(() => {
+          if (sweepTimer) sweepTimer = setTimeout(runSweep, config.SWEEP_INTERVAL_MS).unref();
+        });
+    sweepTimer = setTimeout(runSweep, 0).unref();
+  }
+  if (roles.api) {
+    const app = createApp(deps);
+    server = await new Promise<Server>((resolve, reject) => {
+      const listening = app.listen(config.PORT, config.HOST, () => resolve(listening));
+      listening.once('error', reject);
+    });
+    server.keepAliveTimeout = 65_000;
+  }
+  const address = server?.address();
+  const port = address && typeof address === 'object' ? address.port : null;
+  deps.logger.info('started', { api: roles.api, worker: roles.worker, port: port ?? undefined });
+
+  let stopping: Promise<void> | null = null;
+  return {
+    deps, server, worker, port,
+    stop() {
+      stopping ??= (async () => {
+        if (sweepTimer) clearTimeout(sweepTimer);
+        sweepTimer = null;
+        const closing = Promise.all([
+          worker?.close(),
+          server && new Promise<void>((resolve) => server!.close(() => resolve())),
+        ]);
+        server?.closeIdleConnections();
+        await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref())]);
+        workerConnection?.disconnect();
+        await deps.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+const redactUrl = (url: string) => url.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');

@@ -1,0 +1,88 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+/** One request the fake provider received. */
+export interface ReceivedRequest {
+  path: string;
+  method: string;
+  idempotencyKey: string | undefined;
+  body: Record<string, unknown>;
+  at: number;
+}
+
+/** How the fake provider answers one request. */
+export type FakeResponse =
+  | { status: number; retryAfter?: string; body?: unknown }
+  | { hang: true };
+
+/**
+ * A local HTTP provider for tests: records every request (with its Idempotency-Key) and answers
+ * from a script: queued responses first, then the default (200). It can answer 200, 400, 429 with
+ * Retry-After, 503, or hang until the client gives up.
+ */
+export async function startFakeProvider() {
+  const received: ReceivedRequest[] = [];
+  const scripted: FakeResponse[] = [];
+  let fallback: FakeResponse = { status: 200 };
+  const hanging = new Set<ServerResponse>();
+  const waiters: { predicate: () => boolean; resolve: () => void }[] = [];
+
+  const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString() || '{}');
+      } catch {
+        body = { raw: Buffer.concat(chunks).toString() };
+      }
+      received.push({ path: request.url ?? '/', method: request.method ?? 'GET', idempotencyKey: request.headers['idempotency-key'] as string | undefined, body, at: Date.now() });
+      for (const waiter of [...waiters]) if (waiter.predicate()) { waiters.splice(waiters.indexOf(waiter), 1); waiter.resolve(); }
+      const answer = scripted.shift() ?? fallback;
+      if ('hang' in answer) {
+        hanging.add(response);
+        response.on('close', () => hanging.delete(response));
+        return;
+      }
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
+      response.writeHead(answer.status, headers).end(JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const url = `http://127.0.0.1:${port}`;
+
+  return {
+    url,
+    emailUrl: `${url}/email`,
+    smsUrl: `${url}/sms`,
+    received,
+    /** Answers the next requests with these responses, in order. */
+    script(...responses: FakeResponse[]) {
+      scripted.push(...responses);
+    },
+    /** Answers every request without a scripted response like this. */
+    setDefault(response: FakeResponse) {
+      fallback = response;
+    },
+    requestsTo(path: string) {
+      return received.filter((r) => r.path === path);
+    },
+    /** Resolves once `predicate` holds over the received requests. */
+    waitFor(predicate: (requests: ReceivedRequest[]) => boolean, timeoutMs = 20_000): Promise<void> {
+      if (predicate(received)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`fake provider: condition not met within ${timeoutMs} ms (${received.length} requests)`)), timeoutMs);
+        waiters.push({ predicate: () => predicate(received), resolve: () => { clearTimeout(timer); resolve(); } });
+      });
+    },
+    async close() {
+      for (const response of hanging) response.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export type FakeProvider = Awaited<ReturnType<typeof startFakeProvider>>;
