@@ -22,7 +22,7 @@ const configSchema = z.object({
   /** An ACTIVE execution untouched for this long is re-enqueued by the sweeper. */
   STALE_AFTER_MS: z.coerce.number().int().min(100).default(60_000),
   /** Timers due further away than this stay in Postgres and are promoted to Redis by the sweeper. */
-  TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(86_400_000),
   /** Largest accepted request body. */
   BODY_LIMIT: z.string().default('100kb'),
   /** Graceful shutdown: how long in-flight steps may take before the process exits anyway. */

@@ -34,7 +34,7 @@ export async function admitWaiting(tx: Tx, accountId: string, limit: number): Pr
     const [next] = await tx.$queryRaw<{ id: string; version: number }[]>`
       SELECT id, version FROM executions
       WHERE account_id = ${accountId}::uuid AND status = 'QUEUED' AND waiting
-      ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`;
+      ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED`;
     if (!next || !(await acquireSlot(tx, accountId, false))) break;
     await tx.$executeRaw`
       UPDATE executions SET status = 'ACTIVE', waiting = false, version = version + 1, updated_at = now()

@@ -15,9 +15,16 @@ const SECRET_KEY = /pass(word)?|secret|token|api[-_]?key|authorization|cookie|cr
 const EMAIL_KEY = /^e-?mail$|^to$/i;
 const PHONE_KEY = /^phone$|^to$/i;
 
-const LOCAL_PART = String.raw`[A-Za-z0-9._%+-]{1,64}`;
+// RFC 5322 atext minus the characters that in practice delimit an address inside URLs and quotes
+// (`?email=john@x.com`, `'john@x.com'`); `*` is included so a masked local part is recognised again.
+const LOCAL_PART = String.raw`[A-Za-z0-9.!#$%*+^_\`{|}~-]{1,64}|[=?&/']{1,64}`;
 // Bounded label lengths and counts keep matching linear on long hostile input.
 const DOMAIN = String.raw`(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,63}`;
+const UUID = String.raw`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`;
+const TIMESTAMP = String.raw`\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?`;
+const NOT_ID = `(?!${UUID}|${TIMESTAMP})`;
+/** A local part that is already masked (`j***`); kept as is so masking is idempotent. */
+const MASKED_LOCAL = /\*{3}$/;
 
 /**
  * One scanner for everything `maskText` and `containsPlainPii` look for. Alternatives that match at the
@@ -27,17 +34,19 @@ const DOMAIN = String.raw`(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,63}`;
  */
 const TOKEN = new RegExp(
   [
-    // key=value / "key": "value" pairs; the value may be quoted or carry an auth scheme.
-    String.raw`(?<pairKey>(?<![\w-])[\w-]*(?:password|passwd|secret|token|api[_-]?key|apikey|credentials?|authorization)["']?\s*[:=]\s*)(?<pairValue>"[^"]*"|'[^']*'|(?:(?:Bearer|Basic)\s+)?[^\s&,;"'}]+)`,
+    // key=value / "key": "value" pairs; the value may be quoted or carry an auth scheme. An empty value
+    // matches too, so the pair is recognised whatever follows the separator (idempotence).
+    String.raw`(?<pairKey>(?<![\w\]-])(?:[A-Za-z_][\w-]*)?(?:password|passwd|secret|token|api[_-]?key|apikey|credentials?|authorization)["']?\s*[:=]\s*)(?<pairValue>"[^"]*"|'[^']*'|(?:(?:Bearer|Basic)\s+)?[^\s&,;"'}]*)`,
     String.raw`(?<bearer>\bBearer\s+)[A-Za-z0-9._~+/=-]+`,
     // Our API keys and Stripe-style secret keys.
     String.raw`(?<apiKey>\bfm_[A-Za-z0-9_-]{20,}|\b[sr]k_(?:live|test)_[A-Za-z0-9]+)`,
-    // An email masked before (`j***@…`): consumed so its domain is never rescanned for phone numbers.
-    String.raw`(?<maskedEmail>\*{3}@${DOMAIN})`,
     String.raw`(?<emailLocal>${LOCAL_PART})@(?<emailDomain>${DOMAIN})`,
-    String.raw`(?<keep>\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})`,
-    // 7 to 15 digits (E.164), not glued to a word, an `@` or a mask: ids such as trace ids stay intact.
-    String.raw`(?<phone>(?<![\w+])\+?\d(?:[ ().-]{0,3}\d){6,14})(?![\w@*])`,
+    String.raw`(?<keep>${TIMESTAMP}|${UUID})`,
+    // A maximal run of 7 to 15 digits (E.164) joined by at most 3 separator characters, not glued to a
+    // word, an `@` or a mask, and not running into a uuid or timestamp: long ids such as trace ids stay
+    // intact, and the two digits a masked number keeps can never join a neighbour on a second pass. Like
+    // a pair key, it may not follow `]`, the last character of `[REDACTED]`.
+    String.raw`(?<phone>(?<![\w+\]])(?<!\d[ ().-]{1,3})\+?\d(?:[ ().-]{0,3}${NOT_ID}\d){6,14})(?![\w@*]|[ ().-]{1,3}${NOT_ID}\d)`,
   ].join('|'),
   'gi',
 );
@@ -55,7 +64,9 @@ function maskToken(match: string, groups: TokenGroups): string {
   }
   if (groups.bearer !== undefined) return `${groups.bearer}${REDACTED}`;
   if (groups.apiKey !== undefined) return REDACTED;
-  if (groups.emailLocal !== undefined) return `${groups.emailLocal[0]}***@${groups.emailDomain}`;
+  if (groups.emailLocal !== undefined && !MASKED_LOCAL.test(groups.emailLocal)) {
+    return `${groups.emailLocal[0]}***@${groups.emailDomain}`;
+  }
   if (groups.phone !== undefined && !DECIMAL.test(groups.phone)) return maskPhone(groups.phone);
   return match;
 }
@@ -97,7 +108,7 @@ export function maskText(text: string): string {
 export function containsPlainPii(text: string): boolean {
   for (const match of text.matchAll(TOKEN)) {
     const groups = (match.groups ?? {}) as TokenGroups;
-    if (groups.emailLocal !== undefined) return true;
+    if (groups.emailLocal !== undefined && !MASKED_LOCAL.test(groups.emailLocal)) return true;
     if (groups.phone !== undefined && !DECIMAL.test(groups.phone)) return true;
   }
   return false;

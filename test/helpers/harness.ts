@@ -3,7 +3,9 @@ import { Writable } from 'node:stream';
 import { createAccount } from '../../src/api/api-keys.ts';
 import type { Clock } from '../../src/clock.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
+import { processStep } from '../../src/engine/process-step.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { stepJobId } from '../../src/queue/step-queue.ts';
 import { startRuntime, type Runtime } from '../../src/runtime.ts';
 import { createTestDatabase } from './database.ts';
 import { startFakeProvider, type FakeProvider } from './fake-provider.ts';
@@ -102,12 +104,27 @@ export async function startHarness(options: HarnessOptions = {}) {
     }
   };
 
+  /**
+   * For worker-less harnesses: takes the job the engine enqueued for the execution's current version
+   * out of Redis (failing if there is none) and runs it as a worker would. Returns the job, so tests
+   * can check its delay.
+   */
+  const step = async (executionId: string) => {
+    const row = await runtime.deps.db.execution.findUniqueOrThrow({ where: { id: executionId } });
+    const job = await runtime.deps.queue.queue.getJob(stepJobId(executionId, row.version));
+    if (!job) throw new Error(`no job in Redis for execution ${executionId} at version ${row.version} (status ${row.status})`);
+    const delayMs = job.opts.delay ?? 0;
+    await job.remove();
+    const outcome = await processStep(runtime.deps, runtime.deps.cache, job.data);
+    return { outcome, delayMs, job };
+  };
+
   const logsOf = async (executionId: string) =>
     runtime.deps.db.executionLog.findMany({ where: { executionId }, orderBy: { id: 'asc' } });
 
   return {
     config, runtime, deps: runtime.deps, db: runtime.deps.db, provider, account, api, baseUrl, logLines,
-    createContact, createWorkflow, trigger, waitForExecution, logsOf,
+    createContact, createWorkflow, trigger, waitForExecution, logsOf, step,
     async stop() {
       await runtime.stop();
       await provider.close();

@@ -1,0 +1,240 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createManualClock } from '../../src/clock.ts';
+import { emails, sequential } from '../fixtures/workflows.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
+
+// Failure handling through the real engine and a real HTTP fake provider. Delays are checked on the
+// scheduled job and on next_run_at (manual clock), never by sleeping.
+describe('Feature: Error Handling and Retry Logic', () => {
+  let h: Harness;
+  const clock = createManualClock(new Date('2026-04-01T12:00:00.000Z'));
+  beforeAll(async () => {
+    h = await startHarness({ worker: false, clock });
+  });
+  afterAll(() => h.stop());
+  beforeEach(async () => {
+    h.provider.setDefault({ status: 200 });
+    await h.api.patch('/account/settings', { max_retry_attempts: 3, retry_base_delay_seconds: 60, error_notification: true });
+  });
+
+  const start = async (definition: unknown = sequential) => h.trigger((await h.createWorkflow(definition)).id, (await h.createContact()).id);
+  const row = (id: string) => h.db.execution.findUniqueOrThrow({ where: { id } });
+
+  it('Scenario: Retry action on transient error', async () => {
+    const id = await start();
+    h.provider.script({ status: 503 });
+    await h.step(id);
+    const execution = await row(id);
+    expect(execution.retryCount).toBe(1);
+    expect(execution.status).toBe('ACTIVE');
+    expect(execution.nextRunAt?.getTime()).toBe(clock.now().getTime() + 60_000);
+    const logs = await h.logsOf(id);
+    const failed = logs.find((l) => l.eventType === 'action_failed');
+    expect(failed).toMatchObject({ status: 'FAILED', stepId: 'welcome' });
+    expect(failed!.details).toMatchObject({ http_status: 503, retryable: true });
+    expect(String((failed!.details as { error: string }).error)).toContain('HTTP 503');
+    expect(logs.find((l) => l.eventType === 'retry_scheduled')!.details).toMatchObject({ delay_seconds: 60, retry_count: 1 });
+
+    clock.advance(60_000);
+    const retry = await h.step(id);
+    expect(retry.delayMs).toBe(60_000);
+    const sent = h.provider.received.filter((r) => r.body.execution_id === id && r.path === '/email');
+    expect(sent).toHaveLength(2);
+    expect(new Set(sent.map((r) => r.idempotencyKey))).toEqual(new Set([`${id}:welcome`]));
+    expect((await row(id)).retryCount).toBe(0);
+  });
+
+  it('Scenario: Exponential backoff on repeated failures', async () => {
+    const id = await start();
+    h.provider.script({ status: 503 }, { status: 503 }, { status: 503 });
+    const delays: number[] = [];
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      await h.step(id);
+      const execution = await row(id);
+      delays.push(execution.nextRunAt!.getTime() - clock.now().getTime());
+      clock.advance(execution.nextRunAt!.getTime() - clock.now().getTime());
+    }
+    expect(delays).toEqual([60_000, 120_000, 240_000]);
+    const scheduled = (await h.logsOf(id)).filter((l) => l.eventType === 'retry_scheduled').map((l) => (l.details as { delay_seconds: number }).delay_seconds);
+    expect(scheduled).toEqual([60, 120, 240]);
+    const last = await h.step(id); // the job of the third retry carries the 240 s delay
+    expect(last.delayMs).toBe(240_000);
+  });
+
+  it('Scenario: Mark execution as failed after max retries', async () => {
+    const id = await start();
+    h.provider.script({ status: 503 }, { status: 503 }, { status: 503 }, { status: 503 });
+    for (let attempt = 0; attempt <= 3; attempt += 1) {
+      await h.step(id);
+      const execution = await row(id);
+      if (execution.nextRunAt) clock.advance(execution.nextRunAt.getTime() - clock.now().getTime());
+    }
+    const failed = await row(id);
+    expect(failed).toMatchObject({ status: 'FAILED', retryCount: 3, completionReason: 'max_retries_exhausted' });
+    const types = (await h.logsOf(id)).map((l) => l.eventType);
+    expect(types).toContain('max_retries_exhausted');
+    expect(types).toContain('execution_failed');
+    expect(types).toContain('notification_sent');
+    await expect(h.step(id)).rejects.toThrow(/no job in Redis/);
+    const notification = h.provider.received.find((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id);
+    expect(notification?.body.to).toBe('admin@example.com');
+  });
+
+  it('Scenario: Handle non-retryable error', async () => {
+    const id = await start();
+    h.provider.script({ status: 400, body: { error: 'invalid email format' } });
+    await h.step(id);
+    const execution = await row(id);
+    expect(execution.retryCount).toBe(0);
+    expect(execution.currentStepIndex).toBe(1);
+    expect(execution.nextRunAt).toBeNull();
+    const logs = await h.logsOf(id);
+    expect(logs.find((l) => l.eventType === 'action_failed')).toMatchObject({ status: 'FAILED' });
+    expect(logs.map((l) => l.eventType)).toContain('skipped_non_retryable_error');
+    expect(logs.map((l) => l.eventType)).not.toContain('retry_scheduled');
+    await h.step(id);
+    await h.step(id);
+    expect((await row(id)).status).toBe('COMPLETED');
+  });
+
+  it('Scenario: Send error notification on failure', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0, admin_email: 'ops@example.com' });
+    const workflow = await h.createWorkflow(sequential, 'Onboarding');
+    const id = await h.trigger(workflow.id, (await h.createContact()).id);
+    h.provider.script({ status: 503 });
+    await h.step(id);
+    expect((await row(id)).status).toBe('FAILED');
+    const notification = h.provider.received.find((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id)!;
+    expect(notification.body).toMatchObject({ to: 'ops@example.com', workflow_name: 'Onboarding', execution_id: id });
+    expect(String(notification.body.error_message)).toContain('HTTP 503');
+    expect(String(notification.body.body)).toContain(id);
+    const sent = (await h.logsOf(id)).find((l) => l.eventType === 'notification_sent');
+    expect(sent?.details).toMatchObject({ workflow_name: 'Onboarding', to: 'o***@example.com' });
+  });
+
+  it('a failing notification never loses the failed execution', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0 });
+    const id = await start();
+    h.provider.script({ status: 503 }, { status: 500 });
+    await h.step(id);
+    expect((await row(id)).status).toBe('FAILED');
+    expect((await h.logsOf(id)).map((l) => l.eventType)).toContain('notification_failed');
+  });
+
+  it('no notification when error_notification is off', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0, error_notification: false });
+    const id = await start();
+    h.provider.script({ status: 503 });
+    await h.step(id);
+    expect((await row(id)).status).toBe('FAILED');
+    expect((await h.logsOf(id)).map((l) => l.eventType)).not.toContain('notification_sent');
+  });
+
+  it('a provider that hangs past the timeout is a transient failure', async () => {
+    const id = await start();
+    h.provider.script({ hang: true });
+    await h.step(id);
+    const failed = (await h.logsOf(id)).find((l) => l.eventType === 'action_failed');
+    expect(String((failed!.details as { error: string }).error)).toContain('timeout');
+    expect((await row(id)).retryCount).toBe(1);
+  });
+
+  it('a refused connection is a transient failure', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 3 });
+    const workflow = await h.createWorkflow({ steps: [{ id: 'hook', type: 'webhook', config: { url: 'http://127.0.0.1:1/hook', method: 'POST', body: { a: 1 } } }] });
+    const id = await h.trigger(workflow.id, (await h.createContact()).id);
+    await h.step(id);
+    expect((await row(id)).retryCount).toBe(1);
+  });
+
+  it('Scenario: Retry failed execution', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 3 });
+    const id = await start(emails(3));
+    await h.step(id);
+    h.provider.setDefault({ status: 503 });
+    for (let attempt = 0; attempt <= 3; attempt += 1) {
+      await h.step(id);
+      const execution = await row(id);
+      if (execution.nextRunAt) clock.advance(execution.nextRunAt.getTime() - clock.now().getTime());
+    }
+    expect(await row(id)).toMatchObject({ status: 'FAILED', retryCount: 3 });
+    h.provider.setDefault({ status: 200 });
+    const response = await h.api.post(`/executions/${id}/retry`);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ status: 'QUEUED', retry_count: 0, current_step: 'email_2', current_step_index: 1 });
+    expect((await h.logsOf(id)).map((l) => l.eventType)).toContain('manual_retry');
+    await h.step(id);
+    await h.step(id);
+    expect(await row(id)).toMatchObject({ status: 'COMPLETED' });
+    const stepTwo = h.provider.received.filter((r) => r.body.execution_id === id && r.body.step_id === 'email_2');
+    expect(new Set(stepTwo.map((r) => r.idempotencyKey))).toEqual(new Set([`${id}:email_2`]));
+    expect((await h.api.post(`/executions/${id}/retry`)).status).toBe(409);
+  });
+});
+
+describe('Feature: Rate Limiting and Throttling', () => {
+  let h: Harness;
+  const clock = createManualClock(new Date('2026-04-01T12:00:00.000Z'));
+  beforeAll(async () => {
+    h = await startHarness({ worker: false, clock });
+  });
+  afterAll(() => h.stop());
+
+  it('Scenario: Respect external API rate limits', async () => {
+    const workflow = await h.createWorkflow(sequential);
+    const first = await h.trigger(workflow.id, (await h.createContact()).id);
+    const second = await h.trigger(workflow.id, (await h.createContact()).id);
+    h.provider.script({ status: 429, retryAfter: '30' });
+    await h.step(first);
+    const limited = await h.db.execution.findUniqueOrThrow({ where: { id: first } });
+    expect(limited.nextRunAt!.getTime() - clock.now().getTime()).toBe(30_000);
+    expect(limited.retryCount).toBe(0);
+    const hit = (await h.logsOf(first)).find((l) => l.eventType === 'rate_limit_hit');
+    expect(hit?.details).toMatchObject({ retry_after_seconds: 30, provider: 'email' });
+
+    // Another execution's call to the same provider is held back (shared through Redis), not sent.
+    const before = h.provider.requestsTo('/email').length;
+    await h.step(second);
+    expect(h.provider.requestsTo('/email').length).toBe(before);
+    const held = await h.db.execution.findUniqueOrThrow({ where: { id: second } });
+    expect(held.nextRunAt).not.toBeNull();
+    expect((await h.logsOf(second)).map((l) => l.eventType)).toContain('action_delayed');
+
+    // The retry of the first happens after exactly 30 s.
+    const retry = await h.step(first);
+    expect(retry.delayMs).toBe(30_000);
+  });
+
+  it('Retry-After as an HTTP date', async () => {
+    await h.deps.redis.del(`${h.config.QUEUE_PREFIX}:rate-limit:email`);
+    const workflow = await h.createWorkflow(sequential);
+    const id = await h.trigger(workflow.id, (await h.createContact()).id);
+    h.provider.script({ status: 429, retryAfter: new Date(clock.now().getTime() + 45_000).toUTCString() });
+    await h.step(id);
+    const limited = await h.db.execution.findUniqueOrThrow({ where: { id } });
+    expect(limited.nextRunAt!.getTime() - clock.now().getTime()).toBe(45_000);
+  });
+
+  it('Scenario: Enforce account concurrent execution limit', async () => {
+    for (const running of await h.db.execution.findMany({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } })) {
+      expect((await h.api.post(`/executions/${running.id}/cancel`)).status).toBe(200);
+    }
+    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
+    await h.api.patch('/account/settings', { concurrent_executions_per_account: 2 });
+    const workflow = await h.createWorkflow(emails(2));
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
+    await h.deps.redis.del(`${h.config.QUEUE_PREFIX}:rate-limit:email`);
+    for (const id of ids) await h.step(id); // admission: two start, two wait in line
+    const statuses = async () => (await h.db.execution.findMany({ where: { id: { in: ids } } })).sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id)).map((e) => e.status);
+    expect(await statuses()).toEqual(['ACTIVE', 'ACTIVE', 'QUEUED', 'QUEUED']);
+    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(2);
+    await h.step(ids[0]!);
+    expect(await statuses()).toEqual(['COMPLETED', 'ACTIVE', 'ACTIVE', 'QUEUED']); // first come, first served
+    await h.step(ids[1]!);
+    expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'ACTIVE', 'ACTIVE']);
+    for (const id of ids.slice(2)) { await h.step(id); await h.step(id); }
+    expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED']);
+    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
+  });
+});
