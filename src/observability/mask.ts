@@ -44,9 +44,9 @@ const TOKEN = new RegExp(
     String.raw`(?<keep>${TIMESTAMP}|${UUID})`,
     // A maximal run of 7 to 15 digits (E.164) joined by at most 3 separator characters, not glued to a
     // word, an `@` or a mask, and not running into a uuid or timestamp: long ids such as trace ids stay
-    // intact, and the two digits a masked number keeps can never join a neighbour on a second pass. Like
-    // a pair key, it may not follow `]`, the last character of `[REDACTED]`.
-    String.raw`(?<phone>(?<![\w+\]])(?<!\d[ ().-]{1,3})\+?\d(?:[ ().-]{0,3}${NOT_ID}\d){6,14})(?![\w@*]|[ ().-]{1,3}${NOT_ID}\d)`,
+    // intact, and the two digits a masked number keeps can never join a neighbour on a second pass. `]`
+    // (the end of `[REDACTED]`) counts as a digit on its left and `*` (a masked digit) on its right.
+    String.raw`(?<phone>(?<![\w+\]])(?<![\d\]][ ().-]{1,3})\+?\d(?:[ ().-]{0,3}${NOT_ID}\d){6,14})(?![\w@*]|[ ().-]{1,3}(?:\*|${NOT_ID}\d))`,
   ].join('|'),
   'gi',
 );

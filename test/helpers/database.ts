@@ -1,10 +1,17 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 
 /** Server the tests use; the same defaults as the engine's. */
 export const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-/** Database migrated once per run by the global setup; each test file clones it. */
-export const TEMPLATE_DB = 'fm_test_template';
+const MIGRATIONS = path.resolve(import.meta.dirname, '../../prisma/migrations');
+const migrationsHash = createHash('sha256')
+  .update(readdirSync(MIGRATIONS).filter((name) => !name.endsWith('.toml')).sort().map((name) => readFileSync(path.join(MIGRATIONS, name, 'migration.sql'), 'utf8')).join('\n'))
+  .digest('hex')
+  .slice(0, 12);
+/** Database migrated once per set of migrations by the global setup; each test file clones it. */
+export const TEMPLATE_DB = `fm_template_${migrationsHash}`;
 export const TEST_DB_PREFIX = 'fm_test_';
 
 export const databaseUrl = (name: string) => {
@@ -25,7 +32,8 @@ export async function adminQuery(sql: string): Promise<void> {
 
 /** A fresh database cloned from the migrated template; `drop()` removes it. */
 export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
-  const name = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+  // The creation time in the name lets a later run remove databases that interrupted runs left behind.
+  const name = `${TEST_DB_PREFIX}${Date.now()}_${randomBytes(4).toString('hex')}`;
   await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DB}"`);
   return {
     url: databaseUrl(name),

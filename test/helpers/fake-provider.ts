@@ -23,6 +23,7 @@ export async function startFakeProvider() {
   const received: ReceivedRequest[] = [];
   const scripted: FakeResponse[] = [];
   let fallback: FakeResponse = { status: 200 };
+  let latencyMs = 0;
   const hanging = new Set<ServerResponse>();
   const waiters: { predicate: () => boolean; resolve: () => void }[] = [];
 
@@ -46,7 +47,9 @@ export async function startFakeProvider() {
       }
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
-      response.writeHead(answer.status, headers).end(JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
+      const send = () => response.writeHead(answer.status, headers).end(JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
+      if (latencyMs > 0) setTimeout(send, latencyMs);
+      else send();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -65,6 +68,10 @@ export async function startFakeProvider() {
     /** Answers every request without a scripted response like this. */
     setDefault(response: FakeResponse) {
       fallback = response;
+    },
+    /** Delays every answer by `ms` (a slow provider). */
+    setLatency(ms: number) {
+      latencyMs = ms;
     },
     requestsTo(path: string) {
       return received.filter((r) => r.path === path);
