@@ -9,7 +9,7 @@ import { createSweeper } from './engine/sweeper.ts';
 import { WorkflowCache } from './engine/workflow-cache.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, setExecutionsByStatusSource, setQueueDepthSource } from './observability/metrics.ts';
-import { createRedis } from './queue/redis.ts';
+import { createRedis, Redis } from './queue/redis.ts';
 import { StepQueue } from './queue/step-queue.ts';
 import { createStepWorker } from './queue/step-worker.ts';
 
@@ -40,16 +40,21 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     await db.$disconnect().catch(() => undefined);
     throw new Error(`cannot reach Postgres at ${redactUrl(config.DATABASE_URL)}: ${(error as Error).message.split('\n').at(-1)}`);
   }
-  const redis = createRedis(config.REDIS_URL, { lazyConnect: true });
-  redis.on('error', () => undefined); // reconnects on its own; failures surface through commands
+  // A probe that does not retry, so an unreachable Redis is reported at once.
+  const probe = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 5_000 });
+  let probeError: Error | null = null;
+  probe.on('error', (error: Error) => (probeError = error));
   try {
-    await Promise.race([redis.connect(), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 5_000))]);
-    await redis.ping();
+    await probe.connect();
+    await probe.ping();
   } catch (error) {
-    redis.disconnect();
     await db.$disconnect();
-    throw new Error(`cannot reach Redis at ${redactUrl(config.REDIS_URL)}: ${(error as Error).message}`);
+    throw new Error(`cannot reach Redis at ${redactUrl(config.REDIS_URL)}: ${(probeError ?? (error as Error)).message}`);
+  } finally {
+    probe.disconnect();
   }
+  const redis = createRedis(config.REDIS_URL);
+  redis.on('error', (error) => logger.warn('redis connection error', { error: error.message })); // ioredis reconnects on its own
   const queue = new StepQueue(redis, config.QUEUE_PREFIX);
   const metrics = createMetrics();
   setExecutionsByStatusSource(metrics, async () => {

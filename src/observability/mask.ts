@@ -40,7 +40,8 @@ const TOKEN = new RegExp(
     String.raw`(?<bearer>\bBearer\s+)[A-Za-z0-9._~+/=-]+`,
     // Our API keys and Stripe-style secret keys.
     String.raw`(?<apiKey>\bfm_[A-Za-z0-9_-]{20,}|\b[sr]k_(?:live|test)_[A-Za-z0-9]+)`,
-    String.raw`(?<emailLocal>${LOCAL_PART})@(?<emailDomain>${DOMAIN})`,
+    // A domain directly followed by `@` is the local part of the next address, not a domain.
+    String.raw`(?<emailLocal>${LOCAL_PART})@(?<emailDomain>${DOMAIN})(?!@)`,
     String.raw`(?<keep>${TIMESTAMP}|${UUID})`,
     // A maximal run of 7 to 15 digits (E.164) joined by at most 3 separator characters, not glued to a
     // word, an `@` or a mask, and not running into a uuid or timestamp: long ids such as trace ids stay

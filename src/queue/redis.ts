@@ -5,4 +5,4 @@ export function createRedis(url: string, options: { lazyConnect?: boolean } = {}
   return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: options.lazyConnect ?? false });
 }
 
-export type { Redis };
+export { Redis };

@@ -2,8 +2,8 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
-import { getAdjacencyMap, getSimplePaths } from 'xstate/graph';
+import { initialTransition, transition, type SnapshotFrom } from 'xstate';
+import { getAdjacencyMap, getShortestPaths, getSimplePaths } from 'xstate/graph';
 import {
   FINAL_STATES,
   buildMachine,
@@ -46,7 +46,7 @@ const PATH_EVENTS = ALL_EVENTS.filter((event) => event.type !== 'STEP_SKIPPED');
 /** The events of a run in which every step succeeds and nothing interrupts it. */
 const PROGRESS_EVENTS: ExecutionEvent[] = [STEP_DONE, TIMER_FIRED, isTrue, isFalse];
 
-type Snapshot = AnyMachineSnapshot;
+type Snapshot = SnapshotFrom<WorkflowMachine>;
 const isDone = (snapshot: Snapshot) => snapshot.status === 'done';
 const serializeState = (snapshot: Snapshot) => JSON.stringify({ value: snapshot.value, context: snapshot.context });
 const serializeEvents = (events: readonly ExecutionEvent[]) => events.map((event) => JSON.stringify(event)).join(' ');
@@ -66,7 +66,8 @@ function stateGraph(machine: WorkflowMachine, events: ExecutionEvent[]) {
   const adjacency = getAdjacencyMap(machine, traversal(events));
   const nodes = new Map<string, { snapshot: Snapshot; successors: Set<string> }>();
   for (const [key, { state, transitions }] of Object.entries(adjacency)) {
-    const successors = new Set(Object.values(transitions).map((edge) => serializeState(edge.state)));
+    const edges = Object.values(transitions) as { state: Snapshot }[];
+    const successors = new Set(edges.map((edge) => serializeState(edge.state)));
     successors.delete(key);
     nodes.set(key, { snapshot: state, successors });
   }
@@ -120,6 +121,14 @@ function assertEveryPathEnds(compiled: CompiledWorkflow, steps: readonly Step[])
   }
   const reachable = new Set([...graph.values()].map((node) => String(node.snapshot.value)));
   expect([...reachable].sort()).toEqual([...stepIds, ...finalStates].sort());
+
+  // Each step is reachable by a run without failures, and replaying that run's events gets there.
+  for (const path of getShortestPaths(machine, traversal(PROGRESS_EVENTS))) {
+    const events = path.steps.slice(1).map((step) => step.event as ExecutionEvent);
+    expect(replay(machine, events).snapshot.value).toBe(path.state.value);
+  }
+  const shortestTargets = new Set(getShortestPaths(machine, traversal(PROGRESS_EVENTS)).map((path) => String(path.state.value)));
+  expect([...shortestTargets].sort()).toEqual([...stepIds, 'completed'].sort());
 
   // Every simple path ends in a final state or is the beginning of one that does.
   const paths = simplePaths(machine, PATH_EVENTS);
@@ -386,6 +395,15 @@ describe('compileWorkflow: step bookkeeping', () => {
     expect(compile(sequential).totalSteps).toBe(sequential.steps.length);
   });
 
+  it('compiles step ids that are names of Object.prototype members like any other', () => {
+    const ids = ['constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+    const compiled = compile({ steps: ids.map((id) => ({ id, type: 'add_tag', config: { tag: id } })) });
+    const { trace } = replay(compiled.machine, ids.map(() => STEP_DONE));
+    expect(trace.map((entry) => entry.value)).toEqual([...ids, 'completed']);
+    expect(ids.map((id) => compiled.steps.get(id)?.remaining)).toEqual([4, 3, 2, 1]);
+    assertEveryPathEnds(compiled, [...compiled.steps.values()].map((info) => info.step));
+  });
+
   it('exposes the goal event', () => {
     expect(compile(welcomeSequence).goalEvent).toBe('appointment_booked');
     expect(compile(sequential).goalEvent).toBeNull();
@@ -479,7 +497,9 @@ describe('compiled machines: every path ends in a final state', () => {
 const shortText = (maxLength: number) => fc.string({ minLength: 1, maxLength }).filter((text) => text.length <= maxLength);
 const idStem = fc.stringMatching(/^[A-Za-z][A-Za-z0-9_-]{0,10}$/);
 
-const actionOrWait = fc.oneof(
+type DraftStep = { type: string; config: unknown; branches?: { true: DraftStep[]; false: DraftStep[] } };
+
+const actionOrWait: fc.Arbitrary<DraftStep> = fc.oneof(
   fc.record({
     type: fc.constant('send_email'),
     config: fc.record({ subject: shortText(40), body: shortText(80), to: fc.constantFrom('ops@example.com', 'a.b+tag@mail.example.co.uk') }, { requiredKeys: ['subject', 'body'] }),
@@ -520,15 +540,13 @@ const conditionConfig = fc.oneof(
   }),
 );
 
-type DraftStep = { type: string; config: unknown; branches?: { true: DraftStep[]; false: DraftStep[] } };
-
 /** Step lists at `level` (1 = top); conditions may nest three deep. */
 const stepsAt = (level: number, minLength: number, maxLength: number): fc.Arbitrary<DraftStep[]> =>
   fc.array(
     level > 3
       ? actionOrWait
       : fc.oneof(
-          { weight: 4, arbitrary: actionOrWait as fc.Arbitrary<DraftStep> },
+          { weight: 4, arbitrary: actionOrWait },
           {
             weight: 1,
             arbitrary: fc.record({
@@ -575,7 +593,16 @@ function slotsOf(node: unknown, slots: { parent: Record<string, unknown> | unkno
   return slots;
 }
 
-const mutation = fc.record({
+interface Mutation {
+  /** Which slot of the tree to change, modulo the number of slots. */
+  pick: number;
+  kind: 'replace' | 'remove' | 'add';
+  value: unknown;
+  /** The key an added object entry gets. */
+  key: string;
+}
+
+const mutation: fc.Arbitrary<Mutation> = fc.record({
   pick: fc.nat(),
   kind: fc.constantFrom('replace', 'remove', 'add'),
   value: fc.anything(),
@@ -583,7 +610,7 @@ const mutation = fc.record({
 });
 
 /** Applies random mutations to a copy of a definition. */
-function mutate(definition: unknown, mutations: fc.RecordValue<{ pick: number; kind: string; value: unknown; key: string }>[]) {
+function mutate(definition: unknown, mutations: Mutation[]) {
   const copy = structuredClone(definition);
   for (const { pick, kind, value, key } of mutations) {
     const slots = slotsOf(copy);
@@ -593,7 +620,8 @@ function mutate(definition: unknown, mutations: fc.RecordValue<{ pick: number; k
       if (kind === 'remove') parent.splice(at as number, 1);
       else parent.splice(at as number, kind === 'replace' ? 1 : 0, value);
     } else if (kind === 'remove') delete parent[at as string];
-    else parent[kind === 'replace' ? (at as string) : key] = value;
+    // An own property, as JSON.parse makes it, even for a key such as "__proto__".
+    else Object.defineProperty(parent, kind === 'replace' ? at : key, { value, enumerable: true, writable: true, configurable: true });
   }
   return copy;
 }

@@ -1,11 +1,13 @@
 import { describe, it, expect } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { pathToFileURL } from 'node:url';
 import type { AnyStateMachine } from 'xstate';
 import { compileWorkflow } from '../../src/compiler/compile.ts';
 import { parseDefinition } from '../../src/definition/schema.ts';
-import { MACHINES_DIR, exportMachines, listDefinitions, renderMachineModule } from '../../scripts/export-machines.ts';
+import { MACHINES_DIR, exportMachines, listDefinitions, renderMachineModule, toLiteral } from '../../scripts/export-machines.ts';
 import { branching, emails, sequential, welcomeSequence, withWait } from '../fixtures/workflows.ts';
 
 /** The SPEC's example workflows and the definitions they must hold. */
@@ -56,5 +58,37 @@ describe('machines/', () => {
 
   it('is up to date: the export script in check mode finds nothing to rewrite', () => {
     expect(exportMachines({ check: true })).toEqual([]);
+  });
+});
+
+describe('scripts/export-machines.ts', () => {
+  it('renders JSON data as a literal that evaluates back to the same data', () => {
+    // A quoted "__proto__" key sets the prototype in a literal; compiled configs never have one.
+    const json = fc.jsonValue().map((value) => JSON.parse(JSON.stringify(value)) as unknown).filter((value) => !JSON.stringify(value).includes('"__proto__"'));
+    fc.assert(
+      fc.property(json, (value) => {
+        expect(new Function(`return (${toLiteral(value)});`)()).toEqual(value);
+      }),
+    );
+    expect(toLiteral({ 'a-b': ["it's", 'say "hi"\n'], ok: {} })).toBe(`{\n  'a-b': [\n    'it\\'s',\n    'say "hi"\\n',\n  ],\n  ok: {},\n}`);
+  });
+
+  it('writes missing or stale machine files, leaves current ones alone, and refuses invalid definitions', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'machines-'));
+    try {
+      writeFileSync(join(dir, 'one.definition.json'), JSON.stringify(sequential));
+      expect(exportMachines({ dir, check: true })).toEqual(['one']);
+      expect(readdirSync(dir)).toEqual(['one.definition.json']);
+      expect(exportMachines({ dir })).toEqual(['one']);
+      const parsed = parseDefinition(sequential);
+      if (!parsed.ok) throw new Error('fixture does not parse');
+      expect(readFileSync(join(dir, 'one.machine.ts'), 'utf8')).toBe(renderMachineModule('one', compileWorkflow(parsed.definition, 'one').config));
+      expect(exportMachines({ dir })).toEqual([]);
+
+      writeFileSync(join(dir, 'two.definition.json'), JSON.stringify({ steps: [{ id: 'pause', type: 'wait', config: { duration: '2 parsecs' } }] }));
+      expect(() => exportMachines({ dir })).toThrow(/two\.definition\.json is invalid:\n {2}steps\.0\.config\.duration: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
