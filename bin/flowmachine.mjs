@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Runs the TypeScript sources through tsx, generating the Prisma client first if it is missing.
+// Tracing starts before the application is imported, so its instrumentations see every module load.
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +12,15 @@ if (!existsSync(`${root}src/generated/prisma/client.ts`)) {
   if (generated.status !== 0) process.exit(1);
 }
 register();
-const { main } = await import('../src/cli.ts');
-main(process.argv.slice(2)).catch((error) => {
+const fail = (error) => {
   console.error(`flowmachine: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
-});
+};
+try {
+  const { startTracing } = await import('../src/observability/tracing.ts');
+  const tracing = await startTracing();
+  const { main } = await import('../src/cli.ts');
+  await main(process.argv.slice(2), tracing);
+} catch (error) {
+  fail(error);
+}

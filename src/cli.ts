@@ -3,6 +3,7 @@ import { createAccount } from './api/api-keys.ts';
 import { loadConfig } from './config.ts';
 import { createDb } from './db/client.ts';
 import { ensureDatabase, migrate } from './db/migrate.ts';
+import type { Tracing } from './observability/tracing.ts';
 import { startRuntime, type Roles } from './runtime.ts';
 
 const USAGE = `usage: flowmachine <command>
@@ -14,7 +15,7 @@ const USAGE = `usage: flowmachine <command>
                                 create an account; prints {"account_id","user_id","api_key"}`;
 
 /** Entry point of `npx flowmachine` and `npm start`. Errors end in one line on stderr and exit code 1. */
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[], tracing: Tracing = { shutdown: async () => {} }): Promise<void> {
   const [command, ...rest] = argv;
   const config = loadConfig();
   switch (command) {
@@ -27,11 +28,11 @@ export async function main(argv: string[]): Promise<void> {
     case 'start':
       await ensureDatabase(config.DATABASE_URL);
       await migrate(config.DATABASE_URL);
-      return serve(config, { api: true, worker: true });
+      return serve(config, { api: true, worker: true }, tracing);
     case 'api':
-      return serve(config, { api: true, worker: false });
+      return serve(config, { api: true, worker: false }, tracing);
     case 'worker':
-      return serve(config, { api: false, worker: true });
+      return serve(config, { api: false, worker: true }, tracing);
     case 'accounts': {
       const { values, positionals } = parseArgs({ args: rest, options: { name: { type: 'string' }, 'admin-email': { type: 'string' } }, allowPositionals: true });
       if (positionals[0] !== 'create' || !values.name || !values['admin-email'] || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(values['admin-email'])) {
@@ -51,11 +52,14 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-async function serve(config: ReturnType<typeof loadConfig>, roles: Roles): Promise<void> {
+async function serve(config: ReturnType<typeof loadConfig>, roles: Roles, tracing: Tracing): Promise<void> {
   const runtime = await startRuntime(config, roles);
   const shutdown = (signal: string) => {
     runtime.deps.logger.info('shutting down', { signal });
-    runtime.stop().then(() => process.exit(0), () => process.exit(1));
+    runtime
+      .stop()
+      .then(() => tracing.shutdown())
+      .then(() => process.exit(0), () => process.exit(1));
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

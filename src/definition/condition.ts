@@ -20,10 +20,16 @@ const CONTACT_FIELDS: Record<string, (c: ContactFacts) => unknown> = {
 
 /** Reads `field` from a contact: a contact field (`email`, `opted_in`, …) or an attribute (`plan`, `attributes.plan`). */
 export function readField(contact: ContactFacts, field: string): unknown {
-  const reader = CONTACT_FIELDS[field];
+  // Own properties only: a field named `constructor` or `__proto__` must not reach the prototype.
+  const reader = Object.hasOwn(CONTACT_FIELDS, field) ? CONTACT_FIELDS[field] : undefined;
   if (reader) return reader(contact);
   const path = field.startsWith('attributes.') ? field.slice('attributes.'.length) : field;
-  return path.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), contact.attributes);
+  return lookupPath(contact.attributes, path);
+}
+
+/** Reads a dotted path of own properties (`a.b.c`) from plain data; anything else is undefined. */
+export function lookupPath(root: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' && Object.hasOwn(node, key) ? (node as Record<string, unknown>)[key] : undefined), root);
 }
 
 const asNumber = (value: unknown) => (typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN);

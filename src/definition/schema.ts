@@ -107,24 +107,6 @@ export const definitionSchema = z
     goal: z.strictObject({ event: text(100) }).optional(),
     reentry: z.enum(REENTRY).default('after_completion'),
     steps: z.array(stepSchema).min(1).max(500),
-  })
-  .superRefine((definition, ctx) => {
-    const seen = new Map<string, string>();
-    let count = 0;
-    const visit = (steps: Step[], path: (string | number)[]) =>
-      steps.forEach((step, index) => {
-        count += 1;
-        const here = [...path, index];
-        const first = seen.get(step.id);
-        if (first) ctx.addIssue({ code: 'custom', path: [...here, 'id'], message: `duplicate step id "${step.id}" (first used at ${first})` });
-        else seen.set(step.id, here.join('.'));
-        if (step.type === 'condition') {
-          visit(step.branches.true, [...here, 'branches', 'true']);
-          visit(step.branches.false, [...here, 'branches', 'false']);
-        }
-      });
-    visit(definition.steps, ['steps']);
-    if (count > 1_000) ctx.addIssue({ code: 'custom', path: ['steps'], message: `a workflow may have at most 1000 steps (has ${count})` });
   });
 
 export type Definition = z.infer<typeof definitionSchema>;
@@ -137,11 +119,55 @@ export interface DefinitionIssue {
 
 export type ParseDefinitionResult = { ok: true; definition: Definition } | { ok: false; issues: DefinitionIssue[] };
 
-/** Validates an untrusted definition; on failure returns every problem with its path (e.g. `steps.2.config.duration`). */
+/** Deepest nesting of conditions a definition may have. */
+export const MAX_DEPTH = 32;
+/** Most steps a definition may have, branches included. */
+export const MAX_STEPS = 1_000;
+
+/**
+ * Validates an untrusted definition; on failure returns every problem with its path (e.g.
+ * `steps.2.config.duration`). Whole-definition rules (unique step ids, nesting depth, step count) are
+ * checked on the raw input, so they are reported alongside field errors, and over-deep input never
+ * reaches the recursive schema.
+ */
 export function parseDefinition(input: unknown): ParseDefinitionResult {
+  const structural = structuralIssues(input);
+  if (structural.some((issue) => issue.message.startsWith('conditions may be nested'))) return { ok: false, issues: structural };
   const parsed = definitionSchema.safeParse(input);
-  if (parsed.success) return { ok: true, definition: parsed.data };
-  return { ok: false, issues: flattenIssues(parsed.error.issues) };
+  if (parsed.success && structural.length === 0) return { ok: true, definition: parsed.data };
+  return { ok: false, issues: [...(parsed.success ? [] : flattenIssues(parsed.error.issues)), ...structural] };
+}
+
+/** Unique step ids, nesting depth and step count, read from the raw input without recursion. */
+function structuralIssues(input: unknown): DefinitionIssue[] {
+  const issues: DefinitionIssue[] = [];
+  const steps = (input as { steps?: unknown } | null)?.steps;
+  if (!Array.isArray(steps)) return issues;
+  const seen = new Map<string, string>();
+  // Depth-first in document order, with an explicit stack: "first used at" is the earlier step.
+  const stack = steps.map((step, index) => ({ step, path: `steps.${index}`, depth: 0 })).reverse();
+  let count = 0;
+  while (stack.length > 0) {
+    const { step, path, depth } = stack.pop()!;
+    if (depth > MAX_DEPTH) {
+      issues.push({ path, message: `conditions may be nested at most ${MAX_DEPTH} deep` });
+      break;
+    }
+    count += 1;
+    if (!step || typeof step !== 'object') continue;
+    const { id, branches } = step as { id?: unknown; branches?: { true?: unknown; false?: unknown } };
+    if (typeof id === 'string') {
+      const first = seen.get(id);
+      if (first) issues.push({ path: `${path}.id`, message: `duplicate step id "${id}" (first used at ${first})` });
+      else seen.set(id, path);
+    }
+    for (const side of ['false', 'true'] as const) {
+      const branch = branches && typeof branches === 'object' ? branches[side] : undefined;
+      if (Array.isArray(branch)) for (let i = branch.length - 1; i >= 0; i -= 1) stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}`, depth: depth + 1 });
+    }
+  }
+  if (count > MAX_STEPS) issues.push({ path: 'steps', message: `a workflow may have at most ${MAX_STEPS} steps (has ${count})` });
+  return issues;
 }
 
 function flattenIssues(issues: z.core.$ZodIssue[]): DefinitionIssue[] {

@@ -1,3 +1,5 @@
+import { lookupPath } from './condition.ts';
+
 /** Values a template may refer to: contact fields, attributes, and the trigger payload. */
 export type TemplateScope = Record<string, unknown>;
 
@@ -7,7 +9,7 @@ export type TemplateScope = Record<string, unknown>;
  */
 export function renderTemplate(template: string, scope: TemplateScope): string {
   return template.replace(/\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g, (_, name: string) => {
-    const value = name.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), scope);
+    const value = lookupPath(scope, name);
     return value === undefined || value === null ? '' : String(value);
   });
 }

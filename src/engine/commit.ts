@@ -24,7 +24,6 @@ export interface Change {
   /** New tag list of the contact, written in the same transaction as the step. */
   tags?: string[];
   userId?: string | null;
-  trace?: Record<string, string>;
 }
 
 /** The outcome of a committed change. */
@@ -45,6 +44,9 @@ const FINISH_LOGS: Record<FinalState, string[]> = {
 
 class VersionConflict extends Error {}
 
+/** The execution's trace context, carried by each of its jobs so all its steps join one trace. */
+export const traceOf = (row: { traceContext: unknown }) => (row.traceContext ?? undefined) as Record<string, string> | undefined;
+
 const EFFECT_TYPES = new Set<string>(['executeAction', 'evaluateCondition', 'startTimer', 'finishExecution']);
 
 /**
@@ -59,6 +61,8 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   let stored = change.rewind ?? (row.snapshot as unknown as StoredSnapshot);
   let effects: Effect[] = [];
   if (change.event) {
+    // A finished execution takes no more events (the machine's GOAL and CANCEL would still match).
+    if (stored.value in FINAL_STATES) return null;
     const [next, actions] = transition(workflow.machine, restoreSnapshot(workflow, stored), change.event);
     stored = storeSnapshot(next);
     effects = actions.filter((action) => EFFECT_TYPES.has(action.type)) as unknown as Effect[];
@@ -134,7 +138,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   if (status === 'ACTIVE' || status === 'PAUSED' || (status === 'QUEUED' && !data.waiting)) {
     const delayMs = nextRunAt ? nextRunAt.getTime() - now.getTime() : 0;
     // Far-future timers stay in Postgres; the sweeper promotes them to Redis shortly before they are due.
-    if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift({ executionId: row.id, version, delayMs, trace: change.trace });
+    if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift({ executionId: row.id, version, delayMs, trace: traceOf(row) });
   }
   await deps.queue.enqueue(work, (error) => deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: row.id, error: error.message }));
   observe(deps, row, logs, finished, status);

@@ -49,7 +49,7 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
 
   // A job that arrives before its time (clock skew, a promoted job) is put back until then.
   if (row.nextRunAt && row.nextRunAt.getTime() > now.getTime() + 5) {
-    return (await commitChange(deps, loaded, { logs: recovered, trace: job.trace })) ? 'rescheduled' : 'conflict';
+    return (await commitChange(deps, loaded, { logs: recovered })) ? 'rescheduled' : 'conflict';
   }
   if (row.contact.deletedAt) {
     return done(await commitChange(deps, loaded, { event: { type: 'CANCEL', reason: 'contact_deleted' }, logs: recovered }));
@@ -66,24 +66,21 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
           status: 'PAUSED',
           nextRunAt: resumeAt,
           logs: [...recovered, { ...base, eventType: 'wait_started', status: 'PAUSED', details: { duration_ms: delayMs, resume_at: resumeAt.toISOString() } }],
-          trace: job.trace,
-        }));
+            }));
       }
       const latenessMs = row.nextRunAt ? Math.max(0, now.getTime() - row.nextRunAt.getTime()) : 0;
       deps.metrics.timerLateness.observe(latenessMs / 1000);
       return done(await commitChange(deps, loaded, {
         event: { type: 'TIMER_FIRED' },
         logs: [...recovered, { ...base, eventType: 'wait_completed', status: 'SUCCESS', details: { lateness_ms: latenessMs } }],
-        trace: job.trace,
-      }));
+        }));
     }
     case 'condition': {
       const result = evaluateCondition(step.config, { ...row.contact, attributes: (row.contact.attributes ?? {}) as Record<string, unknown> });
       return done(await commitChange(deps, loaded, {
         event: { type: 'CONDITION_RESULT', result },
         logs: [...recovered, { ...base, eventType: 'condition_evaluated', status: 'SUCCESS', details: { result, condition: step.config } }],
-        trace: job.trace,
-      }));
+        }));
     }
     default:
       return runActionStep(deps, loaded, step, job, recovered);
@@ -127,7 +124,6 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
   const change = (extra: Omit<Change, 'logs'>, ...entries: LogEntry[]): Change => ({
     ...extra,
     logs: [...logs, ...entries.map((entry) => ({ timestamp: finishedAt, ...entry }))],
-    trace: job.trace,
   });
 
   switch (result.kind) {

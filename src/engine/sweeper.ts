@@ -1,5 +1,6 @@
 import type { StepWork } from '../queue/step-queue.ts';
 import { admitWaiting } from './admission.ts';
+import { traceOf } from './commit.ts';
 import type { EngineDeps } from './types.ts';
 
 const BATCH = 1_000;
@@ -35,9 +36,9 @@ export function createSweeper(deps: EngineDeps) {
 
     const timers = await deps.db.execution.findMany({
       where: { status: { in: ['PAUSED', 'ACTIVE'] }, nextRunAt: { lte: horizon, ...(promotedUntil ? { gt: promotedUntil } : {}) } },
-      select: { id: true, version: true, nextRunAt: true },
+      select: { id: true, version: true, nextRunAt: true, traceContext: true },
     });
-    enqueued += await enqueue(deps, timers.map((t) => ({ executionId: t.id, version: t.version, delayMs: t.nextRunAt!.getTime() - now.getTime(), recovered: rebuilt || undefined })));
+    enqueued += await enqueue(deps, timers.map((t) => ({ executionId: t.id, version: t.version, delayMs: t.nextRunAt!.getTime() - now.getTime(), recovered: rebuilt || undefined, trace: traceOf(t) })));
     promotedUntil = horizon;
 
     let cursor: string | undefined;
@@ -50,9 +51,9 @@ export function createSweeper(deps: EngineDeps) {
         },
         orderBy: { id: 'asc' },
         take: BATCH,
-        select: { id: true, version: true },
+        select: { id: true, version: true, traceContext: true },
       });
-      enqueued += await enqueue(deps, stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true })));
+      enqueued += await enqueue(deps, stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true, trace: traceOf(s) })));
       if (stuck.length < BATCH) break;
       cursor = stuck.at(-1)!.id;
     }

@@ -1,7 +1,7 @@
 import { initialTransition } from 'xstate';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { maskPii } from '../observability/mask.ts';
-import { injectTraceContext } from '../observability/tracing.ts';
+import { injectTraceContext, withSpan } from '../observability/tracing.ts';
 import { progressOf, storeSnapshot } from './snapshot.ts';
 import { RUNNING_STATUSES, type EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
@@ -31,7 +31,16 @@ export type TriggerResult =
  * its `execution_started` log in one transaction, serialised per workflow and contact so concurrent
  * triggers cannot both pass the deduplication check; then enqueues the first step.
  */
-export async function triggerExecution(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
+export function triggerExecution(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
+  return withSpan('trigger execution', { 'flowmachine.workflow_id': request.workflowId, 'flowmachine.contact_id': request.contactId }, async (span) => {
+    const result = await enroll(deps, cache, request);
+    span.setAttribute('flowmachine.trigger_result', result.kind);
+    if ('executionId' in result) span.setAttribute('flowmachine.execution_id', result.executionId);
+    return result;
+  });
+}
+
+async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
   const { accountId, workflowId, contactId } = request;
   const [workflow, contact] = await Promise.all([
     deps.db.workflow.findFirst({ where: { id: workflowId, accountId } }),
@@ -52,6 +61,7 @@ export async function triggerExecution(deps: EngineDeps, cache: WorkflowCache, r
   const [snapshot] = initialTransition(compiled.machine);
   const stored = storeSnapshot(snapshot);
   const now = deps.clock.now();
+  const trace = injectTraceContext();
 
   const result = await deps.db.$transaction(async (tx): Promise<TriggerResult> => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`${workflowId}:${contactId}`}, 0))`;
@@ -70,6 +80,7 @@ export async function triggerExecution(deps: EngineDeps, cache: WorkflowCache, r
         totalSteps: progressOf(compiled, stored, compiled.totalSteps).totalSteps,
         goalEvent: compiled.goalEvent,
         payload: (request.payload ?? {}) as Prisma.InputJsonValue,
+        traceContext: trace,
         createdAt: now,
         updatedAt: now,
       },
@@ -83,7 +94,7 @@ export async function triggerExecution(deps: EngineDeps, cache: WorkflowCache, r
 
   if (result.kind === 'duplicate') await refusal('deduplication_blocked', result.executionId, { reason: 'duplicate trigger ignored' });
   if (result.kind === 'started') {
-    await deps.queue.enqueue([{ executionId: result.executionId, version: 0, trace: injectTraceContext() }], (error) =>
+    await deps.queue.enqueue([{ executionId: result.executionId, version: 0, trace }], (error) =>
       deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: result.executionId, error: error.message }),
     );
     deps.metrics.executionsStarted.inc();

@@ -40,8 +40,8 @@ const TOKEN = new RegExp(
     String.raw`(?<bearer>\bBearer\s+)[A-Za-z0-9._~+/=-]+`,
     // Our API keys and Stripe-style secret keys.
     String.raw`(?<apiKey>\bfm_[A-Za-z0-9_-]{20,}|\b[sr]k_(?:live|test)_[A-Za-z0-9]+)`,
-    // A domain directly followed by `@` is the local part of the next address, not a domain.
-    String.raw`(?<emailLocal>${LOCAL_PART})@(?<emailDomain>${DOMAIN})(?!@)`,
+    // A chain such as `x@a.io@b.io` is one token, masked down to its last domain.
+    String.raw`(?<emailLocal>${LOCAL_PART})@(?<emailDomain>${DOMAIN}(?:@${DOMAIN})*)`,
     String.raw`(?<keep>${TIMESTAMP}|${UUID})`,
     // A maximal run of 7 to 15 digits (E.164) joined by at most 3 separator characters, not glued to a
     // word, an `@` or a mask, and not running into a uuid or timestamp: long ids such as trace ids stay
@@ -65,8 +65,9 @@ function maskToken(match: string, groups: TokenGroups): string {
   }
   if (groups.bearer !== undefined) return `${groups.bearer}${REDACTED}`;
   if (groups.apiKey !== undefined) return REDACTED;
-  if (groups.emailLocal !== undefined && !MASKED_LOCAL.test(groups.emailLocal)) {
-    return `${groups.emailLocal[0]}***@${groups.emailDomain}`;
+  if (groups.emailLocal !== undefined) {
+    const local = MASKED_LOCAL.test(groups.emailLocal) ? groups.emailLocal : `${groups.emailLocal[0]}***`;
+    return `${local}@${groups.emailDomain?.split('@').at(-1)}`;
   }
   if (groups.phone !== undefined && !DECIMAL.test(groups.phone)) return maskPhone(groups.phone);
   return match;
@@ -102,15 +103,15 @@ export function maskText(text: string): string {
 }
 
 /**
- * Whether text still holds an unmasked email address or phone number, judged by the same scanner as
- * {@link maskText} (so uuids, timestamps and masked values do not count). Meant for tests that sweep
- * every log line and stored log entry of a run.
+ * Whether text still holds an unmasked email address or phone number, i.e. one that {@link maskText}
+ * would change (so uuids, timestamps, decimals and masked values do not count). Meant for tests that
+ * sweep every log line and stored log entry of a run.
  */
 export function containsPlainPii(text: string): boolean {
   for (const match of text.matchAll(TOKEN)) {
     const groups = (match.groups ?? {}) as TokenGroups;
-    if (groups.emailLocal !== undefined && !MASKED_LOCAL.test(groups.emailLocal)) return true;
-    if (groups.phone !== undefined && !DECIMAL.test(groups.phone)) return true;
+    const isPii = groups.emailLocal !== undefined || groups.phone !== undefined;
+    if (isPii && maskToken(match[0], groups) !== match[0]) return true;
   }
   return false;
 }

@@ -17,6 +17,8 @@ export function parseRetryAfter(header: string | null, now: Date): number | null
   if (!header) return null;
   const trimmed = header.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  // Only the IMF-fixdate form of HTTP dates; Date.parse would take almost anything as some past date.
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(trimmed)) return null;
   const date = Date.parse(trimmed);
   if (Number.isNaN(date)) return null;
   return Math.max(0, date - now.getTime());

@@ -72,7 +72,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     expect(reads.WorkflowVersion).toEqual(version);
     expect(reads.Execution).toEqual(execution);
     expect(reads.ExecutionLog).toEqual(log);
-    expect((reads.Execution as { nextRunAt: Date }).nextRunAt.toISOString()).toBe(now.toISOString()); // millisecond precision
+    expect((reads.Execution as unknown as { nextRunAt: Date }).nextRunAt.toISOString()).toBe(now.toISOString()); // millisecond precision
   });
 
   it('has no column the client does not know', async () => {

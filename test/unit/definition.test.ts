@@ -56,17 +56,17 @@ describe('parseDefinition: valid definitions', () => {
   });
 
   it.each([
-    ['send_email', { subject: 'Hi {{first_name}}', body: 'Welcome' }],
-    ['send_email with a recipient', { subject: 'Hi', body: 'Welcome', to: 'ops@example.com' }],
-    ['send_sms', { body: 'Thanks for joining!' }],
-    ['add_tag', { tag: 'welcomed' }],
-    ['remove_tag', { tag: 'lead' }],
-    ['wait', { duration: '30 seconds' }],
-    ['webhook with a string body', { url: 'https://hooks.example.com/a', method: 'PUT', body: 'raw' }],
-    ['webhook with a JSON body', { url: 'http://hooks.example.com/b?x=1', method: 'POST', body: { contact: '{{email}}' } }],
-    ['webhook without a body', { url: 'https://hooks.example.com/c', method: 'GET' }],
-  ])('accepts a %s step', (label, config) => {
-    const step = { id: 'step_1', type: label.split(' ')[0], config };
+    ['send_email', '', { subject: 'Hi {{first_name}}', body: 'Welcome' }],
+    ['send_email', 'with a recipient', { subject: 'Hi', body: 'Welcome', to: 'ops@example.com' }],
+    ['send_sms', '', { body: 'Thanks for joining!' }],
+    ['add_tag', '', { tag: 'welcomed' }],
+    ['remove_tag', '', { tag: 'lead' }],
+    ['wait', '', { duration: '30 seconds' }],
+    ['webhook', 'with a string body', { url: 'https://hooks.example.com/a', method: 'PUT', body: 'raw' }],
+    ['webhook', 'with a JSON body', { url: 'http://hooks.example.com/b?x=1', method: 'POST', body: { contact: '{{email}}' } }],
+    ['webhook', 'without a body', { url: 'https://hooks.example.com/c', method: 'GET' }],
+  ])('accepts a %s step %s', (type, _, config) => {
+    const step = { id: 'step_1', type, config };
     expect(parseDefinition(withSteps(step))).toEqual({
       ok: true,
       definition: { trigger: { type: 'manual' }, reentry: 'after_completion', steps: [step] },

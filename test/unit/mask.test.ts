@@ -35,7 +35,7 @@ describe('maskText', () => {
     expect(maskText(`<bob@x.io>, "alice@y.dev", 'o'brien@z.ie'`)).toBe(`<b***@x.io>, "a***@y.dev", 'o'b***@z.ie'`);
     expect(maskText('GET /contacts?email=john@example.com')).toBe('GET /contacts?email=j***@example.com');
     expect(maskText('odd !#$@example.com and =@example.com')).toBe('odd !***@example.com and =***@example.com');
-    expect(maskText('-@a.io@b.io x@a.comm@b.com')).toBe('-@a***@b.io x***@a.comm***@b.com');
+    expect(maskText('x@a.io@b.io, y@a.io@')).toBe('x***@b.io, y***@a.io@');
   });
 
   it('masks phone-number-like sequences', () => {
@@ -176,8 +176,8 @@ describe('properties', () => {
         const masked = maskText(`${before}${email}${after}`);
         expect(containsPlainPii(masked)).toBe(false);
         expect(maskText(masked)).toBe(masked);
-        // A local part made only of `*` is indistinguishable from a masked one.
-        if (!/^\*+@/.test(email)) expect(masked).not.toContain(email);
+        // A local part made only of `*`, or ending in `***`, is indistinguishable from a masked one.
+        if (!/^\*+@|\*{3}@/.test(email)) expect(masked).not.toContain(email);
       }),
       { numRuns: 2_000 },
     );
