@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { processStep } from '../engine/process-step.ts';
@@ -12,6 +14,7 @@ import { STEP_QUEUE, stepJobSchema } from './step-queue.ts';
  */
 export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connection: Redis): Worker {
   let active = 0;
+  const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const worker = new Worker(
     STEP_QUEUE,
     async (job: Job) => {
@@ -27,7 +30,7 @@ export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connect
       deps.metrics.workerJobsActive.set(active);
       try {
         return await withExtractedContext(data.trace, () =>
-          withSpan('execution step', { 'flowmachine.execution_id': data.executionId, 'flowmachine.version': data.version, 'flowmachine.recovered': data.recovered }, async (span) => {
+          withSpan('execution step', { 'flowmachine.execution_id': data.executionId, 'flowmachine.version': data.version, 'flowmachine.recovered': data.recovered, 'flowmachine.worker_id': workerId }, async (span) => {
             const outcome = await processStep(deps, cache, data);
             span.setAttribute('flowmachine.step_outcome', outcome);
             return outcome;
@@ -40,6 +43,7 @@ export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connect
     },
     {
       connection,
+      name: workerId,
       prefix: deps.config.QUEUE_PREFIX,
       concurrency: deps.config.WORKER_CONCURRENCY,
       lockDuration: deps.config.WORKER_LOCK_MS,
