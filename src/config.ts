@@ -23,6 +23,8 @@ const configSchema = z.object({
   STALE_AFTER_MS: z.coerce.number().int().min(100).default(60_000),
   /** Timers due further away than this stay in Postgres and are promoted to Redis by the sweeper. */
   TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(86_400_000),
+  /** Where a worker-only process serves `/metrics` and `/health` (unset: not served). */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Largest accepted request body. */
   BODY_LIMIT: z.string().default('100kb'),
   /** Graceful shutdown: how long in-flight steps may take before the process exits anyway. */

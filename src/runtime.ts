@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Worker } from 'bullmq';
-import { createApp } from './api/app.ts';
+import { createApp, createOpsApp } from './api/app.ts';
 import type { ApiDeps } from './api/context.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
@@ -107,10 +107,10 @@ export async function startRuntime(config: Config, roles: Roles, options: { cloc
         });
     sweepTimer = setTimeout(runSweep, 0).unref();
   }
-  if (roles.api) {
-    const app = createApp(deps);
+  const app = roles.api ? createApp(deps) : config.METRICS_PORT !== undefined ? createOpsApp(deps) : null;
+  if (app) {
     server = await new Promise<Server>((resolve, reject) => {
-      const listening = app.listen(config.PORT, config.HOST, () => resolve(listening));
+      const listening = app.listen(roles.api ? config.PORT : (config.METRICS_PORT ?? 0), config.HOST, () => resolve(listening));
       listening.once('error', reject);
     });
     server.keepAliveTimeout = 65_000;

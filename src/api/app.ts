@@ -11,6 +11,26 @@ import { docsRoutes } from './docs.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
+/** The operations endpoints alone (`/health`, `/metrics`), served by worker-only processes. */
+export function createOpsApp(deps: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  addOpsRoutes(app, deps);
+  return app;
+}
+
+function addOpsRoutes(app: express.Express, deps: ApiDeps) {
+  app.get('/health', async (_request, response) => {
+    const checks = await deps.health();
+    const ok = checks.postgres && checks.redis;
+    response.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', ...checks });
+  });
+  app.get('/metrics', async (_request, response) => {
+    response.setHeader('content-type', deps.metrics.registry.contentType);
+    response.send(await deps.metrics.registry.metrics());
+  });
+}
+
 /** Builds the Express app: operations endpoints, then `/api/v1` behind API-key authentication. */
 export function createApp(deps: ApiDeps): express.Express {
   const app = express();
@@ -35,15 +55,7 @@ export function createApp(deps: ApiDeps): express.Express {
     next();
   });
 
-  app.get('/health', async (_request, response) => {
-    const checks = await deps.health();
-    const ok = checks.postgres && checks.redis;
-    response.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', ...checks });
-  });
-  app.get('/metrics', async (_request, response) => {
-    response.setHeader('content-type', deps.metrics.registry.contentType);
-    response.send(await deps.metrics.registry.metrics());
-  });
+  addOpsRoutes(app, deps);
   app.use(docsRoutes());
 
   const api = express.Router();
