@@ -8,6 +8,7 @@ import { contactRoutes } from './routes/contacts.ts';
 import { executionRoutes } from './routes/executions.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 import { docsRoutes } from './docs.ts';
+import { sanitizeBody } from './sanitize-body.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
@@ -59,13 +60,13 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(docsRoutes());
 
   const api = express.Router();
+  api.use(authenticate(deps));
   api.use((request, _response, next) => {
     const hasBody = request.headers['content-length'] !== undefined && request.headers['content-length'] !== '0' || request.headers['transfer-encoding'] !== undefined;
     if (hasBody && !request.is('application/json')) throw new HttpError(415, 'request body must be application/json');
     next();
   });
-  api.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }));
-  api.use(authenticate(deps));
+  api.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }), sanitizeBody);
   api.use(contactRoutes(deps), workflowRoutes(deps), executionRoutes(deps), accountRoutes(deps));
   app.use('/api/v1', api);
 
@@ -83,6 +84,7 @@ export function createApp(deps: ApiDeps): express.Express {
 /** Maps anything thrown to a status and the contract's error body; never leaks stacks or SQL. */
 function toErrorResponse(error: unknown): { status: number; body: Record<string, unknown> } {
   if (error instanceof HttpError) return { status: error.status, body: { error: error.message, ...error.details } };
+  if (error instanceof URIError) return { status: 400, body: { error: 'malformed URL encoding' } };
   const e = error as { type?: string; status?: number; expose?: boolean; message?: string };
   if (e?.type === 'entity.parse.failed') return { status: 400, body: { error: 'request body is not valid JSON' } };
   if (e?.type === 'entity.too.large') return { status: 413, body: { error: 'request body is too large' } };

@@ -106,7 +106,7 @@ export function buildOpenApiDocument() {
       [okStatus]: { description: okText, ...(okSchema ? { content: { 'application/json': { schema: schemaOf(okSchema) } } } : {}) },
     };
     if (op.path.endsWith('/trigger')) responsesDoc['200'] = { description: 'duplicate trigger ignored', content: { 'application/json': { schema: schemaOf(responses.duplicate) } } };
-    for (const code of [...(op.errors ?? []), 500]) responsesDoc[code] = { description: ERROR_TEXT[code] ?? 'internal error', content: { 'application/json': { schema: schemaOf(responses.error) } } };
+    for (const code of new Set([...(op.errors ?? []), ...(op.body ? [400, 413, 415] : []), 500])) responsesDoc[code] = { description: ERROR_TEXT[code] ?? 'internal error', content: { 'application/json': { schema: schemaOf(responses.error) } } };
     (paths[op.path] ??= {})[op.method] = {
       summary: op.summary,
       ...(parameters.length ? { parameters } : {}),
