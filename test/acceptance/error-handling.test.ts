@@ -237,4 +237,19 @@ describe('Feature: Rate Limiting and Throttling', () => {
     expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED']);
     expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
   });
+
+  it('the limit holds at the SPEC\'s 100 active executions', async () => {
+    await h.api.patch('/account/settings', { concurrent_executions_per_account: 100 });
+    const workflow = await h.createWorkflow(emails(2));
+    const ids: string[] = [];
+    for (let i = 0; i < 101; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
+    for (const id of ids) await h.step(id);
+    const last = ids.at(-1)!;
+    expect(await h.db.execution.count({ where: { id: { in: ids }, status: 'ACTIVE' } })).toBe(100);
+    expect(await h.db.execution.findUniqueOrThrow({ where: { id: last } })).toMatchObject({ status: 'QUEUED', waiting: true });
+    await h.step(ids[0]!);
+    expect((await h.db.execution.findUniqueOrThrow({ where: { id: last } })).status).toBe('ACTIVE');
+    await h.step(last);
+    expect(h.provider.received.filter((r) => r.body.execution_id === last)).toHaveLength(1);
+  });
 });
