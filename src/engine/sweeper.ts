@@ -16,7 +16,8 @@ export interface SweepReport {
 /**
  * Rebuilds Redis work from Postgres, the source of truth. Each sweep
  * - promotes timers due within the horizon (far-future waits live only in Postgres);
- * - re-enqueues ACTIVE or QUEUED executions untouched for `STALE_AFTER_MS` (a crash between commit and enqueue);
+ * - re-enqueues executions whose work is due but untouched for `STALE_AFTER_MS` (a crash between commit
+ *   and enqueue, a failed enqueue), overdue timers included;
  * - admits executions waiting in line when their account has free slots;
  * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution.
  * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
@@ -45,7 +46,8 @@ export function createSweeper(deps: EngineDeps) {
     for (;;) {
       const stuck = await deps.db.execution.findMany({
         where: {
-          OR: [{ status: 'ACTIVE', nextRunAt: null }, { status: 'QUEUED', waiting: false }],
+          // Work due but untouched: a step or admission, or a timer overdue by more than STALE_AFTER_MS.
+          OR: [{ status: 'ACTIVE', nextRunAt: null }, { status: 'QUEUED', waiting: false }, { status: { in: ['ACTIVE', 'PAUSED'] }, nextRunAt: { lt: staleBefore } }],
           ...(rebuilt ? {} : { updatedAt: { lt: staleBefore } }),
           ...(cursor ? { id: { gt: cursor } } : {}),
         },

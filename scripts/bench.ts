@@ -1,0 +1,851 @@
+/**
+ * End-to-end benchmark of the engine, run the way it is deployed: a fresh migrated database, a private
+ * Redis, the API process, N worker processes and a fake HTTP provider. It first measures the hardware
+ * floor (a Postgres transaction shaped like one engine step, and a BullMQ no-op job round trip), then
+ * triggers executions of a five-step workflow (send_email → add_tag → condition → wait → send_sms)
+ * through the HTTP API, waits for all of them to finish and prints one table (and JSON with `--json`).
+ *
+ * Usage: `npm run bench -- [--quick] [--executions N] [--rate PER_S (0: all at once)] [--workers N]
+ *   [--worker-concurrency N] [--provider-latency MS] [--wait "2 seconds"] [--clients N] [--json]
+ *   [--log-level info] [--worker-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--keep]`
+ * (see docs/benchmarks.md). Exits 1 when an execution did not complete or anything failed.
+ */
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { createAccount } from '../src/api/api-keys.ts';
+import { createDb } from '../src/db/client.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { ADMIN_URL, adminQuery, databaseUrl } from '../test/helpers/database.ts';
+import { startFakeProvider } from '../test/helpers/fake-provider.ts';
+import { startPrivateRedis } from '../test/helpers/redis-server.ts';
+
+const SELF = fileURLToPath(import.meta.url);
+const BIN = path.resolve(import.meta.dirname, '../bin/flowmachine.mjs');
+const GET_RATE = 50;
+const FLOOR_CLIENTS = 8;
+const FLOOR_ROWS = 10_000;
+const STEP_EVENTS = `('action_completed', 'action_skipped', 'action_failed', 'condition_evaluated', 'wait_completed')`;
+
+/** Options of one benchmark run. */
+export interface BenchOptions {
+  /** Executions to trigger. @defaultValue 1000 (300 with `quick`) */
+  executions: number;
+  /** Triggers per second; 0 sends them all at once (limited by `clients`). @defaultValue 500 */
+  rate: number;
+  /** Worker processes. @defaultValue 2 */
+  workers: number;
+  /** `WORKER_CONCURRENCY` of each worker. @defaultValue 50 */
+  workerConcurrency: number;
+  /** How long the fake provider takes to answer, in ms. @defaultValue 5 */
+  providerLatency: number;
+  /** Duration of the workflow's wait step. @defaultValue "2 seconds" */
+  wait: string;
+  /** Concurrent HTTP clients sending triggers. @defaultValue 32 */
+  clients: number;
+  /** Seconds each floor measurement runs. @defaultValue 5 (2 with `quick`) */
+  floorSeconds: number;
+  /** `LOG_LEVEL` of the engine processes (their output goes to files). @defaultValue "info" */
+  logLevel: string;
+  /** Extra node flags for the worker processes, e.g. `--cpu-prof`. */
+  workerNodeArgs: string[];
+  /** Keeps the log directory. */
+  keep: boolean;
+  json: boolean;
+  quick: boolean;
+}
+
+/** Three percentiles, in ms. */
+export interface Percentiles {
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+/** Everything one run measured (the `--json` output). */
+export interface BenchResult {
+  options: Omit<BenchOptions, 'json' | 'keep'>;
+  machine: { cpus: number; loadAverage: number[] };
+  floor: { postgresTxPerSec: number; queueJobsPerSec: number; floorPerSec: number };
+  triggers: { requested: number; accepted: number; perSec: number; seconds: number };
+  steps: { total: number; perSec: number; peakPerSec: number; ofFloor: number; jobsStarted: number };
+  executions: { completed: number; notCompleted: number; perSec: number; peakRunning: number; peakWaiting: number; seconds: number };
+  latencyMs: {
+    triggerToFirstAction: Percentiles;
+    providerActionP95: number | null;
+    addTagP95: number | null;
+    queueP95: number | null;
+    timerLatenessP50: number | null;
+    timerLatenessP99: number | null;
+    apiTrigger: Percentiles;
+    apiGet: Percentiles;
+  };
+  errors: { total: number; http: number; incomplete: number; logErrors: number; exits: number; duplicateSends: number; recovered: number };
+  memory: { workerRssMb: number; apiRssMb: number; redisPeakMb: number; redisBytesPerInflight: number | null; redisBytesPerWaiting: number | null };
+  postgres: { rowsPerExecution: number; bytesPerExecution: number };
+  seconds: number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Small helpers, shared with scripts/api-bench.ts
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A TCP port nobody listens on right now. */
+export const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+
+/** Nearest-rank percentiles of raw samples (ms). */
+export function percentiles(samples: number[]): Percentiles {
+  if (samples.length === 0) return { p50: null, p95: null, p99: null };
+  const sorted = Float64Array.from(samples).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+
+/** One JSON request to 127.0.0.1:`port` over a keep-alive connection; never throws (status 0 on network errors). */
+export function requestJson(port: number, method: string, route: string, apiKey?: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string> = {};
+  if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+  if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) });
+  return new Promise((resolve) => {
+    const request = http.request({ host: '127.0.0.1', port, method, path: route, headers, agent }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // metrics and other plain-text answers
+        }
+        resolve({ status: response.statusCode ?? 0, body: parsed });
+      });
+      response.on('error', () => resolve({ status: 0, body: null }));
+    });
+    request.on('error', () => resolve({ status: 0, body: null }));
+    request.end(payload);
+  });
+}
+
+/** Environment for engine processes: ours, without inherited engine or tracing settings. */
+export function engineEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith('OTEL_') || ['PORT', 'METRICS_PORT', 'EMAIL_HTTP_URL', 'SMS_HTTP_URL', 'QUEUE_PREFIX'].includes(key)) delete env[key];
+  return { ...env, ...extra };
+}
+
+/** A flowmachine process started by a benchmark; its output goes to `logFile`. */
+export interface BenchProcess {
+  name: string;
+  child: ChildProcess;
+  /** The API port, or the worker's METRICS_PORT. */
+  port: number;
+  logFile: string;
+  exited: Promise<number | null>;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/** Starts `flowmachine api|worker` with `/health` on a free port and resolves once it answers 200. */
+export async function startEngineProcess(role: 'api' | 'worker', name: string, env: NodeJS.ProcessEnv, logDir: string, nodeArgs: string[] = []): Promise<BenchProcess> {
+  const port = await freePort();
+  const logFile = path.join(logDir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [...nodeArgs, BIN, role], { env: { ...env, [role === 'api' ? 'PORT' : 'METRICS_PORT']: String(port) }, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve((exitCode = code ?? (signal ? -1 : null)))));
+  for (const deadline = Date.now() + 90_000; ; ) {
+    if (exitCode !== undefined) throw new Error(`${name} exited with ${exitCode} before it was ready; see ${logFile}`);
+    if ((await requestJson(port, 'GET', '/health')).status === 200) break;
+    if (Date.now() > deadline) throw new Error(`${name} was not ready within 90 s; see ${logFile}`);
+    await sleep(100);
+  }
+  const stop = async (graceMs = 20_000) => {
+    if (exitCode !== undefined) return exitCode;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  return { name, child, port, logFile, exited, stop };
+}
+
+/** Resident memory of a process in MB (0 once it is gone). */
+export function rssMb(pid: number | undefined): number {
+  try {
+    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return kb ? Number(kb[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs registered clean-up steps once, last registered first, whatever fails. */
+export class Cleanup {
+  private readonly steps: (() => Promise<unknown> | unknown)[] = [];
+  private done: Promise<void> | null = null;
+
+  add(step: () => Promise<unknown> | unknown): void {
+    this.steps.push(step);
+  }
+
+  run(): Promise<void> {
+    this.done ??= (async () => {
+      for (const step of this.steps.reverse()) await Promise.resolve().then(step).catch((error: Error) => console.error(`clean-up: ${error.message}`));
+    })();
+    return this.done;
+  }
+}
+
+/** Creates and migrates a fresh database `fm_bench_<timestamp>[suffix]`; dropped by `cleanup`. */
+export async function createBenchDatabase(cleanup: Cleanup, suffix = ''): Promise<{ name: string; url: string }> {
+  const name = `fm_bench_${Date.now()}${suffix}`;
+  await adminQuery(`CREATE DATABASE "${name}"`);
+  cleanup.add(() => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  const url = databaseUrl(name);
+  await migrate(url);
+  return { name, url };
+}
+
+/** Inserts `count` opted-in contacts of `accountId` in one statement per 10,000; returns their ids in order. */
+export async function insertContacts(client: pg.ClientBase, accountId: string, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let from = 1; from <= count; from += 10_000) {
+    const to = Math.min(count, from + 9_999);
+    const { rows } = await client.query<{ id: string }>(
+      `INSERT INTO contacts (id, account_id, email, phone, opted_in, attributes, tags, updated_at)
+       SELECT gen_random_uuid(), $1, 'bench' || i || '@example.com', '+1555' || lpad(i::text, 7, '0'), true,
+              jsonb_build_object('first_name', 'Bench' || i, 'plan', 'pro'), '{}', now()
+       FROM generate_series($2::int, $3::int) AS i ORDER BY i RETURNING id`,
+      [accountId, from, to],
+    );
+    ids.push(...rows.map((row) => row.id));
+  }
+  return ids;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Prometheus text
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]));
+    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+/**
+ * The `q` quantile (seconds) of histogram `name` summed over several processes' scrapes, interpolated
+ * within buckets as Prometheus' `histogram_quantile` does; `null` without observations.
+ */
+export function histogramQuantile(q: number, scrapes: string[], name: string, filter: (labels: Record<string, string>) => boolean = () => true): number | null {
+  const buckets = new Map<number, number>();
+  for (const text of scrapes) {
+    for (const sample of parseMetrics(text)) {
+      if (sample.name !== `${name}_bucket` || !filter(sample.labels)) continue;
+      const le = sample.labels.le === '+Inf' ? Infinity : Number(sample.labels.le);
+      buckets.set(le, (buckets.get(le) ?? 0) + sample.value);
+    }
+  }
+  const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  const total = sorted.at(-1)?.[1] ?? 0;
+  if (total === 0) return null;
+  let lower = 0;
+  let below = 0;
+  for (const [le, cumulative] of sorted) {
+    if (cumulative >= q * total) {
+      if (le === Infinity) return lower;
+      return lower + ((le - lower) * (q * total - below)) / Math.max(1, cumulative - below);
+    }
+    lower = le;
+    below = cumulative;
+  }
+  return lower;
+}
+
+const sumOf = (scrapes: string[], name: string) => scrapes.flatMap(parseMetrics).filter((s) => s.name === name).reduce((sum, s) => sum + s.value, 0);
+
+// ---------------------------------------------------------------------------------------------------
+// Child roles: the fake provider and the BullMQ floor worker run in their own processes
+
+/** Forks this script in a role; resolves with the child once it sent its first message. */
+async function forkRole(args: string[]): Promise<{ child: ChildProcess; first: any }> {
+  const child = fork(SELF, ['--role', ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const first = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`bench role ${args[0]} exited with ${code}`)));
+  });
+  return { child, first };
+}
+
+/** Sends a message to a role child and resolves with its answer. */
+const ask = (child: ChildProcess, message: string) =>
+  new Promise<any>((resolve) => {
+    child.once('message', resolve);
+    child.send(message);
+  });
+
+/** The fake provider (test/helpers/fake-provider.ts) in its own process, counting requests and distinct idempotency keys. */
+async function serveProvider(latencyMs: number): Promise<void> {
+  const provider = await startFakeProvider();
+  provider.setLatency(latencyMs);
+  const keys = new Set<string>();
+  let requests = 0;
+  const drain = () => {
+    for (const request of provider.received.splice(0)) {
+      requests += 1;
+      if (request.idempotencyKey) keys.add(request.idempotencyKey);
+    }
+  };
+  setInterval(drain, 200);
+  process.on('message', (message) => {
+    drain();
+    if (message === 'stats') process.send!({ requests, distinctKeys: keys.size });
+    if (message === 'stop') void provider.close().then(() => process.exit(0));
+  });
+  process.send!({ url: provider.url });
+}
+
+const FLOOR_QUEUE = 'floor';
+const FLOOR_PREFIX = 'floor';
+const floorJobOptions = (jobId: string) => ({ jobId, removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 500 } });
+
+/** A no-op BullMQ worker whose processor adds the next job of its chain, as an engine step does. */
+async function serveQueueFloor(redisUrl: string, concurrency: number): Promise<void> {
+  const queue = new Queue(FLOOR_QUEUE, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix: FLOOR_PREFIX });
+  let sequence = 0;
+  let completed = 0;
+  let counting = false;
+  const worker = new Worker(
+    FLOOR_QUEUE,
+    async (job) => {
+      await queue.add('step', { executionId: job.data.executionId, version: job.data.version + 1 }, floorJobOptions(`${process.pid}.${(sequence += 1)}`));
+    },
+    { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix: FLOOR_PREFIX, concurrency },
+  );
+  worker.on('completed', () => (completed += counting ? 1 : 0));
+  await worker.waitUntilReady();
+  process.on('message', (message) => {
+    if (message === 'start') counting = true;
+    if (message === 'stop') {
+      counting = false;
+      process.send!({ completed });
+      void worker.close(true).then(() => process.exit(0));
+    }
+  });
+  process.send!({ ready: true });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hardware floor
+
+/** Step-shaped transactions per second: UPDATE executions (version check) + INSERT 2 execution_logs + COMMIT, with pgbench. */
+async function measurePostgresFloor(db: { name: string; url: string }, tmp: string, seconds: number): Promise<number> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  const account = '00000000-0000-4000-8000-00000000f100';
+  const workflow = '00000000-0000-4000-8000-00000000f200';
+  const version = '00000000-0000-4000-8000-00000000f300';
+  const snapshot = '{"value":"welcome","context":{"steps":0,"failedStep":null,"reason":null}}';
+  try {
+    await client.query(`INSERT INTO accounts (id, name, admin_email) VALUES ($1, 'floor', 'floor@example.com')`, [account]);
+    await client.query(`INSERT INTO workflows (id, account_id, name, status) VALUES ($1, $2, 'floor', 'active')`, [workflow, account]);
+    await client.query(`INSERT INTO workflow_versions (id, workflow_id, version, definition) VALUES ($1, $2, 1, '{}')`, [version, workflow]);
+    await client.query(
+      `INSERT INTO contacts (id, account_id, email) SELECT md5('floor-contact' || n)::uuid, $1, 'floor' || n || '@example.com' FROM generate_series(1, ${FLOOR_ROWS}) n`,
+      [account],
+    );
+    await client.query(
+      `INSERT INTO executions (id, account_id, workflow_id, workflow_version_id, contact_id, status, snapshot, total_steps)
+       SELECT md5('floor' || n)::uuid, $1, $2, $3, md5('floor-contact' || n)::uuid, 'ACTIVE', $4, 5 FROM generate_series(1, ${FLOOR_ROWS}) n`,
+      [account, workflow, version, snapshot],
+    );
+    await client.query('VACUUM ANALYZE executions');
+  } finally {
+    await client.end();
+  }
+  const id = `CAST(md5('floor' || :n) AS uuid)`;
+  const details = `'{"action_type":"send_email","attempt":1,"action_config":{"to":"b***@example.com","subject":"Hi Bench1","body":"Welcome!"}}'`;
+  const log = (event: string, status: string, duration: string) =>
+    `(${id}, CAST(:account AS uuid), CAST(:workflow AS uuid), CAST(md5('floor-contact' || :n) AS uuid), '${event}', 0, 'welcome', '${status}', now(), ${duration}, ${details})`;
+  const script = path.join(tmp, 'step-tx.sql');
+  writeFileSync(
+    script,
+    [
+      `\\set n random(1, ${FLOOR_ROWS})`,
+      'BEGIN;',
+      `UPDATE executions SET status = 'ACTIVE', snapshot = '${snapshot.replace('"steps":0', '"steps":1').replace('welcome', 'tag')}', version = version + 1, current_step_index = 1, total_steps = 5, next_run_at = NULL, completion_reason = NULL, waiting = false, updated_at = now() WHERE id = ${id} AND version >= 0;`,
+      `INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, step_index, step_id, status, timestamp, duration_ms, details) VALUES ${log('action_started', 'STARTED', 'NULL')}, ${log('action_completed', 'SUCCESS', '5')};`,
+      'COMMIT;',
+      '',
+    ].join('\n'),
+  );
+  const admin = new URL(ADMIN_URL);
+  const { stdout } = await promisify(execFile)('pgbench', [
+    '-h', admin.hostname, '-p', admin.port || '5432', '-U', decodeURIComponent(admin.username || 'postgres'),
+    '-n', '-M', 'prepared', '-c', String(FLOOR_CLIENTS), '-j', '2', '-T', String(seconds),
+    '-D', `account=${account}`, '-D', `workflow=${workflow}`, '-f', script, db.name,
+  ], { env: { ...process.env, PGPASSWORD: decodeURIComponent(admin.password) } });
+  const tps = /tps = ([\d.]+)/.exec(stdout);
+  if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
+  return Number(tps[1]);
+}
+
+/** BullMQ no-op job round trips per second (add → a worker processes it → completed), workers × concurrency like the engine's. */
+async function measureQueueFloor(redisUrl: string, options: BenchOptions): Promise<number> {
+  const children = await Promise.all(Array.from({ length: options.workers }, () => forkRole(['bullmq-floor', '--redis', redisUrl, '--worker-concurrency', String(options.workerConcurrency)])));
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(FLOOR_QUEUE, { connection, prefix: FLOOR_PREFIX });
+  try {
+    const chains = 2 * options.workers * options.workerConcurrency;
+    await queue.addBulk(Array.from({ length: chains }, (_, i) => ({ name: 'step', data: { executionId: crypto.randomUUID(), version: 0 }, opts: floorJobOptions(`seed.${i}`) })));
+    await sleep(1_000);
+    const started = performance.now();
+    for (const { child } of children) child.send('start');
+    await sleep(options.floorSeconds * 1_000);
+    const counts = await Promise.all(children.map(({ child }) => ask(child, 'stop')));
+    const seconds = (performance.now() - started) / 1000;
+    return counts.reduce((sum, c: { completed: number }) => sum + c.completed, 0) / seconds;
+  } finally {
+    await Promise.all(children.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
+    await queue.close();
+    connection.disconnect();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The run
+
+/** The benchmark workflow: send_email → add_tag → condition(has_tag) → wait → send_sms. */
+const benchDefinition = (wait: string) => ({
+  steps: [
+    { id: 'welcome', type: 'send_email', config: { subject: 'Hi {{first_name}}', body: 'Welcome aboard, {{first_name}}!' } },
+    { id: 'tag', type: 'add_tag', config: { tag: 'welcomed' } },
+    {
+      id: 'welcomed',
+      type: 'condition',
+      config: { has_tag: 'welcomed' },
+      branches: {
+        true: [
+          { id: 'pause', type: 'wait', config: { duration: wait } },
+          { id: 'follow_up', type: 'send_sms', config: { body: 'Still there, {{first_name}}?' } },
+        ],
+        false: [],
+      },
+    },
+  ],
+});
+
+interface Probe {
+  at: number;
+  statuses: Record<string, number>;
+  usedMemory: number;
+  inflightJobs: number;
+  delayedJobs: number;
+}
+
+/**
+ * Least-squares fit of Redis memory (above the idle baseline, minus BullMQ's capped event stream)
+ * against the jobs in it: bytes per in-flight job (waiting or active) and per delayed job (a waiting execution).
+ */
+function fitRedisMemory(probes: Probe[]): { perInflight: number | null; perWaiting: number | null } {
+  let ii = 0, id = 0, dd = 0, ui = 0, ud = 0;
+  for (const { usedMemory: u, inflightJobs: i, delayedJobs: d } of probes) {
+    ii += i * i; id += i * d; dd += d * d; ui += u * i; ud += u * d;
+  }
+  const det = ii * dd - id * id;
+  if (ii > 0 && dd > 0 && det > 0.05 * ii * dd) return { perInflight: (ui * dd - ud * id) / det, perWaiting: (ud * ii - ui * id) / det };
+  // Collinear samples: attribute everything to the kind of job that dominates.
+  if (dd === 0 || ii > dd) return { perInflight: ii > 0 ? ui / ii : null, perWaiting: dd > 0 ? ud / dd : null };
+  return { perInflight: null, perWaiting: ud / dd };
+}
+
+async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line: string) => void): Promise<BenchResult> {
+  const began = performance.now();
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
+  cleanup.add(() => (options.keep ? progress(`logs kept in ${tmp}`) : rmSync(tmp, { recursive: true, force: true })));
+
+  const db = await createBenchDatabase(cleanup);
+  const redis = await startPrivateRedis();
+  cleanup.add(() => redis.stop());
+  progress(`database ${db.name}, redis ${redis.url}, logs ${tmp}`);
+
+  progress('floor: Postgres step transaction (pgbench)…');
+  const postgresTxPerSec = await measurePostgresFloor(db, tmp, options.floorSeconds);
+  progress('floor: BullMQ no-op round trip…');
+  const queueJobsPerSec = await measureQueueFloor(redis.url, options);
+  const floorPerSec = Math.min(postgresTxPerSec, queueJobsPerSec);
+  const admin = new pg.Client({ connectionString: db.url });
+  await admin.connect();
+  cleanup.add(() => admin.end());
+  await admin.query('TRUNCATE accounts CASCADE');
+  const monitor = new Redis(redis.url, { maxRetriesPerRequest: null });
+  cleanup.add(() => monitor.disconnect());
+  await monitor.flushall();
+
+  const provider = await forkRole(['provider', '--provider-latency', String(options.providerLatency)]);
+  cleanup.add(() => ask(provider.child, 'stop').catch(() => provider.child.kill()));
+  const providerUrl = (provider.first as { url: string }).url;
+
+  const prisma = createDb(db.url, { max: 1 });
+  const account = await createAccount(prisma, { name: 'Bench', adminEmail: 'bench@example.com' }).finally(() => prisma.$disconnect());
+  await admin.query('UPDATE accounts SET concurrent_executions_per_account = $2 WHERE id = $1', [account.account_id, options.executions + 1_000]);
+  const contacts = await insertContacts(admin, account.account_id, options.executions);
+
+  const env = engineEnv({
+    DATABASE_URL: db.url,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: 'fm',
+    EMAIL_HTTP_URL: `${providerUrl}/email`,
+    SMS_HTTP_URL: `${providerUrl}/sms`,
+    LOG_LEVEL: options.logLevel,
+    WORKER_CONCURRENCY: String(options.workerConcurrency),
+  });
+  progress(`starting the API and ${options.workers} workers…`);
+  const processes = await Promise.all([
+    startEngineProcess('api', 'api', env, tmp),
+    ...Array.from({ length: options.workers }, (_, i) => startEngineProcess('worker', `worker-${i + 1}`, env, tmp, options.workerNodeArgs)),
+  ]);
+  cleanup.add(() => Promise.all(processes.map((p) => p.stop())));
+  const [api, ...workers] = processes as [BenchProcess, ...BenchProcess[]];
+  let exits = 0;
+  for (const p of processes) void p.exited.then(() => (stopping ? undefined : (exits += 1, progress(`${p.name} exited unexpectedly; see ${p.logFile}`))));
+  let stopping = false;
+
+  const created = await requestJson(api.port, 'POST', '/api/v1/workflows', account.api_key, { name: 'Bench', status: 'active', definition: benchDefinition(options.wait) });
+  if (created.status !== 201) throw new Error(`creating the workflow failed: ${created.status} ${JSON.stringify(created.body)}`);
+  const workflowId = created.body.id as string;
+
+  const stepQueue = new Queue('steps', { connection: monitor, prefix: 'fm' });
+  const readRedis = async () => {
+    const [info, stream, counts] = await Promise.all([
+      monitor.info('memory'),
+      monitor.call('MEMORY', 'USAGE', 'fm:steps:events').catch(() => 0),
+      stepQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'paused'),
+    ]);
+    const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0) - Number(stream ?? 0);
+    return { used, inflight: (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0) + (counts.paused ?? 0), delayed: counts.delayed ?? 0 };
+  };
+  await sleep(500);
+  const baseline = await readRedis();
+
+  // Sampling: statuses, Redis memory and jobs, process memory.
+  const probes: Probe[] = [];
+  const rss = new Map<string, number>();
+  let redisPeak = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const [{ rows }, r, info] = await Promise.all([
+        admin.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM executions GROUP BY status'),
+        readRedis(),
+        monitor.info('memory'),
+      ]);
+      redisPeak = Math.max(redisPeak, Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0));
+      probes.push({ at: performance.now(), statuses: Object.fromEntries(rows.map((row) => [row.status, row.n])), usedMemory: r.used - baseline.used, inflightJobs: r.inflight, delayedJobs: r.delayed });
+      for (const p of processes) rss.set(p.name, Math.max(rss.get(p.name) ?? 0, rssMb(p.child.pid)));
+      await sleep(1_000);
+    }
+  })();
+
+  // Triggers, paced at `rate` (or as fast as `clients` allow), and concurrent status reads.
+  progress(`triggering ${options.executions} executions at ${options.rate || 'max'}/s…`);
+  const accepted: string[] = [];
+  const triggerMs: number[] = [];
+  const getMs: number[] = [];
+  let httpErrors = 0;
+  let next = 0;
+  let triggering = true;
+  const t0 = performance.now();
+  let lastAccepted = t0;
+  const client = async () => {
+    for (let i = next++; i < options.executions; i = next++) {
+      if (options.rate > 0) {
+        const wait = t0 + (i * 1000) / options.rate - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
+      const sent = performance.now();
+      const response = await requestJson(api.port, 'POST', `/api/v1/workflows/${workflowId}/trigger`, account.api_key, { contact_id: contacts[i] });
+      lastAccepted = performance.now();
+      triggerMs.push(lastAccepted - sent);
+      if (response.status === 202) accepted.push(response.body.execution_id);
+      else if (httpErrors++ < 5) progress(`trigger answered ${response.status}: ${JSON.stringify(response.body)}`);
+    }
+  };
+  const reader = async () => {
+    while (triggering || !finished) {
+      const id = accepted[Math.floor(Math.random() * accepted.length)];
+      if (id) {
+        const sent = performance.now();
+        const response = await requestJson(api.port, 'GET', `/api/v1/executions/${id}`, account.api_key);
+        getMs.push(performance.now() - sent);
+        if (response.status !== 200 && httpErrors++ < 5) progress(`GET execution answered ${response.status}`);
+      }
+      await sleep((4 * 1000) / GET_RATE);
+    }
+  };
+  let finished = false;
+  const readers = Array.from({ length: 4 }, reader);
+  await Promise.all(Array.from({ length: Math.min(options.clients, options.executions) }, client));
+  triggering = false;
+  const triggerSeconds = (lastAccepted - t0) / 1000;
+
+  // Wait until every accepted execution finished; give up after a long time without any change.
+  const stallMs = Math.max(60_000, 2 * (probes.at(-1) ? 0 : 0) + 120_000 + durationMs(options.wait));
+  let lastChange = performance.now();
+  let lastKey = '';
+  let lastReport = 0;
+  for (;;) {
+    await sleep(500);
+    const probe = probes.at(-1);
+    if (!probe) continue;
+    const s = probe.statuses;
+    const done = (s.COMPLETED ?? 0) + (s.FAILED ?? 0) + (s.CANCELLED ?? 0);
+    const key = JSON.stringify(s);
+    if (key !== lastKey) [lastKey, lastChange] = [key, performance.now()];
+    if (performance.now() - lastReport > 5_000) {
+      lastReport = performance.now();
+      progress(`${Math.round((performance.now() - t0) / 1000)} s: ${JSON.stringify(s)} redis jobs ${probe.inflightJobs}+${probe.delayedJobs} delayed`);
+    }
+    if (done >= accepted.length) break;
+    if (performance.now() - lastChange > stallMs) {
+      progress('no progress for a long time; giving up');
+      break;
+    }
+  }
+  finished = true;
+  sampling = false;
+  await Promise.all([sampler, ...readers]);
+
+  const scrapes = await Promise.all(workers.map(async (w) => String((await requestJson(w.port, 'GET', '/metrics')).body)));
+  stopping = true;
+  await Promise.all(processes.map((p) => p.stop()));
+  const providerStats = (await ask(provider.child, 'stats')) as { requests: number; distinctKeys: number };
+
+  const one = async <T>(sql: string): Promise<T> => (await admin.query(sql)).rows[0] as T;
+  const firstAction = await one<{ p: number[] | null }>(`
+    WITH firsts AS (
+      SELECT min(timestamp) FILTER (WHERE event_type = 'execution_started') AS started,
+             min(timestamp) FILTER (WHERE event_type = 'action_started') AS acted
+      FROM execution_logs GROUP BY execution_id)
+    SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM acted - started) * 1000) AS p
+    FROM firsts WHERE acted IS NOT NULL AND started IS NOT NULL`);
+  const steps = await one<{ n: number; span: number | null; peak: number | null }>(`
+    SELECT count(*)::int AS n, extract(epoch FROM max(timestamp) - min(timestamp))::float AS span,
+           (SELECT max(c) FROM (SELECT count(*)::int AS c FROM execution_logs WHERE event_type IN ${STEP_EVENTS}
+                                GROUP BY floor(extract(epoch FROM timestamp) / 5)) AS buckets) AS peak
+    FROM execution_logs WHERE event_type IN ${STEP_EVENTS}`);
+  const actions = await one<{ provider: number | null; tag: number | null }>(`
+    SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE details->>'action_type' IN ('send_email', 'send_sms')) AS provider,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE details->>'action_type' = 'add_tag') AS tag
+    FROM execution_logs WHERE event_type = 'action_completed'`);
+  const timers = await one<{ p: number[] | null }>(`
+    SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY (details->>'lateness_ms')::float) AS p
+    FROM execution_logs WHERE event_type = 'wait_completed'`);
+  const executions = await one<{ completed: number; total: number; span: number | null; recovered: number }>(`
+    SELECT count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed, count(*)::int AS total,
+           extract(epoch FROM max(finished_at) - min(created_at))::float AS span,
+           (SELECT count(*)::int FROM execution_logs WHERE event_type = 'recovered') AS recovered
+    FROM executions`);
+  const size = await one<{ executions: number; logs: number; bytes: string }>(`
+    SELECT (SELECT count(*)::int FROM executions) AS executions, (SELECT count(*)::int FROM execution_logs) AS logs,
+           pg_total_relation_size('executions') + pg_total_relation_size('execution_logs') AS bytes`);
+  const logErrors = processes.reduce((sum, p) => sum + (readFileSync(p.logFile, 'utf8').match(/"level":"error"/g)?.length ?? 0), 0);
+
+  const redisFit = fitRedisMemory(probes);
+  const perSec = (n: number, seconds: number | null) => (seconds && seconds > 0 ? n / seconds : 0);
+  const incomplete = options.executions - executions.completed;
+  const duplicateSends = providerStats.requests - providerStats.distinctKeys;
+  const stepsPerSec = perSec(steps.n, steps.span);
+  const { json: _json, keep: _keep, ...shown } = options;
+  return {
+    options: shown,
+    machine: { cpus: os.cpus().length, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100) },
+    floor: { postgresTxPerSec, queueJobsPerSec, floorPerSec },
+    triggers: { requested: options.executions, accepted: accepted.length, perSec: perSec(accepted.length, triggerSeconds), seconds: triggerSeconds },
+    steps: { total: steps.n, perSec: stepsPerSec, peakPerSec: (steps.peak ?? 0) / 5, ofFloor: stepsPerSec / floorPerSec, jobsStarted: sumOf(scrapes, 'flowmachine_queue_latency_seconds_count') },
+    executions: {
+      completed: executions.completed,
+      notCompleted: incomplete,
+      perSec: perSec(executions.completed, executions.span),
+      peakRunning: Math.max(0, ...probes.map((p) => (p.statuses.QUEUED ?? 0) + (p.statuses.ACTIVE ?? 0) + (p.statuses.PAUSED ?? 0))),
+      peakWaiting: Math.max(0, ...probes.map((p) => p.statuses.PAUSED ?? 0)),
+      seconds: executions.span ?? 0,
+    },
+    latencyMs: {
+      triggerToFirstAction: { p50: firstAction.p?.[0] ?? null, p95: firstAction.p?.[1] ?? null, p99: firstAction.p?.[2] ?? null },
+      providerActionP95: actions.provider,
+      addTagP95: actions.tag,
+      queueP95: ms(histogramQuantile(0.95, scrapes, 'flowmachine_queue_latency_seconds')),
+      timerLatenessP50: timers.p?.[0] ?? null,
+      timerLatenessP99: timers.p?.[1] ?? null,
+      apiTrigger: percentiles(triggerMs),
+      apiGet: percentiles(getMs),
+    },
+    errors: { total: httpErrors + incomplete + logErrors + exits + Math.max(0, duplicateSends), http: httpErrors, incomplete, logErrors, exits, duplicateSends, recovered: executions.recovered },
+    memory: {
+      workerRssMb: Math.max(0, ...workers.map((w) => rss.get(w.name) ?? 0)),
+      apiRssMb: rss.get(api.name) ?? 0,
+      redisPeakMb: redisPeak / 2 ** 20,
+      redisBytesPerInflight: redisFit.perInflight,
+      redisBytesPerWaiting: redisFit.perWaiting,
+    },
+    postgres: { rowsPerExecution: (size.executions + size.logs) / Math.max(1, size.executions), bytesPerExecution: Number(size.bytes) / Math.max(1, size.executions) },
+    seconds: (performance.now() - began) / 1000,
+  };
+}
+
+const ms = (seconds: number | null) => (seconds === null ? null : seconds * 1000);
+
+function durationMs(text: string): number {
+  const match = /^(\d+)\s*([a-z]+)$/i.exec(text.trim());
+  const unit: Record<string, number> = { s: 1e3, sec: 1e3, second: 1e3, seconds: 1e3, m: 6e4, min: 6e4, minute: 6e4, minutes: 6e4, h: 36e5, hour: 36e5, hours: 36e5 };
+  return match ? Number(match[1]) * (unit[match[2]!.toLowerCase()] ?? 0) : 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output
+
+const num = (value: number | null, digits = 0) => (value === null || !Number.isFinite(value) ? 'n/a' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const trio = (p: Percentiles) => `${num(p.p50, 1)} / ${num(p.p95, 1)} / ${num(p.p99, 1)}`;
+
+/** The result as one Markdown table. */
+export function formatTable(r: BenchResult): string {
+  const o = r.options;
+  const rows: [string, string][] = [
+    ['floor: Postgres step tx/s (pgbench, 8 clients)', num(r.floor.postgresTxPerSec)],
+    ['floor: BullMQ no-op round trips/s', num(r.floor.queueJobsPerSec)],
+    ['floor = min of the two, per s', num(r.floor.floorPerSec)],
+    ['triggers accepted/s', `${num(r.triggers.perSec)} (${r.triggers.accepted}/${r.triggers.requested} in ${num(r.triggers.seconds, 1)} s)`],
+    ['steps completed/s (mean; best 5 s)', `${num(r.steps.perSec)}; ${num(r.steps.peakPerSec)} (${r.steps.total} steps)`],
+    ['engine steps/s ÷ floor', `${num(100 * r.steps.ofFloor, 1)} %`],
+    ['executions completed/s (first trigger → last completion)', `${num(r.executions.perSec, 1)} (${r.executions.completed} in ${num(r.executions.seconds, 1)} s)`],
+    ['peak running / waiting executions', `${r.executions.peakRunning} / ${r.executions.peakWaiting}`],
+    ['trigger → first action started p50/p95/p99 ms', trio(r.latencyMs.triggerToFirstAction)],
+    [`action time p95 ms: provider (latency ${o.providerLatency} ms) / add_tag`, `${num(r.latencyMs.providerActionP95, 1)} / ${num(r.latencyMs.addTagP95, 1)}`],
+    ['queue latency p95 ms (workers /metrics)', num(r.latencyMs.queueP95, 1)],
+    ['timer lateness p50 / p99 ms', `${num(r.latencyMs.timerLatenessP50, 1)} / ${num(r.latencyMs.timerLatenessP99, 1)}`],
+    ['API trigger p50/p95/p99 ms (client)', trio(r.latencyMs.apiTrigger)],
+    ['API GET /executions/{id} p50/p95/p99 ms (client)', trio(r.latencyMs.apiGet)],
+    ['errors (http / incomplete / error logs / exits / duplicate sends)', `${r.errors.total} (${r.errors.http} / ${r.errors.incomplete} / ${r.errors.logErrors} / ${r.errors.exits} / ${r.errors.duplicateSends}); recovered ${r.errors.recovered}`],
+    ['peak RSS MB: worker (max) / API', `${num(r.memory.workerRssMb)} / ${num(r.memory.apiRssMb)}`],
+    ['Postgres rows / bytes per execution', `${num(r.postgres.rowsPerExecution, 1)} / ${num(r.postgres.bytesPerExecution)}`],
+    ['Redis bytes per in-flight / waiting execution (peak used MB)', `${num(r.memory.redisBytesPerInflight)} / ${num(r.memory.redisBytesPerWaiting)} (${num(r.memory.redisPeakMb, 1)})`],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return [
+    `flowmachine bench: ${o.executions} executions, rate ${o.rate || 'all at once'}${o.rate ? '/s' : ''}, ${o.workers} workers × ${o.workerConcurrency}, provider ${o.providerLatency} ms, wait "${o.wait}"; ${r.machine.cpus} CPUs, load ${r.machine.loadAverage.join(' ')}; ${num(r.seconds)} s`,
+    '',
+    `| ${'metric'.padEnd(width)} | value |`,
+    `| ${'-'.repeat(width)} | ----- |`,
+    ...rows.map(([label, value]) => `| ${label.padEnd(width)} | ${value} |`),
+  ].join('\n');
+}
+
+/** Parses the command line (see the file comment). */
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      executions: { type: 'string' },
+      rate: { type: 'string', default: '500' },
+      workers: { type: 'string', default: '2' },
+      'worker-concurrency': { type: 'string', default: '50' },
+      'provider-latency': { type: 'string', default: '5' },
+      wait: { type: 'string', default: '2 seconds' },
+      clients: { type: 'string', default: '32' },
+      'floor-seconds': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      'worker-node-args': { type: 'string', default: '' },
+    },
+  });
+  const int = (name: string, value: string | undefined, min: number) => {
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
+    return parsed;
+  };
+  if (durationMs(values.wait) <= 0) throw new Error('--wait must look like "2 seconds"');
+  return {
+    quick: values.quick,
+    json: values.json,
+    keep: values.keep,
+    executions: int('executions', values.executions ?? (values.quick ? '300' : '1000'), 1),
+    rate: int('rate', values.rate, 0),
+    workers: int('workers', values.workers, 1),
+    workerConcurrency: int('worker-concurrency', values['worker-concurrency'], 1),
+    providerLatency: int('provider-latency', values['provider-latency'], 0),
+    wait: values.wait,
+    clients: int('clients', values.clients, 1),
+    floorSeconds: int('floor-seconds', values['floor-seconds'] ?? (values.quick ? '2' : '5'), 1),
+    logLevel: values['log-level'],
+    workerNodeArgs: values['worker-node-args'].split(/\s+/).filter(Boolean),
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv[0] === '--role') {
+    const { values } = parseArgs({ args: argv.slice(2), options: { redis: { type: 'string' }, 'worker-concurrency': { type: 'string' }, 'provider-latency': { type: 'string' } } });
+    if (argv[1] === 'provider') return serveProvider(Number(values['provider-latency'] ?? 0));
+    if (argv[1] === 'bullmq-floor') return serveQueueFloor(values.redis!, Number(values['worker-concurrency']));
+    throw new Error(`unknown role ${argv[1]}`);
+  }
+  const options = parseOptions(argv);
+  const cleanup = new Cleanup();
+  const interrupt = () => void cleanup.run().then(() => process.exit(130));
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  const progress = (line: string) => console.error(`[bench] ${line}`);
+  let ok = false;
+  try {
+    const result = await runBench(options, cleanup, progress);
+    console.log(formatTable(result));
+    if (options.json) console.log(JSON.stringify(result));
+    ok = result.errors.total === 0;
+  } finally {
+    await cleanup.run();
+  }
+  process.exit(ok ? 0 : 1);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).catch((error: Error) => {
+    console.error(`bench: ${error.stack ?? error.message}`);
+    process.exit(1);
+  });
+}
