@@ -7,7 +7,7 @@
  *
  * Usage: `npm run bench -- [--quick] [--executions N] [--rate PER_S (0: all at once)] [--workers N]
  *   [--worker-concurrency N] [--provider-latency MS] [--wait "2 seconds"] [--clients N] [--json]
- *   [--log-level info] [--worker-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--keep]`
+ *   [--log-level info] [--worker-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--keep]`
  * (see docs/benchmarks.md). Exits 1 when an execution did not complete or anything failed.
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
@@ -318,6 +318,16 @@ const ask = (child: ChildProcess, message: string) =>
     child.send(message);
   });
 
+/** Asks a role child to stop and waits for it to exit (killing it after 5 s). */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.send('stop');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** The fake provider (test/helpers/fake-provider.ts) in its own process, counting requests and distinct idempotency keys. */
 async function serveProvider(latencyMs: number): Promise<void> {
   const provider = await startFakeProvider();
@@ -397,27 +407,34 @@ async function measurePostgresFloor(db: { name: string; url: string }, tmp: stri
   } finally {
     await client.end();
   }
+  // JSON goes in through -D variables: pgbench reads ":name" inside literals as a variable.
   const id = `CAST(md5('floor' || :n) AS uuid)`;
-  const details = `'{"action_type":"send_email","attempt":1,"action_config":{"to":"b***@example.com","subject":"Hi Bench1","body":"Welcome!"}}'`;
-  const log = (event: string, status: string, duration: string) =>
-    `(${id}, CAST(:account AS uuid), CAST(:workflow AS uuid), CAST(md5('floor-contact' || :n) AS uuid), '${event}', 0, 'welcome', '${status}', now(), ${duration}, ${details})`;
+  const log = (event: string, status: string, duration: string, details: string) =>
+    `(${id}, CAST(:account AS uuid), CAST(:workflow AS uuid), CAST(md5('floor-contact' || :n) AS uuid), '${event}', 0, 'welcome', '${status}', now(), ${duration}, CAST(:${details} AS jsonb))`;
   const script = path.join(tmp, 'step-tx.sql');
   writeFileSync(
     script,
     [
       `\\set n random(1, ${FLOOR_ROWS})`,
       'BEGIN;',
-      `UPDATE executions SET status = 'ACTIVE', snapshot = '${snapshot.replace('"steps":0', '"steps":1').replace('welcome', 'tag')}', version = version + 1, current_step_index = 1, total_steps = 5, next_run_at = NULL, completion_reason = NULL, waiting = false, updated_at = now() WHERE id = ${id} AND version >= 0;`,
-      `INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, step_index, step_id, status, timestamp, duration_ms, details) VALUES ${log('action_started', 'STARTED', 'NULL')}, ${log('action_completed', 'SUCCESS', '5')};`,
+      `UPDATE executions SET status = 'ACTIVE', snapshot = CAST(:snapshot AS jsonb), version = version + 1, current_step_index = 1, total_steps = 5, next_run_at = NULL, completion_reason = NULL, waiting = false, updated_at = now() WHERE id = ${id} AND version >= 0;`,
+      `INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, step_index, step_id, status, timestamp, duration_ms, details) VALUES ${log('action_started', 'STARTED', 'NULL', 'started')}, ${log('action_completed', 'SUCCESS', '5', 'completed')};`,
       'COMMIT;',
       '',
     ].join('\n'),
   );
+  const variables = {
+    account,
+    workflow,
+    snapshot: snapshot.replace('"steps":0', '"steps":1').replace('welcome', 'tag'),
+    started: '{"action_type":"send_email","attempt":1,"action_config":{"to":"b***@example.com","subject":"Hi Bench1","body":"Welcome aboard, Bench1!"}}',
+    completed: '{"action_type":"send_email"}',
+  };
   const admin = new URL(ADMIN_URL);
   const { stdout } = await promisify(execFile)('pgbench', [
     '-h', admin.hostname, '-p', admin.port || '5432', '-U', decodeURIComponent(admin.username || 'postgres'),
     '-n', '-M', 'prepared', '-c', String(FLOOR_CLIENTS), '-j', '2', '-T', String(seconds),
-    '-D', `account=${account}`, '-D', `workflow=${workflow}`, '-f', script, db.name,
+    ...Object.entries(variables).flatMap(([name, value]) => ['-D', `${name}=${value}`]), '-f', script, db.name,
   ], { env: { ...process.env, PGPASSWORD: decodeURIComponent(admin.password) } });
   const tps = /tps = ([\d.]+)/.exec(stdout);
   if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
@@ -517,7 +534,7 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
   await monitor.flushall();
 
   const provider = await forkRole(['provider', '--provider-latency', String(options.providerLatency)]);
-  cleanup.add(() => ask(provider.child, 'stop').catch(() => provider.child.kill()));
+  cleanup.add(() => stopChild(provider.child));
   const providerUrl = (provider.first as { url: string }).url;
 
   const prisma = createDb(db.url, { max: 1 });
@@ -542,8 +559,8 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
   cleanup.add(() => Promise.all(processes.map((p) => p.stop())));
   const [api, ...workers] = processes as [BenchProcess, ...BenchProcess[]];
   let exits = 0;
-  for (const p of processes) void p.exited.then(() => (stopping ? undefined : (exits += 1, progress(`${p.name} exited unexpectedly; see ${p.logFile}`))));
   let stopping = false;
+  for (const p of processes) void p.exited.then(() => (stopping ? undefined : (exits += 1, progress(`${p.name} exited unexpectedly; see ${p.logFile}`))));
 
   const created = await requestJson(api.port, 'POST', '/api/v1/workflows', account.api_key, { name: 'Bench', status: 'active', definition: benchDefinition(options.wait) });
   if (created.status !== 201) throw new Error(`creating the workflow failed: ${created.status} ${JSON.stringify(created.body)}`);
@@ -589,6 +606,7 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
   let httpErrors = 0;
   let next = 0;
   let triggering = true;
+  let finished = false;
   const t0 = performance.now();
   let lastAccepted = t0;
   const client = async () => {
@@ -617,14 +635,13 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
       await sleep((4 * 1000) / GET_RATE);
     }
   };
-  let finished = false;
   const readers = Array.from({ length: 4 }, reader);
   await Promise.all(Array.from({ length: Math.min(options.clients, options.executions) }, client));
   triggering = false;
   const triggerSeconds = (lastAccepted - t0) / 1000;
 
   // Wait until every accepted execution finished; give up after a long time without any change.
-  const stallMs = Math.max(60_000, 2 * (probes.at(-1) ? 0 : 0) + 120_000 + durationMs(options.wait));
+  const stallMs = 120_000 + durationMs(options.wait);
   let lastChange = performance.now();
   let lastKey = '';
   let lastReport = 0;

@@ -3,6 +3,7 @@ import { createAccount } from './api/api-keys.ts';
 import { loadConfig } from './config.ts';
 import { createDb } from './db/client.ts';
 import { ensureDatabase, migrate } from './db/migrate.ts';
+import { checkConsistency } from './engine/consistency.ts';
 import type { Tracing } from './observability/tracing.ts';
 import { startRuntime, type Roles } from './runtime.ts';
 
@@ -11,6 +12,7 @@ const USAGE = `usage: flowmachine <command>
   api                           run the API only
   worker                        run a worker (and its sweeper) only
   migrate                       apply pending migrations and exit
+  check [--stuck-after-ms MS]   check the database's consistency; prints a JSON report, exit 1 on any violation
   accounts create --name NAME --admin-email EMAIL
                                 create an account; prints {"account_id","user_id","api_key"}`;
 
@@ -33,6 +35,18 @@ export async function main(argv: string[], tracing: Tracing = { shutdown: async 
       return serve(config, { api: true, worker: false }, tracing);
     case 'worker':
       return serve(config, { api: false, worker: true }, tracing);
+    case 'check': {
+      const { values } = parseArgs({ args: rest, options: { 'stuck-after-ms': { type: 'string' } } });
+      const db = createDb(config.DATABASE_URL, { max: 2 });
+      try {
+        const report = await checkConsistency(db, { stuckAfterMs: values['stuck-after-ms'] ? Number(values['stuck-after-ms']) : undefined });
+        console.log(JSON.stringify(report, null, 2));
+        process.exitCode = report.ok ? 0 : 1;
+      } finally {
+        await db.$disconnect();
+      }
+      return;
+    }
     case 'accounts': {
       const { values, positionals } = parseArgs({ args: rest, options: { name: { type: 'string' }, 'admin-email': { type: 'string' } }, allowPositionals: true });
       if (positionals[0] !== 'create' || !values.name || !values['admin-email'] || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(values['admin-email'])) {

@@ -1,0 +1,312 @@
+import { initialTransition, transition } from 'xstate';
+import { FINAL_STATES, type CompiledWorkflow, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
+import type { PrismaClient, Tx } from '../db/client.ts';
+import { storedSnapshotSchema, type StoredSnapshot } from './snapshot.ts';
+import { TERMINAL_STATUSES } from './types.ts';
+import { WorkflowCache } from './workflow-cache.ts';
+
+/**
+ * Consistency checks over a whole database: the invariants the engine keeps between an execution's
+ * row, its snapshot, its log and its account, read from one consistent snapshot of the database
+ * (a read-only REPEATABLE READ transaction), so they hold even while workers are running.
+ */
+
+/** Every kind of violation the check can report. */
+export const VIOLATION_KINDS = [
+  /** The stored snapshot does not parse, or names a state its workflow does not have. */
+  'snapshot_invalid',
+  /** Status and snapshot disagree (final state ↔ terminal status, PAUSED off a wait step, `waiting` outside QUEUED, completion reason). */
+  'status_mismatch',
+  /** `current_step_index` differs from the snapshot's `context.steps`. */
+  'step_index_mismatch',
+  /** A terminal execution without `finished_at`, or with a pending `next_run_at`. */
+  'terminal_fields',
+  /** A PAUSED execution without `next_run_at`. */
+  'paused_without_timer',
+  /** `accounts.active_executions` differs from the number of the account's ACTIVE executions. */
+  'active_count_mismatch',
+  /** An account has more ACTIVE executions than its concurrency limit. */
+  'active_over_limit',
+  /** The number of steps the log records as finished differs from `current_step_index`, or a step finished twice. */
+  'log_step_count',
+  /** The finished steps of the log, replayed through the workflow's machine, do not lead to the snapshot. */
+  'log_path',
+  /** Not exactly one `execution_started` entry. */
+  'started_log',
+  /** A terminal execution without exactly one terminal entry matching its status, or a running one with one. */
+  'terminal_log',
+  /** An entry after the terminal one other than a notification (or a refused duplicate trigger). */
+  'log_after_terminal',
+  /** A running execution nobody has touched for too long, or a timer overdue for too long. */
+  'stuck',
+] as const;
+export type ViolationKind = (typeof VIOLATION_KINDS)[number];
+
+/** One broken invariant. */
+export interface Violation {
+  kind: ViolationKind;
+  execution_id?: string;
+  account_id?: string;
+  message: string;
+}
+
+/** What {@link checkConsistency} found. */
+export interface ConsistencyReport {
+  ok: boolean;
+  checked_at: string;
+  executions: number;
+  accounts: number;
+  violations_total: number;
+  violations_by_kind: Record<ViolationKind, number>;
+  /** The violations, at most `maxListed` of them. */
+  violations: Violation[];
+}
+
+/** Options of {@link checkConsistency}. */
+export interface ConsistencyOptions {
+  /** Reference time of the stuck checks. @defaultValue the current time */
+  now?: Date;
+  /**
+   * A running execution counts as stuck when it is ACTIVE (no timer) or QUEUED (not in the
+   * account's waiting line) and untouched for longer than this, or when its timer (wait, retry
+   * back-off) is overdue by more than this. @defaultValue 300000 (5 minutes)
+   */
+  stuckAfterMs?: number;
+  /** Most violations listed in the report (all are counted). @defaultValue 1000 */
+  maxListed?: number;
+  /** Executions read per batch. @defaultValue 500 */
+  batchSize?: number;
+}
+
+/**
+ * Log entries that record a step as finished, with the machine event that finished it. Exactly one
+ * per step on the path taken: `action_failed` is not one (a transient failure is retried; a
+ * permanent one is followed by `skipped_non_retryable_error`, which is).
+ */
+export const STEP_FINISHED_EVENTS: Record<string, (details: Record<string, unknown>) => ExecutionEvent | null> = {
+  action_completed: () => ({ type: 'STEP_DONE' }),
+  action_skipped: () => ({ type: 'STEP_SKIPPED' }),
+  skipped_non_retryable_error: () => ({ type: 'STEP_SKIPPED' }),
+  condition_evaluated: (details) => (typeof details.result === 'boolean' ? { type: 'CONDITION_RESULT', result: details.result } : null),
+  wait_completed: () => ({ type: 'TIMER_FIRED' }),
+};
+
+/** The entry that ends an execution, per terminal status. */
+export const TERMINAL_LOGS: Record<string, string> = { execution_completed: 'COMPLETED', execution_failed: 'FAILED', execution_cancelled: 'CANCELLED' };
+
+/**
+ * Entries that may follow the terminal one: the admin notification is sent after the failure is
+ * committed, and a duplicate trigger refused while the execution ran is logged after that check.
+ * `manual_retry` reopens a FAILED execution and starts a new segment of its log.
+ */
+export const AFTER_TERMINAL_LOGS = new Set(['notification_sent', 'notification_failed', 'deduplication_blocked']);
+
+/** An execution row as the checks read it. */
+export interface CheckedExecution {
+  id: string;
+  accountId: string;
+  workflowVersionId: string;
+  status: string;
+  snapshot: unknown;
+  currentStepIndex: number;
+  completionReason: string | null;
+  nextRunAt: Date | null;
+  finishedAt: Date | null;
+  updatedAt: Date;
+  waiting: boolean;
+}
+
+/** A log entry as the checks read it. */
+export interface CheckedLog {
+  id: bigint;
+  eventType: string;
+  stepId: string | null;
+  stepIndex: number | null;
+  details: unknown;
+}
+
+const isTerminal = (status: string) => (TERMINAL_STATUSES as readonly string[]).includes(status);
+
+/**
+ * Checks every execution and account of the database. Reads only; the whole check runs in one
+ * REPEATABLE READ transaction so rows and logs are seen as of one instant.
+ */
+export async function checkConsistency(db: PrismaClient, options: ConsistencyOptions = {}): Promise<ConsistencyReport> {
+  const now = options.now ?? new Date();
+  const maxListed = options.maxListed ?? 1_000;
+  const counts = Object.fromEntries(VIOLATION_KINDS.map((kind) => [kind, 0])) as Record<ViolationKind, number>;
+  const listed: Violation[] = [];
+  const report = (violation: Violation) => {
+    counts[violation.kind] += 1;
+    if (listed.length < maxListed) listed.push(violation);
+  };
+
+  const { executions, accounts } = await db.$transaction(
+    async (tx) => {
+      await tx.$executeRaw`SET TRANSACTION READ ONLY`;
+      const accountRows = await checkAccounts(tx, report);
+      const executionCount = await checkExecutions(tx, { now, stuckAfterMs: options.stuckAfterMs ?? 300_000, batchSize: options.batchSize ?? 500 }, report);
+      return { executions: executionCount, accounts: accountRows };
+    },
+    { isolationLevel: 'RepeatableRead', timeout: 30 * 60_000, maxWait: 30_000 },
+  );
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  return { ok: total === 0, checked_at: now.toISOString(), executions, accounts, violations_total: total, violations_by_kind: counts, violations: listed };
+}
+
+async function checkAccounts(tx: Tx, report: (v: Violation) => void): Promise<number> {
+  // One statement, so the counter and the count are read at the same instant.
+  const rows = await tx.$queryRaw<{ id: string; counter: number; limit: number; active: number }[]>`
+    SELECT a.id, a.active_executions AS counter, a.concurrent_executions_per_account AS "limit",
+           (SELECT count(*)::int FROM executions e WHERE e.account_id = a.id AND e.status = 'ACTIVE') AS active
+    FROM accounts a`;
+  for (const row of rows) {
+    if (row.counter !== row.active) {
+      report({ kind: 'active_count_mismatch', account_id: row.id, message: `active_executions is ${row.counter} but ${row.active} executions are ACTIVE` });
+    }
+    if (row.active > row.limit) {
+      report({ kind: 'active_over_limit', account_id: row.id, message: `${row.active} ACTIVE executions exceed the limit of ${row.limit}` });
+    }
+  }
+  return rows.length;
+}
+
+async function checkExecutions(tx: Tx, options: { now: Date; stuckAfterMs: number; batchSize: number }, report: (v: Violation) => void): Promise<number> {
+  const cache = new WorkflowCache();
+  const invalid = new Set<string>();
+  let cursor: string | undefined;
+  let checked = 0;
+  for (;;) {
+    const rows: CheckedExecution[] = await tx.execution.findMany({
+      where: cursor ? { id: { gt: cursor } } : {},
+      orderBy: { id: 'asc' },
+      take: options.batchSize,
+      select: { id: true, accountId: true, workflowVersionId: true, status: true, snapshot: true, currentStepIndex: true, completionReason: true, nextRunAt: true, finishedAt: true, updatedAt: true, waiting: true },
+    });
+    if (rows.length === 0) break;
+    const versions = [...new Set(rows.map((r) => r.workflowVersionId))].filter((id) => !cache.get(id) && !invalid.has(id));
+    for (const version of await tx.workflowVersion.findMany({ where: { id: { in: versions } }, select: { id: true, definition: true } })) {
+      try {
+        cache.compile(version.id, version.definition);
+      } catch {
+        invalid.add(version.id);
+      }
+    }
+    const logs = await tx.executionLog.findMany({
+      where: { executionId: { in: rows.map((r) => r.id) } },
+      orderBy: { id: 'asc' },
+      select: { id: true, executionId: true, eventType: true, stepId: true, stepIndex: true, details: true },
+    });
+    const byExecution = new Map<string, CheckedLog[]>();
+    for (const log of logs) byExecution.set(log.executionId!, [...(byExecution.get(log.executionId!) ?? []), log]);
+    for (const row of rows) {
+      for (const violation of checkExecution(row, byExecution.get(row.id) ?? [], cache.get(row.workflowVersionId) ?? null, options)) report(violation);
+    }
+    checked += rows.length;
+    cursor = rows.at(-1)!.id;
+  }
+  return checked;
+}
+
+/**
+ * The invariants of one execution, given its row, its log in insertion order and its compiled
+ * workflow (`null` when the stored definition no longer compiles). Pure.
+ */
+export function checkExecution(row: CheckedExecution, logs: CheckedLog[], workflow: CompiledWorkflow | null, options: { now: Date; stuckAfterMs: number }): Violation[] {
+  const violations: Violation[] = [];
+  const add = (kind: ViolationKind, message: string) => violations.push({ kind, execution_id: row.id, account_id: row.accountId, message });
+  const terminal = isTerminal(row.status);
+
+  // Row fields that do not need the snapshot.
+  if (terminal && !row.finishedAt) add('terminal_fields', `${row.status} without finished_at`);
+  if (terminal && row.nextRunAt) add('terminal_fields', `${row.status} with next_run_at ${row.nextRunAt.toISOString()}`);
+  if (row.status === 'PAUSED' && !row.nextRunAt) add('paused_without_timer', 'PAUSED without next_run_at');
+  if (row.waiting && row.status !== 'QUEUED') add('status_mismatch', `waiting in line with status ${row.status}`);
+  checkStuck(row, options, add);
+
+  // Log structure.
+  const started = logs.filter((l) => l.eventType === 'execution_started').length;
+  if (started !== 1) add('started_log', `${started} execution_started entries`);
+  const lastRetry = logs.findLastIndex((l) => l.eventType === 'manual_retry');
+  const segment = logs.slice(lastRetry + 1);
+  const terminalAt = segment.map((l, i) => (l.eventType in TERMINAL_LOGS ? i : -1)).filter((i) => i >= 0);
+  if (terminal && terminalAt.length !== 1) add('terminal_log', `${terminalAt.length} terminal entries for a ${row.status} execution`);
+  if (!terminal && terminalAt.length > 0) add('terminal_log', `terminal entry ${segment[terminalAt[0]!]!.eventType} for a ${row.status} execution`);
+  if (terminalAt.length === 1 && terminal && TERMINAL_LOGS[segment[terminalAt[0]!]!.eventType] !== row.status) {
+    add('terminal_log', `terminal entry ${segment[terminalAt[0]!]!.eventType} for a ${row.status} execution`);
+  }
+  if (terminalAt.length > 0) {
+    const after = segment.slice(terminalAt[0]! + 1).filter((l) => !(l.eventType in TERMINAL_LOGS) && !AFTER_TERMINAL_LOGS.has(l.eventType));
+    if (after.length > 0) add('log_after_terminal', `entries after ${segment[terminalAt[0]!]!.eventType}: ${after.map((l) => l.eventType).join(', ')}`);
+  }
+
+  // Finished steps: one entry per step of the path, as many as current_step_index.
+  const finished = logs.filter((l) => l.eventType in STEP_FINISHED_EVENTS);
+  const perStep = new Map<string, number>();
+  for (const entry of finished) perStep.set(String(entry.stepId), (perStep.get(String(entry.stepId)) ?? 0) + 1);
+  for (const [stepId, count] of perStep) if (count > 1) add('log_step_count', `step ${stepId} finished ${count} times`);
+  if (perStep.size !== row.currentStepIndex) add('log_step_count', `${perStep.size} steps finished in the log, current_step_index is ${row.currentStepIndex}`);
+
+  // The snapshot itself.
+  const parsed = storedSnapshotSchema.safeParse(row.snapshot);
+  if (!parsed.success) {
+    add('snapshot_invalid', `snapshot does not parse: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    return violations;
+  }
+  const stored = parsed.data;
+  if (row.currentStepIndex !== stored.context.steps) add('step_index_mismatch', `current_step_index ${row.currentStepIndex}, snapshot context.steps ${stored.context.steps}`);
+  checkStatus(row, stored, workflow, add);
+  if (workflow && perStep.size === finished.length) checkPath(stored, finished, workflow, add);
+  return violations;
+}
+
+function checkStuck(row: CheckedExecution, options: { now: Date; stuckAfterMs: number }, add: (kind: ViolationKind, message: string) => void) {
+  const limit = options.now.getTime() - options.stuckAfterMs;
+  const age = (date: Date) => `${Math.round((options.now.getTime() - date.getTime()) / 1000)} s`;
+  if (row.status === 'PAUSED' || (row.status === 'ACTIVE' && row.nextRunAt)) {
+    if (row.nextRunAt && row.nextRunAt.getTime() < limit) add('stuck', `${row.status} with a timer overdue by ${age(row.nextRunAt)}`);
+  } else if ((row.status === 'ACTIVE' || (row.status === 'QUEUED' && !row.waiting)) && row.updatedAt.getTime() < limit) {
+    add('stuck', `${row.status} and untouched for ${age(row.updatedAt)}`);
+  }
+}
+
+function checkStatus(row: CheckedExecution, stored: StoredSnapshot, workflow: CompiledWorkflow | null, add: (kind: ViolationKind, message: string) => void) {
+  const final = stored.value in FINAL_STATES ? FINAL_STATES[stored.value as FinalState] : null;
+  if (final) {
+    if (row.status !== final.status) add('status_mismatch', `snapshot is in ${stored.value} but status is ${row.status}`);
+    const reason = stored.context.reason ?? final.reason;
+    if (row.status === final.status && row.completionReason !== reason) add('status_mismatch', `completion_reason ${row.completionReason}, expected ${reason}`);
+    return;
+  }
+  if (isTerminal(row.status)) add('status_mismatch', `status ${row.status} but the snapshot is at step ${stored.value}`);
+  if (!workflow) return;
+  const step = workflow.steps.get(stored.value)?.step;
+  if (!step) add('snapshot_invalid', `snapshot names ${stored.value}, which is not a step of its workflow`);
+  else if (row.status === 'PAUSED' && step.type !== 'wait') add('status_mismatch', `PAUSED at ${step.type} step ${step.id}`);
+}
+
+/**
+ * Replays the finished steps through the machine, in the order they were committed: each must be
+ * the step the execution was at, with step_index equal to the steps finished before it, and the
+ * replay must end where the snapshot is (a failed execution: at the step that failed; a cancelled
+ * or goal-completed one: at some step, where it was stopped).
+ */
+function checkPath(stored: StoredSnapshot, finished: CheckedLog[], workflow: CompiledWorkflow, add: (kind: ViolationKind, message: string) => void) {
+  let [snapshot] = initialTransition(workflow.machine);
+  for (const [index, entry] of finished.entries()) {
+    const at = String(snapshot.value);
+    const event = STEP_FINISHED_EVENTS[entry.eventType]!((entry.details ?? {}) as Record<string, unknown>);
+    if (entry.stepId !== at || !event) {
+      add('log_path', `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result recorded)'}`);
+      return;
+    }
+    if (entry.stepIndex !== index) add('log_path', `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index}`);
+    [snapshot] = transition(workflow.machine, snapshot, event);
+  }
+  const reached = String(snapshot.value);
+  const expected =
+    stored.value === 'failed' ? stored.context.failedStep
+    : stored.value === 'cancelled' || stored.value === 'goal_achieved' ? (reached in FINAL_STATES ? null : reached)
+    : stored.value;
+  if (reached !== expected) add('log_path', `the log leads to ${reached} but the snapshot is ${stored.value}${stored.value === 'failed' ? ` (failed at ${stored.context.failedStep})` : ''}`);
+}
