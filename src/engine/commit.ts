@@ -1,10 +1,10 @@
 import { transition } from 'xstate';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
-import type { Tx } from '../db/client.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { maskPii } from '../observability/mask.ts';
 import type { StepWork } from '../queue/step-queue.ts';
 import { acquireSlot, releaseSlot } from './admission.ts';
+import { commitStatement, type ExecutionUpdate, type LogRow } from './commit-statement.ts';
 import type { LoadedExecution } from './load.ts';
 import { progressOf, restoreSnapshot, storeSnapshot, type StoredSnapshot } from './snapshot.ts';
 import type { EngineDeps, ExecutionStatus, LogEntry } from './types.ts';
@@ -100,9 +100,9 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   }
 
   const version = row.version + 1;
-  const data: Prisma.ExecutionUpdateManyMutationInput = {
+  const data: ExecutionUpdate = {
     status,
-    snapshot: stored as unknown as Prisma.InputJsonValue,
+    snapshot: stored,
     version,
     currentStepIndex: progress.currentStepIndex,
     totalSteps: progress.totalSteps,
@@ -115,24 +115,32 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     ...(finished ? { finishedAt: now } : {}),
   };
 
-  try {
-    await deps.db.$transaction(async (tx) => {
-      const wasActive = row.status === 'ACTIVE';
-      if (status === 'ACTIVE' && !wasActive && !(await acquireSlot(tx, row.accountId, row.status !== 'QUEUED'))) {
-        // No free slot: the execution waits in line, holding no job, until a slot frees.
-        status = 'QUEUED';
-        data.status = status;
-        data.waiting = true;
-      }
-      const updated = await tx.execution.updateMany({ where: { id: row.id, version: row.version }, data });
-      if (updated.count !== 1) throw new VersionConflict();
-      if (wasActive && status !== 'ACTIVE') work.push(...(await releaseSlot(tx, row.accountId)));
-      if (change.tags) await tx.contact.update({ where: { id: row.contactId }, data: { tags: change.tags } });
-      await insertLogs(tx, row, logs, progress.currentStepIndex, change.userId ?? null, now);
-    });
-  } catch (error) {
-    if (error instanceof VersionConflict) return null;
-    throw error;
+  const logRows = toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now);
+  const wasActive = row.status === 'ACTIVE';
+  if (wasActive === (status === 'ACTIVE')) {
+    // The common case (a step of a running execution): no concurrency slot changes hands, so the whole
+    // commit is one statement, one round trip.
+    const committed = await commitStatement(deps.db, row, data, logRows, change.tags);
+    if (!committed) return null;
+  } else {
+    try {
+      await deps.db.$transaction(async (tx) => {
+        if (status === 'ACTIVE' && !(await acquireSlot(tx, row.accountId, row.status !== 'QUEUED'))) {
+          // No free slot: the execution waits in line, holding no job, until a slot frees.
+          status = 'QUEUED';
+          data.status = status;
+          data.waiting = true;
+        }
+        const updated = await tx.execution.updateMany({ where: { id: row.id, version: row.version }, data: data as Prisma.ExecutionUpdateManyMutationInput });
+        if (updated.count !== 1) throw new VersionConflict();
+        if (wasActive && status !== 'ACTIVE') work.push(...(await releaseSlot(tx, row.accountId)));
+        if (change.tags) await tx.contact.update({ where: { id: row.contactId }, data: { tags: change.tags } });
+        if (logRows.length > 0) await tx.executionLog.createMany({ data: logRows });
+      });
+    } catch (error) {
+      if (error instanceof VersionConflict) return null;
+      throw error;
+    }
   }
 
   if (status === 'ACTIVE' || status === 'PAUSED' || (status === 'QUEUED' && !data.waiting)) {
@@ -145,24 +153,22 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   return { status, version, finished, reason, work };
 }
 
-async function insertLogs(tx: Tx, row: LoadedExecution['row'], logs: LogEntry[], stepIndex: number, userId: string | null, now: Date) {
-  if (logs.length === 0) return;
-  await tx.executionLog.createMany({
-    data: logs.map((entry) => ({
-      executionId: row.id,
-      accountId: row.accountId,
-      workflowId: row.workflowId,
-      contactId: row.contactId,
-      eventType: entry.eventType,
-      status: entry.status,
-      stepIndex: entry.stepIndex ?? (entry.stepId ? stepIndex : null),
-      stepId: entry.stepId ?? null,
-      durationMs: entry.durationMs ?? null,
-      timestamp: entry.timestamp ?? now,
-      userId: entry.userId ?? userId,
-      details: maskPii(entry.details ?? {}) as Prisma.InputJsonValue,
-    })),
-  });
+/** The stored form of log entries: masked details, the step index of the step they belong to. */
+function toLogRows(row: LoadedExecution['row'], logs: LogEntry[], stepIndex: number, userId: string | null, now: Date): LogRow[] {
+  return logs.map((entry) => ({
+    executionId: row.id,
+    accountId: row.accountId,
+    workflowId: row.workflowId,
+    contactId: row.contactId,
+    eventType: entry.eventType,
+    status: entry.status,
+    stepIndex: entry.stepIndex ?? (entry.stepId ? stepIndex : null),
+    stepId: entry.stepId ?? null,
+    durationMs: entry.durationMs ?? null,
+    timestamp: entry.timestamp ?? now,
+    userId: entry.userId ?? userId,
+    details: maskPii(entry.details ?? {}) as Prisma.InputJsonValue,
+  }));
 }
 
 function observe(deps: EngineDeps, row: LoadedExecution['row'], logs: LogEntry[], finished: FinalState | null, status: ExecutionStatus) {
