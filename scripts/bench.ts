@@ -6,11 +6,11 @@
  * through the HTTP API, waits for all of them to finish and prints one table (and JSON with `--json`).
  *
  * Usage: `npm run bench -- [--quick] [--executions N] [--rate PER_S (0: all at once)] [--workers N]
- *   [--worker-concurrency N] [--provider-latency MS] [--wait "2 seconds"] [--clients N] [--json]
+ *   [--worker-concurrency N] [--provider-latency MS] [--wait "2 seconds"] [--clients N] [--accounts N] [--time-limit S] [--json]
  *   [--log-level info] [--worker-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--keep]`
  * (see docs/benchmarks.md). Exits 1 when an execution did not complete or anything failed.
  */
-import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
@@ -31,6 +31,8 @@ import { startPrivateRedis } from '../test/helpers/redis-server.ts';
 const SELF = fileURLToPath(import.meta.url);
 const BIN = path.resolve(import.meta.dirname, '../bin/flowmachine.mjs');
 const GET_RATE = 50;
+/** USER_HZ of /proc/<pid>/stat times (100 on Linux). */
+const CLOCK_TICKS = 100;
 const FLOOR_CLIENTS = 8;
 const FLOOR_ROWS = 10_000;
 const STEP_EVENTS = `('action_completed', 'action_skipped', 'action_failed', 'condition_evaluated', 'wait_completed')`;
@@ -49,6 +51,8 @@ export interface BenchOptions {
   providerLatency: number;
   /** Duration of the workflow's wait step. @defaultValue "2 seconds" */
   wait: string;
+  /** Accounts the executions are spread over, round robin (each with its own workflow). @defaultValue 1 */
+  accounts: number;
   /** Concurrent HTTP clients sending triggers. @defaultValue 32 */
   clients: number;
   /** Seconds each floor measurement runs. @defaultValue 5 (2 with `quick`) */
@@ -57,6 +61,8 @@ export interface BenchOptions {
   logLevel: string;
   /** Extra node flags for the worker processes, e.g. `--cpu-prof`. */
   workerNodeArgs: string[];
+  /** Stops triggering and waiting after this many seconds of load (0: no limit); unfinished executions count as errors. @defaultValue 0 */
+  timeLimit: number;
   /** Keeps the log directory. */
   keep: boolean;
   json: boolean;
@@ -73,7 +79,10 @@ export interface Percentiles {
 /** Everything one run measured (the `--json` output). */
 export interface BenchResult {
   options: Omit<BenchOptions, 'json' | 'keep'>;
-  machine: { cpus: number; loadAverage: number[] };
+  /** The commit measured, and source files changed from it at the start of the run. */
+  source: { commit: string; changed: string[] };
+  /** 1-minute load average at the start and at the end of the run (others may share the machine). */
+  machine: { cpus: number; loadStart: number; loadEnd: number };
   floor: { postgresTxPerSec: number; queueJobsPerSec: number; floorPerSec: number };
   triggers: { requested: number; accepted: number; perSec: number; seconds: number };
   steps: { total: number; perSec: number; peakPerSec: number; ofFloor: number; jobsStarted: number };
@@ -82,15 +91,24 @@ export interface BenchResult {
     triggerToFirstAction: Percentiles;
     providerActionP95: number | null;
     addTagP95: number | null;
+    /** From the workers' histograms; `queueP95Beyond` when it lies past the last finite bucket (then `queueP95` is that bound). */
     queueP95: number | null;
+    queueP95Beyond: boolean;
     timerLatenessP50: number | null;
     timerLatenessP99: number | null;
     apiTrigger: Percentiles;
     apiGet: Percentiles;
   };
   errors: { total: number; http: number; incomplete: number; logErrors: number; exits: number; duplicateSends: number; recovered: number };
-  memory: { workerRssMb: number; apiRssMb: number; redisPeakMb: number; redisBytesPerInflight: number | null; redisBytesPerWaiting: number | null };
-  postgres: { rowsPerExecution: number; bytesPerExecution: number };
+  /** Peak RSS during the load, and RSS once started and idle (what the runtime itself takes). */
+  memory: { workerRssMb: number; apiRssMb: number; workerIdleRssMb: number; apiIdleRssMb: number; redisPeakMb: number; redisBytesPerInflight: number | null; redisBytesPerWaiting: number | null };
+  /** Footprint, share of HOT updates of `executions`, and its indexes no query used during the run. */
+  postgres: { rowsPerExecution: number; bytesPerExecution: number; hotUpdatePercent: number; unusedIndexes: string[] };
+  /**
+   * CPU used during the load, per engine step: workers, the Postgres backends, Redis, and the API per
+   * trigger; `capacityStepsPerSec` is what `machine.cpus` dedicated cores would sustain if CPU were the only limit.
+   */
+  cpu: { workerMsPerStep: number; postgresMsPerStep: number; redisMsPerStep: number; apiMsPerTrigger: number; totalMsPerStep: number; capacityStepsPerSec: number };
   seconds: number;
 }
 
@@ -203,6 +221,44 @@ export function rssMb(pid: number | undefined): number {
   }
 }
 
+/** CPU seconds (user + system) a process has used, from /proc; null once it is gone. */
+export function cpuSeconds(pid: number | undefined): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU used by the Postgres backends (and autovacuum workers) of one database, from /proc: `sample()` it
+ * now and then; a backend that exits loses at most what it used since the last sample.
+ */
+export class PostgresCpu {
+  private readonly seen = new Map<number, { first: number; last: number }>();
+
+  constructor(private readonly client: pg.ClientBase | pg.Pool) {}
+
+  /** Reads every backend's CPU; `baseline` marks what they used so far as not counted. */
+  async sample(baseline = false): Promise<void> {
+    const { rows } = await this.client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    for (const { pid } of rows) {
+      const cpu = cpuSeconds(pid);
+      if (cpu === null) continue;
+      const entry = this.seen.get(pid);
+      if (entry) entry.last = cpu;
+      else this.seen.set(pid, { first: baseline ? cpu : 0, last: cpu });
+    }
+  }
+
+  /** CPU seconds used since the baseline. */
+  get seconds(): number {
+    return [...this.seen.values()].reduce((sum, { first, last }) => sum + last - first, 0);
+  }
+}
+
 /** Runs registered clean-up steps once, last registered first, whatever fails. */
 export class Cleanup {
   private readonly steps: (() => Promise<unknown> | unknown)[] = [];
@@ -220,8 +276,19 @@ export class Cleanup {
   }
 }
 
+/** Drops benchmark databases of runs that were killed more than six hours ago (others may be running now). */
+async function dropAbandonedDatabases(): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  const { rows } = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^fm_bench_[0-9]+'`).finally(() => client.end());
+  for (const { datname } of rows) {
+    if (Number(/^fm_bench_(\d+)/.exec(datname)![1]) < Date.now() - 6 * 3_600_000) await adminQuery(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  }
+}
+
 /** Creates and migrates a fresh database `fm_bench_<timestamp>[suffix]`; dropped by `cleanup`. */
 export async function createBenchDatabase(cleanup: Cleanup, suffix = ''): Promise<{ name: string; url: string }> {
+  await dropAbandonedDatabases();
   const name = `fm_bench_${Date.now()}${suffix}`;
   await adminQuery(`CREATE DATABASE "${name}"`);
   cleanup.add(() => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
@@ -231,7 +298,7 @@ export async function createBenchDatabase(cleanup: Cleanup, suffix = ''): Promis
 }
 
 /** Inserts `count` opted-in contacts of `accountId` in one statement per 10,000; returns their ids in order. */
-export async function insertContacts(client: pg.ClientBase, accountId: string, count: number): Promise<string[]> {
+export async function insertContacts(client: pg.ClientBase | pg.Pool, accountId: string, count: number): Promise<string[]> {
   const ids: string[] = [];
   for (let from = 1; from <= count; from += 10_000) {
     const to = Math.min(count, from + 9_999);
@@ -269,7 +336,8 @@ function parseMetrics(text: string): Sample[] {
 
 /**
  * The `q` quantile (seconds) of histogram `name` summed over several processes' scrapes, interpolated
- * within buckets as Prometheus' `histogram_quantile` does; `null` without observations.
+ * within buckets as Prometheus' `histogram_quantile` does; `Infinity` when it lies in the `+Inf` bucket,
+ * `null` without observations.
  */
 export function histogramQuantile(q: number, scrapes: string[], name: string, filter: (labels: Record<string, string>) => boolean = () => true): number | null {
   const buckets = new Map<number, number>();
@@ -287,7 +355,7 @@ export function histogramQuantile(q: number, scrapes: string[], name: string, fi
   let below = 0;
   for (const [le, cumulative] of sorted) {
     if (cumulative >= q * total) {
-      if (le === Infinity) return lower;
+      if (le === Infinity) return Infinity;
       return lower + ((le - lower) * (q * total - below)) / Math.max(1, cumulative - below);
     }
     lower = le;
@@ -384,13 +452,11 @@ async function serveQueueFloor(redisUrl: string, concurrency: number): Promise<v
 
 /** Step-shaped transactions per second: UPDATE executions (version check) + INSERT 2 execution_logs + COMMIT, with pgbench. */
 async function measurePostgresFloor(db: { name: string; url: string }, tmp: string, seconds: number): Promise<number> {
-  const client = new pg.Client({ connectionString: db.url });
-  await client.connect();
   const account = '00000000-0000-4000-8000-00000000f100';
   const workflow = '00000000-0000-4000-8000-00000000f200';
   const version = '00000000-0000-4000-8000-00000000f300';
   const snapshot = '{"value":"welcome","context":{"steps":0,"failedStep":null,"reason":null}}';
-  try {
+  await withClient(db.url, async (client) => {
     await client.query(`INSERT INTO accounts (id, name, admin_email) VALUES ($1, 'floor', 'floor@example.com')`, [account]);
     await client.query(`INSERT INTO workflows (id, account_id, name, status) VALUES ($1, $2, 'floor', 'active')`, [workflow, account]);
     await client.query(`INSERT INTO workflow_versions (id, workflow_id, version, definition) VALUES ($1, $2, 1, '{}')`, [version, workflow]);
@@ -404,9 +470,7 @@ async function measurePostgresFloor(db: { name: string; url: string }, tmp: stri
       [account, workflow, version, snapshot],
     );
     await client.query('VACUUM ANALYZE executions');
-  } finally {
-    await client.end();
-  }
+  });
   // JSON goes in through -D variables: pgbench reads ":name" inside literals as a variable.
   const id = `CAST(md5('floor' || :n) AS uuid)`;
   const log = (event: string, status: string, duration: string, details: string) =>
@@ -467,7 +531,7 @@ async function measureQueueFloor(redisUrl: string, options: BenchOptions): Promi
 // The run
 
 /** The benchmark workflow: send_email → add_tag → condition(has_tag) → wait → send_sms. */
-const benchDefinition = (wait: string) => ({
+export const benchDefinition = (wait: string) => ({
   steps: [
     { id: 'welcome', type: 'send_email', config: { subject: 'Hi {{first_name}}', body: 'Welcome aboard, {{first_name}}!' } },
     { id: 'tag', type: 'add_tag', config: { tag: 'welcomed' } },
@@ -487,7 +551,6 @@ const benchDefinition = (wait: string) => ({
 });
 
 interface Probe {
-  at: number;
   statuses: Record<string, number>;
   usedMemory: number;
   inflightJobs: number;
@@ -510,26 +573,26 @@ function fitRedisMemory(probes: Probe[]): { perInflight: number | null; perWaiti
   return { perInflight: null, perWaiting: ud / dd };
 }
 
-async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line: string) => void): Promise<BenchResult> {
-  const began = performance.now();
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
-  cleanup.add(() => (options.keep ? progress(`logs kept in ${tmp}`) : rmSync(tmp, { recursive: true, force: true })));
+/** What a run starts: database, Redis, provider, the API and workers, and the accounts with their workflows. */
+interface System {
+  /** The bench's own connection (a pool of one, so a terminated backend is simply replaced). */
+  admin: pg.Pool;
+  monitor: Redis;
+  provider: ChildProcess;
+  api: BenchProcess;
+  workers: BenchProcess[];
+  tenants: { apiKey: string; contacts: string[]; workflowId: string }[];
+  /** Processes that exited before the run stopped them. */
+  exits: () => number;
+  /** Marks the processes as being stopped on purpose. */
+  stopping: () => void;
+}
 
-  const db = await createBenchDatabase(cleanup);
-  const redis = await startPrivateRedis();
-  cleanup.add(() => redis.stop());
-  progress(`database ${db.name}, redis ${redis.url}, logs ${tmp}`);
-
-  progress('floor: Postgres step transaction (pgbench)…');
-  const postgresTxPerSec = await measurePostgresFloor(db, tmp, options.floorSeconds);
-  progress('floor: BullMQ no-op round trip…');
-  const queueJobsPerSec = await measureQueueFloor(redis.url, options);
-  const floorPerSec = Math.min(postgresTxPerSec, queueJobsPerSec);
-  const admin = new pg.Client({ connectionString: db.url });
-  await admin.connect();
+async function startSystem(options: BenchOptions, db: { url: string }, redisUrl: string, tmp: string, cleanup: Cleanup, progress: (line: string) => void): Promise<System> {
+  const admin = new pg.Pool({ connectionString: db.url, max: 1 });
+  admin.on('error', (error) => progress(`bench connection lost (${error.message}); reconnecting`));
   cleanup.add(() => admin.end());
-  await admin.query('TRUNCATE accounts CASCADE');
-  const monitor = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const monitor = new Redis(redisUrl, { maxRetriesPerRequest: null });
   cleanup.add(() => monitor.disconnect());
   await monitor.flushall();
 
@@ -537,14 +600,22 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
   cleanup.add(() => stopChild(provider.child));
   const providerUrl = (provider.first as { url: string }).url;
 
+  // Accounts with a limit above the run's size (the bench is about throughput), and their contacts.
   const prisma = createDb(db.url, { max: 1 });
-  const account = await createAccount(prisma, { name: 'Bench', adminEmail: 'bench@example.com' }).finally(() => prisma.$disconnect());
-  await admin.query('UPDATE accounts SET concurrent_executions_per_account = $2 WHERE id = $1', [account.account_id, options.executions + 1_000]);
-  const contacts = await insertContacts(admin, account.account_id, options.executions);
+  const tenants: System['tenants'] = [];
+  try {
+    for (let a = 0; a < options.accounts; a += 1) {
+      const account = await createAccount(prisma, { name: `Bench ${a + 1}`, adminEmail: 'bench@example.com' });
+      await admin.query('UPDATE accounts SET concurrent_executions_per_account = $2 WHERE id = $1', [account.account_id, options.executions + 1_000]);
+      tenants.push({ apiKey: account.api_key, contacts: await insertContacts(admin, account.account_id, Math.ceil(options.executions / options.accounts)), workflowId: '' });
+    }
+  } finally {
+    await prisma.$disconnect();
+  }
 
   const env = engineEnv({
     DATABASE_URL: db.url,
-    REDIS_URL: redis.url,
+    REDIS_URL: redisUrl,
     QUEUE_PREFIX: 'fm',
     EMAIL_HTTP_URL: `${providerUrl}/email`,
     SMS_HTTP_URL: `${providerUrl}/sms`,
@@ -557,15 +628,41 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
     ...Array.from({ length: options.workers }, (_, i) => startEngineProcess('worker', `worker-${i + 1}`, env, tmp, options.workerNodeArgs)),
   ]);
   cleanup.add(() => Promise.all(processes.map((p) => p.stop())));
-  const [api, ...workers] = processes as [BenchProcess, ...BenchProcess[]];
   let exits = 0;
   let stopping = false;
-  for (const p of processes) void p.exited.then(() => (stopping ? undefined : (exits += 1, progress(`${p.name} exited unexpectedly; see ${p.logFile}`))));
+  for (const p of processes) void p.exited.then(() => (stopping ? undefined : ((exits += 1), progress(`${p.name} exited unexpectedly; see ${p.logFile}`))));
+  const [api, ...workers] = processes as [BenchProcess, ...BenchProcess[]];
 
-  const created = await requestJson(api.port, 'POST', '/api/v1/workflows', account.api_key, { name: 'Bench', status: 'active', definition: benchDefinition(options.wait) });
-  if (created.status !== 201) throw new Error(`creating the workflow failed: ${created.status} ${JSON.stringify(created.body)}`);
-  const workflowId = created.body.id as string;
+  for (const tenant of tenants) {
+    const created = await requestJson(api.port, 'POST', '/api/v1/workflows', tenant.apiKey, { name: 'Bench', status: 'active', definition: benchDefinition(options.wait) });
+    if (created.status !== 201) throw new Error(`creating the workflow failed: ${created.status} ${JSON.stringify(created.body)}`);
+    tenant.workflowId = created.body.id;
+  }
+  return { admin, monitor, provider: provider.child, api, workers, tenants, exits: () => exits, stopping: () => (stopping = true) };
+}
 
+/** What the load phase observed from outside the engine. */
+interface Observed {
+  accepted: { id: string; apiKey: string }[];
+  triggerMs: number[];
+  getMs: number[];
+  httpErrors: number;
+  triggerSeconds: number;
+  probes: Probe[];
+  rss: Map<string, number>;
+  idleRss: Map<string, number>;
+  redisPeak: number;
+  cpuUsed: { workers: number; api: number; redis: number; postgres: number };
+  scrapes: string[];
+}
+
+/**
+ * Triggers the executions (paced at `rate`, or as fast as `clients` allow) while 4 readers GET random
+ * executions at {@link GET_RATE}/s and a sampler records statuses, Redis memory and jobs, RSS and CPU
+ * each second; returns once every accepted execution finished (or the time limit or a long stall).
+ */
+async function driveLoad(system: System, options: BenchOptions, progress: (line: string) => void): Promise<Observed> {
+  const { admin, monitor, api, workers, tenants } = system;
   const stepQueue = new Queue('steps', { connection: monitor, prefix: 'fm' });
   const readRedis = async () => {
     const [info, stream, counts] = await Promise.all([
@@ -573,62 +670,66 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
       monitor.call('MEMORY', 'USAGE', 'fm:steps:events').catch(() => 0),
       stepQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'paused'),
     ]);
-    const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0) - Number(stream ?? 0);
-    return { used, inflight: (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0) + (counts.paused ?? 0), delayed: counts.delayed ?? 0 };
+    const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+    // BullMQ's event stream is capped (about 10,000 entries): memory that does not grow with jobs.
+    return { used, jobs: used - Number(stream ?? 0), inflight: (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0) + (counts.paused ?? 0), delayed: counts.delayed ?? 0 };
   };
+  const redisCpu = async () => {
+    const info = await monitor.info('cpu');
+    return Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0) + Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  };
+  const processCpu = (list: BenchProcess[]) => list.reduce((sum, p) => sum + (cpuSeconds(p.child.pid) ?? 0), 0);
   await sleep(500);
   const baseline = await readRedis();
+  const postgresCpu = new PostgresCpu(admin);
+  await postgresCpu.sample(true);
+  const cpuBefore = { workers: processCpu(workers), api: processCpu([api]), redis: await redisCpu() };
 
-  // Sampling: statuses, Redis memory and jobs, process memory.
   const probes: Probe[] = [];
+  const idleRss = new Map([api, ...workers].map((p) => [p.name, rssMb(p.child.pid)]));
   const rss = new Map<string, number>();
   let redisPeak = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const [{ rows }, r, info] = await Promise.all([
-        admin.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM executions GROUP BY status'),
-        readRedis(),
-        monitor.info('memory'),
-      ]);
-      redisPeak = Math.max(redisPeak, Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0));
-      probes.push({ at: performance.now(), statuses: Object.fromEntries(rows.map((row) => [row.status, row.n])), usedMemory: r.used - baseline.used, inflightJobs: r.inflight, delayedJobs: r.delayed });
-      for (const p of processes) rss.set(p.name, Math.max(rss.get(p.name) ?? 0, rssMb(p.child.pid)));
+      const [{ rows }, redis] = await Promise.all([admin.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM executions GROUP BY status'), readRedis()]);
+      redisPeak = Math.max(redisPeak, redis.used);
+      probes.push({ statuses: Object.fromEntries(rows.map((row) => [row.status, row.n])), usedMemory: redis.jobs - baseline.jobs, inflightJobs: redis.inflight, delayedJobs: redis.delayed });
+      for (const p of [api, ...workers]) rss.set(p.name, Math.max(rss.get(p.name) ?? 0, rssMb(p.child.pid)));
+      await postgresCpu.sample();
       await sleep(1_000);
     }
   })();
 
-  // Triggers, paced at `rate` (or as fast as `clients` allow), and concurrent status reads.
   progress(`triggering ${options.executions} executions at ${options.rate || 'max'}/s…`);
-  const accepted: string[] = [];
+  const accepted: Observed['accepted'] = [];
   const triggerMs: number[] = [];
   const getMs: number[] = [];
   let httpErrors = 0;
   let next = 0;
-  let triggering = true;
-  let finished = false;
+  let running = true;
   const t0 = performance.now();
-  let lastAccepted = t0;
+  const timeUp = () => options.timeLimit > 0 && performance.now() - t0 > options.timeLimit * 1000;
+  let lastAnswer = t0;
   const client = async () => {
-    for (let i = next++; i < options.executions; i = next++) {
-      if (options.rate > 0) {
-        const wait = t0 + (i * 1000) / options.rate - performance.now();
-        if (wait > 0) await sleep(wait);
-      }
+    for (let i = next++; i < options.executions && running && !timeUp() && system.exits() === 0; i = next++) {
+      const wait = options.rate > 0 ? t0 + (i * 1000) / options.rate - performance.now() : 0;
+      if (wait > 0) await sleep(wait);
       const sent = performance.now();
-      const response = await requestJson(api.port, 'POST', `/api/v1/workflows/${workflowId}/trigger`, account.api_key, { contact_id: contacts[i] });
-      lastAccepted = performance.now();
-      triggerMs.push(lastAccepted - sent);
-      if (response.status === 202) accepted.push(response.body.execution_id);
+      const tenant = tenants[i % tenants.length]!;
+      const response = await requestJson(api.port, 'POST', `/api/v1/workflows/${tenant.workflowId}/trigger`, tenant.apiKey, { contact_id: tenant.contacts[Math.floor(i / tenants.length)] });
+      lastAnswer = performance.now();
+      triggerMs.push(lastAnswer - sent);
+      if (response.status === 202) accepted.push({ id: response.body.execution_id, apiKey: tenant.apiKey });
       else if (httpErrors++ < 5) progress(`trigger answered ${response.status}: ${JSON.stringify(response.body)}`);
     }
   };
   const reader = async () => {
-    while (triggering || !finished) {
-      const id = accepted[Math.floor(Math.random() * accepted.length)];
-      if (id) {
+    while (running) {
+      const target = accepted[Math.floor(Math.random() * accepted.length)];
+      if (target) {
         const sent = performance.now();
-        const response = await requestJson(api.port, 'GET', `/api/v1/executions/${id}`, account.api_key);
+        const response = await requestJson(api.port, 'GET', `/api/v1/executions/${target.id}`, target.apiKey);
         getMs.push(performance.now() - sent);
         if (response.status !== 200 && httpErrors++ < 5) progress(`GET execution answered ${response.status}`);
       }
@@ -636,42 +737,52 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
     }
   };
   const readers = Array.from({ length: 4 }, reader);
-  await Promise.all(Array.from({ length: Math.min(options.clients, options.executions) }, client));
-  triggering = false;
-  const triggerSeconds = (lastAccepted - t0) / 1000;
+  let triggered = false;
+  const triggering = Promise.all(Array.from({ length: Math.min(options.clients, options.executions) }, client)).then(() => (triggered = true));
 
-  // Wait until every accepted execution finished; give up after a long time without any change.
+  // Until every execution was triggered and finished; giving up after a long time without any change.
   const stallMs = 120_000 + durationMs(options.wait);
-  let lastChange = performance.now();
-  let lastKey = '';
-  let lastReport = 0;
+  let [lastKey, lastChange, lastReport] = ['', performance.now(), 0];
   for (;;) {
     await sleep(500);
     const probe = probes.at(-1);
     if (!probe) continue;
     const s = probe.statuses;
-    const done = (s.COMPLETED ?? 0) + (s.FAILED ?? 0) + (s.CANCELLED ?? 0);
     const key = JSON.stringify(s);
     if (key !== lastKey) [lastKey, lastChange] = [key, performance.now()];
     if (performance.now() - lastReport > 5_000) {
       lastReport = performance.now();
-      progress(`${Math.round((performance.now() - t0) / 1000)} s: ${JSON.stringify(s)} redis jobs ${probe.inflightJobs}+${probe.delayedJobs} delayed`);
+      progress(`${Math.round((lastReport - t0) / 1000)} s: ${accepted.length} triggered, ${key}; redis jobs ${probe.inflightJobs} + ${probe.delayedJobs} delayed`);
     }
-    if (done >= accepted.length) break;
+    if (triggered && (s.COMPLETED ?? 0) + (s.FAILED ?? 0) + (s.CANCELLED ?? 0) >= accepted.length) break;
+    if (timeUp()) {
+      progress(`time limit of ${options.timeLimit} s reached; reporting what finished`);
+      break;
+    }
+    if (system.exits() > 0) {
+      progress('an engine process died; stopping the run');
+      break;
+    }
     if (performance.now() - lastChange > stallMs) {
       progress('no progress for a long time; giving up');
       break;
     }
   }
-  finished = true;
+  running = false;
   sampling = false;
-  await Promise.all([sampler, ...readers]);
-
+  await Promise.all([triggering, sampler, ...readers]);
+  const triggerSeconds = (lastAnswer - t0) / 1000;
+  await postgresCpu.sample();
+  const cpuUsed = { workers: processCpu(workers) - cpuBefore.workers, api: processCpu([api]) - cpuBefore.api, redis: (await redisCpu()) - cpuBefore.redis, postgres: postgresCpu.seconds };
   const scrapes = await Promise.all(workers.map(async (w) => String((await requestJson(w.port, 'GET', '/metrics')).body)));
-  stopping = true;
-  await Promise.all(processes.map((p) => p.stop()));
-  const providerStats = (await ask(provider.child, 'stats')) as { requests: number; distinctKeys: number };
+  return { accepted, triggerMs, getMs, httpErrors, triggerSeconds, probes, rss, idleRss, redisPeak, cpuUsed, scrapes };
+}
 
+/** Reads what the engine recorded (execution logs, sizes, statistics) and assembles the result. */
+async function collectResult(system: System, observed: Observed, context: Pick<BenchResult, 'options' | 'source' | 'floor'> & { loadStart: number; began: number; statsBefore: TableStats }): Promise<BenchResult> {
+  const { admin, api, workers } = system;
+  const { accepted, probes, scrapes, rss } = observed;
+  const { loadStart, began, statsBefore: before, ...shown } = context;
   const one = async <T>(sql: string): Promise<T> => (await admin.query(sql)).rows[0] as T;
   const firstAction = await one<{ p: number[] | null }>(`
     WITH firsts AS (
@@ -692,28 +803,29 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
   const timers = await one<{ p: number[] | null }>(`
     SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY (details->>'lateness_ms')::float) AS p
     FROM execution_logs WHERE event_type = 'wait_completed'`);
-  const executions = await one<{ completed: number; total: number; span: number | null; recovered: number }>(`
-    SELECT count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed, count(*)::int AS total,
-           extract(epoch FROM max(finished_at) - min(created_at))::float AS span,
+  const executions = await one<{ completed: number; span: number | null; recovered: number }>(`
+    SELECT count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed, extract(epoch FROM max(finished_at) - min(created_at))::float AS span,
            (SELECT count(*)::int FROM execution_logs WHERE event_type = 'recovered') AS recovered
     FROM executions`);
   const size = await one<{ executions: number; logs: number; bytes: string }>(`
     SELECT (SELECT count(*)::int FROM executions) AS executions, (SELECT count(*)::int FROM execution_logs) AS logs,
            pg_total_relation_size('executions') + pg_total_relation_size('execution_logs') AS bytes`);
-  const logErrors = processes.reduce((sum, p) => sum + (readFileSync(p.logFile, 'utf8').match(/"level":"error"/g)?.length ?? 0), 0);
+  const stats = await readTableStats(admin);
+  const providerStats = (await ask(system.provider, 'stats')) as { requests: number; distinctKeys: number };
+  const logErrors = [api, ...workers].reduce((sum, p) => sum + (readFileSync(p.logFile, 'utf8').match(/"level":"error"/g)?.length ?? 0), 0);
 
-  const redisFit = fitRedisMemory(probes);
   const perSec = (n: number, seconds: number | null) => (seconds && seconds > 0 ? n / seconds : 0);
-  const incomplete = options.executions - executions.completed;
-  const duplicateSends = providerStats.requests - providerStats.distinctKeys;
+  const incomplete = context.options.executions - executions.completed;
+  const duplicateSends = Math.max(0, providerStats.requests - providerStats.distinctKeys);
   const stepsPerSec = perSec(steps.n, steps.span);
-  const { json: _json, keep: _keep, ...shown } = options;
+  const redisFit = fitRedisMemory(probes);
+  const queueP95 = histogramQuantile(0.95, scrapes, 'flowmachine_queue_latency_seconds');
+  const lastBound = Math.max(...scrapes.flatMap(parseMetrics).filter((m) => m.name === 'flowmachine_queue_latency_seconds_bucket' && m.labels.le !== '+Inf').map((m) => Number(m.labels.le)));
   return {
-    options: shown,
-    machine: { cpus: os.cpus().length, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100) },
-    floor: { postgresTxPerSec, queueJobsPerSec, floorPerSec },
-    triggers: { requested: options.executions, accepted: accepted.length, perSec: perSec(accepted.length, triggerSeconds), seconds: triggerSeconds },
-    steps: { total: steps.n, perSec: stepsPerSec, peakPerSec: (steps.peak ?? 0) / 5, ofFloor: stepsPerSec / floorPerSec, jobsStarted: sumOf(scrapes, 'flowmachine_queue_latency_seconds_count') },
+    ...shown,
+    machine: { cpus: os.cpus().length, loadStart, loadEnd: os.loadavg()[0]! },
+    triggers: { requested: context.options.executions, accepted: accepted.length, perSec: perSec(accepted.length, observed.triggerSeconds), seconds: observed.triggerSeconds },
+    steps: { total: steps.n, perSec: stepsPerSec, peakPerSec: (steps.peak ?? 0) / 5, ofFloor: stepsPerSec / context.floor.floorPerSec, jobsStarted: sumOf(scrapes, 'flowmachine_queue_latency_seconds_count') },
     executions: {
       completed: executions.completed,
       notCompleted: incomplete,
@@ -726,23 +838,113 @@ async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line
       triggerToFirstAction: { p50: firstAction.p?.[0] ?? null, p95: firstAction.p?.[1] ?? null, p99: firstAction.p?.[2] ?? null },
       providerActionP95: actions.provider,
       addTagP95: actions.tag,
-      queueP95: ms(histogramQuantile(0.95, scrapes, 'flowmachine_queue_latency_seconds')),
+      queueP95: ms(Number.isFinite(queueP95) ? queueP95 : lastBound),
+      queueP95Beyond: !Number.isFinite(queueP95 ?? 0),
       timerLatenessP50: timers.p?.[0] ?? null,
       timerLatenessP99: timers.p?.[1] ?? null,
-      apiTrigger: percentiles(triggerMs),
-      apiGet: percentiles(getMs),
+      apiTrigger: percentiles(observed.triggerMs),
+      apiGet: percentiles(observed.getMs),
     },
-    errors: { total: httpErrors + incomplete + logErrors + exits + Math.max(0, duplicateSends), http: httpErrors, incomplete, logErrors, exits, duplicateSends, recovered: executions.recovered },
+    errors: {
+      total: observed.httpErrors + incomplete + logErrors + system.exits() + duplicateSends,
+      http: observed.httpErrors,
+      incomplete,
+      logErrors,
+      exits: system.exits(),
+      duplicateSends,
+      recovered: executions.recovered,
+    },
     memory: {
       workerRssMb: Math.max(0, ...workers.map((w) => rss.get(w.name) ?? 0)),
       apiRssMb: rss.get(api.name) ?? 0,
-      redisPeakMb: redisPeak / 2 ** 20,
+      workerIdleRssMb: Math.max(0, ...workers.map((w) => observed.idleRss.get(w.name) ?? 0)),
+      apiIdleRssMb: observed.idleRss.get(api.name) ?? 0,
+      redisPeakMb: observed.redisPeak / 2 ** 20,
       redisBytesPerInflight: redisFit.perInflight,
       redisBytesPerWaiting: redisFit.perWaiting,
     },
-    postgres: { rowsPerExecution: (size.executions + size.logs) / Math.max(1, size.executions), bytesPerExecution: Number(size.bytes) / Math.max(1, size.executions) },
+    postgres: {
+      rowsPerExecution: (size.executions + size.logs) / Math.max(1, size.executions),
+      bytesPerExecution: Number(size.bytes) / Math.max(1, size.executions),
+      hotUpdatePercent: (100 * (stats.hot - before.hot)) / Math.max(1, stats.updates - before.updates),
+      unusedIndexes: Object.keys(stats.scans).filter((index) => stats.scans[index] === before.scans[index]).sort(),
+    },
+    cpu: cpuPerStep(observed.cpuUsed, steps.n, accepted.length),
     seconds: (performance.now() - began) / 1000,
   };
+}
+
+async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line: string) => void): Promise<BenchResult> {
+  const began = performance.now();
+  const [source, loadStart] = [sourceState(), os.loadavg()[0]!];
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
+  cleanup.add(() => (options.keep ? progress(`logs kept in ${tmp}`) : rmSync(tmp, { recursive: true, force: true })));
+  const db = await createBenchDatabase(cleanup);
+  const redis = await startPrivateRedis();
+  cleanup.add(() => redis.stop());
+  progress(`database ${db.name}, redis ${redis.url}, logs ${tmp}`);
+
+  progress('floor: Postgres step transaction (pgbench)…');
+  const postgresTxPerSec = await measurePostgresFloor(db, tmp, options.floorSeconds);
+  progress('floor: BullMQ no-op round trip…');
+  const queueJobsPerSec = await measureQueueFloor(redis.url, options);
+  const statsBefore = await withClient(db.url, async (client) => {
+    await client.query('TRUNCATE accounts CASCADE');
+    return readTableStats(client);
+  });
+
+  const system = await startSystem(options, db, redis.url, tmp, cleanup, progress);
+  const observed = await driveLoad(system, options, progress);
+  system.stopping();
+  await Promise.all([system.api, ...system.workers].map((p) => p.stop()));
+  const { json: _json, keep: _keep, ...shown } = options;
+  const floor = { postgresTxPerSec, queueJobsPerSec, floorPerSec: Math.min(postgresTxPerSec, queueJobsPerSec) };
+  return collectResult(system, observed, { options: shown, source, floor, loadStart, began, statsBefore });
+}
+
+interface TableStats {
+  updates: number;
+  hot: number;
+  scans: Record<string, number>;
+}
+
+/** Cumulative update counters of `executions` and the scans of each of its indexes. */
+async function readTableStats(client: pg.ClientBase | pg.Pool): Promise<TableStats> {
+  await client.query('SELECT pg_stat_clear_snapshot()');
+  const { rows: [table] } = await client.query(`SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'executions'`);
+  const { rows } = await client.query<{ name: string; scans: number }>(`SELECT indexrelname AS name, idx_scan::int AS scans FROM pg_stat_user_indexes WHERE relname = 'executions'`);
+  return { updates: table.updates, hot: table.hot, scans: Object.fromEntries(rows.map((row) => [row.name, row.scans])) };
+}
+
+/** Runs `fn` with a connection to `url`, closed afterwards. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined); // a terminated backend fails the pending query, which reports it
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function cpuPerStep(used: { workers: number; api: number; redis: number; postgres: number }, steps: number, triggers: number): BenchResult['cpu'] {
+  const per = (seconds: number, n: number) => (n > 0 ? (1000 * seconds) / n : 0);
+  const totalMsPerStep = per(used.workers + used.api + used.redis + used.postgres, steps);
+  return {
+    workerMsPerStep: per(used.workers, steps),
+    postgresMsPerStep: per(used.postgres, steps),
+    redisMsPerStep: per(used.redis, steps),
+    apiMsPerTrigger: per(used.api, triggers),
+    totalMsPerStep,
+    capacityStepsPerSec: totalMsPerStep > 0 ? (os.cpus().length * 1000) / totalMsPerStep : 0,
+  };
+}
+
+/** HEAD and the files under src/ and prisma/ that differ from it. */
+function sourceState(): BenchResult['source'] {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: path.dirname(BIN), encoding: 'utf8' }).stdout?.trimEnd() ?? '';
+  return { commit: git('rev-parse', '--short', 'HEAD'), changed: git('status', '--porcelain', '--', '../src', '../prisma').split('\n').filter(Boolean).map((l) => l.slice(3)) };
 }
 
 const ms = (seconds: number | null) => (seconds === null ? null : seconds * 1000);
@@ -773,18 +975,20 @@ export function formatTable(r: BenchResult): string {
     ['peak running / waiting executions', `${r.executions.peakRunning} / ${r.executions.peakWaiting}`],
     ['trigger → first action started p50/p95/p99 ms', trio(r.latencyMs.triggerToFirstAction)],
     [`action time p95 ms: provider (latency ${o.providerLatency} ms) / add_tag`, `${num(r.latencyMs.providerActionP95, 1)} / ${num(r.latencyMs.addTagP95, 1)}`],
-    ['queue latency p95 ms (workers /metrics)', num(r.latencyMs.queueP95, 1)],
+    ['queue latency p95 ms (workers /metrics)', `${r.latencyMs.queueP95Beyond ? '> ' : ''}${num(r.latencyMs.queueP95, 1)}`],
     ['timer lateness p50 / p99 ms', `${num(r.latencyMs.timerLatenessP50, 1)} / ${num(r.latencyMs.timerLatenessP99, 1)}`],
     ['API trigger p50/p95/p99 ms (client)', trio(r.latencyMs.apiTrigger)],
     ['API GET /executions/{id} p50/p95/p99 ms (client)', trio(r.latencyMs.apiGet)],
     ['errors (http / incomplete / error logs / exits / duplicate sends)', `${r.errors.total} (${r.errors.http} / ${r.errors.incomplete} / ${r.errors.logErrors} / ${r.errors.exits} / ${r.errors.duplicateSends}); recovered ${r.errors.recovered}`],
-    ['peak RSS MB: worker (max) / API', `${num(r.memory.workerRssMb)} / ${num(r.memory.apiRssMb)}`],
-    ['Postgres rows / bytes per execution', `${num(r.postgres.rowsPerExecution, 1)} / ${num(r.postgres.bytesPerExecution)}`],
+    ['RSS MB, peak (idle): worker (max) / API', `${num(r.memory.workerRssMb)} (${num(r.memory.workerIdleRssMb)}) / ${num(r.memory.apiRssMb)} (${num(r.memory.apiIdleRssMb)})`],
+    ['CPU ms per step: workers / Postgres / Redis; API per trigger', `${num(r.cpu.workerMsPerStep, 2)} / ${num(r.cpu.postgresMsPerStep, 2)} / ${num(r.cpu.redisMsPerStep, 2)}; ${num(r.cpu.apiMsPerTrigger, 2)}`],
+    [`CPU-bound capacity on ${r.machine.cpus} dedicated cores (${num(r.cpu.totalMsPerStep, 2)} CPU ms per step, all included)`, `${num(r.cpu.capacityStepsPerSec)} steps/s`],
+    ['Postgres rows / bytes per execution (HOT updates)', `${num(r.postgres.rowsPerExecution, 1)} / ${num(r.postgres.bytesPerExecution)} (${num(r.postgres.hotUpdatePercent)} %)`],
     ['Redis bytes per in-flight / waiting execution (peak used MB)', `${num(r.memory.redisBytesPerInflight)} / ${num(r.memory.redisBytesPerWaiting)} (${num(r.memory.redisPeakMb, 1)})`],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   return [
-    `flowmachine bench: ${o.executions} executions, rate ${o.rate || 'all at once'}${o.rate ? '/s' : ''}, ${o.workers} workers × ${o.workerConcurrency}, provider ${o.providerLatency} ms, wait "${o.wait}"; ${r.machine.cpus} CPUs, load ${r.machine.loadAverage.join(' ')}; ${num(r.seconds)} s`,
+    `flowmachine bench: ${o.executions} executions, rate ${o.rate || 'all at once'}${o.rate ? '/s' : ''}, ${o.workers} workers × ${o.workerConcurrency}, provider ${o.providerLatency} ms, wait "${o.wait}"${o.accounts > 1 ? `, ${o.accounts} accounts` : ''}; ${r.machine.cpus} CPUs, load ${num(r.machine.loadStart, 1)} → ${num(r.machine.loadEnd, 1)}; ${num(r.seconds)} s; source ${r.source.commit}${r.source.changed.length ? ` + changes in ${r.source.changed.join(', ')}` : ''}`,
     '',
     `| ${'metric'.padEnd(width)} | value |`,
     `| ${'-'.repeat(width)} | ----- |`,
@@ -807,6 +1011,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       'provider-latency': { type: 'string', default: '5' },
       wait: { type: 'string', default: '2 seconds' },
       clients: { type: 'string', default: '32' },
+      accounts: { type: 'string', default: '1' },
+      'time-limit': { type: 'string', default: '0' },
       'floor-seconds': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'worker-node-args': { type: 'string', default: '' },
@@ -829,6 +1035,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     providerLatency: int('provider-latency', values['provider-latency'], 0),
     wait: values.wait,
     clients: int('clients', values.clients, 1),
+    accounts: int('accounts', values.accounts, 1),
+    timeLimit: int('time-limit', values['time-limit'], 0),
     floorSeconds: int('floor-seconds', values['floor-seconds'] ?? (values.quick ? '2' : '5'), 1),
     logLevel: values['log-level'],
     workerNodeArgs: values['worker-node-args'].split(/\s+/).filter(Boolean),

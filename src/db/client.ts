@@ -9,5 +9,7 @@ export type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
 /** Creates a Prisma client over node-postgres for `databaseUrl`; the caller owns it and must `$disconnect()`. */
 export function createDb(databaseUrl: string, options: { max?: number } = {}): PrismaClient {
   const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.max ?? 10 });
-  return new PrismaClient({ adapter });
+  // Under load every pooled connection can be busy: wait for one rather than fail the step at
+  // Prisma's 2 s default (the job would be retried, but its provider call may already have been made).
+  return new PrismaClient({ adapter, transactionOptions: { maxWait: 15_000, timeout: 30_000 } });
 }

@@ -197,8 +197,8 @@ async function checkExecutions(tx: Tx, options: { now: Date; stuckAfterMs: numbe
       orderBy: { id: 'asc' },
       select: { id: true, executionId: true, eventType: true, stepId: true, stepIndex: true, details: true },
     });
-    const byExecution = new Map<string, CheckedLog[]>();
-    for (const log of logs) byExecution.set(log.executionId!, [...(byExecution.get(log.executionId!) ?? []), log]);
+    const byExecution = new Map<string, CheckedLog[]>(rows.map((r) => [r.id, []]));
+    for (const log of logs) byExecution.get(log.executionId!)!.push(log);
     for (const row of rows) {
       for (const violation of checkExecution(row, byExecution.get(row.id) ?? [], cache.get(row.workflowVersionId) ?? null, options)) report(violation);
     }
@@ -229,16 +229,13 @@ export function checkExecution(row: CheckedExecution, logs: CheckedLog[], workfl
   if (started !== 1) add('started_log', `${started} execution_started entries`);
   const lastRetry = logs.findLastIndex((l) => l.eventType === 'manual_retry');
   const segment = logs.slice(lastRetry + 1);
-  const terminalAt = segment.map((l, i) => (l.eventType in TERMINAL_LOGS ? i : -1)).filter((i) => i >= 0);
-  if (terminal && terminalAt.length !== 1) add('terminal_log', `${terminalAt.length} terminal entries for a ${row.status} execution`);
-  if (!terminal && terminalAt.length > 0) add('terminal_log', `terminal entry ${segment[terminalAt[0]!]!.eventType} for a ${row.status} execution`);
-  if (terminalAt.length === 1 && terminal && TERMINAL_LOGS[segment[terminalAt[0]!]!.eventType] !== row.status) {
-    add('terminal_log', `terminal entry ${segment[terminalAt[0]!]!.eventType} for a ${row.status} execution`);
+  const ends = segment.filter((l) => l.eventType in TERMINAL_LOGS).map((l) => l.eventType);
+  if (terminal ? ends.length !== 1 || TERMINAL_LOGS[ends[0]!] !== row.status : ends.length > 0) {
+    add('terminal_log', `${ends.length > 0 ? ends.join(', ') : 'no terminal entry'} for a ${row.status} execution`);
   }
-  if (terminalAt.length > 0) {
-    const after = segment.slice(terminalAt[0]! + 1).filter((l) => !(l.eventType in TERMINAL_LOGS) && !AFTER_TERMINAL_LOGS.has(l.eventType));
-    if (after.length > 0) add('log_after_terminal', `entries after ${segment[terminalAt[0]!]!.eventType}: ${after.map((l) => l.eventType).join(', ')}`);
-  }
+  const end = segment.findIndex((l) => l.eventType in TERMINAL_LOGS);
+  const after = end < 0 ? [] : segment.slice(end + 1).filter((l) => !(l.eventType in TERMINAL_LOGS) && !AFTER_TERMINAL_LOGS.has(l.eventType));
+  if (after.length > 0) add('log_after_terminal', `entries after ${segment[end]!.eventType}: ${after.map((l) => l.eventType).join(', ')}`);
 
   // Finished steps: one entry per step of the path, as many as current_step_index.
   const finished = logs.filter((l) => l.eventType in STEP_FINISHED_EVENTS);
@@ -285,28 +282,41 @@ function checkStatus(row: CheckedExecution, stored: StoredSnapshot, workflow: Co
   else if (row.status === 'PAUSED' && step.type !== 'wait') add('status_mismatch', `PAUSED at ${step.type} step ${step.id}`);
 }
 
+/** Where replaying finished-step entries led: the state reached, or the first entry off the machine's path. */
+export interface Replay {
+  at: string;
+  problem: string | null;
+}
+
 /**
- * Replays the finished steps through the machine, in the order they were committed: each must be
- * the step the execution was at, with step_index equal to the steps finished before it, and the
- * replay must end where the snapshot is (a failed execution: at the step that failed; a cancelled
- * or goal-completed one: at some step, where it was stopped).
+ * Replays finished-step entries (in commit order) through the workflow's machine: each must be the
+ * step the execution was at, with `step_index` equal to the number of steps finished before it.
+ * Returns the state the entries lead to, e.g. the step a cancelled execution was stopped at. Pure.
  */
-function checkPath(stored: StoredSnapshot, finished: CheckedLog[], workflow: CompiledWorkflow, add: (kind: ViolationKind, message: string) => void) {
+export function replayFinishedSteps(workflow: CompiledWorkflow, finished: CheckedLog[]): Replay {
   let [snapshot] = initialTransition(workflow.machine);
   for (const [index, entry] of finished.entries()) {
     const at = String(snapshot.value);
-    const event = STEP_FINISHED_EVENTS[entry.eventType]!((entry.details ?? {}) as Record<string, unknown>);
+    const event = STEP_FINISHED_EVENTS[entry.eventType]?.((entry.details ?? {}) as Record<string, unknown>);
     if (entry.stepId !== at || !event) {
-      add('log_path', `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result recorded)'}`);
-      return;
+      return { at, problem: `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result recorded)'}` };
     }
-    if (entry.stepIndex !== index) add('log_path', `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index}`);
+    if (entry.stepIndex !== index) return { at, problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index}` };
     [snapshot] = transition(workflow.machine, snapshot, event);
   }
-  const reached = String(snapshot.value);
+  return { at: String(snapshot.value), problem: null };
+}
+
+/**
+ * The replay must end where the snapshot is: a failed execution at the step that failed, a cancelled
+ * or goal-completed one at some step (where it was stopped), any other at its snapshot's state.
+ */
+function checkPath(stored: StoredSnapshot, finished: CheckedLog[], workflow: CompiledWorkflow, add: (kind: ViolationKind, message: string) => void) {
+  const replay = replayFinishedSteps(workflow, finished);
+  if (replay.problem) return add('log_path', replay.problem);
   const expected =
     stored.value === 'failed' ? stored.context.failedStep
-    : stored.value === 'cancelled' || stored.value === 'goal_achieved' ? (reached in FINAL_STATES ? null : reached)
+    : stored.value === 'cancelled' || stored.value === 'goal_achieved' ? (replay.at in FINAL_STATES ? null : replay.at)
     : stored.value;
-  if (reached !== expected) add('log_path', `the log leads to ${reached} but the snapshot is ${stored.value}${stored.value === 'failed' ? ` (failed at ${stored.context.failedStep})` : ''}`);
+  if (replay.at !== expected) add('log_path', `the log leads to ${replay.at} but the snapshot is ${stored.value}${stored.value === 'failed' ? ` (failed at ${stored.context.failedStep})` : ''}`);
 }

@@ -251,5 +251,5 @@ describe('Feature: Rate Limiting and Throttling', () => {
     expect((await h.db.execution.findUniqueOrThrow({ where: { id: last } })).status).toBe('ACTIVE');
     await h.step(last);
     expect(h.provider.received.filter((r) => r.body.execution_id === last)).toHaveLength(1);
-  });
+  }, 120_000);
 });

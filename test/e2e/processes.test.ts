@@ -56,7 +56,7 @@ describe('processes', () => {
 
     engine.kill('SIGTERM');
     expect(await engine.exited).toBe(0);
-  }, 90_000);
+  }, 240_000);
 
   it('api and worker run as separate processes, several workers at once', async () => {
     const migrated = cli(['migrate'], env);
@@ -85,7 +85,7 @@ describe('processes', () => {
     }
     for (const process of [api, ...workers]) process.kill('SIGTERM');
     expect(await Promise.all([api, ...workers].map((p) => p.exited))).toEqual([0, 0, 0]);
-  }, 90_000);
+  }, 240_000);
 
   it('an unreachable database or Redis gives one clear line and exit code 1', () => {
     for (const [variables, pattern] of [
@@ -101,5 +101,5 @@ describe('processes', () => {
     const usage = cli(['accounts', 'create', '--name', 'x'], env);
     expect(usage.status).toBe(1);
     expect(usage.stderr).toMatch(/usage: flowmachine accounts create/);
-  });
+  }, 240_000);
 });

@@ -1,0 +1,628 @@
+/**
+ * Chaos run: thousands of executions through real API and worker processes while faults are
+ * injected on a seeded schedule (worker SIGKILL and graceful restarts, Redis FLUSHALL and restart,
+ * dropped Postgres connections, provider outages, cancellations, contact deletions, goals racing
+ * with waits, concurrent tag changes, optionally a Postgres restart), then a check that every execution ended as its inputs imply, that the database
+ * is consistent, and that no step was sent under two idempotency keys. See docs/reliability.md.
+ *
+ *   npm run chaos -- [--seed N] [--executions N] [--workers N] [--quick] [--postgres-restart] [--keep]
+ *
+ * Everything it starts is its own (a fresh database on the shared Postgres, a private redis-server,
+ * the processes, fake providers) and is removed at the end (the database is kept with --keep).
+ * Exit code 0 when no violation was found, 1 otherwise.
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { createAccount } from '../src/api/api-keys.ts';
+import { createDb, type PrismaClient } from '../src/db/client.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { checkConsistency, type ConsistencyReport } from '../src/engine/consistency.ts';
+import { startFakeProvider, type FakeResponse } from '../test/helpers/fake-provider.ts';
+import { startPrivateRedis } from '../test/helpers/redis-server.ts';
+import {
+  chaosWorkflow, checkChaosRun, CHAOS_VIOLATIONS, INTERVENTIONS,
+  type Answer, type ChaosRecord, type Fate, type FaultWindow, type InterventionKind, type PlannedExecution, type RecordedRequest,
+} from './chaos-checker.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../bin/flowmachine.mjs');
+const execFileAsync = promisify(execFile);
+const ADMIN_URL = process.env.CHAOS_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const PROVIDER_TIMEOUT_MS = 1_000;
+const MAX_RETRY_ATTEMPTS = 4;
+
+const { values: args } = parseArgs({
+  options: {
+    seed: { type: 'string' },
+    executions: { type: 'string' },
+    workers: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'postgres-restart': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const quick = args.quick!;
+const seed = Number(args.seed ?? Date.now() % 100_000);
+const total = Number(args.executions ?? (quick ? 150 : 2000));
+const workerCount = Number(args.workers ?? (quick ? 2 : 3));
+if (![seed, total, workerCount].every((n) => Number.isInteger(n) && n >= 0) || workerCount < 1) {
+  console.error('usage: chaos [--seed N] [--executions N] [--workers N] [--quick] [--postgres-restart] [--keep]');
+  process.exit(2);
+}
+/**
+ * Triggers per second, the wait step, outage spacing, how long the run may take to drain, live checks
+ * every N seconds, and the account's concurrency limit (low enough that executions wait in line).
+ */
+const profile = quick
+  ? { rate: 6, waitSeconds: 2, outageEveryMs: 9_000, drainMs: 90_000, liveCheckEvery: 5, concurrencyLimit: 25 }
+  : { rate: 12, waitSeconds: 2, outageEveryMs: 20_000, drainMs: 600_000, liveCheckEvery: 15, concurrencyLimit: 60 };
+
+// ---------------------------------------------------------------------------------------------
+// Seeded randomness (mulberry32): the plan and the fault schedule depend only on the seed.
+
+function createRandom(value: number) {
+  let state = value >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+  const between = (min: number, max: number) => min + next() * (max - min);
+  const weighted = <T>(choices: [T, number][]) => {
+    let roll = next() * choices.reduce((sum, [, weight]) => sum + weight, 0);
+    for (const [choice, weight] of choices) if ((roll -= weight) < 0) return choice;
+    return choices.at(-1)![0];
+  };
+  return { next, between, weighted };
+}
+const random = createRandom(seed);
+
+// ---------------------------------------------------------------------------------------------
+// The plan: each contact's fate and intervention, and the fault schedule.
+
+const FATE_WEIGHTS: [Fate, number][] = [['basic', 50], ['vip', 25], ['vip_no_phone', 5], ['rejected', 10], ['doomed', 10]];
+const INTERVENTION_WEIGHTS: [InterventionKind | null, number][] = [[null, 66], ['cancel', 8], ['delete', 7], ['goal_early', 6], ['goal_race', 9], ['cancel_vs_goal', 4]];
+const plan: PlannedExecution[] = Array.from({ length: total }, (_, index) => {
+  const fate = random.weighted(FATE_WEIGHTS);
+  const kind = random.weighted(INTERVENTION_WEIGHTS);
+  const offsetMs = kind === 'goal_race' ? random.between(-400, 400) : random.between(100, 5_000);
+  const tagAdds = random.next() < 0.2 ? Array.from({ length: 4 }, (_, i) => ({ tag: `api-${i}`, offsetMs: random.between(0, 2_000) })) : [];
+  return { index, contactId: randomUUID(), fate, intervention: kind ? { kind, offsetMs } : null, doubleTrigger: random.next() < 0.05, tagAdds };
+});
+
+const FAULT_KINDS = [
+  'worker_sigkill', 'worker_rolling_restart', 'redis_flushall', 'redis_restart', 'provider_503', 'provider_429', 'provider_hang', 'postgres_disconnect', 'postgres_restart',
+] as const;
+type FaultKind = (typeof FAULT_KINDS)[number];
+const plannedInterventions: Record<string, number> = {};
+for (const p of plan) if (p.intervention) plannedInterventions[p.intervention.kind] = (plannedInterventions[p.intervention.kind] ?? 0) + 1;
+interface Fault {
+  at: number;
+  kind: FaultKind;
+  durationMs: number;
+  /** A seeded number in [0, 1) for the fault's own choice (which worker, which Retry-After). */
+  pick: number;
+}
+const loadMs = (total / profile.rate) * 1000;
+const windowMs = loadMs + 5_000;
+const schedule: Fault[] = [];
+{
+  const at = () => random.between(2_000, windowMs);
+  const times = (quickCount: number, everyMs: number) => (quick ? quickCount : Math.max(1, Math.ceil(windowMs / everyMs)));
+  for (let i = times(2, 15_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'worker_sigkill', durationMs: random.between(500, 2_500), pick: random.next() });
+  for (let i = times(1, 70_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'worker_rolling_restart', durationMs: 0, pick: 0 });
+  for (let i = times(1, 40_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'redis_flushall', durationMs: 0, pick: 0 });
+  for (let i = times(1, 50_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'redis_restart', durationMs: 0, pick: 0 });
+  for (let i = times(1, 45_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'postgres_disconnect', durationMs: 0, pick: 0 });
+  // Provider outages are short and far apart, so a normal execution's retries (1+2+4+8 s) outlast them.
+  const outages: FaultKind[] = ['provider_503', 'provider_429', 'provider_hang'];
+  for (let slot = 3_000, n = 0; slot < windowMs; slot += profile.outageEveryMs, n += 1) {
+    if (n % 3 === 0) outages.sort(() => random.next() - 0.5);
+    schedule.push({ at: slot + random.between(0, profile.outageEveryMs / 4), kind: outages[n % 3]!, durationMs: random.between(1_500, 3_000), pick: random.next() });
+  }
+  schedule.sort((a, b) => a.at - b.at);
+  if (args['postgres-restart']) schedule.push({ at: windowMs, kind: 'postgres_restart', durationMs: 0, pick: 0 });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes and resources the run starts; all of them are released in `cleanup`.
+
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+const say = (message: string) => console.log(`[${elapsed()}] ${message}`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+const cleanups: (() => Promise<unknown>)[] = [];
+const processProblems: string[] = [];
+const processMessages = new Map<string, number>();
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+
+/** A flowmachine process of the run. */
+interface Engine {
+  name: string;
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+  /** Set while it starts and once the run stops it: an exit then is expected. */
+  stopping: boolean;
+}
+const engines = new Set<Engine>();
+let engineCount = 0;
+/** Where the API listens; changes when a crashed API is started again. */
+let apiPort = 0;
+/** Set once the run stops its processes: from then on nothing is restarted. */
+let finishing = false;
+
+/**
+ * Starts `flowmachine <role>` and waits until its /health answers. A process that cannot reach
+ * Postgres or Redis exits at start by design (one of them may be restarting): it is started again.
+ */
+async function startEngine(role: 'api' | 'worker', env: Record<string, string>): Promise<Engine> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await spawnEngine(role, env);
+    } catch (error) {
+      if (attempt >= 10) throw error;
+      say(`${(error as Error).message.split('\n')[0]}; starting it again`);
+      await sleep(1_000);
+    }
+  }
+}
+
+async function spawnEngine(role: 'api' | 'worker', env: Record<string, string>): Promise<Engine> {
+  const port = await freePort();
+  const name = `${role}-${(engineCount += 1)}`;
+  const child = spawn(process.execPath, [BIN, role], { env: { ...env, ...(role === 'api' ? { PORT: String(port) } : { METRICS_PORT: String(port) }) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail: string[] = [];
+  const collect = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n').filter(Boolean)) {
+      tail.push(line);
+      if (tail.length > 60) tail.shift();
+      const message = /"message":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 120);
+      const error = /"error":"((?:[^"\\]|\\.){0,400})/.exec(line)?.[1]?.replace(/\\n/g, ' ').replace(/[0-9a-f]{8}-[0-9a-f-]{27}(\.\d+)?/g, '<id>').replace(/\s+/g, ' ');
+      const key = error ? `${message} (${error})` : message;
+      processMessages.set(key, (processMessages.get(key) ?? 0) + 1);
+    }
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const engine: Engine = { name, child, port, stopping: true, exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null)))) };
+  engines.add(engine);
+  void engine.exited.then((code) => {
+    engines.delete(engine);
+    if (engine.stopping) return;
+    processProblems.push(`${name} exited unexpectedly with ${code}: ${tail.slice(-5).join(' | ')}`);
+    say(`${name} exited unexpectedly with ${code}:\n${tail.slice(-60).join('\n')}`);
+    // As a supervisor would, start it again so the run goes on; the crash itself is a violation.
+    if (!finishing && !interrupted) {
+      void startEngine(role, env).then((restarted) => role === 'api' && (apiPort = restarted.port), (error: Error) => say(`could not start ${role} again: ${error.message}`));
+    }
+  });
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const healthy = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false);
+    if (healthy) {
+      engine.stopping = false; // from now on an exit the run did not ask for is a problem
+      return engine;
+    }
+    if (!engines.has(engine) || Date.now() > deadline) {
+      engine.child.kill('SIGKILL');
+      throw new Error(`${name} did not start: ${tail.slice(-3).join(' | ')}`);
+    }
+    await sleep(200);
+  }
+}
+
+/** Stops an engine: SIGKILL, or SIGTERM and a bounded wait for a clean exit (a problem otherwise). */
+async function stopEngine(engine: Engine, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  engine.stopping = true;
+  engine.child.kill(signal);
+  const code = await Promise.race([engine.exited, sleep(30_000).then(() => 'timeout' as const)]);
+  if (signal === 'SIGTERM' && code !== 0) {
+    processProblems.push(`${engine.name} did not shut down cleanly on SIGTERM (${code})`);
+    engine.child.kill('SIGKILL');
+    await engine.exited;
+  }
+}
+
+async function cleanup() {
+  for (const engine of engines) {
+    engine.stopping = true;
+    engine.child.kill('SIGKILL');
+  }
+  await Promise.all([...engines].map((e) => e.exited));
+  for (const release of cleanups.reverse()) await release().catch((error: Error) => console.error(`cleanup: ${error.message}`));
+}
+
+let interrupted = false;
+process.once('SIGINT', () => {
+  interrupted = true;
+  console.error('interrupted; cleaning up');
+  void cleanup().finally(() => process.exit(130));
+});
+
+async function adminQuery(sql: string) {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  console.log(`chaos run: seed ${seed}, ${total} executions, ${workerCount} workers${quick ? ', quick' : ''}${args['postgres-restart'] ? ', with a Postgres restart' : ''}`);
+
+  // Own database on the shared server, own Redis, own providers.
+  const dbName = `fm_chaos_${Date.now()}`;
+  const dbUrl = new URL(ADMIN_URL);
+  dbUrl.pathname = `/${dbName}`;
+  await adminQuery(`CREATE DATABASE "${dbName}"`);
+  cleanups.push(async () => (args.keep ? console.log(`kept database ${dbName}`) : adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)));
+  await migrate(dbUrl.toString());
+  const db: PrismaClient = createDb(dbUrl.toString(), { max: 4 });
+  cleanups.push(() => db.$disconnect());
+  const redis = await startPrivateRedis();
+  cleanups.push(() => redis.stop());
+  const provider = await startFakeProvider();
+  const broken = await startFakeProvider();
+  const rejecting = await startFakeProvider();
+  cleanups.push(() => Promise.all([provider.close(), broken.close(), rejecting.close()]));
+  broken.setDefault({ status: 503 });
+  rejecting.setDefault({ status: 400 });
+
+  // The main provider's answer to request i is the mode set last before it arrived (recorded by index).
+  const modes: { from: number; answer: Answer }[] = [{ from: 0, answer: 'ok' }];
+  const setMode = (answer: Answer, response: FakeResponse) => {
+    modes.push({ from: provider.received.length, answer });
+    provider.setDefault(response);
+  };
+  const outages: FaultWindow[] = [];
+
+  const env: Record<string, string> = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OTEL_')) as [string, string][]),
+    DATABASE_URL: dbUrl.toString(),
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: 'chaos',
+    HOST: '127.0.0.1',
+    EMAIL_HTTP_URL: provider.emailUrl,
+    SMS_HTTP_URL: provider.smsUrl,
+    WORKER_CONCURRENCY: '20',
+    WORKER_LOCK_MS: '2000',
+    STALE_AFTER_MS: '3000',
+    SWEEP_INTERVAL_MS: '500',
+    PROVIDER_TIMEOUT_MS: String(PROVIDER_TIMEOUT_MS),
+    SHUTDOWN_TIMEOUT_MS: '10000',
+    LOG_LEVEL: 'warn',
+  };
+  const [api, ...workers] = await Promise.all([startEngine('api', env), ...Array.from({ length: workerCount }, () => startEngine('worker', env))]);
+  apiPort = api!.port;
+  say(`started the API and ${workers.length} workers`);
+
+  // The account, with quick retries so failing executions end within seconds, and its workflow.
+  const account = await createAccount(db, { name: 'Chaos', adminEmail: 'ops@chaos.example.com' });
+  const call = async (method: string, route: string, body?: unknown) => {
+    const response = await fetch(`http://127.0.0.1:${apiPort}/api/v1${route}`, {
+      method,
+      headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text ? JSON.parse(text) : null) as any };
+  };
+  /** Calls the API until it gives an answer that is not a server error (the API may be briefly without its database). */
+  const callRetrying = async (method: string, route: string, body?: unknown) => {
+    let failed = false;
+    for (let attempt = 0; attempt < 40; attempt += 1) {
+      const answer = await call(method, route, body).catch(() => null);
+      if (answer && answer.status < 500) return { ...answer, failed };
+      failed = true;
+      await sleep(500);
+    }
+    return { status: 0, body: null, failed };
+  };
+  const settings = await call('PATCH', '/account/settings', { max_retry_attempts: MAX_RETRY_ATTEMPTS, retry_base_delay_seconds: 1, concurrent_executions_per_account: profile.concurrencyLimit });
+  if (settings.status !== 200) throw new Error(`settings: ${JSON.stringify(settings.body)}`);
+  const workflow = await call('POST', '/workflows', { name: 'Chaos', status: 'active', definition: chaosWorkflow({ broken: broken.url, rejecting: rejecting.url }, profile.waitSeconds) });
+  if (workflow.status !== 201) throw new Error(`workflow: ${JSON.stringify(workflow.body)}`);
+  await db.contact.createMany({
+    data: plan.map((p) => ({
+      id: p.contactId,
+      accountId: account.account_id,
+      email: `c${p.index}@chaos.example.com`,
+      phone: p.fate === 'vip_no_phone' ? null : `+1555${String(p.index).padStart(7, '0')}`,
+      tags: p.fate === 'vip' || p.fate === 'vip_no_phone' ? ['VIP'] : [],
+      attributes: { ref: p.index, first_name: `C${p.index}`, plan: p.fate === 'doomed' || p.fate === 'rejected' ? p.fate : 'basic' },
+    })),
+  });
+
+  const faultCounts: Record<string, number> = {};
+  // Interventions: cancel, delete the contact, or send the goal event, at their planned moment.
+  const executionOf = new Map<number, string>();
+  const pending: Promise<unknown>[] = [];
+  /** Background work of the run; its failure is reported, never thrown into the run. */
+  const track = (work: Promise<unknown>, what: string) => pending.push(work.catch((error: Error) => console.error(`${what}: ${error.message}`)));
+  /** The execution of a contact, read again if the database is briefly away (a Postgres restart). */
+  const executionOfContact = async (contactId: string) => {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return (await db.execution.findFirst({ where: { contactId }, select: { id: true } }))?.id;
+      } catch (error) {
+        if (attempt > 20) throw error;
+        await sleep(500);
+      }
+    }
+  };
+  const racing = new Map<number, PlannedExecution>();
+  const intervene = async (p: PlannedExecution) => {
+    const intervention = p.intervention!;
+    const id = executionOf.get(p.index) ?? (await executionOfContact(p.contactId));
+    if (!id) return;
+    const cancel = async () => {
+      const answer = await callRetrying('POST', `/executions/${id}/cancel`);
+      return { applied: answer.status === 200, refused: answer.status === 409 && !answer.failed };
+    };
+    const goal = async () => {
+      const answer = await callRetrying('POST', `/contacts/${p.contactId}/events`, { name: 'appointment_booked' });
+      const applied = answer.status === 202 && (answer.body.goal_completed_executions as string[]).includes(id);
+      return { applied, refused: answer.status === 202 && !applied && !answer.failed };
+    };
+    const remove = async () => ({ applied: (await callRetrying('DELETE', `/contacts/${p.contactId}`)).status === 204, refused: false });
+    // cancel_vs_goal sends both at once: exactly one may win.
+    const answers = await Promise.all(
+      intervention.kind === 'cancel' ? [cancel()] : intervention.kind === 'delete' ? [remove()] : intervention.kind === 'cancel_vs_goal' ? [cancel(), goal()] : [goal()],
+    );
+    intervention.doneAt = Date.now();
+    const applied = answers.filter((a) => a.applied).length;
+    if (intervention.kind === 'cancel_vs_goal') intervention.winner = applied === 2 ? 'both' : answers[0]!.applied ? 'cancel' : answers[1]!.applied ? 'goal' : undefined;
+    intervention.result = applied > 0 ? 'applied' : answers.every((a) => a.refused) ? 'refused' : 'error';
+    faultCounts[intervention.kind] = (faultCounts[intervention.kind] ?? 0) + 1;
+  };
+  // Goals racing with the wait: sent around the moment the wait is due.
+  const raceWatcher = setInterval(() => {
+    const ids = [...racing.keys()].map((i) => executionOf.get(i)).filter(Boolean) as string[];
+    if (ids.length === 0) return;
+    void db.execution
+      .findMany({ where: { id: { in: ids } }, select: { id: true, status: true, nextRunAt: true, snapshot: true } })
+      .then((rows) => {
+        for (const row of rows) {
+          const p = [...racing.values()].find((q) => executionOf.get(q.index) === row.id)!;
+          const atWait = row.status === 'PAUSED' && (row.snapshot as { value: string }).value === 'pause' && row.nextRunAt;
+          const past = ['COMPLETED', 'FAILED', 'CANCELLED'].includes(row.status) || !['welcome', 'tag', 'pause'].includes((row.snapshot as { value: string }).value);
+          if (!atWait && !past) continue;
+          racing.delete(p.index);
+          const dueIn = atWait ? row.nextRunAt!.getTime() + p.intervention!.offsetMs - Date.now() : 0;
+          track(sleep(dueIn).then(() => intervene(p)), `${p.intervention!.kind} of contact ${p.index}`);
+        }
+      })
+      .catch(() => undefined);
+  }, 200);
+
+  // Triggers, paced; failed requests are retried (a retried trigger may answer 200 duplicate or 409).
+  let inFlight = 0;
+  const t1 = Date.now();
+  const triggering = (async () => {
+    for (const p of plan) {
+      await sleep(t1 + (p.index / profile.rate) * 1000 - Date.now());
+      while (inFlight >= 16) await sleep(5);
+      inFlight += 1;
+      track(
+        (async () => {
+          const send = () => callRetrying('POST', `/workflows/${workflow.body.id}/trigger`, { contact_id: p.contactId });
+          const answers = await Promise.all(p.doubleTrigger ? [send(), send()] : [send()]);
+          const answer = answers.find((a) => a.body?.execution_id) ?? answers[0]!;
+          if (p.doubleTrigger) faultCounts.duplicate_trigger = (faultCounts.duplicate_trigger ?? 0) + 1;
+          inFlight -= 1;
+          if (answer.status === 202 || (answer.status === 200 && answer.body.duplicate) || answer.status === 409) {
+            p.triggered = true;
+            if (answer.body.execution_id) executionOf.set(p.index, answer.body.execution_id);
+            else executionOf.set(p.index, (await executionOfContact(p.contactId))!);
+          } else {
+            console.error(`trigger of contact ${p.index} failed: ${answer.status} ${JSON.stringify(answer.body)}`);
+            return;
+          }
+          for (const add of p.tagAdds) {
+            track(sleep(add.offsetMs).then(async () => {
+              add.ok = (await callRetrying('POST', `/contacts/${p.contactId}/tags`, { tag: add.tag })).status === 200;
+              faultCounts.api_tag_change = (faultCounts.api_tag_change ?? 0) + 1;
+            }), `tag of contact ${p.index}`);
+          }
+          if (p.intervention?.kind === 'goal_race') racing.set(p.index, p);
+          else if (p.intervention) track(sleep(p.intervention.offsetMs).then(() => intervene(p)), `${p.intervention.kind} of contact ${p.index}`);
+        })(),
+        `trigger of contact ${p.index}`,
+      );
+    }
+  })();
+
+  // Faults, in lanes (workers, Redis, provider, Postgres) so a slow restart does not delay the others.
+  const running = () => [...engines].filter((e) => e.name.startsWith('worker') && !e.stopping);
+  const inject = async (fault: Fault) => {
+    faultCounts[fault.kind] = (faultCounts[fault.kind] ?? 0) + 1;
+    const outage = async (answer: Answer, response: FakeResponse, description: string) => {
+      say(`provider ${description} for ${Math.round(fault.durationMs)} ms`);
+      const start = Date.now();
+      setMode(answer, response);
+      await sleep(fault.durationMs);
+      setMode('ok', { status: 200 });
+      // A hanging request fails when the caller gives up, up to PROVIDER_TIMEOUT_MS after the hang ends.
+      if (answer !== 'rate_limited') outages.push({ kind: fault.kind, start, end: Date.now() + (answer === 'hang' ? PROVIDER_TIMEOUT_MS : 0) + 100 });
+    };
+    switch (fault.kind) {
+      case 'worker_sigkill': {
+        const victim = running()[Math.floor(fault.pick * running().length)]!;
+        say(`SIGKILL ${victim.name}; a new worker in ${Math.round(fault.durationMs)} ms`);
+        await stopEngine(victim, 'SIGKILL');
+        await sleep(fault.durationMs);
+        await startEngine('worker', env);
+        return;
+      }
+      case 'worker_rolling_restart':
+        say('rolling restart: each worker replaced, the old one stopped with SIGTERM');
+        for (const old of running()) {
+          await startEngine('worker', env);
+          await stopEngine(old, 'SIGTERM');
+        }
+        return;
+      case 'redis_flushall': {
+        say('Redis FLUSHALL');
+        const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+        await client.flushall().finally(() => client.disconnect());
+        return;
+      }
+      case 'redis_restart':
+        say('Redis restart');
+        return redis.restart();
+      case 'provider_503':
+        return outage('failure', { status: 503 }, 'answers 503');
+      case 'provider_429': {
+        const retryAfter = String(1 + Math.floor(fault.pick * 2));
+        return outage('rate_limited', { status: 429, retryAfter }, `answers 429 (Retry-After ${retryAfter})`);
+      }
+      case 'provider_hang':
+        return outage('hang', { hang: true }, 'hangs');
+      case 'postgres_disconnect':
+        // Every connection to the run's own database is dropped, as a restart would; the shared server stays up.
+        say('Postgres: every connection of the run\'s database terminated');
+        await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${dbName}' AND pid <> pg_backend_pid()`);
+        return;
+      case 'postgres_restart':
+        say('Postgres restart (shared server)');
+        execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', '15', 'main', 'restart'], { stdio: 'inherit' });
+        return;
+    }
+  };
+  const laneOf = (kind: FaultKind) => kind.split('_')[0]!;
+  const faulting = Promise.all(
+    [...new Set(schedule.map((f) => laneOf(f.kind)))].map(async (lane) => {
+      for (const fault of schedule.filter((f) => laneOf(f.kind) === lane)) {
+        await sleep(t1 + fault.at - Date.now());
+        if (!interrupted) await inject(fault).catch((error: Error) => say(`fault ${fault.kind} could not be injected: ${error.message}`));
+      }
+    }),
+  );
+
+  // Live checks while the faults go on: the invariants must hold at every instant, not only at the end.
+  const live: ChaosRecord['live'] = { checks: 0, violations: [], maxActive: 0, maxWaiting: 0 };
+  let sampling = true;
+  const sampler = (async () => {
+    for (let tick = 1; sampling; tick += 1) {
+      await sleep(1_000);
+      try {
+        const [counts] = await db.$queryRaw<{ active: number; waiting: number }[]>`
+          SELECT count(*) FILTER (WHERE status = 'ACTIVE')::int AS active, count(*) FILTER (WHERE waiting)::int AS waiting FROM executions`;
+        live.maxActive = Math.max(live.maxActive, counts!.active);
+        live.maxWaiting = Math.max(live.maxWaiting, counts!.waiting);
+        if (tick % profile.liveCheckEvery === 0) {
+          // Stuck executions aside. A large database is checked by `flowmachine check` in its own process,
+          // since a long check in this one would hold up the fake providers.
+          const never = 365 * 86_400_000;
+          const report = quick
+            ? await checkConsistency(db, { stuckAfterMs: never })
+            : await execFileAsync(process.execPath, [BIN, 'check', '--stuck-after-ms', String(never)], { env: { ...env, LOG_LEVEL: 'error' }, maxBuffer: 64 << 20 })
+                .catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }))
+                .then(({ stdout }) => (stdout.trim() ? (JSON.parse(stdout) as ConsistencyReport) : null));
+          if (report) live.checks += 1;
+          for (const v of report?.violations ?? []) live.violations.push(`at ${elapsed()}: ${v.kind} ${v.execution_id ?? v.account_id}: ${v.message}`);
+        }
+      } catch {
+        // The database may be restarting; the next tick tries again.
+      }
+    }
+  })();
+
+  await Promise.all([triggering, faulting]);
+  say(`all ${total} triggers sent, ${schedule.length} faults injected; waiting for executions to finish`);
+  const deadline = Date.now() + profile.drainMs;
+  let runningCount = -1;
+  while (Date.now() < deadline && !interrupted) {
+    const settled = racing.size === 0 && (await Promise.race([Promise.all(pending).then(() => true), sleep(0).then(() => false)]));
+    runningCount = await db.execution.count({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } }).catch(() => -1);
+    if (settled && runningCount === 0) break;
+    await sleep(1_000);
+  }
+  clearInterval(raceWatcher);
+  sampling = false;
+  await sampler;
+  await sleep(1_500); // admin notifications are logged just after their execution's last commit
+  say(runningCount === 0 ? 'every execution finished; stopping the processes' : `${runningCount} executions still running; giving up waiting`);
+  finishing = true;
+  await Promise.all([...engines].map((e) => stopEngine(e, 'SIGTERM')));
+
+  // Checks.
+  const answerOf = (index: number) => modes.filter((m) => m.from <= index).at(-1)!.answer;
+  const requests: RecordedRequest[] = [
+    ...provider.received.map((r, i) => ({ key: r.idempotencyKey, executionId: String(r.body.execution_id), ref: null, stepId: String(r.body.step_id), at: r.at, answer: answerOf(i) })),
+    ...broken.received.map((r) => ({ key: r.idempotencyKey, executionId: null, ref: Number(r.body.ref), stepId: 'doom', at: r.at, answer: 'failure' as const })),
+    ...rejecting.received.map((r) => ({ key: r.idempotencyKey, executionId: null, ref: Number(r.body.ref), stepId: 'reject', at: r.at, answer: 'rejected' as const })),
+  ];
+  const record: ChaosRecord = { plan, requests, outages, maxRetryAttempts: MAX_RETRY_ATTEMPTS, processProblems, live };
+  if (args.keep) {
+    const file = path.join(tmpdir(), `${dbName}.record.json`);
+    writeFileSync(file, JSON.stringify(record));
+    console.log(`kept the run's record in ${file}`);
+  }
+  const findings = await checkChaosRun(db, record);
+  const violationCount = Object.values(findings.violations).reduce((a, b) => a + b, 0);
+
+  const row = (label: string, value: string | number) => `  ${label.padEnd(40)} ${value}`;
+  const lines = [
+    '',
+    `chaos run  seed ${seed}  ${total} executions  ${workerCount} workers${quick ? '  (quick)' : ''}`,
+    'outcomes',
+    ...Object.entries(findings.outcomes).sort().map(([outcome, n]) => row(outcome, n)),
+    'faults injected',
+    ...[...FAULT_KINDS, ...INTERVENTIONS, 'duplicate_trigger', 'api_tag_change'].filter((kind) => kind !== 'postgres_restart' || args['postgres-restart']).map((kind) => row(kind, `${faultCounts[kind] ?? 0}${kind in plannedInterventions ? ` of ${plannedInterventions[kind]} planned` : ''}`)),
+    'violations by kind',
+    ...CHAOS_VIOLATIONS.map((kind) => row(kind, findings.violations[kind])),
+    'delivery',
+    row('provider requests', findings.stats.requests),
+    row('idempotency keys', findings.stats.keys),
+    row('same-key re-sends after a failure', findings.stats.resendsAfterFailure),
+    row('same-key re-sends of a delivered step', findings.stats.duplicatesAfterSuccess),
+    row('in flight when stopped (late)', `${findings.stats.lateInFlight} + ${findings.stats.lateDuplicates} duplicates, at most ${findings.stats.lateMaxMs} ms late`),
+    row('executions failed by outages', findings.stats.failedByOutage),
+    row('unexplained transient failures', `${findings.stats.unexplainedFailures}${findings.stats.unexplainedFailures ? ` (${Object.entries(findings.stats.unexplainedErrors).map(([e, n]) => `${n}× ${e}`).join('; ')})` : ''}`),
+    row('recovered log entries', findings.stats.recoveredLogs),
+    row('live consistency checks', `${live.checks} (most ACTIVE at once ${live.maxActive}, most waiting in line ${live.maxWaiting})`),
+    row('failures without admin notification', findings.stats.failedWithoutNotification),
+    `violations: ${violationCount}`,
+    `duration: ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  ];
+  console.log(lines.join('\n'));
+  for (const [kind, messages] of Object.entries(findings.examples)) for (const message of messages) console.log(`  ${kind}: ${message}`);
+  const noisy = [...processMessages.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
+  if (noisy.length > 0) console.log(`process warnings and errors (most frequent): ${noisy.map(([m, n]) => `${n}× ${m}`).join('; ')}`);
+  return violationCount === 0 ? 0 : 1;
+}
+
+main()
+  .then(async (code) => {
+    await cleanup();
+    process.exit(code);
+  })
+  .catch(async (error: Error) => {
+    console.error(`chaos run failed: ${error.stack ?? error.message}`);
+    await cleanup();
+    process.exit(1);
+  });
