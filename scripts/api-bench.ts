@@ -137,6 +137,10 @@ async function main(argv: string[]): Promise<void> {
   const interrupt = () => void cleanup.run().then(() => process.exit(130));
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
+  process.once('uncaughtException', (error) => {
+    console.error(`api-bench: ${error.stack ?? error.message}`);
+    void cleanup.run().then(() => process.exit(1));
+  });
   let errors = 0;
   try {
     const began = performance.now();

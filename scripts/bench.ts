@@ -65,7 +65,9 @@ export interface BenchOptions {
   timeLimit: number;
   /** Keeps the log directory. */
   keep: boolean;
+  /** Also prints the {@link BenchResult} as one JSON line after the table. */
   json: boolean;
+  /** CI size: 300 executions and 2-second floors unless given otherwise. */
   quick: boolean;
 }
 
@@ -1045,6 +1047,7 @@ export function parseOptions(argv: string[]): BenchOptions {
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === '--role') {
+    process.on('disconnect', () => process.exit(0)); // the bench is gone: so is its helper
     const { values } = parseArgs({ args: argv.slice(2), options: { redis: { type: 'string' }, 'worker-concurrency': { type: 'string' }, 'provider-latency': { type: 'string' } } });
     if (argv[1] === 'provider') return serveProvider(Number(values['provider-latency'] ?? 0));
     if (argv[1] === 'bullmq-floor') return serveQueueFloor(values.redis!, Number(values['worker-concurrency']));
@@ -1055,6 +1058,10 @@ async function main(argv: string[]): Promise<void> {
   const interrupt = () => void cleanup.run().then(() => process.exit(130));
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
+  process.once('uncaughtException', (error) => {
+    console.error(`bench: ${error.stack ?? error.message}`);
+    void cleanup.run().then(() => process.exit(1));
+  });
   const progress = (line: string) => console.error(`[bench] ${line}`);
   let ok = false;
   try {

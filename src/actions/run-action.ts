@@ -18,9 +18,15 @@ export interface ActionTarget {
   payload: Record<string, unknown>;
 }
 
+/** A tag to add to or remove from the contact; applied to the stored tags at commit, so concurrent changes are kept. */
+export interface TagChange {
+  op: 'add' | 'remove';
+  tag: string;
+}
+
 /** What running an action came to. Contact changes (tags) are returned, not written: the engine commits them with the step. */
 export type ActionResult =
-  | { kind: 'success'; details: Record<string, unknown>; tags?: string[] }
+  | { kind: 'success'; details: Record<string, unknown>; tagChange?: TagChange }
   | { kind: 'skipped'; reason: string; details: Record<string, unknown> }
   | (Exclude<ProviderOutcome, { kind: 'success' }> & { provider: string; details: Record<string, unknown> });
 
@@ -52,9 +58,7 @@ export async function runAction(deps: EngineDeps, step: ActionStep, target: Acti
   switch (step.type) {
     case 'add_tag':
     case 'remove_tag': {
-      const tags = target.contact.tags.filter((tag) => tag !== step.config.tag);
-      if (step.type === 'add_tag') tags.push(step.config.tag);
-      return { kind: 'success', details: { tag: step.config.tag }, tags };
+      return { kind: 'success', details: { tag: step.config.tag }, tagChange: { op: step.type === 'add_tag' ? 'add' : 'remove', tag: step.config.tag } };
     }
     case 'send_email': {
       if (!target.contact.optedIn) return { kind: 'skipped', reason: 'contact_opted_out', details: {} };

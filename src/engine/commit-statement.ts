@@ -1,4 +1,5 @@
 import type { PrismaClient } from '../db/client.ts';
+import type { TagChange } from '../actions/run-action.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 
 /** One execution log row as stored. */
@@ -30,7 +31,7 @@ export async function commitStatement(
   row: { id: string; version: number; contactId: string },
   data: ExecutionUpdate,
   logs: LogRow[],
-  tags: string[] | undefined,
+  tagChange: TagChange | undefined,
 ): Promise<boolean> {
   const result = await db.$queryRaw<{ updated: bigint }[]>`
     WITH updated AS (
@@ -50,8 +51,9 @@ export async function commitStatement(
       WHERE id = ${row.id}::uuid AND version = ${row.version}
       RETURNING id
     ), tagged AS (
-      UPDATE contacts SET tags = ${tags ?? []}::text[], updated_at = now()
-      WHERE ${tags !== undefined} AND id = ${row.contactId}::uuid AND EXISTS (SELECT 1 FROM updated)
+      UPDATE contacts SET updated_at = now(), tags = CASE WHEN ${tagChange?.op ?? 'none'} = 'add'
+        THEN array_append(array_remove(tags, ${tagChange?.tag ?? ''}), ${tagChange?.tag ?? ''}) ELSE array_remove(tags, ${tagChange?.tag ?? ''}) END
+      WHERE ${tagChange !== undefined} AND id = ${row.contactId}::uuid AND EXISTS (SELECT 1 FROM updated)
     ), logged AS (
       INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, status, step_index, step_id, duration_ms, timestamp, user_id, details)
       SELECT updated.id, l.account_id, l.workflow_id, l.contact_id, l.event_type, l.status, l.step_index, l.step_id, l.duration_ms, l.timestamp, l.user_id, l.details

@@ -1,5 +1,6 @@
 import { transition } from 'xstate';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
+import type { TagChange } from '../actions/run-action.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { maskPii } from '../observability/mask.ts';
 import type { StepWork } from '../queue/step-queue.ts';
@@ -21,8 +22,8 @@ export interface Change {
   /** When the pending timer (retry back-off, rate-limit window) is due; `null` clears it. */
   nextRunAt?: Date | null;
   lastError?: string | null;
-  /** New tag list of the contact, written in the same transaction as the step. */
-  tags?: string[];
+  /** Tag added to or removed from the contact, applied to its stored tags in the same commit as the step. */
+  tagChange?: TagChange;
   userId?: string | null;
 }
 
@@ -120,7 +121,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   if (wasActive === (status === 'ACTIVE')) {
     // The common case (a step of a running execution): no concurrency slot changes hands, so the whole
     // commit is one statement, one round trip.
-    const committed = await commitStatement(deps.db, row, data, logRows, change.tags);
+    const committed = await commitStatement(deps.db, row, data, logRows, change.tagChange);
     if (!committed) return null;
   } else {
     try {
@@ -134,7 +135,10 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
         const updated = await tx.execution.updateMany({ where: { id: row.id, version: row.version }, data: data as Prisma.ExecutionUpdateManyMutationInput });
         if (updated.count !== 1) throw new VersionConflict();
         if (wasActive && status !== 'ACTIVE') work.push(...(await releaseSlot(tx, row.accountId)));
-        if (change.tags) await tx.contact.update({ where: { id: row.contactId }, data: { tags: change.tags } });
+        if (change.tagChange) {
+          const { op, tag } = change.tagChange;
+          await tx.$executeRaw`UPDATE contacts SET tags = CASE WHEN ${op} = 'add' THEN array_append(array_remove(tags, ${tag}), ${tag}) ELSE array_remove(tags, ${tag}) END, updated_at = now() WHERE id = ${row.contactId}::uuid`;
+        }
         if (logRows.length > 0) await tx.executionLog.createMany({ data: logRows });
       });
     } catch (error) {

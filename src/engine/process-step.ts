@@ -129,7 +129,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
   switch (result.kind) {
     case 'success':
       return done(await commitChange(deps, loaded, change(
-        { event: { type: 'STEP_DONE' }, retryCount: 0, lastError: null, tags: result.tags },
+        { event: { type: 'STEP_DONE' }, retryCount: 0, lastError: null, tagChange: result.tagChange },
         { ...base, eventType: 'action_completed', status: 'SUCCESS', durationMs, details: { action_type: step.type } },
       )));
     case 'skipped':
