@@ -4,7 +4,7 @@ import { createApp, createOpsApp } from './api/app.ts';
 import type { ApiDeps } from './api/context.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
-import { createDb } from './db/client.ts';
+import { createDb, createPool } from './db/client.ts';
 import { createSweeper } from './engine/sweeper.ts';
 import { WorkflowCache } from './engine/workflow-cache.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -33,7 +33,8 @@ export interface Runtime {
 /** Opens connections, failing fast with one clear message when Postgres or Redis does not answer. */
 export async function createDeps(config: Config, options: { clock?: Clock; logger?: Logger } = {}): Promise<ApiDeps & { close(): Promise<void> }> {
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
-  const db = createDb(config.DATABASE_URL);
+  const pool = createPool(config.DATABASE_URL);
+  const db = createDb(config.DATABASE_URL, { pool });
   try {
     await db.$queryRaw`SELECT 1`;
   } catch (error) {
@@ -66,7 +67,7 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     return counts as Record<string, number>;
   });
   const deps: ApiDeps = {
-    db, queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache(),
+    db, pool, queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache(),
     async health() {
       const [postgres, redisOk] = await Promise.all([
         db.$queryRaw`SELECT 1`.then(() => true, () => false),

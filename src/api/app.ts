@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { authenticate } from './auth.ts';
+import { authenticate, CallerCache } from './auth.ts';
 import type { ApiDeps } from './context.ts';
 import { HttpError } from './http-error.ts';
 import { accountRoutes } from './routes/account.ts';
@@ -60,14 +60,15 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(docsRoutes());
 
   const api = express.Router();
-  api.use(authenticate(deps));
+  const callers = new CallerCache();
+  api.use(authenticate(deps, callers));
   api.use((request, _response, next) => {
     const hasBody = request.headers['content-length'] !== undefined && request.headers['content-length'] !== '0' || request.headers['transfer-encoding'] !== undefined;
     if (hasBody && !request.is('application/json')) throw new HttpError(415, 'request body must be application/json');
     next();
   });
   api.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }), sanitizeBody);
-  api.use(contactRoutes(deps), workflowRoutes(deps), executionRoutes(deps), accountRoutes(deps));
+  api.use(contactRoutes(deps), workflowRoutes(deps), executionRoutes(deps), accountRoutes(deps, callers));
   app.use('/api/v1', api);
 
   app.use((request) => {

@@ -79,7 +79,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'patch', path: '/api/v1/account/settings', summary: 'Change account settings', body: accountSettingsBody, ok: [200, responses.settings, 'settings'], errors: [400, 401] },
   { method: 'get', path: '/api/v1/api-keys', summary: 'List API keys (never the keys themselves)', ok: [200, responses.apiKeys, 'keys'], errors: [401] },
   { method: 'post', path: '/api/v1/api-keys', summary: 'Create an API key; the key is shown only in this response', body: createApiKeyBody, ok: [201, responses.apiKey, 'the new key'], errors: [400, 401] },
-  { method: 'delete', path: `/api/v1/api-keys/${id}`, summary: 'Revoke an API key', ok: [204, null, 'revoked'], errors: [400, 401, 404] },
+  { method: 'delete', path: `/api/v1/api-keys/${id}`, summary: 'Revoke an API key (refused by every API process within 5 s)', ok: [204, null, 'revoked'], errors: [400, 401, 404] },
   { method: 'get', path: '/health', summary: 'Liveness of Postgres and Redis', ok: [200, responses.health, 'both answer'], errors: [503], auth: false },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', ok: [200, null, 'Prometheus text format'], auth: false },
   { method: 'get', path: '/openapi.json', summary: 'This document', ok: [200, null, 'OpenAPI 3.1'], auth: false },

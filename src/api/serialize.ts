@@ -8,7 +8,14 @@ export function progressPercent(execution: Pick<Execution, 'status' | 'currentSt
   return Math.min(100, Math.floor((100 * execution.currentStepIndex) / execution.totalSteps));
 }
 
-export const serializeExecution = (e: Execution) => ({
+/** The columns of an execution the API shows. */
+export type ExecutionView = Pick<
+  Execution,
+  | 'id' | 'workflowId' | 'workflowVersionId' | 'contactId' | 'status' | 'snapshot' | 'currentStepIndex' | 'totalSteps' | 'retryCount'
+  | 'completionReason' | 'lastError' | 'nextRunAt' | 'createdAt' | 'updatedAt' | 'finishedAt'
+>;
+
+export const serializeExecution = (e: ExecutionView) => ({
   id: e.id,
   workflow_id: e.workflowId,
   workflow_version_id: e.workflowVersionId,

@@ -58,6 +58,8 @@ export interface CompiledWorkflow {
   /** Length of the longest path through the workflow. */
   totalSteps: number;
   goalEvent: string | null;
+  /** Whether a contact may be enrolled again (`always`, `after_completion`, `never`). */
+  reentry: Definition['reentry'];
 }
 
 type StateConfig = Record<string, unknown>;
@@ -140,7 +142,7 @@ export function compileWorkflow(definition: Definition, id = 'workflow'): Compil
     states: orderedStates,
   } as unknown as MachineConfig<ExecutionContext, ExecutionEvent>;
 
-  return { machine: buildMachine(config), config, steps, totalSteps, goalEvent: definition.goal?.event ?? null };
+  return { machine: buildMachine(config), config, steps, totalSteps, goalEvent: definition.goal?.event ?? null, reentry: definition.reentry };
 }
 
 /** Builds the runnable machine from a JSON config, supplying the pure assignments and guard it names. */

@@ -1,11 +1,9 @@
 import { transition } from 'xstate';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { TagChange } from '../actions/run-action.ts';
-import type { Prisma } from '../generated/prisma/client.ts';
 import { maskPii } from '../observability/mask.ts';
 import type { StepWork } from '../queue/step-queue.ts';
-import { acquireSlot, releaseSlot } from './admission.ts';
-import { commitStatement, type ExecutionUpdate, type LogRow } from './commit-statement.ts';
+import { run } from '../db/sql.ts';
 import type { LoadedExecution } from './load.ts';
 import { progressOf, restoreSnapshot, storeSnapshot, type StoredSnapshot } from './snapshot.ts';
 import type { EngineDeps, ExecutionStatus, LogEntry } from './types.ts';
@@ -43,7 +41,8 @@ const FINISH_LOGS: Record<FinalState, string[]> = {
   cancelled: ['execution_cancelled'],
 };
 
-class VersionConflict extends Error {}
+/** One call commits a step: see `flowmachine_commit` in prisma/migrations. */
+const COMMIT = { name: 'commit-step', text: 'SELECT * FROM flowmachine_commit($1::uuid, $2::integer, $3::jsonb, $4::jsonb, $5::text, $6::text, $7::text)' };
 
 /** The execution's trace context, carried by each of its jobs so all its steps join one trace. */
 export const traceOf = (row: { traceContext: unknown }) => (row.traceContext ?? undefined) as Record<string, string> | undefined;
@@ -51,12 +50,20 @@ export const traceOf = (row: { traceContext: unknown }) => (row.traceContext ?? 
 const EFFECT_TYPES = new Set<string>(['executeAction', 'evaluateCondition', 'startTimer', 'finishExecution']);
 
 /**
- * Applies a change to an execution: runs the machine transition (pure), then in ONE transaction
- * saves the snapshot with an optimistic version check, the log entries, the contact's tags and the
- * account's concurrency slot. Only after the commit is the next work enqueued. Returns `null` when
- * another process changed the execution first (the caller reloads or gives up).
+ * Where a worker takes the execution's next step when it is due at once: the worker runs it in the
+ * same job (saving a queue round trip) instead of enqueueing it.
  */
-export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, change: Change): Promise<Committed | null> {
+export interface Inline {
+  next?: StepWork;
+}
+
+/**
+ * Applies a change to an execution: runs the machine transition (pure), then in ONE Postgres call
+ * saves the snapshot with an optimistic version check, the log entries, the contact's tags and the
+ * account's concurrency slot. Only after the commit is the next work enqueued (or handed to `inline`).
+ * Returns `null` when another process changed the execution first (the caller reloads or gives up).
+ */
+export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, change: Change, inline?: Inline): Promise<Committed | null> {
   const { row, workflow } = loaded;
   const now = deps.clock.now();
   let stored = change.rewind ?? (row.snapshot as unknown as StoredSnapshot);
@@ -101,77 +108,61 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   }
 
   const version = row.version + 1;
-  const data: ExecutionUpdate = {
+  const set = {
     status,
     snapshot: stored,
-    version,
     currentStepIndex: progress.currentStepIndex,
     totalSteps: progress.totalSteps,
     nextRunAt,
     completionReason: reason,
-    waiting: false,
     updatedAt: now,
     ...(change.retryCount !== undefined ? { retryCount: change.retryCount } : {}),
     ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
     ...(finished ? { finishedAt: now } : {}),
   };
-
-  const logRows = toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now);
   const wasActive = row.status === 'ACTIVE';
-  if (wasActive === (status === 'ACTIVE')) {
-    // The common case (a step of a running execution): no concurrency slot changes hands, so the whole
-    // commit is one statement, one round trip.
-    const committed = await commitStatement(deps.db, row, data, logRows, change.tagChange);
-    if (!committed) return null;
-  } else {
-    try {
-      await deps.db.$transaction(async (tx) => {
-        if (status === 'ACTIVE' && !(await acquireSlot(tx, row.accountId, row.status !== 'QUEUED'))) {
-          // No free slot: the execution waits in line, holding no job, until a slot frees.
-          status = 'QUEUED';
-          data.status = status;
-          data.waiting = true;
-        }
-        const updated = await tx.execution.updateMany({ where: { id: row.id, version: row.version }, data: data as Prisma.ExecutionUpdateManyMutationInput });
-        if (updated.count !== 1) throw new VersionConflict();
-        if (wasActive && status !== 'ACTIVE') work.push(...(await releaseSlot(tx, row.accountId)));
-        if (change.tagChange) {
-          const { op, tag } = change.tagChange;
-          await tx.$executeRaw`UPDATE contacts SET tags = CASE WHEN ${op} = 'add' THEN array_append(array_remove(tags, ${tag}), ${tag}) ELSE array_remove(tags, ${tag}) END, updated_at = now() WHERE id = ${row.contactId}::uuid`;
-        }
-        if (logRows.length > 0) await tx.executionLog.createMany({ data: logRows });
-      });
-    } catch (error) {
-      if (error instanceof VersionConflict) return null;
-      throw error;
-    }
-  }
+  const slot = wasActive === (status === 'ACTIVE') ? 'keep' : wasActive ? 'release' : row.status === 'QUEUED' ? 'acquire' : 'acquire_in_line';
+  const [result] = await run<{ committed: boolean; new_status: ExecutionStatus; new_waiting: boolean; admitted: StepWork[] | null }>(deps.pool, COMMIT, [
+    row.id,
+    row.version,
+    JSON.stringify(set),
+    JSON.stringify(toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now)),
+    change.tagChange?.op ?? null,
+    change.tagChange?.tag ?? null,
+    slot,
+  ]);
+  if (!result?.committed) return null;
+  // No free slot: the execution waits in line, holding no job, until a slot frees.
+  status = result.new_status;
+  const waiting = result.new_waiting;
+  if (result.admitted) work.push(...result.admitted);
 
-  if (status === 'ACTIVE' || status === 'PAUSED' || (status === 'QUEUED' && !data.waiting)) {
+  if (status === 'ACTIVE' || status === 'PAUSED' || (status === 'QUEUED' && !waiting)) {
     const delayMs = nextRunAt ? nextRunAt.getTime() - now.getTime() : 0;
     // Far-future timers stay in Postgres; the sweeper promotes them to Redis shortly before they are due.
-    if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift({ executionId: row.id, version, delayMs, trace: traceOf(row) });
+    const next = { executionId: row.id, version, delayMs, trace: traceOf(row) };
+    if (inline && status === 'ACTIVE' && delayMs <= 0) inline.next = next;
+    else if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift(next);
   }
   await deps.queue.enqueue(work, (error) => deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: row.id, error: error.message }));
   observe(deps, row, logs, finished, status);
   return { status, version, finished, reason, work };
 }
 
-/** The stored form of log entries: masked details, the step index of the step they belong to. */
-function toLogRows(row: LoadedExecution['row'], logs: LogEntry[], stepIndex: number, userId: string | null, now: Date): LogRow[] {
+/** The stored form of log entries (the columns of execution_logs): masked details, the step index of their step. */
+function toLogRows(row: LoadedExecution['row'], logs: LogEntry[], stepIndex: number, userId: string | null, now: Date) {
   return logs.map((entry) => ({
-    executionId: row.id,
-    accountId: row.accountId,
-    workflowId: row.workflowId,
-    contactId: row.contactId,
-    eventType: entry.eventType,
+    account_id: row.accountId,
+    workflow_id: row.workflowId,
+    contact_id: row.contactId,
+    event_type: entry.eventType,
     status: entry.status,
-    stepIndex: entry.stepIndex ?? (entry.stepId ? stepIndex : null),
-    stepId: entry.stepId ?? null,
-    durationMs: entry.durationMs ?? null,
-    timestamp: entry.timestamp ?? now,
-    userId: entry.userId ?? userId,
-    details: maskPii(entry.details ?? {}) as Prisma.InputJsonValue,
+    step_index: entry.stepIndex ?? (entry.stepId ? stepIndex : null),
+    step_id: entry.stepId ?? null,
+    duration_ms: entry.durationMs ?? null,
+    timestamp: (entry.timestamp ?? now).toISOString(),
+    user_id: entry.userId ?? userId,
+    details: maskPii(entry.details ?? {}),
   }));
 }
 

@@ -1,10 +1,11 @@
 import type { CompiledWorkflow } from '../compiler/compile.ts';
+import { run } from '../db/sql.ts';
 import type { Account, Contact, Execution } from '../generated/prisma/client.ts';
 import type { EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
 /** An execution row with what one engine step needs: its contact, account settings and workflow name. */
-export type ExecutionRow = Execution & {
+export type ExecutionRow = Omit<Execution, 'seq'> & {
   contact: Pick<Contact, 'id' | 'accountId' | 'email' | 'phone' | 'optedIn' | 'timezone' | 'attributes' | 'tags' | 'deletedAt'>;
   account: Pick<Account, 'id' | 'name' | 'adminEmail' | 'concurrentExecutionsPerAccount' | 'maxRetryAttempts' | 'retryBaseDelaySeconds' | 'errorNotification'>;
   workflow: { name: string };
@@ -20,16 +21,16 @@ export interface LoadedExecution {
 const EXECUTION = `e.id, e.account_id AS "accountId", e.workflow_id AS "workflowId", e.workflow_version_id AS "workflowVersionId",
   e.contact_id AS "contactId", e.status, e.snapshot, e.version, e.current_step_index AS "currentStepIndex", e.total_steps AS "totalSteps",
   e.retry_count AS "retryCount", e.completion_reason AS "completionReason", e.last_error AS "lastError", e.goal_event AS "goalEvent",
-  e.next_run_at AS "nextRunAt", e.waiting, e.seq, e.trace_context AS "traceContext", e.payload, e.created_at AS "createdAt",
+  e.next_run_at AS "nextRunAt", e.waiting, e.trace_context AS "traceContext", e.payload, e.created_at AS "createdAt",
   e.updated_at AS "updatedAt", e.finished_at AS "finishedAt"`;
 const CONTACT = `json_build_object('id', c.id, 'accountId', c.account_id, 'email', c.email, 'phone', c.phone, 'optedIn', c.opted_in,
   'timezone', c.timezone, 'attributes', c.attributes, 'tags', coalesce(c.tags, '{}'), 'deletedAt', c.deleted_at) AS contact`;
 const ACCOUNT = `json_build_object('id', a.id, 'name', a.name, 'adminEmail', a.admin_email,
   'concurrentExecutionsPerAccount', a.concurrent_executions_per_account, 'maxRetryAttempts', a.max_retry_attempts,
   'retryBaseDelaySeconds', a.retry_base_delay_seconds, 'errorNotification', a.error_notification) AS account`;
-const LOAD_EXECUTION = `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow
+const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow
   FROM executions e JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
-  WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)`;
+  WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
 
 /**
  * Loads an execution (optionally only within `accountId`) with its contact, account and workflow
@@ -41,12 +42,7 @@ export async function loadExecution(
   executionId: string,
   accountId?: string,
 ): Promise<LoadedExecution | null> {
-  // A constant statement with bound parameters.
-  const [raw] = await deps.db.$queryRawUnsafe<(ExecutionRow & { contact: { deletedAt: string | null } })[]>(
-    LOAD_EXECUTION,
-    executionId,
-    accountId ?? null,
-  );
+  const [raw] = await run<ExecutionRow & { contact: { deletedAt: string | null } }>(deps.pool, LOAD_EXECUTION, [executionId, accountId ?? null]);
   if (!raw) return null;
   // json_build_object turns timestamps into strings.
   const row: ExecutionRow = { ...raw, contact: { ...raw.contact, deletedAt: raw.contact.deletedAt ? new Date(raw.contact.deletedAt) : null } };

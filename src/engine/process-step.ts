@@ -1,11 +1,11 @@
 import { runAction, type ActionResult } from '../actions/run-action.ts';
+import { run } from '../db/sql.ts';
 import { evaluateCondition } from '../definition/condition.ts';
 import { parseDuration } from '../definition/duration.ts';
 import type { ActionStep } from '../definition/schema.ts';
 import { withSpan } from '../observability/tracing.ts';
 import type { StepJob } from '../queue/step-queue.ts';
-import { acquireSlot } from './admission.ts';
-import { commitChange, type Change, type Committed } from './commit.ts';
+import { commitChange, traceOf, type Change, type Committed, type Inline } from './commit.ts';
 import { loadExecution, type LoadedExecution } from './load.ts';
 import { notifyFailure } from './notify.ts';
 import type { StoredSnapshot } from './snapshot.ts';
@@ -15,15 +15,22 @@ import type { WorkflowCache } from './workflow-cache.ts';
 /** What a processed job came to, for metrics and tests. */
 export type StepOutcome = 'stale' | 'missing' | 'waiting_in_line' | 'rescheduled' | 'conflict' | 'committed';
 
+/** A job as the worker hands it over: `redelivered` when BullMQ gives it out again (a worker died, or it threw). */
+export type StepRun = StepJob & { redelivered?: boolean };
+
 /**
  * Processes one job: restores the execution, checks the job is still current (its version), and
  * does the one piece of work the snapshot says is due. Safe to run twice for the same job: a second
- * run finds a newer version and stops, and provider calls carry the step's idempotency key.
+ * run finds a newer version and stops, and provider calls carry the step's idempotency key. With
+ * `inline`, a next step due at once is handed back to the caller instead of being enqueued.
  */
-export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: StepJob): Promise<StepOutcome> {
+export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: StepRun, inline?: Inline): Promise<StepOutcome> {
   let loaded = await loadExecution(deps, cache, job.executionId);
   if (!loaded) return 'missing';
-  if (loaded.row.version !== job.version) return 'stale';
+  if (loaded.row.version !== job.version) {
+    if (job.redelivered && loaded.row.version > job.version) await resumeAfterLostChain(deps, loaded);
+    return 'stale';
+  }
   const recovered: LogEntry[] = job.recovered ? [{ eventType: 'recovered', status: 'INFO', details: { version: job.version } }] : [];
   const now = deps.clock.now();
 
@@ -52,42 +59,51 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
     return (await commitChange(deps, loaded, { logs: recovered })) ? 'rescheduled' : 'conflict';
   }
   if (row.contact.deletedAt) {
-    return done(await commitChange(deps, loaded, { event: { type: 'CANCEL', reason: 'contact_deleted' }, logs: recovered }));
+    return done(await commitChange(deps, loaded, { event: { type: 'CANCEL', reason: 'contact_deleted' }, logs: recovered }, inline));
   }
 
   const base = { stepId: step.id, stepIndex: row.currentStepIndex };
+  let change: Change;
+  let failure: string | undefined;
   switch (step.type) {
     case 'wait': {
       if (row.status === 'ACTIVE') {
         // Admitted at a wait step (a workflow that starts with a wait): start its timer now.
         const delayMs = parseDuration(step.config.duration)!;
         const resumeAt = new Date(now.getTime() + delayMs);
-        return done(await commitChange(deps, loaded, {
+        change = {
           status: 'PAUSED',
           nextRunAt: resumeAt,
           logs: [...recovered, { ...base, eventType: 'wait_started', status: 'PAUSED', details: { duration_ms: delayMs, resume_at: resumeAt.toISOString() } }],
-            }));
+        };
+        break;
       }
       const latenessMs = row.nextRunAt ? Math.max(0, now.getTime() - row.nextRunAt.getTime()) : 0;
       deps.metrics.timerLateness.observe(latenessMs / 1000);
-      return done(await commitChange(deps, loaded, {
+      change = {
         event: { type: 'TIMER_FIRED' },
         logs: [...recovered, { ...base, eventType: 'wait_completed', status: 'SUCCESS', details: { lateness_ms: latenessMs } }],
-        }));
+      };
+      break;
     }
     case 'condition': {
       const result = evaluateCondition(step.config, { ...row.contact, attributes: (row.contact.attributes ?? {}) as Record<string, unknown> });
-      return done(await commitChange(deps, loaded, {
+      change = {
         event: { type: 'CONDITION_RESULT', result },
         logs: [...recovered, { ...base, eventType: 'condition_evaluated', status: 'SUCCESS', details: { result, condition: step.config } }],
-        }));
+      };
+      break;
     }
     default:
-      return runActionStep(deps, loaded, step, job, recovered);
+      ({ change, failure } = await runActionStep(deps, loaded, step, recovered));
   }
+  const committed = await commitChange(deps, loaded, change, inline);
+  if (failure !== undefined && committed?.finished === 'failed') await notifyFailure(deps, loaded, failure);
+  return done(committed);
 }
 
-async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: ActionStep, job: StepJob, recovered: LogEntry[]): Promise<StepOutcome> {
+/** Runs an action step's provider call and turns its outcome into the change to commit. */
+async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: ActionStep, recovered: LogEntry[]): Promise<{ change: Change; failure?: string }> {
   const { row } = loaded;
   const startedAt = deps.clock.now();
   const started = performance.now();
@@ -128,26 +144,26 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
 
   switch (result.kind) {
     case 'success':
-      return done(await commitChange(deps, loaded, change(
+      return { change: change(
         { event: { type: 'STEP_DONE' }, retryCount: 0, lastError: null, tagChange: result.tagChange },
         { ...base, eventType: 'action_completed', status: 'SUCCESS', durationMs, details: { action_type: step.type } },
-      )));
+      ) };
     case 'skipped':
-      return done(await commitChange(deps, loaded, change(
+      return { change: change(
         { event: { type: 'STEP_SKIPPED' }, retryCount: 0 },
         { ...base, eventType: 'action_skipped', status: 'SKIPPED', durationMs, details: { reason: result.reason } },
-      )));
+      ) };
     case 'permanent':
-      return done(await commitChange(deps, loaded, change(
+      return { change: change(
         { event: { type: 'STEP_SKIPPED' }, retryCount: 0, lastError: result.error },
         { ...base, eventType: 'action_failed', status: 'FAILED', durationMs, details: { error: result.error, http_status: result.status, retryable: false } },
         { ...base, eventType: 'skipped_non_retryable_error', status: 'SKIPPED', details: { error: result.error } },
-      )));
+      ) };
     case 'rate_limited': {
       const resumeAt = new Date(finishedAt.getTime() + result.retryAfterMs);
       const held = result.details.held === true;
       if (!held) deps.metrics.rateLimitHits.inc({ provider: result.provider });
-      return done(await commitChange(deps, loaded, change(
+      return { change: change(
         { nextRunAt: resumeAt, lastError: result.error },
         {
           ...base,
@@ -156,44 +172,51 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
           durationMs,
           details: { provider: result.provider, retry_after_seconds: result.retryAfterMs / 1000, resume_at: resumeAt.toISOString() },
         },
-      )));
+      ) };
     }
     case 'transient': {
       const failedLog: LogEntry = { ...base, eventType: 'action_failed', status: 'FAILED', durationMs, details: { error: result.error, http_status: result.status, retryable: true } };
       if (row.retryCount < row.account.maxRetryAttempts) {
         const delaySeconds = row.account.retryBaseDelaySeconds * 2 ** row.retryCount;
         deps.metrics.retries.inc({ action_type: step.type });
-        return done(await commitChange(deps, loaded, change(
+        return { change: change(
           { retryCount: row.retryCount + 1, nextRunAt: new Date(finishedAt.getTime() + delaySeconds * 1000), lastError: result.error },
           failedLog,
           { ...base, eventType: 'retry_scheduled', status: 'SCHEDULED', details: { delay_seconds: delaySeconds, retry_count: row.retryCount + 1, error: result.error } },
-        )));
+        ) };
       }
-      const committed = await commitChange(deps, loaded, change(
-        { event: { type: 'STEP_FAILED' }, lastError: result.error },
-        failedLog,
-        { ...base, eventType: 'max_retries_exhausted', status: 'FAILED', details: { retry_count: row.retryCount, error: result.error } },
-      ));
-      if (committed?.finished === 'failed') await notifyFailure(deps, loaded, result.error);
-      return done(committed);
+      return {
+        change: change(
+          { event: { type: 'STEP_FAILED' }, lastError: result.error },
+          failedLog,
+          { ...base, eventType: 'max_retries_exhausted', status: 'FAILED', details: { retry_count: row.retryCount, error: result.error } },
+        ),
+        failure: result.error,
+      };
     }
   }
 }
 
+const ADMIT = { name: 'admit-execution', text: `SELECT new_status FROM flowmachine_commit($1::uuid, $2::integer, jsonb_build_object('status', 'ACTIVE', 'updatedAt', $3::timestamptz), '[]'::jsonb, NULL, NULL, 'acquire_in_line')` };
+
 /** Moves a QUEUED execution to ACTIVE if its account has a free slot; otherwise it waits in line. */
 async function admit(deps: EngineDeps, loaded: LoadedExecution): Promise<LoadedExecution | null> {
   const { row } = loaded;
-  const admitted = await deps.db.$transaction(async (tx) => {
-    const slot = await acquireSlot(tx, row.accountId, true);
-    const updated = await tx.execution.updateMany({
-      where: { id: row.id, version: row.version },
-      data: slot ? { status: 'ACTIVE', version: row.version + 1, updatedAt: deps.clock.now() } : { waiting: true, version: row.version + 1 },
-    });
-    if (updated.count !== 1) throw new Error('admission conflict');
-    return slot;
-  }).catch((error: Error) => (error.message === 'admission conflict' ? false : Promise.reject(error)));
-  if (!admitted) return null;
+  const [result] = await run<{ new_status: string | null }>(deps.pool, ADMIT, [row.id, row.version, deps.clock.now()]);
+  if (result?.new_status !== 'ACTIVE') return null;
   return { ...loaded, row: { ...row, status: 'ACTIVE', version: row.version + 1 } };
+}
+
+/**
+ * A job given out again after its worker died (or threw) while running the execution's steps in line
+ * may find the execution moved on with no job left for its current step: enqueue that one. Its id
+ * makes this a no-op when the job exists.
+ */
+async function resumeAfterLostChain(deps: EngineDeps, { row }: LoadedExecution) {
+  if (row.status !== 'ACTIVE' || row.nextRunAt) return;
+  await deps.queue.enqueue([{ executionId: row.id, version: row.version, recovered: true, trace: traceOf(row) }], (error) =>
+    deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: row.id, error: error.message }),
+  );
 }
 
 const done = (committed: Committed | null): StepOutcome => (committed ? 'committed' : 'conflict');

@@ -66,7 +66,7 @@ export function createSweeper(deps: EngineDeps) {
       WHERE a.active_executions < a.concurrent_executions_per_account
         AND EXISTS (SELECT 1 FROM executions e WHERE e.account_id = a.id AND e.status = 'QUEUED' AND e.waiting)`;
     for (const account of accounts) {
-      const work = await deps.db.$transaction((tx) => admitWaiting(tx, account.id, account.free));
+      const work = await admitWaiting(deps, account.id, account.free);
       await deps.queue.add(work);
       admitted += work.length;
     }

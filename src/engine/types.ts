@@ -10,7 +10,7 @@
  */
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import type { PrismaClient } from '../db/client.ts';
+import type { Pool, PrismaClient } from '../db/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { StepQueue } from '../queue/step-queue.ts';
@@ -26,6 +26,8 @@ export const RUNNING_STATUSES: readonly ExecutionStatus[] = ['QUEUED', 'ACTIVE',
 /** Everything the engine touches, assembled once in the entry points. */
 export interface EngineDeps {
   db: PrismaClient;
+  /** The same connections without the ORM, for the statements on the step and trigger paths. */
+  pool: Pool;
   queue: StepQueue;
   /** Plain Redis connection for cross-process state (provider rate-limit windows). */
   redis: Redis;

@@ -2,15 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { processStep } from '../engine/process-step.ts';
+import type { Inline } from '../engine/commit.ts';
+import { processStep, type StepRun } from '../engine/process-step.ts';
 import type { EngineDeps } from '../engine/types.ts';
 import type { WorkflowCache } from '../engine/workflow-cache.ts';
 import { withExtractedContext, withSpan } from '../observability/tracing.ts';
 import { STEP_QUEUE, stepJobSchema } from './step-queue.ts';
 
+/** How many steps of one execution a job may run in a row before handing the next to the queue. */
+const MAX_STEPS_PER_JOB = 32;
+
 /**
- * Consumer side of the step queue: one BullMQ worker whose processor is one engine step. A job
- * BullMQ hands out again after its worker died (stalled) is marked recovered.
+ * Consumer side of the step queue: one BullMQ worker whose processor is one engine step, followed
+ * by the execution's next steps while they are due at once. A job BullMQ hands out again after its
+ * worker died (stalled) or threw is marked recovered and redelivered.
  */
 export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connection: Redis): Worker {
   let active = 0;
@@ -23,19 +28,30 @@ export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connect
         deps.logger.error('dropped malformed job', { job_id: job.id, issues: parsed.error.issues.map((i) => i.message) });
         return 'malformed';
       }
-      const data = { ...parsed.data, recovered: parsed.data.recovered || job.attemptsStarted > 1 || (job.stalledCounter ?? 0) > 0 };
+      const redelivered = job.attemptsStarted > 1 || (job.stalledCounter ?? 0) > 0;
+      const data = { ...parsed.data, recovered: parsed.data.recovered || redelivered, redelivered };
       const dueAt = job.timestamp + (job.opts.delay ?? 0);
       deps.metrics.queueLatency.observe({ job: 'step' }, Math.max(0, Date.now() - dueAt) / 1000);
       active += 1;
       deps.metrics.workerJobsActive.set(active);
       try {
-        return await withExtractedContext(data.trace, () =>
-          withSpan('execution step', { 'flowmachine.execution_id': data.executionId, 'flowmachine.version': data.version, 'flowmachine.recovered': data.recovered, 'flowmachine.worker_id': workerId }, async (span) => {
-            const outcome = await processStep(deps, cache, data);
-            span.setAttribute('flowmachine.step_outcome', outcome);
-            return outcome;
-          }),
-        );
+        return await withExtractedContext(data.trace, async () => {
+          // Steps due at once (a tag, a condition, the next action) run in this job, up to a bound,
+          // each committed before the next starts; a worker that is closing hands them to the queue.
+          let next: StepRun | undefined = data;
+          let outcome = 'stale';
+          for (let steps = 0; next; steps += 1) {
+            const inline: Inline = {};
+            const current: StepRun = next;
+            outcome = await withSpan('execution step', { 'flowmachine.execution_id': current.executionId, 'flowmachine.version': current.version, 'flowmachine.recovered': current.recovered, 'flowmachine.worker_id': workerId }, async (span) => {
+              const result = await processStep(deps, cache, current, steps < MAX_STEPS_PER_JOB - 1 && !worker.closing ? inline : undefined);
+              span.setAttribute('flowmachine.step_outcome', result);
+              return result;
+            });
+            next = inline.next;
+          }
+          return outcome;
+        });
       } finally {
         active -= 1;
         deps.metrics.workerJobsActive.set(active);

@@ -1,13 +1,14 @@
 import { Router } from 'express';
 import { issueApiKey } from '../api-keys.ts';
+import type { CallerCache } from '../auth.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { notFound } from '../http-error.ts';
 import { accountSettingsBody, createApiKeyBody, uuidParam } from '../schemas.ts';
 import { serializeSettings } from '../serialize.ts';
 import { validate } from '../validate.ts';
 
-/** `/account/settings` and `/api-keys`. */
-export function accountRoutes(deps: ApiDeps): Router {
+/** `/account/settings` and `/api-keys`; a revoked key is forgotten by `callers`, the authentication cache. */
+export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
   const router = Router();
 
   router.get('/account/settings', async (request, response) => {
@@ -47,8 +48,14 @@ export function accountRoutes(deps: ApiDeps): Router {
 
   router.delete('/api-keys/:id', async (request, response) => {
     const caller = callerOf(request);
-    const revoked = await deps.db.apiKey.updateMany({ where: { id: validate(uuidParam, request.params.id, 'params'), accountId: caller.accountId, revokedAt: null }, data: { revokedAt: new Date() } });
-    if (revoked.count === 0) throw notFound('API key');
+    const revoked = await deps.db.apiKey.updateManyAndReturn({
+      where: { id: validate(uuidParam, request.params.id, 'params'), accountId: caller.accountId, revokedAt: null },
+      data: { revokedAt: new Date() },
+      select: { keyHash: true },
+    });
+    if (revoked.length === 0) throw notFound('API key');
+    // At once here; other API processes stop accepting the key when their cached entry expires.
+    for (const key of revoked) callers.forget(key.keyHash);
     response.status(204).end();
   });
 
