@@ -7,7 +7,7 @@
  *
  * Usage: `npm run bench -- [--quick] [--executions N] [--rate PER_S (0: all at once)] [--workers N]
  *   [--worker-concurrency N] [--provider-latency MS] [--wait "2 seconds"] [--clients N] [--accounts N] [--time-limit S] [--json]
- *   [--log-level info] [--worker-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--keep]`
+ *   [--log-level info] [--worker-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--api-node-args=…] [--keep]`
  * (see docs/benchmarks.md). Exits 1 when an execution did not complete or anything failed.
  */
 import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -61,6 +61,7 @@ export interface BenchOptions {
   logLevel: string;
   /** Extra node flags for the worker processes, e.g. `--cpu-prof`. */
   workerNodeArgs: string[];
+  apiNodeArgs: string[];
   /** Stops triggering and waiting after this many seconds of load (0: no limit); unfinished executions count as errors. @defaultValue 0 */
   timeLimit: number;
   /** Keeps the log directory. */
@@ -626,7 +627,7 @@ async function startSystem(options: BenchOptions, db: { url: string }, redisUrl:
   });
   progress(`starting the API and ${options.workers} workers…`);
   const processes = await Promise.all([
-    startEngineProcess('api', 'api', env, tmp),
+    startEngineProcess('api', 'api', env, tmp, options.apiNodeArgs),
     ...Array.from({ length: options.workers }, (_, i) => startEngineProcess('worker', `worker-${i + 1}`, env, tmp, options.workerNodeArgs)),
   ]);
   cleanup.add(() => Promise.all(processes.map((p) => p.stop())));
@@ -1018,6 +1019,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'floor-seconds': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'worker-node-args': { type: 'string', default: '' },
+      'api-node-args': { type: 'string', default: '' },
     },
   });
   const int = (name: string, value: string | undefined, min: number) => {
@@ -1042,6 +1044,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     floorSeconds: int('floor-seconds', values['floor-seconds'] ?? (values.quick ? '2' : '5'), 1),
     logLevel: values['log-level'],
     workerNodeArgs: values['worker-node-args'].split(/\s+/).filter(Boolean),
+    apiNodeArgs: values['api-node-args'].split(/\s+/).filter(Boolean),
   };
 }
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
 import {
   accountSettingsBody, contactEventBody, createApiKeyBody, createContactBody, createWorkflowBody, listExecutionsQuery,
-  logsQuery, tagBody, triggerBody, updateContactBody, updateDefinitionBody,
+  bulkEnrollBody, logsQuery, tagBody, triggerBody, updateContactBody, updateDefinitionBody,
 } from './schemas.ts';
 
 /** Response schemas: documented in OpenAPI and checked against real responses by the tests. */
@@ -30,6 +30,14 @@ export const responses = {
   pagination: z.object({ total: z.number().int(), page: z.number().int(), limit: z.number().int(), total_pages: z.number().int() }),
   triggered: z.object({ execution_id: z.string().uuid(), status: z.literal('QUEUED') }),
   duplicate: z.object({ duplicate: z.literal(true), message: z.string(), execution_id: z.string().uuid() }),
+  enrolled: z.object({
+    started: z.number().int(),
+    results: z.array(z.object({
+      contact_id: z.string().uuid(),
+      outcome: z.enum(['started', 'duplicate', 'already_enrolled', 'contact_not_found', 'opted_out']),
+      execution_id: z.string().uuid().nullable(),
+    })),
+  }),
   settings: z.object({
     concurrent_executions_per_account: z.number().int(), max_retry_attempts: z.number().int(), retry_base_delay_seconds: z.number().int(),
     error_notification: z.boolean(), admin_email: z.string(),
@@ -70,6 +78,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'post', path: `/api/v1/workflows/${id}/pause`, summary: 'Pause a workflow (new triggers are refused)', ok: [200, responses.workflow, 'the workflow'], errors: [400, 401, 404] },
   { method: 'get', path: `/api/v1/workflows/${id}/machine`, summary: 'The compiled XState machine config (importable into Stately)', ok: [200, z.record(z.string(), z.unknown()), 'machine config'], errors: [400, 401, 404] },
   { method: 'post', path: `/api/v1/workflows/${id}/trigger`, summary: 'Enroll a contact (200 when a duplicate within 5 s is ignored)', body: triggerBody, ok: [202, responses.triggered, 'execution created, QUEUED'], errors: [400, 401, 403, 404, 409] },
+  { method: 'post', path: `/api/v1/workflows/${id}/enrollments`, summary: 'Enroll up to 1,000 contacts at once, each as a trigger would (outcome per contact: started, duplicate, already_enrolled, contact_not_found, opted_out)', body: bulkEnrollBody, ok: [200, responses.enrolled, 'one outcome per distinct contact, in request order'], errors: [400, 401, 404] },
   { method: 'get', path: `/api/v1/workflows/${id}/executions`, summary: 'List executions, newest first, filtered by status and created_at range', query: listExecutionsQuery, ok: [200, page(responses.execution), 'a page of executions'], errors: [400, 401, 404] },
   { method: 'get', path: `/api/v1/executions/${id}`, summary: 'Execution status and progress', ok: [200, responses.execution, 'the execution'], errors: [400, 401, 404] },
   { method: 'get', path: `/api/v1/executions/${id}/logs`, summary: 'Execution log, oldest first, paginated', query: logsQuery, ok: [200, page(responses.log), 'a page of log entries'], errors: [400, 401, 404] },

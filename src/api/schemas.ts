@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_BULK_ENROLL } from '../engine/trigger.ts';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
 
 /**
@@ -45,6 +46,11 @@ export const updateDefinitionBody = z.strictObject({
 
 export const triggerBody = z.strictObject({
   contact_id: uuidParam,
+  payload: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const bulkEnrollBody = z.strictObject({
+  contact_ids: z.array(uuidParam).min(1).max(MAX_BULK_ENROLL),
   payload: z.record(z.string(), z.unknown()).optional(),
 });
 

@@ -1,10 +1,11 @@
 import { transition } from 'xstate';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { TagChange } from '../actions/run-action.ts';
-import { maskPii } from '../observability/mask.ts';
+import { PREMASKED } from '../observability/logger.ts';
+import { maskPii, maskText } from '../observability/mask.ts';
 import type { StepWork } from '../queue/step-queue.ts';
 import { run } from '../db/sql.ts';
-import type { LoadedExecution } from './load.ts';
+import { contactOf, type ExecutionRow, type LoadedExecution } from './load.ts';
 import { progressOf, restoreSnapshot, storeSnapshot, type StoredSnapshot } from './snapshot.ts';
 import type { EngineDeps, ExecutionStatus, LogEntry } from './types.ts';
 
@@ -41,6 +42,14 @@ const FINISH_LOGS: Record<FinalState, string[]> = {
   cancelled: ['execution_cancelled'],
 };
 
+interface CommitResult {
+  committed: boolean;
+  new_status: ExecutionStatus;
+  new_waiting: boolean;
+  admitted: StepWork[] | null;
+  contact: Parameters<typeof contactOf>[0] | null;
+}
+
 /** One call commits a step: see `flowmachine_commit` in prisma/migrations. */
 const COMMIT = { name: 'commit-step', text: 'SELECT * FROM flowmachine_commit($1::uuid, $2::integer, $3::jsonb, $4::jsonb, $5::text, $6::text, $7::text)' };
 
@@ -54,7 +63,8 @@ const EFFECT_TYPES = new Set<string>(['executeAction', 'evaluateCondition', 'sta
  * same job (saving a queue round trip) instead of enqueueing it.
  */
 export interface Inline {
-  next?: StepWork;
+  /** The next step's job, with the execution as just committed (its contact read back by the commit). */
+  next?: StepWork & { loaded: LoadedExecution };
 }
 
 /**
@@ -122,11 +132,12 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   };
   const wasActive = row.status === 'ACTIVE';
   const slot = wasActive === (status === 'ACTIVE') ? 'keep' : wasActive ? 'release' : row.status === 'QUEUED' ? 'acquire' : 'acquire_in_line';
-  const [result] = await run<{ committed: boolean; new_status: ExecutionStatus; new_waiting: boolean; admitted: StepWork[] | null }>(deps.pool, COMMIT, [
+  const logRows = toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now);
+  const [result] = await run<CommitResult>(deps.pool, COMMIT, [
     row.id,
     row.version,
     JSON.stringify(set),
-    JSON.stringify(toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now)),
+    JSON.stringify(logRows),
     change.tagChange?.op ?? null,
     change.tagChange?.tag ?? null,
     slot,
@@ -141,11 +152,14 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     const delayMs = nextRunAt ? nextRunAt.getTime() - now.getTime() : 0;
     // Far-future timers stay in Postgres; the sweeper promotes them to Redis shortly before they are due.
     const next = { executionId: row.id, version, delayMs, trace: traceOf(row) };
-    if (inline && status === 'ACTIVE' && delayMs <= 0) inline.next = next;
+    if (inline && status === 'ACTIVE' && delayMs <= 0 && result.contact) {
+      const committedRow = { ...row, ...set, snapshot: stored as unknown as ExecutionRow['snapshot'], version, waiting, contact: contactOf(result.contact) };
+      inline.next = { ...next, loaded: { workflow, row: committedRow } };
+    } else if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift(next);
     else if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift(next);
   }
   await deps.queue.enqueue(work, (error) => deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: row.id, error: error.message }));
-  observe(deps, row, logs, finished, status);
+  observe(deps, row, logRows, finished, status);
   return { status, version, finished, reason, work };
 }
 
@@ -166,16 +180,18 @@ function toLogRows(row: LoadedExecution['row'], logs: LogEntry[], stepIndex: num
   }));
 }
 
-function observe(deps: EngineDeps, row: LoadedExecution['row'], logs: LogEntry[], finished: FinalState | null, status: ExecutionStatus) {
-  for (const entry of logs) {
-    deps.metrics.executionEvents.inc({ event_type: entry.eventType });
-    deps.logger.info(entry.eventType, {
+/** Metrics and one log line per log entry, with the fields as stored (masked once, for both). */
+function observe(deps: EngineDeps, row: LoadedExecution['row'], logRows: ReturnType<typeof toLogRows>, finished: FinalState | null, status: ExecutionStatus) {
+  for (const entry of logRows) {
+    deps.metrics.executionEvents.inc({ event_type: entry.event_type });
+    deps.logger.info(entry.event_type, {
+      [PREMASKED]: true,
       execution_id: row.id,
       account_id: row.accountId,
       workflow_id: row.workflowId,
-      step_id: entry.stepId ?? undefined,
+      step_id: entry.step_id ? maskText(entry.step_id) : undefined,
       status: entry.status,
-      duration_ms: entry.durationMs ?? undefined,
+      duration_ms: entry.duration_ms ?? undefined,
       ...entry.details,
     });
   }

@@ -32,6 +32,12 @@ const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${EXECUTION}, ${C
   FROM executions e JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
   WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
 
+/** A contact read as JSON (json_build_object turns timestamps into strings). */
+export const contactOf = (raw: Omit<ExecutionRow['contact'], 'deletedAt'> & { deletedAt: string | null }): ExecutionRow['contact'] => ({
+  ...raw,
+  deletedAt: raw.deletedAt ? new Date(raw.deletedAt) : null,
+});
+
 /**
  * Loads an execution (optionally only within `accountId`) with its contact, account and workflow
  * name in one round trip, compiling its pinned workflow version on first use.
@@ -44,8 +50,7 @@ export async function loadExecution(
 ): Promise<LoadedExecution | null> {
   const [raw] = await run<ExecutionRow & { contact: { deletedAt: string | null } }>(deps.pool, LOAD_EXECUTION, [executionId, accountId ?? null]);
   if (!raw) return null;
-  // json_build_object turns timestamps into strings.
-  const row: ExecutionRow = { ...raw, contact: { ...raw.contact, deletedAt: raw.contact.deletedAt ? new Date(raw.contact.deletedAt) : null } };
+  const row: ExecutionRow = { ...raw, contact: contactOf(raw.contact) };
   let workflow = cache.get(row.workflowVersionId);
   if (!workflow) {
     const version = await deps.db.workflowVersion.findUniqueOrThrow({ where: { id: row.workflowVersionId } });

@@ -15,8 +15,11 @@ import type { WorkflowCache } from './workflow-cache.ts';
 /** What a processed job came to, for metrics and tests. */
 export type StepOutcome = 'stale' | 'missing' | 'waiting_in_line' | 'rescheduled' | 'conflict' | 'committed';
 
-/** A job as the worker hands it over: `redelivered` when BullMQ gives it out again (a worker died, or it threw). */
-export type StepRun = StepJob & { redelivered?: boolean };
+/**
+ * A job as the worker hands it over: `redelivered` when BullMQ gives it out again (a worker died, or
+ * it threw); `loaded` when the worker runs the step right after committing the previous one.
+ */
+export type StepRun = StepJob & { redelivered?: boolean; loaded?: LoadedExecution };
 
 /**
  * Processes one job: restores the execution, checks the job is still current (its version), and
@@ -25,7 +28,7 @@ export type StepRun = StepJob & { redelivered?: boolean };
  * `inline`, a next step due at once is handed back to the caller instead of being enqueued.
  */
 export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: StepRun, inline?: Inline): Promise<StepOutcome> {
-  let loaded = await loadExecution(deps, cache, job.executionId);
+  let loaded = job.loaded ?? (await loadExecution(deps, cache, job.executionId));
   if (!loaded) return 'missing';
   if (loaded.row.version !== job.version) {
     if (job.redelivered && loaded.row.version > job.version) await resumeAfterLostChain(deps, loaded);

@@ -2,7 +2,7 @@ import { initialTransition } from 'xstate';
 import { run } from '../db/sql.ts';
 import { FlowmachineError } from '../errors.ts';
 import { maskPii } from '../observability/mask.ts';
-import { injectTraceContext, withSpan } from '../observability/tracing.ts';
+import { injectTraceContext, startLinkedRootSpan, withSpan } from '../observability/tracing.ts';
 import { progressOf, storeSnapshot } from './snapshot.ts';
 import type { EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
@@ -55,12 +55,25 @@ const READ_TRIGGER = {
 const READ_DEFINITION = { name: 'trigger-definition', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
 /** Lock, deduplication and reentry checks, execution and log inserts: one call (migration `enroll_function`). */
 const ENROLL = { name: 'trigger-enroll', text: 'SELECT kind, execution FROM flowmachine_enroll($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)' };
-/** A `BLOCKED` log entry of a refused trigger. */
-const INSERT_REFUSAL = {
-  name: 'trigger-refusal',
+/** The `BLOCKED` log entries of refused triggers: one per (contact, execution) pair. */
+const INSERT_REFUSALS = {
+  name: 'trigger-refusals',
   text: `INSERT INTO execution_logs (account_id, workflow_id, contact_id, execution_id, event_type, status, timestamp, details)
-    VALUES ($1, $2, $3, $4, $5, 'BLOCKED', $6, $7)`,
+    SELECT $1, $2, r.contact, r.execution, $5, 'BLOCKED', $6, $7 FROM unnest($3::uuid[], $4::uuid[]) AS r(contact, execution)`,
 };
+/** The workflow's status and current version, within the account. */
+const READ_WORKFLOW = {
+  name: 'enroll-read-workflow',
+  text: `SELECT w.status AS "workflowStatus", v.id AS "versionId", v.version FROM workflows w
+    LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version WHERE w.id = $1 AND w.account_id = $2`,
+};
+/** Which of the contacts the account holds (not deleted), and whether they opted in. */
+const READ_CONTACTS = {
+  name: 'enroll-read-contacts',
+  text: 'SELECT id, opted_in AS "optedIn" FROM contacts WHERE id = ANY($1::uuid[]) AND account_id = $2 AND deleted_at IS NULL',
+};
+/** Bulk enrollment of up to {@link ENROLL_CHUNK} contacts (migration `enroll_function`). */
+const ENROLL_MANY = { name: 'enroll-many', text: 'SELECT contact, kind, execution FROM flowmachine_enroll_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)' };
 
 async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
   const { accountId, workflowId, contactId } = request;
@@ -71,18 +84,14 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
   if (read.optedIn === null) return { kind: 'contact_not_found' };
   if (read.workflowStatus !== 'active') return { kind: 'inactive' };
   const refusal = (eventType: string, executionId: string | null, details: Record<string, unknown>) =>
-    logRefusal(deps, { accountId, workflowId, contactId, executionId, eventType, details });
+    logRefusals(deps, { accountId, workflowId, eventType, details }, [{ contactId, executionId }]);
   if (!read.optedIn) {
     await refusal('opt_out_blocked', null, { reason: 'contact has opted out' });
     return { kind: 'opted_out' };
   }
   const { versionId, version } = read;
   if (!versionId) throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
-  let compiled = cache.get(versionId);
-  if (!compiled) {
-    const [stored] = await run<{ definition: unknown }>(deps.pool, READ_DEFINITION, [versionId]);
-    compiled = cache.compile(versionId, stored!.definition);
-  }
+  const compiled = await compiledVersion(deps, cache, versionId);
   const [snapshot] = initialTransition(compiled.machine);
   const stored = storeSnapshot(snapshot);
   const now = deps.clock.now();
@@ -95,24 +104,124 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
   const result: TriggerResult = { kind: enrolled!.kind, executionId: enrolled!.execution };
 
   if (result.kind === 'duplicate') await refusal('deduplication_blocked', result.executionId, { reason: 'duplicate trigger ignored' });
-  if (result.kind === 'started') {
-    await deps.queue.enqueue([{ executionId: result.executionId, version: 0, trace }], (error) =>
-      deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: result.executionId, error: error.message }),
-    );
-    deps.metrics.executionsStarted.inc();
-    deps.metrics.executionEvents.inc({ event_type: 'execution_started' });
-    deps.logger.info('execution_started', { execution_id: result.executionId, account_id: accountId, workflow_id: workflowId });
-  }
+  if (result.kind === 'started') await started(deps, accountId, workflowId, [{ executionId: result.executionId, trace }]);
   return result;
 }
 
-async function logRefusal(
+/** Stores and logs the refusals of one kind for some contacts of one workflow. */
+async function logRefusals(
   deps: EngineDeps,
-  entry: { accountId: string; workflowId: string; contactId: string; executionId: string | null; eventType: string; details: Record<string, unknown> },
+  refusal: { accountId: string; workflowId: string; eventType: string; details: Record<string, unknown> },
+  refused: { contactId: string; executionId: string | null }[],
 ) {
-  await run(deps.pool, INSERT_REFUSAL, [
-    entry.accountId, entry.workflowId, entry.contactId, entry.executionId, entry.eventType, deps.clock.now(), JSON.stringify(maskPii(entry.details)),
+  if (refused.length === 0) return;
+  await run(deps.pool, INSERT_REFUSALS, [
+    refusal.accountId, refusal.workflowId, refused.map((r) => r.contactId), refused.map((r) => r.executionId), refusal.eventType,
+    deps.clock.now(), JSON.stringify(maskPii(refusal.details)),
   ]);
-  deps.metrics.executionEvents.inc({ event_type: entry.eventType });
-  deps.logger.info(entry.eventType, { account_id: entry.accountId, workflow_id: entry.workflowId, contact_id: entry.contactId, execution_id: entry.executionId ?? undefined });
+  deps.metrics.executionEvents.inc({ event_type: refusal.eventType }, refused.length);
+  for (const { contactId, executionId } of refused) {
+    deps.logger.info(refusal.eventType, { account_id: refusal.accountId, workflow_id: refusal.workflowId, contact_id: contactId, execution_id: executionId ?? undefined });
+  }
+}
+
+/** Puts the first job of new executions on the queue (the sweeper covers a failure), with their metrics and log lines. */
+async function started(deps: EngineDeps, accountId: string, workflowId: string, executions: { executionId: string; trace: Record<string, string> }[]) {
+  if (executions.length === 0) return;
+  await deps.queue.enqueue(executions.map(({ executionId, trace }) => ({ executionId, version: 0, trace })), (error) =>
+    deps.logger.warn('enqueue failed; the sweeper will retry', { executions: executions.length, error: error.message }),
+  );
+  deps.metrics.executionsStarted.inc(executions.length);
+  deps.metrics.executionEvents.inc({ event_type: 'execution_started' }, executions.length);
+  for (const { executionId } of executions) deps.logger.info('execution_started', { execution_id: executionId, account_id: accountId, workflow_id: workflowId });
+}
+
+/** The compiled machine of a workflow version, read from Postgres only the first time. */
+async function compiledVersion(deps: EngineDeps, cache: WorkflowCache, versionId: string) {
+  const cached = cache.get(versionId);
+  if (cached) return cached;
+  const [stored] = await run<{ definition: unknown }>(deps.pool, READ_DEFINITION, [versionId]);
+  return cache.compile(versionId, stored!.definition);
+}
+
+/** What enrolling a contact came to in a bulk enrollment. */
+export type EnrollmentOutcome = 'started' | 'duplicate' | 'already_enrolled' | 'contact_not_found' | 'opted_out';
+
+export interface BulkEnrollRequest {
+  accountId: string;
+  workflowId: string;
+  /** At most {@link MAX_BULK_ENROLL}; a contact named twice is enrolled (and answered) once. */
+  contactIds: string[];
+  payload?: Record<string, unknown>;
+}
+
+/** Contacts one bulk enrollment request may name. */
+export const MAX_BULK_ENROLL = 1_000;
+/** Contacts enrolled per Postgres call (each holds its advisory locks until its call commits). */
+const ENROLL_CHUNK = 100;
+
+/**
+ * Enrolls many contacts of the account in a workflow, each exactly as a trigger would (deduplication,
+ * reentry, opt-out, one execution with its own trace linked to the request's), in a few round trips:
+ * one read of the workflow, one of the contacts, one call per {@link ENROLL_CHUNK} contacts and one
+ * queue call. Returns one outcome per distinct contact, in the order given.
+ */
+export function enrollContacts(deps: EngineDeps, cache: WorkflowCache, request: BulkEnrollRequest) {
+  return withSpan('bulk enrollment', { 'flowmachine.workflow_id': request.workflowId, 'flowmachine.contacts': request.contactIds.length }, async (span) => {
+    const result = await enrollMany(deps, cache, request);
+    if (result.kind === 'done') span.setAttribute('flowmachine.started', result.outcomes.filter((o) => o.outcome === 'started').length);
+    return result;
+  });
+}
+
+async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkEnrollRequest): Promise<
+  { kind: 'workflow_not_found' | 'inactive' } | { kind: 'done'; outcomes: { contactId: string; outcome: EnrollmentOutcome; executionId?: string }[] }
+> {
+  const { accountId, workflowId } = request;
+  const contactIds = [...new Set(request.contactIds.map((id) => id.toLowerCase()))];
+  const [workflow] = await run<{ workflowStatus: string; versionId: string | null; version: number | null }>(deps.pool, READ_WORKFLOW, [workflowId, accountId]);
+  if (!workflow) return { kind: 'workflow_not_found' };
+  if (workflow.workflowStatus !== 'active') return { kind: 'inactive' };
+  if (!workflow.versionId) throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
+  const compiled = await compiledVersion(deps, cache, workflow.versionId);
+  const contacts = new Map((await run<{ id: string; optedIn: boolean }>(deps.pool, READ_CONTACTS, [contactIds, accountId])).map((c) => [c.id, c.optedIn]));
+  const outcomes = new Map<string, { outcome: EnrollmentOutcome; executionId?: string }>();
+  const eligible: string[] = [];
+  for (const contactId of contactIds) {
+    const optedIn = contacts.get(contactId);
+    if (optedIn === undefined) outcomes.set(contactId, { outcome: 'contact_not_found' });
+    else if (!optedIn) outcomes.set(contactId, { outcome: 'opted_out' });
+    else eligible.push(contactId);
+  }
+  const refusal = { accountId, workflowId, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } };
+  await logRefusals(deps, refusal, contactIds.filter((id) => outcomes.get(id)?.outcome === 'opted_out').map((contactId) => ({ contactId, executionId: null })));
+
+  const [snapshot] = initialTransition(compiled.machine);
+  const stored = storeSnapshot(snapshot);
+  const totalSteps = progressOf(compiled, stored, compiled.totalSteps).totalSteps;
+  const now = deps.clock.now();
+  const news: { executionId: string; trace: Record<string, string> }[] = [];
+  const duplicates: { contactId: string; executionId: string }[] = [];
+  eligible.sort();
+  for (let i = 0; i < eligible.length; i += ENROLL_CHUNK) {
+    const chunk = eligible.slice(i, i + ENROLL_CHUNK);
+    const spans = chunk.map((contactId) => startLinkedRootSpan('trigger execution', { 'flowmachine.workflow_id': workflowId, 'flowmachine.contact_id': contactId }));
+    try {
+      const rows = await run<{ contact: string; kind: 'started' | 'duplicate' | 'already_enrolled'; execution: string }>(deps.pool, ENROLL_MANY, [
+        accountId, workflowId, workflow.versionId, workflow.version, chunk, compiled.reentry, DEDUPLICATION_WINDOW_MS, JSON.stringify(stored),
+        totalSteps, compiled.goalEvent, JSON.stringify(request.payload ?? {}), JSON.stringify(spans.map((s) => s.carrier)), now,
+      ]);
+      rows.forEach((row, index) => {
+        outcomes.set(row.contact, { outcome: row.kind, executionId: row.execution });
+        spans[index]!.span.setAttributes({ 'flowmachine.trigger_result': row.kind, 'flowmachine.execution_id': row.execution });
+        if (row.kind === 'started') news.push({ executionId: row.execution, trace: spans[index]!.carrier });
+        if (row.kind === 'duplicate') duplicates.push({ contactId: row.contact, executionId: row.execution });
+      });
+    } finally {
+      for (const { span } of spans) span.end();
+    }
+  }
+  await logRefusals(deps, { ...refusal, eventType: 'deduplication_blocked', details: { reason: 'duplicate trigger ignored' } }, duplicates);
+  await started(deps, accountId, workflowId, news);
+  return { kind: 'done', outcomes: contactIds.map((contactId) => ({ contactId, ...outcomes.get(contactId)! })) };
 }

@@ -24,8 +24,14 @@ export interface LoggerOptions {
   stream?: NodeJS.WritableStream;
 }
 
+/**
+ * Marks log metadata whose fields were already masked with `maskPii` (the engine masks an entry once
+ * for Postgres and writes the same fields to the log line), so the logger does not mask them again.
+ */
+export const PREMASKED = Symbol('premasked');
+
 // Masks the message and every metadata field; runs after `errors()` so stacks are masked too.
-const maskFields = winston.format((info) => Object.assign(info, maskPii({ ...info })));
+const maskFields = winston.format((info) => ((info as { [PREMASKED]?: boolean })[PREMASKED] ? info : Object.assign(info, maskPii({ ...info }))));
 
 // Added after masking: trace and span ids are hex and must reach the log line untouched.
 const traceContext = winston.format((info) => {

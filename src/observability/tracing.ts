@@ -74,6 +74,19 @@ export function injectTraceContext(): Record<string, string> {
   return carrier;
 }
 
+/**
+ * Starts the root span of a trace of its own, linked to the active span (one execution of a bulk
+ * enrollment gets its own trace, linked to the request's). Returns the span, to end, and its context
+ * as {@link injectTraceContext} would give it.
+ */
+export function startLinkedRootSpan(name: string, attributes: Attributes): { span: Span; carrier: Record<string, string> } {
+  const active = trace.getActiveSpan()?.spanContext();
+  const span = tracer.startSpan(name, { root: true, attributes, links: active ? [{ context: active }] : [] });
+  const carrier: Record<string, string> = {};
+  propagation.inject(trace.setSpan(context.active(), span), carrier);
+  return { span, carrier };
+}
+
 /** Runs `fn` inside the trace context carried by `carrier` (as made by {@link injectTraceContext}). */
 export function withExtractedContext<T>(carrier: Record<string, string> | undefined, fn: () => T): T {
   if (!carrier) return fn();

@@ -63,4 +63,21 @@ describe('tracing', () => {
       expect(action.attributes['flowmachine.action_type']).toMatch(/send_(email|sms)/);
     }
   }, 60_000);
+
+  it('gives each execution of a bulk enrollment a trace of its own, linked to the request', async () => {
+    const workflow = await h.createWorkflow(withWait('1 hour'));
+    const contacts = await Promise.all(Array.from({ length: 3 }, () => h.createContact()));
+    const response = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: contacts.map((c) => c.id) });
+    const ids = (response.body.results as { execution_id: string }[]).map((r) => r.execution_id);
+    const spans = exporter.getFinishedSpans();
+    const bulk = spans.find((s) => s.name === 'bulk enrollment' && s.attributes['flowmachine.workflow_id'] === workflow.id)!;
+    const roots = ids.map((id) => spans.find((s) => s.name === 'trigger execution' && s.attributes['flowmachine.execution_id'] === id)!);
+    expect(new Set(roots.map((root) => root.spanContext().traceId)).size).toBe(3);
+    for (const [i, root] of roots.entries()) {
+      expect(root.parentSpanContext).toBeUndefined();
+      expect(root.links.map((link) => link.context.spanId)).toEqual([bulk.spanContext().spanId]);
+      const row = await h.db.execution.findUniqueOrThrow({ where: { id: ids[i]! } });
+      expect((row.traceContext as { traceparent: string }).traceparent).toContain(root.spanContext().spanId);
+    }
+  });
 });

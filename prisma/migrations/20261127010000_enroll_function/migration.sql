@@ -39,3 +39,18 @@ BEGIN
     VALUES (new_id, p_account, p_workflow, p_contact, 'execution_started', 'QUEUED', 0, p_now, jsonb_build_object('workflow_version', p_version));
   RETURN QUERY SELECT 'started'::text, new_id;
 END $$;
+
+-- Enrolls several contacts in one call (bulk enrollment), each exactly as flowmachine_enroll does, in
+-- the order given (callers sort them, so concurrent calls take the advisory locks in one order).
+-- p_traces holds one trace context per contact. Returns one row per contact.
+CREATE FUNCTION flowmachine_enroll_many(
+  p_account uuid, p_workflow uuid, p_version_id uuid, p_version integer, p_contacts uuid[], p_reentry text, p_window_ms integer,
+  p_snapshot jsonb, p_total_steps integer, p_goal_event text, p_payload jsonb, p_traces jsonb, p_now timestamptz)
+RETURNS TABLE (contact uuid, kind text, execution uuid)
+LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..coalesce(array_length(p_contacts, 1), 0) LOOP
+    RETURN QUERY SELECT p_contacts[i], e.kind, e.execution FROM flowmachine_enroll(p_account, p_workflow, p_version_id, p_version,
+      p_contacts[i], p_reentry, p_window_ms, p_snapshot, p_total_steps, p_goal_event, p_payload, p_traces -> (i - 1), p_now) e;
+  END LOOP;
+END $$;

@@ -1,11 +1,11 @@
 import { Router } from 'express';
 import { parseDefinition, type Definition } from '../../definition/schema.ts';
 import { compileWorkflow } from '../../compiler/compile.ts';
-import { triggerExecution } from '../../engine/trigger.ts';
+import { enrollContacts, triggerExecution } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
-import { createWorkflowBody, listExecutionsQuery, triggerBody, updateDefinitionBody, uuidParam } from '../schemas.ts';
+import { bulkEnrollBody, createWorkflowBody, listExecutionsQuery, triggerBody, updateDefinitionBody, uuidParam } from '../schemas.ts';
 import { serializeExecution, serializeWorkflow } from '../serialize.ts';
 import { validate } from '../validate.ts';
 
@@ -93,6 +93,18 @@ export function workflowRoutes(deps: ApiDeps): Router {
       case 'already_enrolled':
         throw new HttpError(409, 'Contact already enrolled', { execution_id: result.executionId });
     }
+  });
+
+  router.post('/workflows/:id/enrollments', async (request, response) => {
+    const caller = callerOf(request);
+    const workflowId = validate(uuidParam, request.params.id, 'params');
+    const body = validate(bulkEnrollBody, request.body, 'body');
+    const result = await enrollContacts(deps, deps.cache, { accountId: caller.accountId, workflowId, contactIds: body.contact_ids, payload: body.payload });
+    if (result.kind !== 'done') throw result.kind === 'workflow_not_found' ? notFound('workflow') : new HttpError(400, 'Workflow is not active');
+    response.json({
+      started: result.outcomes.filter((o) => o.outcome === 'started').length,
+      results: result.outcomes.map((o) => ({ contact_id: o.contactId, outcome: o.outcome, execution_id: o.executionId ?? null })),
+    });
   });
 
   router.get('/workflows/:id/executions', async (request, response) => {

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAccount } from '../../src/api/api-keys.ts';
+import { responses } from '../../src/api/openapi.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
+
+const tagThenMail = {
+  steps: [
+    { id: 'tag', type: 'add_tag', config: { tag: 'enrolled' } },
+    { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Welcome' } },
+  ],
+};
+
+// POST /workflows/{id}/enrollments: many contacts in one request, each as a trigger would enroll it.
+describe('bulk enrollment', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: true });
+  });
+  afterAll(() => h.stop());
+
+  it('enrolls every eligible contact, answers one outcome per contact, and runs each execution', async () => {
+    const workflow = await h.createWorkflow({ steps: [...tagThenMail.steps, { id: 'pause', type: 'wait', config: { duration: '1 hour' } }] });
+    const fresh = await Promise.all(Array.from({ length: 150 }, () => h.createContact()));
+    const optedOut = await h.createContact({ opted_in: false });
+    const deleted = await h.createContact();
+    expect((await h.api.delete(`/contacts/${deleted.id}`)).status).toBe(204);
+    const other = await createAccount(h.db, { name: 'Other', adminEmail: 'other@example.com' });
+    const foreign = (await h.api.post('/contacts', { email: 'foreign@example.com', opted_in: true }, other.api_key)).body as { id: string };
+    const running = await h.createContact();
+    const runningId = await h.trigger(workflow.id, running.id);
+    const unknown = randomUUID();
+
+    const ids = [...fresh.map((c) => c.id), optedOut.id, deleted.id, foreign.id, running.id, unknown, fresh[0]!.id.toUpperCase()];
+    const response = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: ids, payload: { source: 'import' } });
+    expect(response.status).toBe(200);
+    expect(responses.enrolled.safeParse(response.body).success).toBe(true);
+    const { started, results } = response.body as { started: number; results: { contact_id: string; outcome: string; execution_id: string | null }[] };
+    expect(started).toBe(150);
+    expect(results.map((r) => r.contact_id)).toEqual(ids.slice(0, -1)); // the repeated contact is answered once
+    const outcomeOf = (id: string) => results.find((r) => r.contact_id === id)!;
+    expect(outcomeOf(optedOut.id)).toEqual({ contact_id: optedOut.id, outcome: 'opted_out', execution_id: null });
+    expect(outcomeOf(deleted.id).outcome).toBe('contact_not_found');
+    expect(outcomeOf(foreign.id).outcome).toBe('contact_not_found');
+    expect(outcomeOf(unknown).outcome).toBe('contact_not_found');
+    expect(outcomeOf(running.id)).toEqual({ contact_id: running.id, outcome: 'duplicate', execution_id: runningId });
+
+    const startedIds = results.filter((r) => r.outcome === 'started').map((r) => r.execution_id!);
+    expect(new Set(startedIds).size).toBe(150);
+    for (const id of startedIds) await h.waitForExecution(id, (e) => e.status === 'PAUSED');
+    const rows = await h.db.execution.findMany({ where: { id: { in: startedIds } } });
+    expect(rows.every((row) => (row.payload as { source?: string }).source === 'import')).toBe(true);
+    expect(h.provider.requestsTo('/email').length).toBe(151);
+
+    const refusals = await h.db.executionLog.findMany({ where: { workflowId: workflow.id, status: 'BLOCKED' } });
+    expect(refusals.map((log) => [log.eventType, log.contactId]).sort()).toEqual([['deduplication_blocked', running.id], ['opt_out_blocked', optedOut.id]].sort());
+  });
+
+  it('enrolls a contact again only as the workflow reentry rule allows', async () => {
+    const workflow = await h.createWorkflow({ ...tagThenMail, reentry: 'never' });
+    const contact = await h.createContact();
+    const first = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: [contact.id] });
+    const id = first.body.results[0].execution_id as string;
+    await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
+    const again = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: [contact.id] });
+    expect(again.body).toEqual({ started: 0, results: [{ contact_id: contact.id, outcome: 'already_enrolled', execution_id: id }] });
+  });
+
+  it('refuses a request as a whole, changing nothing, when the workflow or the body is wrong', async () => {
+    const contact = await h.createContact();
+    const paused = await h.createWorkflow(tagThenMail, 'Paused', 'paused');
+    const active = await h.createWorkflow(tagThenMail);
+    const count = () => h.db.execution.count();
+    const before = await count();
+    const cases: [string, unknown, number][] = [
+      [`/workflows/${paused.id}/enrollments`, { contact_ids: [contact.id] }, 400],
+      [`/workflows/${randomUUID()}/enrollments`, { contact_ids: [contact.id] }, 404],
+      [`/workflows/not-a-uuid/enrollments`, { contact_ids: [contact.id] }, 400],
+      [`/workflows/${active.id}/enrollments`, { contact_ids: [] }, 400],
+      [`/workflows/${active.id}/enrollments`, { contact_ids: ['nope'] }, 400],
+      [`/workflows/${active.id}/enrollments`, { contact_ids: Array.from({ length: 1001 }, () => randomUUID()) }, 400],
+      [`/workflows/${active.id}/enrollments`, { contact_ids: [contact.id], extra: true }, 400],
+      [`/workflows/${active.id}/enrollments`, { contact_id: contact.id }, 400],
+    ];
+    for (const [path, body, status] of cases) {
+      const response = await h.api.post(path, body);
+      expect(response.status, `${path} ${JSON.stringify(body).slice(0, 80)}`).toBe(status);
+      expect(response.body.error).toBeTypeOf('string');
+    }
+    const other = await createAccount(h.db, { name: 'Other 2', adminEmail: 'other2@example.com' });
+    expect((await h.api.post(`/workflows/${active.id}/enrollments`, { contact_ids: [contact.id] }, other.api_key)).status).toBe(404);
+    expect(await count()).toBe(before);
+  });
+});

@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commitChange, type Inline } from '../../src/engine/commit.ts';
+import { loadExecution } from '../../src/engine/load.ts';
+import { processStep } from '../../src/engine/process-step.ts';
+import { stepJobId } from '../../src/queue/step-queue.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
+
+const jobsProcessed = async (h: Harness) => (await h.deps.metrics.queueLatency.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+
+// A worker runs the steps of an execution that are due at once in the same job, each committed first.
+describe('steps due at once run in one job', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: true });
+  });
+  afterAll(() => h.stop());
+
+  it('a tag, a condition, an action and a wait take one job, with every step logged and committed', async () => {
+    const workflow = await h.createWorkflow({
+      steps: [
+        { id: 'tag', type: 'add_tag', config: { tag: 'welcomed' } },
+        {
+          id: 'branch', type: 'condition', config: { has_tag: 'welcomed' },
+          branches: { true: [{ id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Welcome' } }, { id: 'pause', type: 'wait', config: { duration: '1 hour' } }], false: [] },
+        },
+      ],
+    });
+    const contact = await h.createContact();
+    const before = await jobsProcessed(h);
+    const id = await h.trigger(workflow.id, contact.id);
+    const paused = await h.waitForExecution(id, (e) => e.status === 'PAUSED');
+    expect(await jobsProcessed(h)).toBe(before + 1);
+    expect(paused.current_step_index).toBeGreaterThan(0);
+    const events = (await h.logsOf(id)).map((log) => log.eventType);
+    expect(events).toEqual(['execution_started', 'action_started', 'action_completed', 'condition_evaluated', 'action_started', 'action_completed', 'wait_started']);
+    expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags).toContain('welcomed');
+    expect(h.provider.requestsTo('/email')).toHaveLength(1);
+  });
+});
+
+describe('the execution a committed step hands to the next one', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: false });
+  });
+  afterAll(() => h.stop());
+
+  it('is what a fresh load reads, the contact as just committed included', async () => {
+    const workflow = await h.createWorkflow({ steps: [{ id: 'tag', type: 'add_tag', config: { tag: 'vip' } }, { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } }] });
+    const contact = await h.createContact({ tags: ['lead'] });
+    const id = await h.trigger(workflow.id, contact.id);
+    const inline: Inline = {};
+    // Admission, then the add_tag step, committing into `inline`.
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 0 }, inline)).toBe('committed');
+    expect(await h.deps.queue.queue.getJob(stepJobId(id, inline.next!.version))).toBeUndefined();
+    const fresh = (await loadExecution(h.deps, h.deps.cache, id))!;
+    const { loaded, ...job } = inline.next!;
+    expect(job).toMatchObject({ executionId: id, version: fresh.row.version, delayMs: 0 });
+    const comparable = (row: typeof fresh.row) => ({ ...row, updatedAt: row.updatedAt.getTime(), contact: { ...row.contact, tags: [...row.contact.tags].sort() } });
+    expect(comparable(loaded.row)).toEqual(comparable(fresh.row));
+    expect(loaded.row.contact.tags.sort()).toEqual(['lead', 'vip']);
+  });
+
+  it('a step that pauses or finishes hands nothing on and enqueues its timer as usual', async () => {
+    const workflow = await h.createWorkflow({ steps: [{ id: 'tag', type: 'add_tag', config: { tag: 'x' } }, { id: 'pause', type: 'wait', config: { duration: '1 hour' } }] });
+    const contact = await h.createContact();
+    const id = await h.trigger(workflow.id, contact.id);
+    await h.step(id); // admission + tag
+    const loaded = (await loadExecution(h.deps, h.deps.cache, id))!;
+    await h.deps.queue.remove(id, loaded.row.version);
+    const inline: Inline = {};
+    const committed = await commitChange(h.deps, loaded, { logs: [], status: 'PAUSED', nextRunAt: new Date(h.deps.clock.now().getTime() + 3_600_000) }, inline);
+    expect(committed?.status).toBe('PAUSED');
+    expect(inline.next).toBeUndefined();
+    expect(await h.deps.queue.queue.getJob(stepJobId(id, committed!.version))).toBeDefined();
+  });
+});
+
+describe('a job given out again after its worker died in the middle of a chain', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: false });
+  });
+  afterAll(() => h.stop());
+
+  it('enqueues the step the chain did not get to, and only when redelivered', async () => {
+    const workflow = await h.createWorkflow({ steps: [{ id: 'tag', type: 'add_tag', config: { tag: 'x' } }, { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } }] });
+    const contact = await h.createContact();
+    const id = await h.trigger(workflow.id, contact.id);
+    // The chain committed admission and the tag step, then its worker died before running the email step.
+    const inline: Inline = {};
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 0 }, inline)).toBe('committed');
+    const current = inline.next!.version;
+    expect(await h.deps.queue.queue.getJob(stepJobId(id, current))).toBeUndefined();
+
+    // A job at its old version that was not redelivered (a duplicate) changes nothing.
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 0 })).toBe('stale');
+    expect(await h.deps.queue.queue.getJob(stepJobId(id, current))).toBeUndefined();
+
+    // The same job given out again by BullMQ puts the missing step back on the queue.
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 0, redelivered: true })).toBe('stale');
+    const job = await h.deps.queue.queue.getJob(stepJobId(id, current));
+    expect(job?.data).toMatchObject({ executionId: id, version: current, recovered: true });
+    expect((await h.step(id)).outcome).toBe('committed');
+    expect(h.provider.requestsTo('/email')).toHaveLength(1);
+  });
+});
