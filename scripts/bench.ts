@@ -7,7 +7,7 @@
  *
  * Usage: `npm run bench -- [--quick] [--executions N] [--rate PER_S (0: all at once)] [--workers N]
  *   [--worker-concurrency N] [--provider-latency MS] [--wait "2 seconds"] [--clients N] [--accounts N] [--time-limit S] [--json]
- *   [--log-level info] [--worker-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--api-node-args=…] [--keep]`
+ *   [--log-level info] [--worker-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--api-node-args=…] [--bulk N] [--keep]`
  * (see docs/benchmarks.md). Exits 1 when an execution did not complete or anything failed.
  */
 import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -62,6 +62,8 @@ export interface BenchOptions {
   /** Extra node flags for the worker processes, e.g. `--cpu-prof`. */
   workerNodeArgs: string[];
   apiNodeArgs: string[];
+  /** Executions enrolled per `POST /workflows/{id}/enrollments` request (0: one trigger each). @defaultValue 0 */
+  bulk: number;
   /** Stops triggering and waiting after this many seconds of load (0: no limit); unfinished executions count as errors. @defaultValue 0 */
   timeLimit: number;
   /** Keeps the log directory. */
@@ -714,17 +716,33 @@ async function driveLoad(system: System, options: BenchOptions, progress: (line:
   const t0 = performance.now();
   const timeUp = () => options.timeLimit > 0 && performance.now() - t0 > options.timeLimit * 1000;
   let lastAnswer = t0;
+  // One unit of work is one trigger, or with --bulk one enrollment request per tenant for `bulk` executions.
+  const unit = Math.max(1, options.bulk);
   const client = async () => {
-    for (let i = next++; i < options.executions && running && !timeUp() && system.exits() === 0; i = next++) {
-      const wait = options.rate > 0 ? t0 + (i * 1000) / options.rate - performance.now() : 0;
+    for (let b = next++; b * unit < options.executions && running && !timeUp() && system.exits() === 0; b = next++) {
+      const first = b * unit;
+      const wait = options.rate > 0 ? t0 + (first * 1000) / options.rate - performance.now() : 0;
       if (wait > 0) await sleep(wait);
-      const sent = performance.now();
-      const tenant = tenants[i % tenants.length]!;
-      const response = await requestJson(api.port, 'POST', `/api/v1/workflows/${tenant.workflowId}/trigger`, tenant.apiKey, { contact_id: tenant.contacts[Math.floor(i / tenants.length)] });
-      lastAnswer = performance.now();
-      triggerMs.push(lastAnswer - sent);
-      if (response.status === 202) accepted.push({ id: response.body.execution_id, apiKey: tenant.apiKey });
-      else if (httpErrors++ < 5) progress(`trigger answered ${response.status}: ${JSON.stringify(response.body)}`);
+      const byTenant = new Map<number, string[]>();
+      for (let i = first; i < Math.min(first + unit, options.executions); i += 1) {
+        byTenant.set(i % tenants.length, [...(byTenant.get(i % tenants.length) ?? []), tenants[i % tenants.length]!.contacts[Math.floor(i / tenants.length)]!]);
+      }
+      for (const [index, contactIds] of byTenant) {
+        const tenant = tenants[index]!;
+        const sent = performance.now();
+        const response = options.bulk > 0
+          ? await requestJson(api.port, 'POST', `/api/v1/workflows/${tenant.workflowId}/enrollments`, tenant.apiKey, { contact_ids: contactIds })
+          : await requestJson(api.port, 'POST', `/api/v1/workflows/${tenant.workflowId}/trigger`, tenant.apiKey, { contact_id: contactIds[0] });
+        lastAnswer = performance.now();
+        triggerMs.push(lastAnswer - sent);
+        if (response.status === 202) accepted.push({ id: response.body.execution_id, apiKey: tenant.apiKey });
+        else if (response.status === 200 && options.bulk > 0) {
+          for (const result of response.body.results as { outcome: string; execution_id: string }[]) {
+            if (result.outcome === 'started') accepted.push({ id: result.execution_id, apiKey: tenant.apiKey });
+            else if (httpErrors++ < 5) progress(`enrollment outcome ${result.outcome}`);
+          }
+        } else if (httpErrors++ < 5) progress(`trigger answered ${response.status}: ${JSON.stringify(response.body)}`);
+      }
     }
   };
   const reader = async () => {
@@ -741,7 +759,7 @@ async function driveLoad(system: System, options: BenchOptions, progress: (line:
   };
   const readers = Array.from({ length: 4 }, reader);
   let triggered = false;
-  const triggering = Promise.all(Array.from({ length: Math.min(options.clients, options.executions) }, client)).then(() => (triggered = true));
+  const triggering = Promise.all(Array.from({ length: Math.min(options.clients, Math.ceil(options.executions / unit)) }, client)).then(() => (triggered = true));
 
   // Until every execution was triggered and finished; giving up after a long time without any change.
   const stallMs = 120_000 + durationMs(options.wait);
@@ -980,7 +998,7 @@ export function formatTable(r: BenchResult): string {
     [`action time p95 ms: provider (latency ${o.providerLatency} ms) / add_tag`, `${num(r.latencyMs.providerActionP95, 1)} / ${num(r.latencyMs.addTagP95, 1)}`],
     ['queue latency p95 ms (workers /metrics)', `${r.latencyMs.queueP95Beyond ? '> ' : ''}${num(r.latencyMs.queueP95, 1)}`],
     ['timer lateness p50 / p99 ms', `${num(r.latencyMs.timerLatenessP50, 1)} / ${num(r.latencyMs.timerLatenessP99, 1)}`],
-    ['API trigger p50/p95/p99 ms (client)', trio(r.latencyMs.apiTrigger)],
+    [r.options.bulk ? `API enrollment request (${r.options.bulk} contacts) p50/p95/p99 ms (client)` : 'API trigger p50/p95/p99 ms (client)', trio(r.latencyMs.apiTrigger)],
     ['API GET /executions/{id} p50/p95/p99 ms (client)', trio(r.latencyMs.apiGet)],
     ['errors (http / incomplete / error logs / exits / duplicate sends)', `${r.errors.total} (${r.errors.http} / ${r.errors.incomplete} / ${r.errors.logErrors} / ${r.errors.exits} / ${r.errors.duplicateSends}); recovered ${r.errors.recovered}`],
     ['RSS MB, peak (idle): worker (max) / API', `${num(r.memory.workerRssMb)} (${num(r.memory.workerIdleRssMb)}) / ${num(r.memory.apiRssMb)} (${num(r.memory.apiIdleRssMb)})`],
@@ -991,7 +1009,7 @@ export function formatTable(r: BenchResult): string {
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   return [
-    `flowmachine bench: ${o.executions} executions, rate ${o.rate || 'all at once'}${o.rate ? '/s' : ''}, ${o.workers} workers × ${o.workerConcurrency}, provider ${o.providerLatency} ms, wait "${o.wait}"${o.accounts > 1 ? `, ${o.accounts} accounts` : ''}; ${r.machine.cpus} CPUs, load ${num(r.machine.loadStart, 1)} → ${num(r.machine.loadEnd, 1)}; ${num(r.seconds)} s; source ${r.source.commit}${r.source.changed.length ? ` + changes in ${r.source.changed.join(', ')}` : ''}`,
+    `flowmachine bench: ${o.executions} executions, rate ${o.rate || 'all at once'}${o.rate ? '/s' : ''}, ${o.workers} workers × ${o.workerConcurrency}, provider ${o.providerLatency} ms, wait "${o.wait}"${o.accounts > 1 ? `, ${o.accounts} accounts` : ''}${o.bulk ? `, bulk ${o.bulk}` : ''}; ${r.machine.cpus} CPUs, load ${num(r.machine.loadStart, 1)} → ${num(r.machine.loadEnd, 1)}; ${num(r.seconds)} s; source ${r.source.commit}${r.source.changed.length ? ` + changes in ${r.source.changed.join(', ')}` : ''}`,
     '',
     `| ${'metric'.padEnd(width)} | value |`,
     `| ${'-'.repeat(width)} | ----- |`,
@@ -1020,6 +1038,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'log-level': { type: 'string', default: 'info' },
       'worker-node-args': { type: 'string', default: '' },
       'api-node-args': { type: 'string', default: '' },
+      bulk: { type: 'string', default: '0' },
     },
   });
   const int = (name: string, value: string | undefined, min: number) => {
@@ -1045,6 +1064,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     logLevel: values['log-level'],
     workerNodeArgs: values['worker-node-args'].split(/\s+/).filter(Boolean),
     apiNodeArgs: values['api-node-args'].split(/\s+/).filter(Boolean),
+    bulk: int('bulk', values.bulk, 0),
   };
 }
 

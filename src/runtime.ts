@@ -63,8 +63,9 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     return Object.fromEntries(rows.map((row) => [row.status, row._count._all]));
   });
   setQueueDepthSource(metrics, async () => {
-    const counts = await queue.queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
-    return counts as Record<string, number>;
+    // New executions' first jobs are prioritized (see step-queue.ts): they wait all the same.
+    const { waiting = 0, prioritized = 0, ...counts } = await queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
+    return { waiting: waiting + prioritized, ...counts };
   });
   const deps: ApiDeps = {
     db, pool, queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache(),

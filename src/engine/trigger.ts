@@ -128,7 +128,7 @@ async function logRefusals(
 /** Puts the first job of new executions on the queue (the sweeper covers a failure), with their metrics and log lines. */
 async function started(deps: EngineDeps, accountId: string, workflowId: string, executions: { executionId: string; trace: Record<string, string> }[]) {
   if (executions.length === 0) return;
-  await deps.queue.enqueue(executions.map(({ executionId, trace }) => ({ executionId, version: 0, trace })), (error) =>
+  await deps.queue.enqueue(executions.map(({ executionId, trace }) => ({ executionId, version: 0, trace, first: true })), (error) =>
     deps.logger.warn('enqueue failed; the sweeper will retry', { executions: executions.length, error: error.message }),
   );
   deps.metrics.executionsStarted.inc(executions.length);

@@ -22,7 +22,16 @@ export type StepJob = z.infer<typeof stepJobSchema>;
 /** One unit of work to put on the queue. */
 export interface StepWork extends StepJob {
   delayMs?: number;
+  /** The first job of a new execution: taken after the due work of executions already running. */
+  first?: boolean;
 }
+
+/**
+ * BullMQ hands out jobs without a priority before prioritized ones, so giving only first jobs a
+ * priority lets running executions (next steps, fired timers, retries) finish ahead of a backlog of
+ * new triggers: timer lateness is bounded by the work in flight, not by the triggers waiting.
+ */
+const FIRST_JOB_PRIORITY = 1;
 
 /** The job id is derived from the execution version, so adding the same work twice is a no-op. */
 export const stepJobId = (executionId: string, version: number) => `${executionId}.${version}`;
@@ -55,10 +64,15 @@ export class StepQueue {
   async add(work: StepWork[]): Promise<void> {
     if (work.length === 0) return;
     await this.queue.addBulk(
-      work.map(({ delayMs, ...data }) => ({
+      work.map(({ delayMs, first, ...data }) => ({
         name: 'step',
         data,
-        opts: { ...JOB_OPTIONS, jobId: stepJobId(data.executionId, data.version), delay: Math.max(0, Math.round(delayMs ?? 0)) },
+        opts: {
+          ...JOB_OPTIONS,
+          jobId: stepJobId(data.executionId, data.version),
+          delay: Math.max(0, Math.round(delayMs ?? 0)),
+          ...(first ? { priority: FIRST_JOB_PRIORITY } : {}),
+        },
       })),
     );
   }

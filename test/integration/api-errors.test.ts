@@ -69,6 +69,7 @@ describe('API error paths', () => {
     if (method === 'post' && path === '/api/v1/workflows') return { name: 'W', definition: tagStep };
     if (path.endsWith('/definition')) return { definition: tagStep };
     if (path.endsWith('/trigger')) return { contact_id: contactId };
+    if (path.endsWith('/enrollments')) return { contact_ids: [contactId] };
     if (path === '/api/v1/account/settings' && method === 'patch') return { max_retry_attempts: 3 };
     if (path === '/api/v1/api-keys' && method === 'post') return { name: 'k' };
     return undefined;

@@ -206,6 +206,7 @@ describe('API fuzz: malformed input at every route', () => {
     if (method === 'post' && path === '/api/v1/workflows') return { name: 'Fuzz', definition };
     if (path.endsWith('/definition')) return { definition };
     if (path.endsWith('/trigger')) return { contact_id: own.contact, payload: { source: 'fuzz' } };
+    if (path.endsWith('/enrollments')) return { contact_ids: [own.contact], payload: { source: 'fuzz' } };
     if (method === 'patch' && path === '/api/v1/account/settings') return { max_retry_attempts: 3 };
     if (method === 'post' && path === '/api/v1/api-keys') return { name: 'fuzz' };
     return {};
