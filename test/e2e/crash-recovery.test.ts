@@ -34,17 +34,28 @@ describe('Scenario: Recover execution after worker crash', () => {
   });
 
   it('resumes every execution at the step it was on, with no step sent under two keys', async () => {
-    h.provider.setLatency(60);
+    h.provider.setLatency(250);
     const workflow = await h.createWorkflow(emails(STEPS));
     const ids: string[] = [];
     for (let i = 0; i < EXECUTIONS; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
 
     workers.push(await startProcess('worker', env), await startProcess('worker', env));
-    // Kill a worker each time the provider has seen another slice of the traffic: calls are in flight
-    // (the provider holds every answer 60 ms), so jobs die mid-call and mid-commit.
-    for (const threshold of [40, 120, 200]) {
+    // Kill a worker each time the provider has seen another slice of the traffic, choosing one that is
+    // running jobs right then: calls are in flight (the provider holds every answer 250 ms), so jobs die
+    // mid-call and mid-commit.
+    const busyWorker = async () => {
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+        const owners = new Set((await h.deps.queue.queue.getActive()).map((job) => Number(job.processedBy?.split(':')[1])));
+        const busy = workers.find((w) => owners.has(w.child.pid!));
+        if (busy) return busy;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      return workers[0]!; // nothing running any more (a slow machine let the work finish first)
+    };
+    for (const threshold of [30, 90, 150]) {
       await h.provider.waitFor((requests) => requests.length >= threshold, 60_000);
-      const victim = workers.shift()!;
+      const victim = await busyWorker();
+      workers.splice(workers.indexOf(victim), 1);
       victim.kill('SIGKILL');
       await victim.exited;
       workers.push(await startProcess('worker', env));
