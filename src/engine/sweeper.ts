@@ -55,7 +55,9 @@ export function createSweeper(deps: EngineDeps) {
         take: BATCH,
         select: { id: true, version: true, traceContext: true },
       });
-      enqueued += await enqueue(deps, stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true, trace: traceOf(s) })));
+      // A backlog older than STALE_AFTER_MS still has its jobs: only the missing ones are rebuilt.
+      const work = stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true, trace: traceOf(s) }));
+      enqueued += await enqueue(deps, rebuilt ? work : await deps.queue.missing(work));
       if (stuck.length < BATCH) break;
       cursor = stuck.at(-1)!.id;
     }

@@ -48,7 +48,7 @@ const JOB_OPTIONS: JobsOptions = {
 export class StepQueue {
   readonly queue: Queue;
 
-  constructor(connection: Redis, prefix: string) {
+  constructor(private readonly connection: Redis, prefix: string) {
     this.queue = new Queue(STEP_QUEUE, { connection, prefix });
   }
 
@@ -75,6 +75,15 @@ export class StepQueue {
         },
       })),
     );
+  }
+
+  /** The work whose job is not in Redis (completed, lost, or never added); one round trip. */
+  async missing(work: StepWork[]): Promise<StepWork[]> {
+    if (work.length === 0) return [];
+    const pipeline = this.connection.pipeline();
+    for (const w of work) pipeline.exists(this.queue.toKey(stepJobId(w.executionId, w.version)));
+    const found = (await pipeline.exec()) ?? [];
+    return work.filter((_, i) => found[i]?.[1] !== 1);
   }
 
   /** Removes the pending job of an execution at `version`, if it is waiting or delayed (a running job is left to finish). */

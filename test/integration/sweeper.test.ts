@@ -41,6 +41,15 @@ describe('sweeper', () => {
     expect((await h.logsOf(id)).map((l) => l.eventType)).toContain('recovered');
   });
 
+  it('leaves a stale backlog whose jobs are still in Redis as it is', async () => {
+    const id = await h.trigger((await h.createWorkflow(emails(1))).id, (await h.createContact()).id);
+    const job = await h.deps.queue.queue.getJob(stepJobId(id, 0));
+    clock.advance(61_000);
+    expect((await sweep()).enqueued).toBe(0);
+    expect((await h.deps.queue.queue.getJob(stepJobId(id, 0)))?.timestamp).toBe(job!.timestamp);
+    await h.step(id);
+  });
+
   it('re-enqueues an overdue timer whose job was lost', async () => {
     const id = await h.trigger((await h.createWorkflow(withWait('30 seconds'))).id, (await h.createContact()).id);
     await h.step(id);
