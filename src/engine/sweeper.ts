@@ -1,9 +1,20 @@
 import type { StepWork } from '../queue/step-queue.ts';
+import { run } from '../db/sql.ts';
 import { admitWaiting } from './admission.ts';
 import { traceOf } from './commit.ts';
 import type { EngineDeps } from './types.ts';
 
 const BATCH = 1_000;
+const STALE_ROWS_PER_SWEEP = 5_000;
+
+/** Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS. */
+const STUCK = {
+  name: 'sweep-stuck',
+  text: `SELECT id, version, trace_context AS "traceContext" FROM executions
+    WHERE ((status = 'ACTIVE' AND next_run_at IS NULL) OR (status = 'QUEUED' AND NOT waiting) OR (status IN ('ACTIVE', 'PAUSED') AND next_run_at < $1))
+      AND ($2::boolean OR updated_at < $1) AND ($3::uuid IS NULL OR id > $3)
+    ORDER BY id LIMIT $4`,
+};
 
 /** What one sweep did. */
 export interface SweepReport {
@@ -16,8 +27,9 @@ export interface SweepReport {
 /**
  * Rebuilds Redis work from Postgres, the source of truth. Each sweep
  * - promotes timers due within the horizon (far-future waits live only in Postgres);
- * - re-enqueues executions whose work is due but untouched for `STALE_AFTER_MS` (a crash between commit
- *   and enqueue, a failed enqueue), overdue timers included;
+ * - re-enqueues executions whose work is due but untouched for `STALE_AFTER_MS` and whose job is not in
+ *   Redis (a crash between commit and enqueue, a failed enqueue), overdue timers included, checking a
+ *   bounded slice of the candidates per sweep;
  * - admits executions waiting in line when their account has free slots;
  * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution.
  * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
@@ -25,6 +37,7 @@ export interface SweepReport {
  */
 export function createSweeper(deps: EngineDeps) {
   let promotedUntil: Date | null = null;
+  let staleCursor: string | undefined;
   const epochKey = `${deps.config.QUEUE_PREFIX}:epoch`;
 
   return async function sweep(): Promise<SweepReport> {
@@ -42,24 +55,15 @@ export function createSweeper(deps: EngineDeps) {
     enqueued += await enqueue(deps, timers.map((t) => ({ executionId: t.id, version: t.version, delayMs: t.nextRunAt!.getTime() - now.getTime(), recovered: rebuilt || undefined, trace: traceOf(t) })));
     promotedUntil = horizon;
 
-    let cursor: string | undefined;
-    for (;;) {
-      const stuck = await deps.db.execution.findMany({
-        where: {
-          // Work due but untouched: a step or admission, or a timer overdue by more than STALE_AFTER_MS.
-          OR: [{ status: 'ACTIVE', nextRunAt: null }, { status: 'QUEUED', waiting: false }, { status: { in: ['ACTIVE', 'PAUSED'] }, nextRunAt: { lt: staleBefore } }],
-          ...(rebuilt ? {} : { updatedAt: { lt: staleBefore } }),
-          ...(cursor ? { id: { gt: cursor } } : {}),
-        },
-        orderBy: { id: 'asc' },
-        take: BATCH,
-        select: { id: true, version: true, traceContext: true },
-      });
+    // After a Redis loss everything is rebuilt at once; otherwise each sweep checks the next
+    // STALE_ROWS_PER_SWEEP candidates, going round the table, so a large backlog costs each sweep little.
+    for (let examined = 0; rebuilt || examined < STALE_ROWS_PER_SWEEP; examined += BATCH) {
+      const stuck = await run<{ id: string; version: number; traceContext: unknown }>(deps.pool, STUCK, [staleBefore, rebuilt, staleCursor ?? null, BATCH]);
       // A backlog older than STALE_AFTER_MS still has its jobs: only the missing ones are rebuilt.
       const work = stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true, trace: traceOf(s) }));
       enqueued += await enqueue(deps, rebuilt ? work : await deps.queue.missing(work));
-      if (stuck.length < BATCH) break;
-      cursor = stuck.at(-1)!.id;
+      staleCursor = stuck.length < BATCH ? undefined : stuck.at(-1)!.id;
+      if (!staleCursor) break;
     }
 
     let admitted = 0;
