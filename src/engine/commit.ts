@@ -1,10 +1,10 @@
 import { transition } from 'xstate';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { TagChange } from '../actions/run-action.ts';
+import { run } from '../db/sql.ts';
 import { PREMASKED } from '../observability/logger.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
 import type { StepWork } from '../queue/step-queue.ts';
-import { run } from '../db/sql.ts';
 import { contactOf, type ExecutionRow, type LoadedExecution } from './load.ts';
 import { progressOf, restoreSnapshot, storeSnapshot, type StoredSnapshot } from './snapshot.ts';
 import type { EngineDeps, ExecutionStatus, LogEntry } from './types.ts';
@@ -143,7 +143,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     slot,
   ]);
   if (!result?.committed) return null;
-  // No free slot: the execution waits in line, holding no job, until a slot frees.
+  // With no free slot the execution waits in line (QUEUED, waiting), holding no job, until a slot frees.
   status = result.new_status;
   const waiting = result.new_waiting;
   if (result.admitted) work.push(...result.admitted);
@@ -153,10 +153,9 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     // Far-future timers stay in Postgres; the sweeper promotes them to Redis shortly before they are due.
     const next = { executionId: row.id, version, delayMs, trace: traceOf(row) };
     if (inline && status === 'ACTIVE' && delayMs <= 0 && result.contact) {
-      const committedRow = { ...row, ...set, snapshot: stored as unknown as ExecutionRow['snapshot'], version, waiting, contact: contactOf(result.contact) };
+      const committedRow = { ...row, ...set, status, snapshot: stored as unknown as ExecutionRow['snapshot'], version, waiting, contact: contactOf(result.contact) };
       inline.next = { ...next, loaded: { workflow, row: committedRow } };
     } else if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift(next);
-    else if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift(next);
   }
   await deps.queue.enqueue(work, (error) => deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: row.id, error: error.message }));
   observe(deps, row, logRows, finished, status);

@@ -4,6 +4,12 @@
 DROP INDEX "executions_status_updated_at_idx";
 ALTER TABLE "executions" SET (fillfactor = 80);
 
+-- The account's waiting line as a partial index: it holds only the executions waiting for a slot, so it
+-- stays small whatever the backlog of queued work, and the planner picks it even before the table's
+-- statistics know about a sudden backlog (the full index was passed over for a scan of every QUEUED row).
+DROP INDEX "executions_account_id_status_waiting_seq_idx";
+CREATE INDEX "executions_waiting_line_idx" ON "executions"("account_id", "seq") WHERE "status" = 'QUEUED' AND "waiting";
+
 -- Admits up to p_limit executions waiting in the account's line, first come first served, while the
 -- account has free slots. Returns the admitted executions with their new version.
 CREATE FUNCTION flowmachine_admit_waiting(p_account uuid, p_limit integer)
