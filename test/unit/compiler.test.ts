@@ -524,7 +524,8 @@ const actionOrWait: fc.Arbitrary<DraftStep> = fc.oneof(
       {
         url: fc.constantFrom('https://hooks.example.com/a', 'http://127.0.0.1:8080/hook?x=1', 'https://example.org/p/q#frag'),
         method: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE'),
-        body: fc.oneof(fc.string(), fc.dictionary(fc.string(), fc.jsonValue())),
+        // A "__proto__" key is not copied by the parser (it never reaches a provider): left out here.
+        body: fc.oneof(fc.string(), fc.dictionary(fc.string().filter((key) => key !== '__proto__'), fc.jsonValue())),
       },
       { requiredKeys: ['url', 'method'] },
     ),
