@@ -5,6 +5,7 @@ import type { ApiDeps } from './api/context.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { createDb, createPool } from './db/client.ts';
+import { run } from './db/sql.ts';
 import { createSweeper } from './engine/sweeper.ts';
 import { WorkflowCache } from './engine/workflow-cache.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -30,13 +31,19 @@ export interface Runtime {
   stop(): Promise<void>;
 }
 
-/** Opens connections, failing fast with one clear message when Postgres or Redis does not answer. */
+const EXECUTIONS_BY_STATUS = { name: 'executions-by-status', text: 'SELECT status, count(*)::integer AS n FROM executions GROUP BY status' };
+
+/**
+ * Opens connections, failing fast with one clear message when Postgres or Redis does not answer. The
+ * engine's own statements go straight to `pg`; Prisma serves the API's CRUD routes only, so a worker
+ * never loads its query compiler.
+ */
 export async function createDeps(config: Config, options: { clock?: Clock; logger?: Logger } = {}): Promise<ApiDeps & { close(): Promise<void> }> {
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
   const pool = createPool(config.DATABASE_URL);
   const db = createDb(config.DATABASE_URL, { pool });
   try {
-    await db.$queryRaw`SELECT 1`;
+    await pool.query('SELECT 1');
   } catch (error) {
     await db.$disconnect().catch(() => undefined);
     throw new Error(`cannot reach Postgres at ${redactUrl(config.DATABASE_URL)}: ${(error as Error).message.split('\n').at(-1)}`);
@@ -59,8 +66,8 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
   const queue = new StepQueue(redis, config.QUEUE_PREFIX);
   const metrics = createMetrics();
   setExecutionsByStatusSource(metrics, async () => {
-    const rows = await db.execution.groupBy({ by: ['status'], _count: { _all: true } });
-    return Object.fromEntries(rows.map((row) => [row.status, row._count._all]));
+    const rows = await run<{ status: string; n: number }>(pool, EXECUTIONS_BY_STATUS, []);
+    return Object.fromEntries(rows.map((row) => [row.status, row.n]));
   });
   setQueueDepthSource(metrics, async () => {
     // New executions' first jobs are prioritized (see step-queue.ts): they wait all the same.
@@ -71,7 +78,7 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     db, pool, queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache(),
     async health() {
       const [postgres, redisOk] = await Promise.all([
-        db.$queryRaw`SELECT 1`.then(() => true, () => false),
+        pool.query('SELECT 1').then(() => true, () => false),
         redis.ping().then(() => true, () => false),
       ]);
       return { postgres, redis: redisOk };

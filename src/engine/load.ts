@@ -32,6 +32,8 @@ const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${EXECUTION}, ${C
   FROM executions e JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
   WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
 
+const READ_VERSION = { name: 'load-version', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
+
 /** A contact read as JSON (json_build_object turns timestamps into strings). */
 export const contactOf = (raw: Omit<ExecutionRow['contact'], 'deletedAt'> & { deletedAt: string | null }): ExecutionRow['contact'] => ({
   ...raw,
@@ -53,8 +55,8 @@ export async function loadExecution(
   const row: ExecutionRow = { ...raw, contact: contactOf(raw.contact) };
   let workflow = cache.get(row.workflowVersionId);
   if (!workflow) {
-    const version = await deps.db.workflowVersion.findUniqueOrThrow({ where: { id: row.workflowVersionId } });
-    workflow = cache.compile(version.id, version.definition);
+    const [version] = await run<{ definition: unknown }>(deps.pool, READ_VERSION, [row.workflowVersionId]);
+    workflow = cache.compile(row.workflowVersionId, version!.definition);
   }
   return { row, workflow };
 }

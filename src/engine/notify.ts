@@ -1,7 +1,13 @@
+import { run } from '../db/sql.ts';
 import { maskPii } from '../observability/mask.ts';
 import { sendProviderRequest } from '../providers/http-provider.ts';
 import type { LoadedExecution } from './load.ts';
 import type { EngineDeps } from './types.ts';
+
+const INSERT_NOTIFICATION_LOG = {
+  name: 'notification-log',
+  text: 'INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, status, details) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+};
 
 /**
  * Emails the account's admin that an execution failed, through the email provider, and logs
@@ -30,19 +36,9 @@ export async function notifyFailure(deps: EngineDeps, loaded: LoadedExecution, e
   const details = sent
     ? { to: row.account.adminEmail, workflow_name: row.workflow.name, error_message: errorMessage, delivered: Boolean(deps.config.EMAIL_HTTP_URL) }
     : { to: row.account.adminEmail, error: outcome.error };
-  await deps.db.executionLog
-    .create({
-      data: {
-        executionId: row.id,
-        accountId: row.accountId,
-        workflowId: row.workflowId,
-        contactId: row.contactId,
-        eventType: sent ? 'notification_sent' : 'notification_failed',
-        status: sent ? 'SUCCESS' : 'FAILED',
-        details: maskPii(details) as object,
-      },
-    })
-    .catch((error: Error) => deps.logger.error('notification log failed', { execution_id: row.id, error: error.message }));
+  await run(deps.pool, INSERT_NOTIFICATION_LOG, [
+    row.id, row.accountId, row.workflowId, row.contactId, sent ? 'notification_sent' : 'notification_failed', sent ? 'SUCCESS' : 'FAILED', JSON.stringify(maskPii(details)),
+  ]).catch((error: Error) => deps.logger.error('notification log failed', { execution_id: row.id, error: error.message }));
   deps.metrics.executionEvents.inc({ event_type: sent ? 'notification_sent' : 'notification_failed' });
   deps.logger.info(sent ? 'notification_sent' : 'notification_failed', { execution_id: row.id, account_id: row.accountId, ...details });
 }

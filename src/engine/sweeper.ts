@@ -7,6 +7,20 @@ import type { EngineDeps } from './types.ts';
 const BATCH = 1_000;
 const STALE_ROWS_PER_SWEEP = 5_000;
 
+/** Timers due within the horizon that an earlier sweep has not promoted yet. */
+const TIMERS = {
+  name: 'sweep-timers',
+  text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM executions
+    WHERE status IN ('PAUSED', 'ACTIVE') AND next_run_at <= $1 AND ($2::timestamptz IS NULL OR next_run_at > $2)`,
+};
+/** Accounts with free slots and executions waiting in line. */
+const ACCOUNTS_WITH_ROOM = {
+  name: 'sweep-accounts-with-room',
+  text: `SELECT a.id, a.concurrent_executions_per_account - a.active_executions AS free FROM accounts a
+    WHERE a.active_executions < a.concurrent_executions_per_account
+      AND EXISTS (SELECT 1 FROM executions e WHERE e.account_id = a.id AND e.status = 'QUEUED' AND e.waiting)`,
+};
+
 /** Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS. */
 const STUCK = {
   name: 'sweep-stuck',
@@ -48,10 +62,7 @@ export function createSweeper(deps: EngineDeps) {
     const staleBefore = new Date(now.getTime() - deps.config.STALE_AFTER_MS);
     let enqueued = 0;
 
-    const timers = await deps.db.execution.findMany({
-      where: { status: { in: ['PAUSED', 'ACTIVE'] }, nextRunAt: { lte: horizon, ...(promotedUntil ? { gt: promotedUntil } : {}) } },
-      select: { id: true, version: true, nextRunAt: true, traceContext: true },
-    });
+    const timers = await run<{ id: string; version: number; nextRunAt: Date; traceContext: unknown }>(deps.pool, TIMERS, [horizon, promotedUntil]);
     enqueued += await enqueue(deps, timers.map((t) => ({ executionId: t.id, version: t.version, delayMs: t.nextRunAt!.getTime() - now.getTime(), recovered: rebuilt || undefined, trace: traceOf(t) })));
     promotedUntil = horizon;
 
@@ -67,10 +78,7 @@ export function createSweeper(deps: EngineDeps) {
     }
 
     let admitted = 0;
-    const accounts = await deps.db.$queryRaw<{ id: string; free: number }[]>`
-      SELECT a.id, a.concurrent_executions_per_account - a.active_executions AS free FROM accounts a
-      WHERE a.active_executions < a.concurrent_executions_per_account
-        AND EXISTS (SELECT 1 FROM executions e WHERE e.account_id = a.id AND e.status = 'QUEUED' AND e.waiting)`;
+    const accounts = await run<{ id: string; free: number }>(deps.pool, ACCOUNTS_WITH_ROOM, []);
     for (const account of accounts) {
       const work = await admitWaiting(deps, account.id, account.free);
       await deps.queue.add(work);
