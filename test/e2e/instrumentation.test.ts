@@ -56,6 +56,9 @@ describe('OpenTelemetry export', () => {
       body: JSON.stringify({ contact_id: contact.id }),
     });
     const { execution_id: id } = (await triggered.json()) as { execution_id: string };
+    // A CRUD read through the same API: those routes query through Prisma (the engine's own statements go to pg).
+    const read = await fetch(`http://127.0.0.1:${apiPort}/api/v1/workflows/${workflow.id}`, { headers: { authorization: `Bearer ${h.account.api_key}` } });
+    expect(read.status).toBe(200);
     await h.waitForExecution(id, (e) => e.status === 'COMPLETED', 30_000);
     const deadline = Date.now() + 20_000;
     const scopes = () => new Set(spans.map((s) => s.scope));
@@ -69,5 +72,6 @@ describe('OpenTelemetry export', () => {
     const trigger = spans.find((s) => s.scope === 'flowmachine' && s.name === 'trigger execution')!;
     expect(spans.some((s) => s.scope === '@opentelemetry/instrumentation-http' && s.traceId === trigger.traceId)).toBe(true);
     expect(actions.every((a) => a.traceId === trigger.traceId)).toBe(true);
+    expect(spans.some((s) => s.scope === '@opentelemetry/instrumentation-pg' && s.traceId === trigger.traceId)).toBe(true);
   }, 120_000);
 });
