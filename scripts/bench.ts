@@ -13,7 +13,6 @@
 import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -26,7 +25,7 @@ import { createDb } from '../src/db/client.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { ADMIN_URL, adminQuery, databaseUrl } from '../test/helpers/database.ts';
 import { startFakeProvider } from '../test/helpers/fake-provider.ts';
-import { startPrivateRedis } from '../test/helpers/redis-server.ts';
+import { freePort, startPrivateRedis } from '../test/helpers/redis-server.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const BIN = path.resolve(import.meta.dirname, '../bin/flowmachine.mjs');
@@ -122,17 +121,6 @@ export interface BenchResult {
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** A TCP port nobody listens on right now. */
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 
 /** Nearest-rank percentiles of raw samples (ms). */
 export function percentiles(samples: number[]): Percentiles {

@@ -15,7 +15,6 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { Redis } from 'ioredis';
@@ -25,7 +24,7 @@ import { createDb, type PrismaClient } from '../src/db/client.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { checkConsistency, type ConsistencyReport } from '../src/engine/consistency.ts';
 import { startFakeProvider, type FakeResponse } from '../test/helpers/fake-provider.ts';
-import { startPrivateRedis } from '../test/helpers/redis-server.ts';
+import { freePort, startPrivateRedis } from '../test/helpers/redis-server.ts';
 import {
   chaosWorkflow, checkChaosRun, CHAOS_VIOLATIONS, INTERVENTIONS,
   type Answer, type ChaosRecord, type Fate, type FaultWindow, type InterventionKind, type PlannedExecution, type RecordedRequest,
@@ -142,16 +141,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.
 const cleanups: (() => Promise<unknown>)[] = [];
 const processProblems: string[] = [];
 const processMessages = new Map<string, number>();
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 
 /** A flowmachine process of the run. */
 interface Engine {
