@@ -1,34 +1,25 @@
 /**
  * API latency benchmark: seeds a fresh database with 100,000 executions (about three log entries each),
- * starts the API process alone (no worker, so triggered executions accumulate), and runs autocannon at a
- * fixed rate against `GET /api/v1/executions/{id}` (random ids) and then `POST /api/v1/workflows/{id}/trigger`
- * (a fresh contact per request). Prints p50/p95/p99 and errors per endpoint.
+ * starts the API process alone (no worker, so triggered executions accumulate), and sends open-loop load
+ * (Poisson arrivals at a mean rate, latency from each request's scheduled arrival) to
+ * `GET /api/v1/executions/{id}` (random ids) and then `POST /api/v1/workflows/{id}/trigger` (a fresh
+ * contact per request). Prints p50/p95/p99 and errors per endpoint.
  *
- * Usage: `npm run bench:api -- [--executions 100000] [--rate 500] [--duration 20] [--connections 20] [--json]
+ * Usage: `npm run bench:api -- [--executions 100000] [--rate 500] [--duration 20] [--connections 64] [--json]
  *   [--api-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]`
  * (see docs/benchmarks.md). Exits 1 when any request failed.
  */
-import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { Pool } from 'undici';
 import { createAccount } from '../src/api/api-keys.ts';
 import { createDb } from '../src/db/client.ts';
 import { startPrivateRedis } from '../test/helpers/redis-server.ts';
 import { benchDefinition, Cleanup, cpuSeconds, createBenchDatabase, engineEnv, insertContacts, percentiles, PostgresCpu, rssMb, startEngineProcess, type Percentiles } from './bench.ts';
-
-/** The part of autocannon's programmatic API used here (the package ships no types). */
-type Autocannon = (options: Record<string, unknown>) => NodeJS.EventEmitter & PromiseLike<AutocannonResult>;
-interface AutocannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  statusCodeStats: Record<string, { count: number }>;
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 /** One endpoint's figures. */
 export interface EndpointResult {
@@ -38,8 +29,8 @@ export interface EndpointResult {
   latencyMs: Percentiles & { max: number | null };
   errors: number;
   statuses: Record<string, number>;
-  /** CPU ms per request of the API process and of the Postgres backends. */
-  cpuMs: { api: number; postgres: number };
+  /** CPU ms per request of the API process, of the Postgres backends and of this load generator. */
+  cpuMs: { api: number; postgres: number; client: number };
 }
 
 /**
@@ -83,39 +74,65 @@ async function seedExecutions(client: pg.ClientBase, accountId: string, workflow
   await client.query('VACUUM ANALYZE');
 }
 
-/** Runs autocannon at `rate` requests/s for `duration` s; `next` gives each request's path and body. */
+/**
+ * Open-loop load: requests arrive as a Poisson process of mean `rate` per second (exponential gaps), whatever
+ * the server's speed, over at most `connections` keep-alive connections. Each latency runs from the request's
+ * scheduled arrival to the end of its response, so a server that falls behind is charged for the time its
+ * requests waited (no coordinated omission). `next` gives each request's method, path and body.
+ */
 async function load(
   name: string,
   target: { port: number; apiKey: string; pid: number | undefined; client: pg.ClientBase },
   options: { rate: number; duration: number; connections: number },
-  next: () => { method: string; path: string; body?: string },
+  next: () => { method: 'GET' | 'POST'; path: string; body?: string },
 ): Promise<EndpointResult> {
+  const pool = new Pool(`http://127.0.0.1:${target.port}`, { connections: options.connections, pipelining: 1 });
+  const headers = { authorization: `Bearer ${target.apiKey}`, 'content-type': 'application/json' };
   const samples: number[] = [];
+  const statuses: Record<string, number> = {};
+  let failures = 0;
+  const inFlight = new Set<Promise<void>>();
+  const send = (scheduled: number) => {
+    const sent = pool
+      .request({ ...next(), headers })
+      .then(async (response) => {
+        await response.body.dump();
+        samples.push(performance.now() - scheduled);
+        statuses[response.statusCode] = (statuses[response.statusCode] ?? 0) + 1;
+      })
+      .catch(() => void failures++)
+      .finally(() => inFlight.delete(sent));
+    inFlight.add(sent);
+  };
   const postgres = new PostgresCpu(target.client);
   await postgres.sample(true);
   const apiBefore = cpuSeconds(target.pid) ?? 0;
-  const instance = autocannon({
-    url: `http://127.0.0.1:${target.port}`,
-    connections: options.connections,
-    overallRate: options.rate,
-    duration: options.duration,
-    headers: { authorization: `Bearer ${target.apiKey}`, 'content-type': 'application/json' },
-    requests: [{ setupRequest: (request: Record<string, unknown>) => ({ ...request, ...next() }) }],
-  });
-  instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => samples.push(responseTime));
-  const result = await instance;
+  const clientBefore = process.cpuUsage();
+  const began = performance.now();
+  const end = began + options.duration * 1000;
+  for (let due = began; due < end; ) {
+    for (const now = performance.now(); due <= now && due < end; due += (-Math.log(1 - Math.random()) * 1000) / options.rate) send(due);
+    await sleep(Math.max(0, Math.min(due, end) - performance.now()));
+  }
+  await Promise.all(inFlight);
+  const seconds = (performance.now() - began) / 1000;
+  const client = process.cpuUsage(clientBefore);
+  await pool.close();
   await postgres.sample();
-  const perRequest = (seconds: number) => (samples.length ? (1000 * seconds) / samples.length : 0);
-  const cpuMs = { api: perRequest((cpuSeconds(target.pid) ?? 0) - apiBefore), postgres: perRequest(postgres.seconds) };
-  const statuses = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, Number(count)]));
+  const perRequest = (cpu: number) => (samples.length ? (1000 * cpu) / samples.length : 0);
+  const non2xx = Object.entries(statuses).reduce((sum, [code, count]) => sum + (code.startsWith('2') ? 0 : count), 0);
   return {
     endpoint: name,
     requests: samples.length,
-    perSec: samples.length / result.duration,
+    perSec: samples.length / seconds,
     latencyMs: { ...percentiles(samples), max: samples.length ? Math.max(...samples) : null },
-    errors: result.errors + result.timeouts + result.non2xx,
+    errors: failures + non2xx,
     statuses,
-    cpuMs,
+    cpuMs: {
+      api: perRequest((cpuSeconds(target.pid) ?? 0) - apiBefore),
+      postgres: perRequest(postgres.seconds),
+      client: perRequest((client.user + client.system) / 1e6),
+    },
   };
 }
 
@@ -126,7 +143,7 @@ async function main(argv: string[]): Promise<void> {
       executions: { type: 'string', default: '100000' },
       rate: { type: 'string', default: '500' },
       duration: { type: 'string', default: '20' },
-      connections: { type: 'string', default: '20' },
+      connections: { type: 'string', default: '64' },
       json: { type: 'boolean', default: false },
       'api-node-args': { type: 'string', default: '' },
     },
@@ -177,15 +194,16 @@ async function main(argv: string[]): Promise<void> {
     cleanup.add(() => api.stop());
     const settings = { rate, duration, connections };
     const warm = { ...settings, duration: 2 };
-    const read = () => ({ method: 'GET', path: `/api/v1/executions/${ids[Math.floor(Math.random() * ids.length)]}` });
+    const read = () => ({ method: 'GET' as const, path: `/api/v1/executions/${ids[Math.floor(Math.random() * ids.length)]}` });
     let nextContact = 0;
-    const trigger = () => ({ method: 'POST', path: `/api/v1/workflows/${workflowId}/trigger`, body: JSON.stringify({ contact_id: fresh[nextContact++ % fresh.length] }) });
+    const trigger = () => ({ method: 'POST' as const, path: `/api/v1/workflows/${workflowId}/trigger`, body: JSON.stringify({ contact_id: fresh[nextContact++ % fresh.length] }) });
 
     progress(`GET /executions/{id} at ${rate}/s for ${duration} s…`);
     const target = { port: api.port, apiKey: account.api_key, pid: api.child.pid, client };
     await load('warm-up', target, warm, read);
     const get = await load('GET /api/v1/executions/{id}', target, settings, read);
     progress(`POST /workflows/{id}/trigger at ${rate}/s for ${duration} s…`);
+    await load('warm-up', target, warm, trigger);
     const post = await load('POST /api/v1/workflows/{id}/trigger', target, settings, trigger);
     const apiRss = rssMb(api.child.pid);
     const results = [get, post];
@@ -193,10 +211,10 @@ async function main(argv: string[]): Promise<void> {
 
     const f = (value: number | null) => (value === null ? 'n/a' : value.toFixed(1));
     console.log(`flowmachine api-bench: ${ids.length} executions (${size.logs} logs, ${Math.round(size.mb)} MB), ${rate} requests/s for ${duration} s each, ${connections} connections; API RSS ${Math.round(apiRss)} MB; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)}; ${Math.round((performance.now() - began) / 1000)} s\n`);
-    console.log('| endpoint | requests | achieved req/s | p50 ms | p95 ms | p99 ms | max ms | errors | CPU ms/request: API / Postgres |');
+    console.log('| endpoint | requests | achieved req/s | p50 ms | p95 ms | p99 ms | max ms | errors | CPU ms/request: API / Postgres / load generator |');
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const r of results) {
-      console.log(`| ${r.endpoint} | ${r.requests} | ${r.perSec.toFixed(0)} | ${f(r.latencyMs.p50)} | ${f(r.latencyMs.p95)} | ${f(r.latencyMs.p99)} | ${f(r.latencyMs.max)} | ${r.errors} | ${r.cpuMs.api.toFixed(2)} / ${r.cpuMs.postgres.toFixed(2)} |`);
+      console.log(`| ${r.endpoint} | ${r.requests} | ${r.perSec.toFixed(0)} | ${f(r.latencyMs.p50)} | ${f(r.latencyMs.p95)} | ${f(r.latencyMs.p99)} | ${f(r.latencyMs.max)} | ${r.errors} | ${r.cpuMs.api.toFixed(2)} / ${r.cpuMs.postgres.toFixed(2)} / ${r.cpuMs.client.toFixed(2)} |`);
     }
     if (values.json) console.log(JSON.stringify({ executions: ids.length, logs: size.logs, databaseMb: size.mb, rate, duration, connections, apiRssMb: apiRss, results }));
   } finally {

@@ -53,6 +53,13 @@ const TOKEN = new RegExp(
 );
 
 const DECIMAL = /^\d+\.\d+$/;
+/**
+ * What every alternative of {@link TOKEN} that changes text needs (an `@`, a digit or one of the secret
+ * words): text without any is returned as is without running the scanner, and so is a bare uuid (log
+ * lines are mostly ids and names).
+ */
+const MAY_HOLD_TOKEN = /[@\d]|pass|secret|token|api|credential|authorization|bearer|fm_|k_/i;
+const BARE_UUID = new RegExp(`^${UUID}$`);
 
 type TokenGroups = Partial<
   Record<'pairKey' | 'pairValue' | 'bearer' | 'apiKey' | 'emailLocal' | 'emailDomain' | 'phone', string>
@@ -99,6 +106,7 @@ export function maskPhone(phone: string): string {
  * Uuids, ISO dates and timestamps, decimals and numbers shorter than 7 digits are left alone.
  */
 export function maskText(text: string): string {
+  if (!MAY_HOLD_TOKEN.test(text) || BARE_UUID.test(text)) return text;
   return text.replace(TOKEN, (match: string, ...rest: unknown[]) => maskToken(match, rest.at(-1) as TokenGroups));
 }
 
