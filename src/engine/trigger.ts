@@ -1,4 +1,5 @@
 import { initialTransition } from 'xstate';
+import type { CompiledWorkflow } from '../compiler/compile.ts';
 import { run } from '../db/sql.ts';
 import { FlowmachineError } from '../errors.ts';
 import { maskPii } from '../observability/mask.ts';
@@ -30,8 +31,8 @@ export type TriggerResult =
 /**
  * Enrolls a contact: checks every guard, then creates the execution (QUEUED, initial snapshot) and
  * its `execution_started` log in one transaction, serialised per workflow and contact so concurrent
- * triggers cannot both pass the deduplication check; then enqueues the first step. Two round trips
- * when the version's machine is cached: one read, one call of `flowmachine_enroll`.
+ * triggers cannot both pass the deduplication check; then enqueues the first step. One call of
+ * `flowmachine_trigger` when the workflow's current version is compiled here already.
  */
 export function triggerExecution(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
   return withSpan('trigger execution', { 'flowmachine.workflow_id': request.workflowId, 'flowmachine.contact_id': request.contactId }, async (span) => {
@@ -42,19 +43,16 @@ export function triggerExecution(deps: EngineDeps, cache: WorkflowCache, request
   });
 }
 
-/** The workflow with its current version, and the contact: null columns for what the account does not hold. */
-const READ_TRIGGER = {
-  name: 'trigger-read',
-  text: `SELECT w.status AS "workflowStatus", v.id AS "versionId", v.version, c.opted_in AS "optedIn"
-    FROM (SELECT 1) AS one
-    LEFT JOIN workflows w ON w.id = $1 AND w.account_id = $3
-    LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
-    LEFT JOIN contacts c ON c.id = $2 AND c.account_id = $3 AND c.deleted_at IS NULL`,
-};
 /** A version's definition, read only when its compiled machine is not cached yet. */
 const READ_DEFINITION = { name: 'trigger-definition', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
-/** Lock, deduplication and reentry checks, execution and log inserts: one call (migration `enroll_function`). */
-const ENROLL = { name: 'trigger-enroll', text: 'SELECT kind, execution FROM flowmachine_enroll($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)' };
+/**
+ * Workflow, contact and version checks, then lock, deduplication and reentry checks, execution and log
+ * inserts: one call (migration `trigger_function`).
+ */
+const TRIGGER = {
+  name: 'trigger',
+  text: 'SELECT kind, execution, version_id AS "versionId" FROM flowmachine_trigger($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+};
 /** The `BLOCKED` log entries of refused triggers: one per (contact, execution) pair. */
 const INSERT_REFUSALS = {
   name: 'trigger-refusals',
@@ -77,35 +75,55 @@ const ENROLL_MANY = { name: 'enroll-many', text: 'SELECT contact, kind, executio
 
 async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
   const { accountId, workflowId, contactId } = request;
-  const [read] = await run<{ workflowStatus: string | null; versionId: string | null; version: number | null; optedIn: boolean | null }>(
-    deps.pool, READ_TRIGGER, [workflowId, contactId, accountId],
-  );
-  if (!read?.workflowStatus) return { kind: 'workflow_not_found' };
-  if (read.optedIn === null) return { kind: 'contact_not_found' };
-  if (read.workflowStatus !== 'active') return { kind: 'inactive' };
-  const refusal = (eventType: string, executionId: string | null, details: Record<string, unknown>) =>
-    logRefusals(deps, { accountId, workflowId, eventType, details }, [{ contactId, executionId }]);
-  if (!read.optedIn) {
-    await refusal('opt_out_blocked', null, { reason: 'contact has opted out' });
-    return { kind: 'opted_out' };
-  }
-  const { versionId, version } = read;
-  if (!versionId) throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
-  const compiled = await compiledVersion(deps, cache, versionId);
-  const [snapshot] = initialTransition(compiled.machine);
-  const stored = storeSnapshot(snapshot);
-  const now = deps.clock.now();
+  const payload = JSON.stringify(request.payload ?? {});
   const trace = injectTraceContext();
+  // The version last seen current is compiled here already; when Postgres says another one is current
+  // (or none was seen yet), that one is compiled and the call made again.
+  for (let versionId = cache.latestVersion(workflowId); ; ) {
+    const compiled = versionId === undefined ? undefined : await compiledVersion(deps, cache, versionId);
+    const initial = compiled && initialOf(compiled);
+    const [row] = await run<{ kind: TriggerRow; execution: string | null; versionId: string | null }>(deps.pool, TRIGGER, [
+      accountId, workflowId, contactId, versionId ?? null, compiled?.reentry ?? null, DEDUPLICATION_WINDOW_MS, initial?.snapshot ?? null,
+      initial?.totalSteps ?? null, compiled?.goalEvent ?? null, payload, JSON.stringify(trace), deps.clock.now(),
+    ]);
+    const { kind, execution } = row!;
+    if (row!.versionId) cache.sawLatestVersion(workflowId, row!.versionId);
+    switch (kind) {
+      case 'stale':
+        if (!row!.versionId) throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
+        versionId = row!.versionId;
+        continue;
+      case 'workflow_not_found':
+      case 'contact_not_found':
+      case 'inactive':
+        return { kind };
+      case 'opted_out':
+        await logRefusals(deps, { accountId, workflowId, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } }, [{ contactId, executionId: null }]);
+        return { kind };
+      case 'duplicate':
+        await logRefusals(deps, { accountId, workflowId, eventType: 'deduplication_blocked', details: { reason: 'duplicate trigger ignored' } }, [{ contactId, executionId: execution }]);
+        return { kind, executionId: execution! };
+      case 'started':
+        await started(deps, accountId, workflowId, [{ executionId: execution!, trace }]);
+        return { kind, executionId: execution! };
+      case 'already_enrolled':
+        return { kind, executionId: execution! };
+    }
+  }
+}
 
-  const [enrolled] = await run<{ kind: 'started' | 'duplicate' | 'already_enrolled'; execution: string }>(deps.pool, ENROLL, [
-    accountId, workflowId, versionId, version, contactId, compiled.reentry, DEDUPLICATION_WINDOW_MS, JSON.stringify(stored),
-    progressOf(compiled, stored, compiled.totalSteps).totalSteps, compiled.goalEvent, JSON.stringify(request.payload ?? {}), JSON.stringify(trace), now,
-  ]);
-  const result: TriggerResult = { kind: enrolled!.kind, executionId: enrolled!.execution };
+type TriggerRow = TriggerResult['kind'] | 'stale';
 
-  if (result.kind === 'duplicate') await refusal('deduplication_blocked', result.executionId, { reason: 'duplicate trigger ignored' });
-  if (result.kind === 'started') await started(deps, accountId, workflowId, [{ executionId: result.executionId, trace }]);
-  return result;
+/** A version's initial snapshot (stored form, as JSON) and step count: the same for each of its executions. */
+const initials = new WeakMap<CompiledWorkflow, { snapshot: string; totalSteps: number }>();
+function initialOf(compiled: CompiledWorkflow): { snapshot: string; totalSteps: number } {
+  let initial = initials.get(compiled);
+  if (!initial) {
+    const stored = storeSnapshot(initialTransition(compiled.machine)[0]);
+    initial = { snapshot: JSON.stringify(stored), totalSteps: progressOf(compiled, stored, compiled.totalSteps).totalSteps };
+    initials.set(compiled, initial);
+  }
+  return initial;
 }
 
 /** Stores and logs the refusals of one kind for some contacts of one workflow. */
@@ -196,9 +214,7 @@ async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkE
   const refusal = { accountId, workflowId, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } };
   await logRefusals(deps, refusal, contactIds.filter((id) => outcomes.get(id)?.outcome === 'opted_out').map((contactId) => ({ contactId, executionId: null })));
 
-  const [snapshot] = initialTransition(compiled.machine);
-  const stored = storeSnapshot(snapshot);
-  const totalSteps = progressOf(compiled, stored, compiled.totalSteps).totalSteps;
+  const initial = initialOf(compiled);
   const now = deps.clock.now();
   const news: { executionId: string; trace: Record<string, string> }[] = [];
   const duplicates: { contactId: string; executionId: string }[] = [];
@@ -208,8 +224,8 @@ async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkE
     const spans = chunk.map((contactId) => startLinkedRootSpan('trigger execution', { 'flowmachine.workflow_id': workflowId, 'flowmachine.contact_id': contactId }));
     try {
       const rows = await run<{ contact: string; kind: 'started' | 'duplicate' | 'already_enrolled'; execution: string }>(deps.pool, ENROLL_MANY, [
-        accountId, workflowId, workflow.versionId, workflow.version, chunk, compiled.reentry, DEDUPLICATION_WINDOW_MS, JSON.stringify(stored),
-        totalSteps, compiled.goalEvent, JSON.stringify(request.payload ?? {}), JSON.stringify(spans.map((s) => s.carrier)), now,
+        accountId, workflowId, workflow.versionId, workflow.version, chunk, compiled.reentry, DEDUPLICATION_WINDOW_MS, initial.snapshot,
+        initial.totalSteps, compiled.goalEvent, JSON.stringify(request.payload ?? {}), JSON.stringify(spans.map((s) => s.carrier)), now,
       ]);
       rows.forEach((row, index) => {
         outcomes.set(row.contact, { outcome: row.kind, executionId: row.execution });

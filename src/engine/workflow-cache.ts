@@ -8,11 +8,22 @@ import { FlowmachineError } from '../errors.ts';
  */
 export class WorkflowCache {
   private readonly entries = new Map<string, CompiledWorkflow>();
+  private readonly latest = new Map<string, string>();
 
   constructor(private readonly capacity = 1_000) {}
 
   get(versionId: string): CompiledWorkflow | undefined {
     return this.entries.get(versionId);
+  }
+
+  /** The version of a workflow last seen current here: a guess, which the trigger checks in Postgres. */
+  latestVersion(workflowId: string): string | undefined {
+    return this.latest.get(workflowId);
+  }
+
+  sawLatestVersion(workflowId: string, versionId: string): void {
+    if (!this.latest.has(workflowId) && this.latest.size >= this.capacity) this.latest.delete(this.latest.keys().next().value as string);
+    this.latest.set(workflowId, versionId);
   }
 
   /** Compiles a stored definition (validated again: stored JSON is a boundary too). */

@@ -33,7 +33,7 @@ export const PREMASKED = Symbol('premasked');
 // Masks the message and every metadata field; runs after `errors()` so stacks are masked too.
 const maskFields = winston.format((info) => ((info as { [PREMASKED]?: boolean })[PREMASKED] ? info : Object.assign(info, maskPii({ ...info }))));
 
-// Added after masking: trace and span ids are hex and must reach the log line untouched.
+// Added after masking, like the timestamp: trace and span ids are hex and must reach the log line untouched.
 const traceContext = winston.format((info) => {
   const spanContext = trace.getActiveSpan()?.spanContext();
   if (spanContext && isSpanContextValid(spanContext)) {
@@ -50,18 +50,22 @@ const traceContext = winston.format((info) => {
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const { level = process.env.LOG_LEVEL ?? 'info', service = 'flowmachine', stream } = options;
-  return winston.createLogger({
+  // winston formats every entry before its transport drops those below the level: drop them first.
+  const enabled = winston.format((info) => logger.isLevelEnabled(info.level) && info);
+  const logger = winston.createLogger({
     level,
     defaultMeta: { service },
     format: winston.format.combine(
+      enabled(),
       winston.format.errors({ stack: true }),
-      winston.format.timestamp(),
       maskFields(),
+      winston.format.timestamp(),
       traceContext(),
       winston.format.json(),
     ),
     transports: [stream ? new winston.transports.Stream({ stream }) : new winston.transports.Console()],
   });
+  return logger;
 }
 
 /** A logger that writes nothing, for unit tests of code that takes a {@link Logger}. */

@@ -63,4 +63,27 @@ describe('Feature: Workflow Execution Initiation', () => {
     expect(response.body.error).toBe('Workflow is not active');
     expect(await h.db.execution.count({ where: { contactId: contact.id } })).toBe(0);
   });
+
+  it('a trigger after a new definition version enrolls into that version; earlier executions keep theirs', async () => {
+    const workflow = await h.createWorkflow(sequential, 'Versioned');
+    const before = await h.trigger(workflow.id, (await h.createContact()).id);
+    const redefined = await h.api.put(`/workflows/${workflow.id}/definition`, { definition: { steps: [{ id: 'only', type: 'add_tag', config: { tag: 'v2' } }] } });
+    expect(redefined.status).toBe(200);
+    const after = await h.trigger(workflow.id, (await h.createContact()).id);
+    const versions = await h.db.workflowVersion.findMany({ where: { workflowId: workflow.id }, orderBy: { version: 'asc' } });
+    const rows = await Promise.all([before, after].map((id) => h.db.execution.findUniqueOrThrow({ where: { id } })));
+    expect(rows.map((row) => [row.workflowVersionId, row.totalSteps])).toEqual([[versions[0]!.id, 3], [versions[1]!.id, 1]]);
+    expect(rows.map((row) => (row.snapshot as { value: unknown }).value)).toEqual(['welcome', 'only']);
+    expect((await h.logsOf(after)).map((l) => l.details)).toEqual([{ workflow_version: 2 }]);
+  });
+
+  it('a workflow whose current version has no row answers 500 and creates nothing', async () => {
+    const workflow = await h.createWorkflow(sequential, 'Broken');
+    await h.db.workflow.update({ where: { id: workflow.id }, data: { currentVersion: 7 } });
+    const contact = await h.createContact();
+    const response = await h.api.post(`/workflows/${workflow.id}/trigger`, { contact_id: contact.id });
+    expect(response.status).toBe(500);
+    expect(response.body).toEqual({ error: 'internal error', request_id: expect.any(String) });
+    expect(await h.db.execution.count({ where: { contactId: contact.id } })).toBe(0);
+  });
 });

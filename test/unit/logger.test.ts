@@ -26,6 +26,19 @@ function capture(options: { level?: string } = {}): { logger: Logger; lines: () 
 }
 
 describe('createLogger', () => {
+  it('skips entries below its level before formatting them, and follows a level changed later', async () => {
+    const { logger, lines } = capture({ level: 'info' });
+    let formatted = 0;
+    // Masking walks nested objects; winston itself only copies the top level.
+    const meta = { nested: { get detail() { formatted += 1; return 'x'; } } };
+    logger.log('http', 'request', meta);
+    logger.debug('details', meta);
+    logger.level = 'http';
+    logger.log('http', 'request', { route: '/api/v1/workflows/:id/trigger' });
+    expect(formatted).toBe(0);
+    expect((await lines()).map((line) => [line.level, line.message, line.route])).toEqual([['http', 'request', '/api/v1/workflows/:id/trigger']]);
+  });
+
   it('writes JSON lines with level, message, ISO timestamp, service and metadata', async () => {
     const { logger, lines } = capture();
     logger.info('execution started', { execution_id: '123e4567-e89b-12d3-a456-426614174000', step_index: 2 });

@@ -1,0 +1,41 @@
+-- A trigger in one call, for a caller that has compiled the workflow version it expects to be current:
+-- checks the workflow (in the account), the contact (in the account, not deleted) and their states in
+-- the order the API answers them, then, when the workflow's current version is p_version_id, enrolls
+-- exactly as flowmachine_enroll does, in the same transaction.
+-- Returns one row: kind is 'workflow_not_found', 'contact_not_found', 'inactive' or 'opted_out' (nothing
+-- written); 'stale' when the current version is not p_version_id (version_id names the current one,
+-- NULL when the workflow has no row for it: the caller compiles that version and calls again); or what
+-- flowmachine_enroll returned ('started', 'duplicate', 'already_enrolled') with the execution.
+CREATE FUNCTION flowmachine_trigger(
+  p_account uuid, p_workflow uuid, p_contact uuid, p_version_id uuid, p_reentry text, p_window_ms integer,
+  p_snapshot jsonb, p_total_steps integer, p_goal_event text, p_payload jsonb, p_trace jsonb, p_now timestamptz)
+RETURNS TABLE (kind text, execution uuid, version_id uuid)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_status text;
+  v_current_id uuid;
+  v_current_version integer;
+  v_opted_in boolean;
+BEGIN
+  SELECT w.status, v.id, v.version INTO v_status, v_current_id, v_current_version FROM workflows w
+    LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+    WHERE w.id = p_workflow AND w.account_id = p_account;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT 'workflow_not_found'::text, NULL::uuid, NULL::uuid;
+    RETURN;
+  END IF;
+  SELECT c.opted_in INTO v_opted_in FROM contacts c WHERE c.id = p_contact AND c.account_id = p_account AND c.deleted_at IS NULL;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT 'contact_not_found'::text, NULL::uuid, v_current_id;
+  ELSIF v_status <> 'active' THEN
+    RETURN QUERY SELECT 'inactive'::text, NULL::uuid, v_current_id;
+  ELSIF NOT v_opted_in THEN
+    RETURN QUERY SELECT 'opted_out'::text, NULL::uuid, v_current_id;
+  ELSIF v_current_id IS DISTINCT FROM p_version_id OR v_current_id IS NULL THEN
+    RETURN QUERY SELECT 'stale'::text, NULL::uuid, v_current_id;
+  ELSE
+    RETURN QUERY SELECT e.kind, e.execution, v_current_id FROM flowmachine_enroll(p_account, p_workflow, v_current_id, v_current_version,
+      p_contact, p_reentry, p_window_ms, p_snapshot, p_total_steps, p_goal_event, p_payload, p_trace, p_now) AS e;
+  END IF;
+END $$;
