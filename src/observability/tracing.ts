@@ -39,20 +39,22 @@ export async function startTracing(options: { serviceName?: string } = {}): Prom
   const { register } = await import('node:module');
   register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
   // Loaded lazily: the SDK is heavy and most test and CLI runs never export.
-  const [{ NodeSDK }, { OTLPTraceExporter }, { HttpInstrumentation }, { IORedisInstrumentation }, { PgInstrumentation }, { PrismaInstrumentation }] = await Promise.all([
-    import('@opentelemetry/sdk-node'),
-    import('@opentelemetry/exporter-trace-otlp-http'),
-    import('@opentelemetry/instrumentation-http'),
-    import('@opentelemetry/instrumentation-ioredis'),
-    import('@opentelemetry/instrumentation-pg'),
-    import('@prisma/instrumentation'),
-  ]);
+  const [{ NodeSDK }, { OTLPTraceExporter }, { HttpInstrumentation }, { IORedisInstrumentation }, { PgInstrumentation }, { PrismaInstrumentation }, { UndiciInstrumentation }] =
+    await Promise.all([
+      import('@opentelemetry/sdk-node'),
+      import('@opentelemetry/exporter-trace-otlp-http'),
+      import('@opentelemetry/instrumentation-http'),
+      import('@opentelemetry/instrumentation-ioredis'),
+      import('@opentelemetry/instrumentation-pg'),
+      import('@prisma/instrumentation'),
+      import('@opentelemetry/instrumentation-undici'),
+    ]);
   const sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME || options.serviceName || 'flowmachine',
     // Any other OTEL_TRACES_EXPORTER value (console, zipkin, a list) is left to the SDK to resolve.
     ...(!exporter || exporter === 'otlp' ? { traceExporter: new OTLPTraceExporter() } : {}),
-    // HTTP (API and provider calls), Postgres (Prisma and node-postgres) and Redis spans.
-    instrumentations: [new HttpInstrumentation(), new PrismaInstrumentation(), new PgInstrumentation(), new IORedisInstrumentation()],
+    // HTTP (the API's server spans; provider calls go through undici), Postgres (Prisma and node-postgres) and Redis spans.
+    instrumentations: [new HttpInstrumentation(), new UndiciInstrumentation(), new PrismaInstrumentation(), new PgInstrumentation(), new IORedisInstrumentation()],
     metricReaders: [],
     logRecordProcessors: [],
   });

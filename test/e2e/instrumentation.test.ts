@@ -5,12 +5,12 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 import { startProcess, type EngineProcess } from '../helpers/processes.ts';
 
 // With the standard OTEL_* variables set, a real engine process exports, besides its own spans, the
-// spans of the standard HTTP, Postgres (pg and Prisma) and Redis instrumentations over OTLP/HTTP.
+// spans of the standard HTTP, undici, Postgres (pg and Prisma) and Redis instrumentations over OTLP/HTTP.
 describe('OpenTelemetry export', () => {
   let h: Harness;
   let receiver: Server;
   let engine: EngineProcess | null = null;
-  const spans: { scope: string; name: string; traceId: string; attributes: { key: string; value: { stringValue?: string } }[] }[] = [];
+  const spans: { scope: string; name: string; traceId: string; spanId: string; parentSpanId?: string; attributes: { key: string; value: { stringValue?: string } }[] }[] = [];
 
   beforeAll(async () => {
     h = await startHarness({ worker: false });
@@ -18,7 +18,7 @@ describe('OpenTelemetry export', () => {
       let body = '';
       request.on('data', (chunk: Buffer) => (body += chunk.toString()));
       request.on('end', () => {
-        const parsed = JSON.parse(body || '{}') as { resourceSpans?: { scopeSpans?: { scope: { name: string }; spans: { name: string; traceId: string; attributes: [] }[] }[] }[] };
+        const parsed = JSON.parse(body || '{}') as { resourceSpans?: { scopeSpans?: { scope: { name: string }; spans: { name: string; traceId: string; spanId: string; attributes: [] }[] }[] }[] };
         for (const resource of parsed.resourceSpans ?? []) for (const scope of resource.scopeSpans ?? []) for (const span of scope.spans) spans.push({ scope: scope.scope.name, ...span });
         response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
@@ -33,7 +33,7 @@ describe('OpenTelemetry export', () => {
     await h.stop();
   });
 
-  it('exports HTTP, Postgres, Prisma and Redis spans with the execution spans', async () => {
+  it('exports HTTP, provider call, Postgres, Prisma and Redis spans with the execution spans', async () => {
     const { port } = receiver.address() as { port: number };
     engine = await startProcess('start', {
       PORT: '0',
@@ -62,7 +62,7 @@ describe('OpenTelemetry export', () => {
     await h.waitForExecution(id, (e) => e.status === 'COMPLETED', 30_000);
     const deadline = Date.now() + 20_000;
     const scopes = () => new Set(spans.map((s) => s.scope));
-    const wanted = ['@opentelemetry/instrumentation-http', '@opentelemetry/instrumentation-pg', '@opentelemetry/instrumentation-ioredis', 'prisma', 'flowmachine'];
+    const wanted = ['@opentelemetry/instrumentation-http', '@opentelemetry/instrumentation-undici', '@opentelemetry/instrumentation-pg', '@opentelemetry/instrumentation-ioredis', 'prisma', 'flowmachine'];
     const actionCount = () => spans.filter((s) => s.scope === 'flowmachine' && s.name.startsWith('action ')).length;
     while ((!wanted.every((scope) => scopes().has(scope)) || actionCount() < 3) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     expect([...scopes()]).toEqual(expect.arrayContaining(wanted));
@@ -73,5 +73,10 @@ describe('OpenTelemetry export', () => {
     expect(spans.some((s) => s.scope === '@opentelemetry/instrumentation-http' && s.traceId === trigger.traceId)).toBe(true);
     expect(actions.every((a) => a.traceId === trigger.traceId)).toBe(true);
     expect(spans.some((s) => s.scope === '@opentelemetry/instrumentation-pg' && s.traceId === trigger.traceId)).toBe(true);
+    // Each provider call is a client span under its action's span.
+    const calls = spans.filter((s) => s.scope === '@opentelemetry/instrumentation-undici' && s.traceId === trigger.traceId);
+    const parentOf = (call: (typeof spans)[number]) => actions.find((a) => a.spanId === call.parentSpanId)?.name;
+    expect(calls.map(parentOf).sort()).toEqual(['action send_email', 'action send_sms']);
+    expect(calls.every((call) => call.name === 'POST')).toBe(true);
   }, 120_000);
 });
