@@ -1,6 +1,7 @@
 import { transition } from 'xstate';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { TagChange } from '../actions/run-action.ts';
+import type { Step } from '../definition/schema.ts';
 import { run } from '../db/sql.ts';
 import { PREMASKED } from '../observability/logger.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
@@ -33,6 +34,19 @@ export interface Committed {
   finished: FinalState | null;
   reason: string | null;
   work: StepWork[];
+  /** Not written yet: handed to the next step through {@link Inline}, to be committed with it. */
+  staged?: boolean;
+}
+
+/**
+ * Steps applied in memory and not yet written, to commit together with the next one: what the
+ * commit must write besides the next step's own change.
+ */
+export interface Pending {
+  /** Row fields set by the staged steps (the next step's own fields override them). */
+  set: Record<string, unknown>;
+  logRows: LogRow[];
+  tagChange?: TagChange;
 }
 
 const FINISH_LOGS: Record<FinalState, string[]> = {
@@ -63,8 +77,27 @@ const EFFECT_TYPES = new Set<string>(['executeAction', 'evaluateCondition', 'sta
  * same job (saving a queue round trip) instead of enqueueing it.
  */
 export interface Inline {
-  /** The next step's job, with the execution as just committed (its contact read back by the commit). */
-  next?: StepWork & { loaded: LoadedExecution };
+  /**
+   * The next step's job, with the execution as just committed (its contact read back by the commit),
+   * or as staged in memory, with what is still to be written in `pending`.
+   */
+  next?: StepWork & { loaded: LoadedExecution; pending?: Pending };
+}
+
+/**
+ * Steps that only read or change the execution and its contact (a condition, a tag) are staged instead
+ * of committed when they follow a step of an admitted execution at once: their change is written by the
+ * next commit, in the same call. A provider call never runs with anything staged, so what it depends on
+ * (admission, the steps before it) is always committed first; at most one tag change is staged.
+ */
+function stagesBefore(step: Step | undefined, tagChange: TagChange | undefined): boolean {
+  return step?.type === 'condition' || ((step?.type === 'add_tag' || step?.type === 'remove_tag') && !tagChange);
+}
+
+/** The contact's tags after a tag change, as `flowmachine_commit` applies it. */
+function withTag(contact: ExecutionRow['contact'], { op, tag }: TagChange): ExecutionRow['contact'] {
+  const others = contact.tags.filter((t) => t !== tag);
+  return { ...contact, tags: op === 'add' ? [...others, tag] : others };
 }
 
 /**
@@ -73,7 +106,7 @@ export interface Inline {
  * account's concurrency slot. Only after the commit is the next work enqueued (or handed to `inline`).
  * Returns `null` when another process changed the execution first (the caller reloads or gives up).
  */
-export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, change: Change, inline?: Inline): Promise<Committed | null> {
+export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, change: Change, inline?: Inline, pending?: Pending): Promise<Committed | null> {
   const { row, workflow } = loaded;
   const now = deps.clock.now();
   let stored = change.rewind ?? (row.snapshot as unknown as StoredSnapshot);
@@ -119,6 +152,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
 
   const version = row.version + 1;
   const set = {
+    ...pending?.set,
     status,
     snapshot: stored,
     currentStepIndex: progress.currentStepIndex,
@@ -130,16 +164,23 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
     ...(finished ? { finishedAt: now } : {}),
   };
+  const logRows = [...(pending?.logRows ?? []), ...toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now)];
+  const tagChange = change.tagChange ?? pending?.tagChange;
   const wasActive = row.status === 'ACTIVE';
+  if (inline && wasActive && status === 'ACTIVE' && nextRunAt === null && !change.status && stagesBefore(workflow.steps.get(stored.value)?.step, tagChange)) {
+    const contact = change.tagChange ? withTag(row.contact, change.tagChange) : row.contact;
+    const stagedRow = { ...row, ...set, snapshot: stored as unknown as ExecutionRow['snapshot'], contact };
+    inline.next = { executionId: row.id, version: row.version, trace: traceOf(row), loaded: { workflow, row: stagedRow }, pending: { set, logRows, tagChange } };
+    return { status, version: row.version, finished: null, reason, work, staged: true };
+  }
   const slot = wasActive === (status === 'ACTIVE') ? 'keep' : wasActive ? 'release' : row.status === 'QUEUED' ? 'acquire' : 'acquire_in_line';
-  const logRows = toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now);
   const [result] = await run<CommitResult>(deps.pool, COMMIT, [
     row.id,
     row.version,
     JSON.stringify(set),
     JSON.stringify(logRows),
-    change.tagChange?.op ?? null,
-    change.tagChange?.tag ?? null,
+    tagChange?.op ?? null,
+    tagChange?.tag ?? null,
     slot,
   ]);
   if (!result?.committed) return null;
@@ -162,6 +203,8 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   return { status, version, finished, reason, work };
 }
 
+type LogRow = ReturnType<typeof toLogRows>[number];
+
 /** The stored form of log entries (the columns of execution_logs): masked details, the step index of their step. */
 function toLogRows(row: LoadedExecution['row'], logs: LogEntry[], stepIndex: number, userId: string | null, now: Date) {
   return logs.map((entry) => ({
@@ -180,7 +223,7 @@ function toLogRows(row: LoadedExecution['row'], logs: LogEntry[], stepIndex: num
 }
 
 /** Metrics and one log line per log entry, with the fields as stored (masked once, for both). */
-function observe(deps: EngineDeps, row: LoadedExecution['row'], logRows: ReturnType<typeof toLogRows>, finished: FinalState | null, status: ExecutionStatus) {
+function observe(deps: EngineDeps, row: LoadedExecution['row'], logRows: LogRow[], finished: FinalState | null, status: ExecutionStatus) {
   for (const entry of logRows) {
     deps.metrics.executionEvents.inc({ event_type: entry.event_type });
     deps.logger.info(entry.event_type, {

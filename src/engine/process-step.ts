@@ -5,7 +5,7 @@ import { parseDuration } from '../definition/duration.ts';
 import type { ActionStep } from '../definition/schema.ts';
 import { withSpan } from '../observability/tracing.ts';
 import type { StepJob } from '../queue/step-queue.ts';
-import { commitChange, traceOf, type Change, type Committed, type Inline } from './commit.ts';
+import { commitChange, traceOf, type Change, type Committed, type Inline, type Pending } from './commit.ts';
 import { loadExecution, type LoadedExecution } from './load.ts';
 import { notifyFailure } from './notify.ts';
 import type { StoredSnapshot } from './snapshot.ts';
@@ -13,13 +13,14 @@ import type { EngineDeps, LogEntry } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
 /** What a processed job came to, for metrics and tests. */
-export type StepOutcome = 'stale' | 'missing' | 'waiting_in_line' | 'rescheduled' | 'conflict' | 'committed';
+export type StepOutcome = 'stale' | 'missing' | 'waiting_in_line' | 'rescheduled' | 'conflict' | 'committed' | 'staged';
 
 /**
  * A job as the worker hands it over: `redelivered` when BullMQ gives it out again (a worker died, or
- * it threw); `loaded` when the worker runs the step right after committing the previous one.
+ * it threw); `loaded` when the worker runs the step right after the previous one, with `pending` what
+ * that one staged instead of committing (see commit.ts).
  */
-export type StepRun = StepJob & { redelivered?: boolean; loaded?: LoadedExecution };
+export type StepRun = StepJob & { redelivered?: boolean; loaded?: LoadedExecution; pending?: Pending };
 
 /**
  * Processes one job: restores the execution, checks the job is still current (its version), and
@@ -59,10 +60,10 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
 
   // A job that arrives before its time (clock skew, a promoted job) is put back until then.
   if (row.nextRunAt && row.nextRunAt.getTime() > now.getTime() + 5) {
-    return (await commitChange(deps, loaded, { logs: recovered })) ? 'rescheduled' : 'conflict';
+    return (await commitChange(deps, loaded, { logs: recovered }, undefined, job.pending)) ? 'rescheduled' : 'conflict';
   }
   if (row.contact.deletedAt) {
-    return done(await commitChange(deps, loaded, { event: { type: 'CANCEL', reason: 'contact_deleted' }, logs: recovered }, inline));
+    return done(await commitChange(deps, loaded, { event: { type: 'CANCEL', reason: 'contact_deleted' }, logs: recovered }, inline, job.pending));
   }
 
   const base = { stepId: step.id, stepIndex: row.currentStepIndex };
@@ -100,7 +101,7 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
     default:
       ({ change, failure } = await runActionStep(deps, loaded, step, recovered));
   }
-  const committed = await commitChange(deps, loaded, change, inline);
+  const committed = await commitChange(deps, loaded, change, inline, job.pending);
   if (failure !== undefined && committed?.finished === 'failed') await notifyFailure(deps, loaded, failure);
   return done(committed);
 }
@@ -222,4 +223,4 @@ async function resumeAfterLostChain(deps: EngineDeps, { row }: LoadedExecution) 
   );
 }
 
-const done = (committed: Committed | null): StepOutcome => (committed ? 'committed' : 'conflict');
+const done = (committed: Committed | null): StepOutcome => (committed ? (committed.staged ? 'staged' : 'committed') : 'conflict');

@@ -31,8 +31,13 @@ describe('steps due at once run in one job', () => {
     const paused = await h.waitForExecution(id, (e) => e.status === 'PAUSED');
     expect(await jobsProcessed(h)).toBe(before + 1);
     expect(paused.current_step_index).toBeGreaterThan(0);
-    const events = (await h.logsOf(id)).map((log) => log.eventType);
-    expect(events).toEqual(['execution_started', 'action_started', 'action_completed', 'condition_evaluated', 'action_started', 'action_completed', 'wait_started']);
+    const logs = await h.logsOf(id);
+    expect(logs.map((log) => [log.eventType, log.stepId])).toEqual([
+      ['execution_started', null], ['action_started', 'tag'], ['action_completed', 'tag'], ['condition_evaluated', 'branch'],
+      ['action_started', 'mail'], ['action_completed', 'mail'], ['wait_started', 'pause'],
+    ]);
+    // Three commits: the admission, the tag with the condition (staged, see below), the email with its wait.
+    expect((await h.db.execution.findUniqueOrThrow({ where: { id } })).version).toBe(3);
     expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags).toContain('welcomed');
     expect(h.provider.requestsTo('/email')).toHaveLength(1);
   });
@@ -59,6 +64,51 @@ describe('the execution a committed step hands to the next one', () => {
     const comparable = (row: typeof fresh.row) => ({ ...row, updatedAt: row.updatedAt.getTime(), contact: { ...row.contact, tags: [...row.contact.tags].sort() } });
     expect(comparable(loaded.row)).toEqual(comparable(fresh.row));
     expect(loaded.row.contact.tags.sort()).toEqual(['lead', 'vip']);
+  });
+
+  const tagThenBranch = {
+    steps: [
+      { id: 'tag', type: 'add_tag', config: { tag: 'vip' } },
+      { id: 'branch', type: 'condition', config: { has_tag: 'vip' }, branches: { true: [{ id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } }], false: [] } },
+    ],
+  };
+
+  it('stages a tag followed by a condition, and commits both with the condition, the tag seen by it', async () => {
+    const workflow = await h.createWorkflow(tagThenBranch);
+    const contact = await h.createContact({ tags: ['lead'] });
+    const id = await h.trigger(workflow.id, contact.id);
+    const first: Inline = {};
+    // Admission (committed), then the tag step: a condition comes next, so the tag is staged.
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 0 }, first)).toBe('staged');
+    const admitted = (await loadExecution(h.deps, h.deps.cache, id))!;
+    expect([admitted.row.version, admitted.row.contact.tags]).toEqual([1, ['lead']]);
+    expect((await h.logsOf(id)).map((log) => log.eventType)).toEqual(['execution_started']);
+    expect(first.next).toMatchObject({ version: 1, pending: { tagChange: { op: 'add', tag: 'vip' } } });
+    expect(first.next!.loaded.row.contact.tags).toEqual(['lead', 'vip']);
+    // The condition: an email comes next, so the staged tag and the condition are committed, in one call.
+    const second: Inline = {};
+    expect(await processStep(h.deps, h.deps.cache, first.next!, second)).toBe('committed');
+    const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
+    expect([row.version, row.currentStepIndex, second.next?.version]).toEqual([2, admitted.row.currentStepIndex + 2, 2]);
+    expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags).toEqual(['lead', 'vip']);
+    const logs = await h.logsOf(id);
+    expect(logs.map((log) => [log.eventType, log.stepId, log.stepIndex])).toEqual([
+      ['execution_started', null, 0], ['action_started', 'tag', 0], ['action_completed', 'tag', 0], ['condition_evaluated', 'branch', 1],
+    ]);
+    expect(logs.at(-1)!.details).toMatchObject({ result: true });
+  });
+
+  it('loses nothing when a staged step is abandoned: the job of the committed version does it again', async () => {
+    const workflow = await h.createWorkflow(tagThenBranch);
+    const contact = await h.createContact();
+    const id = await h.trigger(workflow.id, contact.id);
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 0 }, {})).toBe('staged');
+    // The worker died here. The sweeper or BullMQ hands the execution's version 1 out again.
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 1, recovered: true, redelivered: true })).toBe('committed');
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 2 })).toBe('committed');
+    const events = (await h.logsOf(id)).map((log) => log.eventType);
+    expect(events).toEqual(['execution_started', 'recovered', 'action_started', 'action_completed', 'condition_evaluated']);
+    expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags).toEqual(['vip']);
   });
 
   it('a step that pauses or finishes hands nothing on and enqueues its timer as usual', async () => {
