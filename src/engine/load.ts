@@ -28,9 +28,13 @@ const CONTACT = `json_build_object('id', c.id, 'accountId', c.account_id, 'email
 const ACCOUNT = `json_build_object('id', a.id, 'name', a.name, 'adminEmail', a.admin_email,
   'concurrentExecutionsPerAccount', a.concurrent_executions_per_account, 'maxRetryAttempts', a.max_retry_attempts,
   'retryBaseDelaySeconds', a.retry_base_delay_seconds, 'errorNotification', a.error_notification) AS account`;
+const JOINS = 'FROM executions e JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';
 const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow
-  FROM executions e JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
-  WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
+  ${JOINS} WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
+/** The load of a step's job, with its admission when due (migration `admit_on_load`). */
+const LOAD_FOR_JOB = { name: 'load-for-job', text: `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow,
+  flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, $3::timestamptz) AS admitted
+  ${JOINS} WHERE e.id = $1::uuid` };
 
 const READ_VERSION = { name: 'load-version', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
 
@@ -50,8 +54,31 @@ export async function loadExecution(
   executionId: string,
   accountId?: string,
 ): Promise<LoadedExecution | null> {
-  const [raw] = await run<ExecutionRow & { contact: { deletedAt: string | null } }>(deps.pool, LOAD_EXECUTION, [executionId, accountId ?? null]);
+  const [raw] = await run<RawRow>(deps.pool, LOAD_EXECUTION, [executionId, accountId ?? null]);
+  return raw ? withWorkflow(deps, cache, raw) : null;
+}
+
+/**
+ * Loads the execution of a step's job as {@link loadExecution} does and, in the same call, admits it when
+ * it is at the job's version, QUEUED and not waiting in line. `admitted` is the status admission left it
+ * in (`ACTIVE`, or `QUEUED` when it joined the waiting line), null when there was none; the row is as
+ * read before the admission.
+ */
+export async function loadForJob(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  job: { executionId: string; version: number },
+): Promise<{ loaded: LoadedExecution; admitted: string | null } | null> {
+  const [raw] = await run<RawRow & { admitted: string | null }>(deps.pool, LOAD_FOR_JOB, [job.executionId, job.version, deps.clock.now()]);
   if (!raw) return null;
+  const { admitted, ...rest } = raw;
+  return { loaded: await withWorkflow(deps, cache, rest), admitted };
+}
+
+type RawRow = ExecutionRow & { contact: { deletedAt: string | null } };
+
+/** The row with its contact's dates parsed, and its pinned version's machine (compiled on first use). */
+async function withWorkflow(deps: EngineDeps, cache: WorkflowCache, raw: RawRow): Promise<LoadedExecution> {
   const row: ExecutionRow = { ...raw, contact: contactOf(raw.contact) };
   let workflow = cache.get(row.workflowVersionId);
   if (!workflow) {

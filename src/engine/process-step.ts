@@ -1,12 +1,11 @@
 import { runAction, type ActionResult } from '../actions/run-action.ts';
-import { run } from '../db/sql.ts';
 import { evaluateCondition } from '../definition/condition.ts';
 import { parseDuration } from '../definition/duration.ts';
 import type { ActionStep } from '../definition/schema.ts';
 import { withSpan } from '../observability/tracing.ts';
 import type { StepJob } from '../queue/step-queue.ts';
 import { commitChange, traceOf, type Change, type Committed, type Inline, type Pending } from './commit.ts';
-import { loadExecution, type LoadedExecution } from './load.ts';
+import { loadForJob, type LoadedExecution } from './load.ts';
 import { notifyFailure } from './notify.ts';
 import type { StoredSnapshot } from './snapshot.ts';
 import type { EngineDeps, LogEntry } from './types.ts';
@@ -29,8 +28,10 @@ export type StepRun = StepJob & { redelivered?: boolean; loaded?: LoadedExecutio
  * `inline`, a next step due at once is handed back to the caller instead of being enqueued.
  */
 export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: StepRun, inline?: Inline): Promise<StepOutcome> {
-  let loaded = job.loaded ?? (await loadExecution(deps, cache, job.executionId));
-  if (!loaded) return 'missing';
+  // A job handed over in line starts from an admitted execution; any other is loaded, and admitted when due, in one call.
+  const read = job.loaded ? { loaded: job.loaded, admitted: null } : await loadForJob(deps, cache, job);
+  if (!read) return 'missing';
+  let { loaded } = read;
   if (loaded.row.version !== job.version) {
     if (job.redelivered && loaded.row.version > job.version) await resumeAfterLostChain(deps, loaded);
     return 'stale';
@@ -41,9 +42,9 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
   switch (loaded.row.status) {
     case 'QUEUED': {
       if (loaded.row.waiting) return 'stale';
-      const admitted = await admit(deps, loaded);
-      if (!admitted) return 'waiting_in_line';
-      loaded = admitted;
+      // Not admitted: the account has no free slot, so the execution waits in line (holding no job).
+      if (read.admitted !== 'ACTIVE') return 'waiting_in_line';
+      loaded = { ...loaded, row: { ...loaded.row, status: 'ACTIVE', version: loaded.row.version + 1 } };
       break;
     }
     case 'ACTIVE':
@@ -199,16 +200,6 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
       };
     }
   }
-}
-
-const ADMIT = { name: 'admit-execution', text: `SELECT new_status FROM flowmachine_commit($1::uuid, $2::integer, jsonb_build_object('status', 'ACTIVE', 'updatedAt', $3::timestamptz), '[]'::jsonb, NULL, NULL, 'acquire_in_line')` };
-
-/** Moves a QUEUED execution to ACTIVE if its account has a free slot; otherwise it waits in line. */
-async function admit(deps: EngineDeps, loaded: LoadedExecution): Promise<LoadedExecution | null> {
-  const { row } = loaded;
-  const [result] = await run<{ new_status: string | null }>(deps.pool, ADMIT, [row.id, row.version, deps.clock.now()]);
-  if (result?.new_status !== 'ACTIVE') return null;
-  return { ...loaded, row: { ...row, status: 'ACTIVE', version: row.version + 1 } };
 }
 
 /**

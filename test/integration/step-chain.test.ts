@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitChange, type Inline } from '../../src/engine/commit.ts';
-import { loadExecution } from '../../src/engine/load.ts';
+import { loadExecution, loadForJob } from '../../src/engine/load.ts';
 import { processStep } from '../../src/engine/process-step.ts';
 import { stepJobId } from '../../src/queue/step-queue.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
@@ -109,6 +109,22 @@ describe('the execution a committed step hands to the next one', () => {
     const events = (await h.logsOf(id)).map((log) => log.eventType);
     expect(events).toEqual(['execution_started', 'recovered', 'action_started', 'action_completed', 'condition_evaluated']);
     expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags).toEqual(['vip']);
+  });
+
+  it('loads and admits a new execution in one call, and admits nothing for another version or twice', async () => {
+    const workflow = await h.createWorkflow(tagThenBranch);
+    const id = await h.trigger(workflow.id, (await h.createContact()).id);
+    const active = async () => (await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions;
+    const before = await active();
+    expect(await loadForJob(h.deps, h.deps.cache, { executionId: crypto.randomUUID(), version: 0 })).toBeNull();
+    expect((await loadForJob(h.deps, h.deps.cache, { executionId: id, version: 3 }))!.admitted).toBeNull();
+    const read = (await loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 }))!;
+    // The row as read before the admission, and what the admission did.
+    expect([read.admitted, read.loaded.row.status, read.loaded.row.version]).toEqual(['ACTIVE', 'QUEUED', 0]);
+    const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
+    expect([row.status, row.version, await active()]).toEqual(['ACTIVE', 1, before + 1]);
+    expect((await loadForJob(h.deps, h.deps.cache, { executionId: id, version: 1 }))!.admitted).toBeNull();
+    expect(await active()).toBe(before + 1);
   });
 
   it('a step that pauses or finishes hands nothing on and enqueues its timer as usual', async () => {
