@@ -36,8 +36,9 @@ export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connect
       deps.metrics.workerJobsActive.set(active);
       try {
         return await withExtractedContext(data.trace, async () => {
-          // Steps due at once (a tag, a condition, the next action) run in this job, up to a bound,
-          // each committed before the next starts; a worker that is closing hands them to the queue.
+          // Steps due at once (a tag, a condition, the next action) run in this job, up to a bound, each
+          // committed before the next starts or staged into its commit (commit.ts); a worker that is
+          // closing commits what it staged and hands the rest to the queue.
           let next: StepRun | undefined = data;
           let outcome = 'stale';
           for (let steps = 0; next; steps += 1) {
