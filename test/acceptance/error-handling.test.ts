@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.ts';
-import { emails, sequential } from '../fixtures/workflows.ts';
+import { emails, sequential, withWait } from '../fixtures/workflows.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 // Failure handling through the real engine and a real HTTP fake provider. Delays are checked on the
@@ -235,6 +235,30 @@ describe('Feature: Rate Limiting and Throttling', () => {
     expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'ACTIVE', 'ACTIVE']);
     for (const id of ids.slice(2)) { await h.step(id); await h.step(id); }
     expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED']);
+    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
+  });
+
+  it('a wait that ends while the account is at its limit waits in line, then resumes in turn', async () => {
+    for (const running of await h.db.execution.findMany({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } })) {
+      expect((await h.api.post(`/executions/${running.id}/cancel`)).status).toBe(200);
+    }
+    await h.api.patch('/account/settings', { concurrent_executions_per_account: 1 });
+    await h.deps.redis.del(`${h.config.QUEUE_PREFIX}:rate-limit:email`, `${h.config.QUEUE_PREFIX}:rate-limit:sms`);
+    const waiting = await h.trigger((await h.createWorkflow(withWait('1 minute'))).id, (await h.createContact()).id);
+    await h.step(waiting); // admission and the email
+    await h.step(waiting); // the wait starts: its slot is released
+    const busy = await h.trigger((await h.createWorkflow(emails(2))).id, (await h.createContact()).id);
+    await h.step(busy); // admission (the one slot) and the first email
+    clock.advance(60_000);
+    await h.step(waiting); // the wait ends with no free slot
+    const row = () => h.db.execution.findUniqueOrThrow({ where: { id: waiting } });
+    expect(await row()).toMatchObject({ status: 'QUEUED', waiting: true, nextRunAt: null });
+    expect((await h.logsOf(waiting)).map((l) => l.eventType).at(-1)).toBe('wait_completed');
+    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(1);
+    await h.step(busy); // the second email finishes it: its slot goes to the execution in line
+    expect(await row()).toMatchObject({ status: 'ACTIVE', waiting: false });
+    await h.step(waiting);
+    expect((await row()).status).toBe('COMPLETED');
     expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
   });
 
