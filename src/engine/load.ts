@@ -77,13 +77,16 @@ export async function loadForJob(
 
 type RawRow = ExecutionRow & { contact: { deletedAt: string | null } };
 
-/** The row with its contact's dates parsed, and its pinned version's machine (compiled on first use). */
+/** The row with its contact's dates parsed, and its pinned version's machine. */
 async function withWorkflow(deps: EngineDeps, cache: WorkflowCache, raw: RawRow): Promise<LoadedExecution> {
   const row: ExecutionRow = { ...raw, contact: contactOf(raw.contact) };
-  let workflow = cache.get(row.workflowVersionId);
-  if (!workflow) {
-    const [version] = await run<{ definition: unknown }>(deps.pool, READ_VERSION, [row.workflowVersionId]);
-    workflow = cache.compile(row.workflowVersionId, version!.definition);
-  }
-  return { row, workflow };
+  return { row, workflow: await compiledVersion(deps, cache, row.workflowVersionId) };
+}
+
+/** The compiled machine of a workflow version, read from Postgres only the first time. */
+export async function compiledVersion(deps: EngineDeps, cache: WorkflowCache, versionId: string): Promise<CompiledWorkflow> {
+  const cached = cache.get(versionId);
+  if (cached) return cached;
+  const [version] = await run<{ definition: unknown }>(deps.pool, READ_VERSION, [versionId]);
+  return cache.compile(versionId, version!.definition);
 }

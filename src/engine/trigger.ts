@@ -4,6 +4,7 @@ import { run } from '../db/sql.ts';
 import { FlowmachineError } from '../errors.ts';
 import { maskPii } from '../observability/mask.ts';
 import { injectTraceContext, startLinkedRootSpan, withSpan } from '../observability/tracing.ts';
+import { compiledVersion } from './load.ts';
 import { progressOf, storeSnapshot } from './snapshot.ts';
 import type { EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
@@ -43,8 +44,6 @@ export function triggerExecution(deps: EngineDeps, cache: WorkflowCache, request
   });
 }
 
-/** A version's definition, read only when its compiled machine is not cached yet. */
-const READ_DEFINITION = { name: 'trigger-definition', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
 /**
  * Workflow, contact and version checks, then lock, deduplication and reentry checks, execution and log
  * inserts: one call (migration `trigger_function`).
@@ -152,14 +151,6 @@ async function started(deps: EngineDeps, accountId: string, workflowId: string, 
   deps.metrics.executionsStarted.inc(executions.length);
   deps.metrics.executionEvents.inc({ event_type: 'execution_started' }, executions.length);
   for (const { executionId } of executions) deps.logger.info('execution_started', { execution_id: executionId, account_id: accountId, workflow_id: workflowId });
-}
-
-/** The compiled machine of a workflow version, read from Postgres only the first time. */
-async function compiledVersion(deps: EngineDeps, cache: WorkflowCache, versionId: string) {
-  const cached = cache.get(versionId);
-  if (cached) return cached;
-  const [stored] = await run<{ definition: unknown }>(deps.pool, READ_DEFINITION, [versionId]);
-  return cache.compile(versionId, stored!.definition);
 }
 
 /** What enrolling a contact came to in a bulk enrollment. */
