@@ -23,8 +23,10 @@ export const VIOLATION_KINDS = [
   'terminal_fields',
   /** A PAUSED execution without `next_run_at`. */
   'paused_without_timer',
-  /** `accounts.active_executions` differs from the number of the account's ACTIVE executions. */
+  /** A slot shard's `used` differs from the number of the account's ACTIVE executions holding one of its slots. */
   'active_count_mismatch',
+  /** The quotas of an account's slot shards do not add up to its concurrency limit. */
+  'slot_quota_mismatch',
   /** An account has more ACTIVE executions than its concurrency limit. */
   'active_over_limit',
   /** The number of steps the log records as finished differs from `current_step_index`, or a step finished twice. */
@@ -155,14 +157,24 @@ export async function checkConsistency(db: PrismaClient, options: ConsistencyOpt
 }
 
 async function checkAccounts(tx: Tx, report: (v: Violation) => void): Promise<number> {
-  // One statement, so the counter and the count are read at the same instant.
-  const rows = await tx.$queryRaw<{ id: string; counter: number; limit: number; active: number }[]>`
-    SELECT a.id, a.active_executions AS counter, a.concurrent_executions_per_account AS "limit",
-           (SELECT count(*)::int FROM executions e WHERE e.account_id = a.id AND e.status = 'ACTIVE') AS active
-    FROM accounts a`;
+  // One statement, so the counters and the counts are read at the same instant. An ACTIVE execution with
+  // no shard holds a slot of shard 0 (admitted before slots had shards).
+  const rows = await tx.$queryRaw<{ id: string; limit: number; active: number; quota: number; shards: { shard: number; used: number; holders: number }[] }[]>`
+    WITH holders AS (
+      SELECT account_id, coalesce(slot_shard, 0) AS shard, count(*)::int AS holders FROM executions WHERE status = 'ACTIVE' GROUP BY 1, 2),
+    shards AS (
+      SELECT coalesce(s.account_id, h.account_id) AS account_id, coalesce(s.shard, h.shard) AS shard,
+             coalesce(s.used, 0) AS used, coalesce(s.quota, 0) AS quota, coalesce(h.holders, 0) AS holders
+      FROM account_slots s FULL JOIN holders h ON h.account_id = s.account_id AND h.shard = s.shard)
+    SELECT a.id, a.concurrent_executions_per_account AS "limit", coalesce(sum(s.holders), 0)::int AS active, coalesce(sum(s.quota), 0)::int AS quota,
+           coalesce(json_agg(json_build_object('shard', s.shard, 'used', s.used, 'holders', s.holders)) FILTER (WHERE s.shard IS NOT NULL), '[]') AS shards
+    FROM accounts a LEFT JOIN shards s ON s.account_id = a.id GROUP BY a.id`;
   for (const row of rows) {
-    if (row.counter !== row.active) {
-      report({ kind: 'active_count_mismatch', account_id: row.id, message: `active_executions is ${row.counter} but ${row.active} executions are ACTIVE` });
+    for (const shard of row.shards.filter((s) => s.used !== s.holders)) {
+      report({ kind: 'active_count_mismatch', account_id: row.id, message: `slot shard ${shard.shard} counts ${shard.used} but ${shard.holders} ACTIVE executions hold its slots` });
+    }
+    if (row.quota !== row.limit) {
+      report({ kind: 'slot_quota_mismatch', account_id: row.id, message: `slot quotas add up to ${row.quota}, not the limit of ${row.limit}` });
     }
     if (row.active > row.limit) {
       report({ kind: 'active_over_limit', account_id: row.id, message: `${row.active} ACTIVE executions exceed the limit of ${row.limit}` });

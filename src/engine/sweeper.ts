@@ -16,9 +16,9 @@ const TIMERS = {
 /** Accounts with free slots and executions waiting in line. */
 const ACCOUNTS_WITH_ROOM = {
   name: 'sweep-accounts-with-room',
-  text: `SELECT a.id, a.concurrent_executions_per_account - a.active_executions AS free FROM accounts a
-    WHERE a.active_executions < a.concurrent_executions_per_account
-      AND EXISTS (SELECT 1 FROM executions e WHERE e.account_id = a.id AND e.status = 'QUEUED' AND e.waiting)`,
+  text: `SELECT s.account_id AS id, sum(s.quota - s.used)::int AS free FROM account_slots s
+    WHERE s.used < s.quota AND EXISTS (SELECT 1 FROM executions e WHERE e.account_id = s.account_id AND e.status = 'QUEUED' AND e.waiting)
+    GROUP BY s.account_id`,
 };
 
 /** Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS. */

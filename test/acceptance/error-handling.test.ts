@@ -219,7 +219,7 @@ describe('Feature: Rate Limiting and Throttling', () => {
     for (const running of await h.db.execution.findMany({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } })) {
       expect((await h.api.post(`/executions/${running.id}/cancel`)).status).toBe(200);
     }
-    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
+    expect(await h.activeSlots()).toBe(0);
     await h.api.patch('/account/settings', { concurrent_executions_per_account: 2 });
     const workflow = await h.createWorkflow(emails(2));
     const ids: string[] = [];
@@ -228,14 +228,14 @@ describe('Feature: Rate Limiting and Throttling', () => {
     for (const id of ids) await h.step(id); // admission: two start, two wait in line
     const statuses = async () => (await h.db.execution.findMany({ where: { id: { in: ids } } })).sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id)).map((e) => e.status);
     expect(await statuses()).toEqual(['ACTIVE', 'ACTIVE', 'QUEUED', 'QUEUED']);
-    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(2);
+    expect(await h.activeSlots()).toBe(2);
     await h.step(ids[0]!);
     expect(await statuses()).toEqual(['COMPLETED', 'ACTIVE', 'ACTIVE', 'QUEUED']); // first come, first served
     await h.step(ids[1]!);
     expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'ACTIVE', 'ACTIVE']);
     for (const id of ids.slice(2)) { await h.step(id); await h.step(id); }
     expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED']);
-    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
+    expect(await h.activeSlots()).toBe(0);
   });
 
   it('a wait that ends while the account is at its limit waits in line, then resumes in turn', async () => {
@@ -254,12 +254,12 @@ describe('Feature: Rate Limiting and Throttling', () => {
     const row = () => h.db.execution.findUniqueOrThrow({ where: { id: waiting } });
     expect(await row()).toMatchObject({ status: 'QUEUED', waiting: true, nextRunAt: null });
     expect((await h.logsOf(waiting)).map((l) => l.eventType).at(-1)).toBe('wait_completed');
-    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(1);
+    expect(await h.activeSlots()).toBe(1);
     await h.step(busy); // the second email finishes it: its slot goes to the execution in line
     expect(await row()).toMatchObject({ status: 'ACTIVE', waiting: false });
     await h.step(waiting);
     expect((await row()).status).toBe('COMPLETED');
-    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
+    expect(await h.activeSlots()).toBe(0);
   });
 
   it('the limit holds at the SPEC\'s 100 active executions', async () => {

@@ -86,6 +86,6 @@ describe('Scenario: Recover execution after worker crash', () => {
     expect(logs.filter((l) => l.eventType === 'recovered').length).toBeGreaterThan(0);
     const resent = h.provider.received.length - EXECUTIONS * STEPS;
     console.log(`crash test: ${h.provider.received.length} provider requests for ${EXECUTIONS * STEPS} steps (${resent} same-key re-sends after kills)`);
-    expect((await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions).toBe(0);
+    expect(await h.activeSlots()).toBe(0);
   }, 180_000);
 });

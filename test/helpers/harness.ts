@@ -119,12 +119,16 @@ export async function startHarness(options: HarnessOptions = {}) {
     return { outcome, delayMs, job };
   };
 
+  /** ACTIVE executions the account's slot shards count. */
+  const activeSlots = async (accountId = account.account_id) =>
+    (await runtime.deps.db.accountSlot.aggregate({ where: { accountId }, _sum: { used: true } }))._sum.used ?? 0;
+
   const logsOf = async (executionId: string) =>
     runtime.deps.db.executionLog.findMany({ where: { executionId }, orderBy: { id: 'asc' } });
 
   return {
     config, runtime, deps: runtime.deps, db: runtime.deps.db, provider, account, api, baseUrl, logLines,
-    createContact, createWorkflow, trigger, waitForExecution, logsOf, step,
+    createContact, createWorkflow, trigger, waitForExecution, logsOf, activeSlots, step,
     async stop() {
       await runtime.stop();
       await provider.close();

@@ -86,13 +86,15 @@ describe('consistency check', () => {
       sql = new pg.Client({ connectionString: h.config.DATABASE_URL });
       await sql.connect();
       await sql.query(`CREATE TABLE keep_executions AS SELECT * FROM executions;
-        CREATE TABLE keep_logs AS SELECT * FROM execution_logs; CREATE TABLE keep_accounts AS SELECT * FROM accounts`);
+        CREATE TABLE keep_logs AS SELECT * FROM execution_logs; CREATE TABLE keep_accounts AS SELECT * FROM accounts;
+        CREATE TABLE keep_slots AS SELECT * FROM account_slots`);
     });
 
     const restore = () =>
       sql.query(`DELETE FROM execution_logs; DELETE FROM executions;
         INSERT INTO executions SELECT * FROM keep_executions; INSERT INTO execution_logs SELECT * FROM keep_logs;
-        UPDATE accounts a SET active_executions = k.active_executions, concurrent_executions_per_account = k.concurrent_executions_per_account FROM keep_accounts k WHERE a.id = k.id`);
+        UPDATE accounts a SET concurrent_executions_per_account = k.concurrent_executions_per_account FROM keep_accounts k WHERE a.id = k.id;
+        DELETE FROM account_slots; INSERT INTO account_slots SELECT * FROM keep_slots`);
 
     const logOf = (key: string, eventType: string) => `(SELECT id FROM execution_logs WHERE execution_id = '${ids[key]}' AND event_type = '${eventType}' ORDER BY id LIMIT 1)`;
     const insertLog = (key: string, eventType: string, stepId: string | null = null) => `INSERT INTO execution_logs (execution_id, account_id, event_type, step_id, status)
@@ -112,10 +114,12 @@ describe('consistency check', () => {
       { name: 'a terminal execution without finished_at', kind: 'terminal_fields', target: 'cancelled', corrupt: () => update('cancelled', 'finished_at = NULL') },
       { name: 'a terminal execution with a timer', kind: 'terminal_fields', target: 'deleted', corrupt: () => update('deleted', `next_run_at = now()`) },
       { name: 'PAUSED without a timer', kind: 'paused_without_timer', target: 'paused', corrupt: () => update('paused', 'next_run_at = NULL') },
-      { name: 'a drifted concurrency counter', kind: 'active_count_mismatch', target: 'account', corrupt: () => 'UPDATE accounts SET active_executions = 2' },
+      { name: 'a drifted concurrency counter', kind: 'active_count_mismatch', target: 'account', corrupt: () => 'UPDATE account_slots SET used = used + 2' },
+      { name: 'an ACTIVE execution holding a slot its shard does not count', kind: 'active_count_mismatch', target: 'account', corrupt: () => update('paused', `status = 'ACTIVE', slot_shard = 0`) },
+      { name: 'slot quotas off the limit', kind: 'slot_quota_mismatch', target: 'account', corrupt: () => 'UPDATE account_slots SET quota = quota + 1' },
       {
         name: 'more ACTIVE executions than the limit', kind: 'active_over_limit', target: 'account',
-        corrupt: () => `UPDATE accounts SET concurrent_executions_per_account = 1, active_executions = 2; ${update('paused', `status = 'ACTIVE'`)}; ${update('goal', `status = 'ACTIVE'`)}`,
+        corrupt: () => `UPDATE accounts SET concurrent_executions_per_account = 1; UPDATE account_slots SET used = 2, quota = 1 WHERE shard = 0; ${update('paused', `status = 'ACTIVE', slot_shard = 0`)}; ${update('goal', `status = 'ACTIVE', slot_shard = 0`)}`,
       },
       { name: 'a finished step missing from the log', kind: 'log_step_count', target: 'completed', corrupt: () => `DELETE FROM execution_logs WHERE id = ${logOf('completed', 'action_completed')}` },
       { name: 'a step finished twice', kind: 'log_step_count', target: 'vip', corrupt: () => insertLog('vip', 'condition_evaluated', 'vip') },
@@ -127,7 +131,7 @@ describe('consistency check', () => {
       { name: 'a running execution with a terminal entry', kind: 'terminal_log', target: 'paused', corrupt: () => insertLog('paused', 'execution_cancelled') },
       { name: 'a step started after the end', kind: 'log_after_terminal', target: 'goal', corrupt: () => insertLog('goal', 'action_started', 'follow_up') },
       { name: 'an overdue wait', kind: 'stuck', target: 'paused', corrupt: () => update('paused', `next_run_at = now() - interval '1 hour'`) },
-      { name: 'an ACTIVE execution nobody works on', kind: 'stuck', target: 'paused', corrupt: () => `UPDATE accounts SET active_executions = 1; ${update('paused', `status = 'ACTIVE', next_run_at = NULL, updated_at = now() - interval '1 hour'`)}` },
+      { name: 'an ACTIVE execution nobody works on', kind: 'stuck', target: 'paused', corrupt: () => `UPDATE account_slots SET used = 1 WHERE shard = 0; ${update('paused', `status = 'ACTIVE', next_run_at = NULL, updated_at = now() - interval '1 hour'`)}` },
       { name: 'a QUEUED execution never picked up', kind: 'stuck', target: 'paused', corrupt: () => update('paused', `status = 'QUEUED', next_run_at = NULL, updated_at = now() - interval '1 hour'`) },
     ];
 

@@ -23,6 +23,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
 
   const TABLES: Record<Prisma.ModelName, { table: string; fields: Record<string, string> }> = {
     Account: { table: 'accounts', fields: Prisma.AccountScalarFieldEnum },
+    AccountSlot: { table: 'account_slots', fields: Prisma.AccountSlotScalarFieldEnum },
     User: { table: 'users', fields: Prisma.UserScalarFieldEnum },
     ApiKey: { table: 'api_keys', fields: Prisma.ApiKeyScalarFieldEnum },
     Contact: { table: 'contacts', fields: Prisma.ContactScalarFieldEnum },
@@ -38,7 +39,9 @@ describe('schema.prisma agrees with the SQL migrations', () => {
 
   it('writes and reads every field of every model', async () => {
     const now = new Date('2026-05-05T05:05:05.555Z');
-    const account = await db.account.create({ data: { name: 'A', adminEmail: 'a@example.com', concurrentExecutionsPerAccount: 7, maxRetryAttempts: 2, retryBaseDelaySeconds: 30, errorNotification: false, activeExecutions: 1, createdAt: now, updatedAt: now } });
+    const account = await db.account.create({ data: { name: 'A', adminEmail: 'a@example.com', concurrentExecutionsPerAccount: 7, maxRetryAttempts: 2, retryBaseDelaySeconds: 30, errorNotification: false, createdAt: now, updatedAt: now } });
+    // Shard 0 is created with the account (its limit is below 128); another one is written here.
+    const slot = await db.accountSlot.create({ data: { accountId: account.id, shard: 5, used: 2, quota: 3 } });
     const user = await db.user.create({ data: { accountId: account.id, email: 'u@example.com', role: 'admin', createdAt: now } });
     const key = await db.apiKey.create({ data: { accountId: account.id, userId: user.id, keyHash: 'h', prefix: 'fm_abcd', name: 'k', createdAt: now, revokedAt: now } });
     const contact = await db.contact.create({ data: { accountId: account.id, email: 'c@example.com', phone: '+1555', optedIn: false, timezone: 'Europe/Paris', attributes: { plan: 'pro' }, tags: ['VIP'], deletedAt: now, createdAt: now, updatedAt: now } });
@@ -47,7 +50,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     const execution = await db.execution.create({
       data: {
         accountId: account.id, workflowId: workflow.id, workflowVersionId: version.id, contactId: contact.id, status: 'PAUSED', snapshot: { value: 'x', context: {} },
-        version: 3, currentStepIndex: 1, totalSteps: 4, retryCount: 2, completionReason: 'r', lastError: 'e', goalEvent: 'g', nextRunAt: now, waiting: true,
+        version: 3, currentStepIndex: 1, totalSteps: 4, retryCount: 2, completionReason: 'r', lastError: 'e', goalEvent: 'g', nextRunAt: now, waiting: true, slotShard: 2,
         payload: { a: 1 }, createdAt: now, updatedAt: now, finishedAt: now,
       },
     });
@@ -56,6 +59,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     const selectAll = (fields: Record<string, string>) => Object.fromEntries(Object.keys(fields).map((f) => [f, true]));
     const reads = {
       Account: await db.account.findUniqueOrThrow({ where: { id: account.id }, select: selectAll(TABLES.Account.fields) }),
+      AccountSlot: await db.accountSlot.findUniqueOrThrow({ where: { accountId_shard: { accountId: account.id, shard: 5 } }, select: selectAll(TABLES.AccountSlot.fields) }),
       User: await db.user.findUniqueOrThrow({ where: { id: user.id }, select: selectAll(TABLES.User.fields) }),
       ApiKey: await db.apiKey.findUniqueOrThrow({ where: { id: key.id }, select: selectAll(TABLES.ApiKey.fields) }),
       Contact: await db.contact.findUniqueOrThrow({ where: { id: contact.id }, select: selectAll(TABLES.Contact.fields) }),
@@ -65,6 +69,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
       ExecutionLog: await db.executionLog.findUniqueOrThrow({ where: { id: log.id }, select: selectAll(TABLES.ExecutionLog.fields) }),
     };
     expect(reads.Account).toEqual(account);
+    expect(reads.AccountSlot).toEqual(slot);
     expect(reads.User).toEqual(user);
     expect(reads.ApiKey).toEqual(key);
     expect(reads.Contact).toEqual(contact);

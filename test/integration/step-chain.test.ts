@@ -114,7 +114,7 @@ describe('the execution a committed step hands to the next one', () => {
   it('loads and admits a new execution in one call, and admits nothing for another version or twice', async () => {
     const workflow = await h.createWorkflow(tagThenBranch);
     const id = await h.trigger(workflow.id, (await h.createContact()).id);
-    const active = async () => (await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } })).activeExecutions;
+    const active = () => h.activeSlots();
     const before = await active();
     expect(await loadForJob(h.deps, h.deps.cache, { executionId: crypto.randomUUID(), version: 0 })).toBeNull();
     expect((await loadForJob(h.deps, h.deps.cache, { executionId: id, version: 3 }))!.admitted).toBeNull();
