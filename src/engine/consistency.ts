@@ -25,9 +25,9 @@ export const VIOLATION_KINDS = [
   'paused_without_timer',
   /** A slot shard's `used` differs from the number of the account's ACTIVE executions holding one of its slots. */
   'active_count_mismatch',
-  /** The quotas of an account's slot shards do not add up to its concurrency limit. */
+  /** The quotas of an account's slot shards add up neither to its limit nor to 0 (a limit lowered below use). */
   'slot_quota_mismatch',
-  /** An account has more ACTIVE executions than its concurrency limit. */
+  /** An account has more ACTIVE executions than its concurrency limit, other than after the limit was lowered (its slots then have no quota). */
   'active_over_limit',
   /** The number of steps the log records as finished differs from `current_step_index`, or a step finished twice. */
   'log_step_count',
@@ -173,10 +173,10 @@ async function checkAccounts(tx: Tx, report: (v: Violation) => void): Promise<nu
     for (const shard of row.shards.filter((s) => s.used !== s.holders)) {
       report({ kind: 'active_count_mismatch', account_id: row.id, message: `slot shard ${shard.shard} counts ${shard.used} but ${shard.holders} ACTIVE executions hold its slots` });
     }
-    if (row.quota !== row.limit) {
+    if (row.quota !== row.limit && row.quota !== 0) {
       report({ kind: 'slot_quota_mismatch', account_id: row.id, message: `slot quotas add up to ${row.quota}, not the limit of ${row.limit}` });
     }
-    if (row.active > row.limit) {
+    if (row.active > row.limit && row.quota !== 0) {
       report({ kind: 'active_over_limit', account_id: row.id, message: `${row.active} ACTIVE executions exceed the limit of ${row.limit}` });
     }
   }

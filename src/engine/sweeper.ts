@@ -21,6 +21,13 @@ const ACCOUNTS_WITH_ROOM = {
     GROUP BY s.account_id`,
 };
 
+/** Accounts whose limit was lowered below what they used, back under it: their slots are spread again. */
+const RESPREAD = {
+  name: 'sweep-respread',
+  text: `SELECT flowmachine_spread_slots(a.id) FROM accounts a JOIN account_slots s ON s.account_id = a.id
+    GROUP BY a.id HAVING sum(s.quota) = 0 AND sum(s.used) < a.concurrent_executions_per_account`,
+};
+
 /** Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS. */
 const STUCK = {
   name: 'sweep-stuck',
@@ -44,7 +51,8 @@ export interface SweepReport {
  * - re-enqueues executions whose work is due but untouched for `STALE_AFTER_MS` and whose job is not in
  *   Redis (a crash between commit and enqueue, a failed enqueue), overdue timers included, checking a
  *   bounded slice of the candidates per sweep;
- * - admits executions waiting in line when their account has free slots;
+ * - gives slots back to accounts whose limit was lowered below their use once they are under it, and
+ *   admits executions waiting in line when their account has free slots;
  * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution.
  * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
  * and a job for an outdated version is dropped by the worker: sweeping is always safe.
@@ -78,6 +86,7 @@ export function createSweeper(deps: EngineDeps) {
     }
 
     let admitted = 0;
+    await run(deps.pool, RESPREAD, []);
     const accounts = await run<{ id: string; free: number }>(deps.pool, ACCOUNTS_WITH_ROOM, []);
     for (const account of accounts) {
       const work = await admitWaiting(deps, account.id, account.free);

@@ -5,9 +5,10 @@
 -- (`executions.slot_shard`) and gives the slot back there. Accounts of up to 127 slots have one shard,
 -- an exact counter as before; larger ones one shard per 64 slots, at most 16.
 --
--- Lock order, which no function breaks: execution, contact, one slot shard (waiting for it), then other
--- shards and waiting executions only with SKIP LOCKED (never waiting). Changing an account's limit locks
--- the account row and then every shard in order; nothing that holds a shard ever waits for the account.
+-- Lock order: execution, contact, then the account's shards: one that no one holds (SKIP LOCKED, so
+-- never waiting), or all of them in shard order; waiting executions are locked with SKIP LOCKED only.
+-- Changing an account's limit locks the account row and then every shard in order; nothing that holds
+-- a shard ever waits for the account row.
 CREATE TABLE "account_slots" (
     "account_id" UUID NOT NULL,
     "shard" SMALLINT NOT NULL,
@@ -23,9 +24,9 @@ CREATE FUNCTION flowmachine_slot_shards(p_limit integer) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$ SELECT least(16, greatest(1, p_limit / 64)) $$;
 
 -- Sets the quotas of the account's shards to add up to its limit. Each shard keeps room for what it
--- uses; free slots are spread evenly over the first flowmachine_slot_shards(limit) shards. Above the
--- limit (lowered below what is in use) quotas are cut below use until they add up to the limit again, so
--- no slot is handed out until the account is back under its limit.
+-- uses; free slots are spread evenly over the first flowmachine_slot_shards(limit) shards. An account
+-- using more than its limit (lowered below what is in use) gets no quota at all, so no slot is handed
+-- out, until the sweeper finds it back under its limit and spreads its slots again.
 CREATE FUNCTION flowmachine_spread_slots(p_account uuid) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -33,27 +34,17 @@ DECLARE
   v_shards integer;
   v_used integer;
   v_spare integer;
-  v_cut integer;
-  s record;
 BEGIN
+  -- The limit is read once the shards are locked, so of two spreads at once the last sees the last limit.
+  PERFORM 1 FROM account_slots WHERE account_id = p_account ORDER BY shard FOR UPDATE;
   SELECT concurrent_executions_per_account INTO v_limit FROM accounts WHERE id = p_account;
   v_shards := flowmachine_slot_shards(v_limit);
   INSERT INTO account_slots (account_id, shard) SELECT p_account, g FROM generate_series(0, v_shards - 1) g ON CONFLICT DO NOTHING;
-  PERFORM 1 FROM account_slots WHERE account_id = p_account ORDER BY shard FOR UPDATE;
   SELECT sum(used) INTO v_used FROM account_slots WHERE account_id = p_account;
   v_spare := v_limit - v_used;
-  IF v_spare >= 0 THEN
-    UPDATE account_slots SET quota = used + CASE WHEN shard < v_shards THEN v_spare / v_shards + (CASE WHEN shard < v_spare % v_shards THEN 1 ELSE 0 END) ELSE 0 END
-      WHERE account_id = p_account;
-  ELSE
-    UPDATE account_slots SET quota = used WHERE account_id = p_account;
-    FOR s IN SELECT shard, used FROM account_slots WHERE account_id = p_account ORDER BY shard DESC LOOP
-      EXIT WHEN v_spare = 0;
-      v_cut := least(s.used, -v_spare);
-      UPDATE account_slots SET quota = used - v_cut WHERE account_id = p_account AND shard = s.shard;
-      v_spare := v_spare + v_cut;
-    END LOOP;
-  END IF;
+  UPDATE account_slots SET quota = CASE WHEN v_spare < 0 THEN 0
+      ELSE used + CASE WHEN shard < v_shards THEN v_spare / v_shards + (CASE WHEN shard < v_spare % v_shards THEN 1 ELSE 0 END) ELSE 0 END END
+    WHERE account_id = p_account;
 END $$;
 
 CREATE FUNCTION flowmachine_spread_slots_trigger() RETURNS trigger
@@ -67,27 +58,38 @@ CREATE TRIGGER accounts_spread_slots AFTER INSERT OR UPDATE OF concurrent_execut
   FOR EACH ROW EXECUTE FUNCTION flowmachine_spread_slots_trigger();
 
 -- Takes one of the account's slots and returns its shard, or NULL when none is free (or, with p_in_line,
--- when executions are waiting in line: they go first). It tries the shard of this connection first, so
--- connections mostly update different rows, then any other shard with room that no one holds right now.
--- Skipping a held shard is the only way it can miss a free slot; the execution then waits in line and is
--- admitted by the next slot given back with room in its shard, or by the sweeper.
+-- when executions are waiting in line: they go first). It takes a slot of the first shard with room that
+-- no one holds right now, this connection's own shard first, so that connections mostly update
+-- different rows. When every shard with room is held (or none has room) it locks them all, in order,
+-- and looks again: a slot given back meanwhile is seen, and one given back later finds this execution in
+-- line. Two executions doing so at once, each holding a shard the other waits for, would deadlock: the
+-- one Postgres picks waits in line instead, to be admitted by the next slot given back.
 CREATE FUNCTION flowmachine_take_slot(p_account uuid, p_in_line boolean) RETURNS smallint
 LANGUAGE plpgsql AS $$
 DECLARE
+  v_own smallint;
   v_shard smallint;
 BEGIN
   IF p_in_line AND EXISTS (SELECT 1 FROM executions w WHERE w.account_id = p_account AND w.status = 'QUEUED' AND w.waiting) THEN
     RETURN NULL;
   END IF;
-  SELECT pg_backend_pid() % flowmachine_slot_shards(a.concurrent_executions_per_account) INTO v_shard FROM accounts a WHERE a.id = p_account;
-  UPDATE account_slots SET used = used + 1 WHERE account_id = p_account AND shard = v_shard AND used < quota;
+  SELECT pg_backend_pid() % flowmachine_slot_shards(a.concurrent_executions_per_account) INTO v_own FROM accounts a WHERE a.id = p_account;
+  UPDATE account_slots t SET used = t.used + 1
+    WHERE t.account_id = p_account AND t.shard = (
+      SELECT o.shard FROM account_slots o WHERE o.account_id = p_account AND o.used < o.quota
+      ORDER BY o.shard = v_own DESC, o.quota - o.used DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING t.shard INTO v_shard;
   IF FOUND THEN
     RETURN v_shard;
   END IF;
+  BEGIN
+    PERFORM 1 FROM account_slots WHERE account_id = p_account ORDER BY shard FOR UPDATE;
+  EXCEPTION WHEN deadlock_detected THEN
+    RETURN NULL;
+  END;
   UPDATE account_slots t SET used = t.used + 1
     WHERE t.account_id = p_account AND t.shard = (
-      SELECT o.shard FROM account_slots o WHERE o.account_id = p_account AND o.used < o.quota AND o.shard <> v_shard
-      ORDER BY o.quota - o.used DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
+      SELECT o.shard FROM account_slots o WHERE o.account_id = p_account AND o.used < o.quota ORDER BY o.quota - o.used DESC LIMIT 1)
     RETURNING t.shard INTO v_shard;
   RETURN v_shard;
 END $$;

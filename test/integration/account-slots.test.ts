@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkConsistency } from '../../src/engine/consistency.ts';
+import { loadForJob } from '../../src/engine/load.ts';
+import { createSweeper } from '../../src/engine/sweeper.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
+
+const emailThenWait = {
+  steps: [
+    { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Welcome' } },
+    { id: 'pause', type: 'wait', config: { duration: '1 hour' } },
+  ],
+};
+
+// An account's concurrency slots are split into shards (one per 64 slots, at most 16) whose quotas add
+// up to its limit; the limit must hold exactly whatever shard each slot comes from.
+describe('account slots in shards', () => {
+  let h: Harness;
+  let workflowId: string;
+  beforeAll(async () => {
+    h = await startHarness({ worker: false });
+    workflowId = (await h.createWorkflow(emailThenWait)).id;
+  });
+  afterAll(() => h.stop());
+
+  const shards = () => h.deps.db.accountSlot.findMany({ where: { accountId: h.account.account_id }, orderBy: { shard: 'asc' } });
+  const setLimit = async (limit: number) => expect((await h.api.patch('/account/settings', { concurrent_executions_per_account: limit })).status).toBe(200);
+  const statuses = async (ids: string[]) => {
+    const rows = await h.deps.db.execution.findMany({ where: { id: { in: ids } }, select: { status: true, waiting: true } });
+    return { active: rows.filter((r) => r.status === 'ACTIVE').length, waiting: rows.filter((r) => r.waiting).length };
+  };
+  /** Enrolls `n` new contacts; their executions are QUEUED, each with its admission job. */
+  const enroll = async (n: number) => {
+    const { rows } = await h.deps.pool.query<{ id: string }>(
+      `INSERT INTO contacts (id, account_id, email, updated_at) SELECT gen_random_uuid(), $1, 'c' || g || '@example.com', now() FROM generate_series(1, $2) g RETURNING id`,
+      [h.account.account_id, n],
+    );
+    const response = await h.api.post(`/workflows/${workflowId}/enrollments`, { contact_ids: rows.map((r) => r.id) });
+    expect(response.status).toBe(200);
+    return (response.body.results as { execution_id: string }[]).map((r) => r.execution_id);
+  };
+  /** Runs the admission of each execution, all at once on the pool's connections. */
+  const admitAll = (ids: string[]) => Promise.all(ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })));
+  const cancel = async (ids: string[]) => {
+    for (const id of ids) expect((await h.api.post(`/executions/${id}/cancel`)).status).toBe(200);
+  };
+  const consistent = async () => {
+    const report = await checkConsistency(h.deps.db, { stuckAfterMs: 3_600_000 });
+    expect(report.violations).toEqual([]);
+  };
+
+  it('small limits keep one exact counter; larger ones one shard per 64 slots, at most 16, with quotas adding up to the limit', async () => {
+    expect(await shards()).toEqual([{ accountId: h.account.account_id, shard: 0, used: 0, quota: 100 }]);
+    await setLimit(1_000);
+    const spread = await shards();
+    expect(spread).toHaveLength(15);
+    expect(spread.map((s) => s.quota)).toEqual([...Array(10).fill(67), ...Array(5).fill(66)]);
+    await setLimit(5_000);
+    expect((await shards()).map((s) => s.quota).reduce((a, b) => a + b)).toBe(5_000);
+    expect(await shards()).toHaveLength(16);
+    await setLimit(100); // extra shards stay, with no quota
+    expect((await shards()).map((s) => s.quota)).toEqual([100, ...Array(15).fill(0)]);
+    await consistent();
+  });
+
+  it('admissions at once across shards stop exactly at the limit, and a freed slot goes to the longest waiting', async () => {
+    await setLimit(200); // 3 shards: 67, 67, 66
+    const ids = await enroll(230);
+    const admitted = await admitAll(ids);
+    expect(admitted.filter((a) => a?.admitted === 'ACTIVE')).toHaveLength(200);
+    expect(await statuses(ids)).toEqual({ active: 200, waiting: 30 });
+    expect((await shards()).slice(0, 3).map((s) => s.used)).toEqual([67, 67, 66]); // slots taken from every shard
+    await consistent();
+
+    const firstWaiting = await h.deps.db.execution.findFirstOrThrow({ where: { id: { in: ids }, waiting: true }, orderBy: { seq: 'asc' } });
+    const holder = await h.deps.db.execution.findFirstOrThrow({ where: { id: { in: ids }, status: 'ACTIVE', slotShard: 2 } });
+    await cancel([holder.id]);
+    expect(await h.deps.db.execution.findUniqueOrThrow({ where: { id: firstWaiting.id } })).toMatchObject({ status: 'ACTIVE', waiting: false, slotShard: 2 });
+    expect(await statuses(ids)).toEqual({ active: 200, waiting: 29 });
+    await consistent();
+  });
+
+  it('a limit lowered below what is in use admits no one until the account is under it', async () => {
+    const running = await h.deps.db.execution.findMany({ where: { workflowId, status: 'ACTIVE' }, orderBy: { seq: 'asc' } });
+    const waiting = await h.deps.db.execution.count({ where: { workflowId, waiting: true } });
+    await setLimit(150);
+    expect((await shards()).every((s) => s.quota === 0)).toBe(true);
+    await consistent();
+    const sweep = createSweeper(h.deps);
+    await cancel(running.slice(0, 50).map((r) => r.id)); // 150 left: still not under the limit
+    expect((await sweep()).admitted).toBe(0);
+    expect(await h.deps.db.execution.count({ where: { workflowId, waiting: true } })).toBe(waiting);
+    await cancel(running.slice(50, 60).map((r) => r.id)); // 140: the sweeper gives the slots back and admits 10
+    expect((await sweep()).admitted).toBe(10);
+    expect(await h.deps.db.execution.count({ where: { workflowId, status: 'ACTIVE' } })).toBe(150);
+    expect((await shards()).map((s) => s.quota).reduce((a, b) => a + b)).toBe(150);
+    await consistent();
+  });
+
+  it('from one connection, slots spill over to other shards up to the limit', async () => {
+    await cancel((await h.deps.db.execution.findMany({ where: { workflowId, status: { in: ['ACTIVE', 'QUEUED'] } } })).map((r) => r.id));
+    expect(await h.activeSlots()).toBe(0);
+    await setLimit(128); // 2 shards of 64
+    const ids = await enroll(130);
+    const client = await h.deps.pool.connect();
+    try {
+      for (const id of ids) await client.query(`SELECT flowmachine_admit_loaded($1, 0, 0, 'QUEUED', false, now())`, [id]);
+    } finally {
+      client.release();
+    }
+    expect(await statuses(ids)).toEqual({ active: 128, waiting: 2 });
+    expect((await shards()).slice(0, 2).map((s) => s.used)).toEqual([64, 64]);
+    await consistent();
+  });
+});
