@@ -41,6 +41,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string' },
     executions: { type: 'string' },
     workers: { type: 'string' },
+    'concurrency-limit': { type: 'string' },
     quick: { type: 'boolean', default: false },
     'postgres-restart': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -50,17 +51,19 @@ const quick = args.quick!;
 const seed = Number(args.seed ?? Date.now() % 100_000);
 const total = Number(args.executions ?? (quick ? 150 : 2000));
 const workerCount = Number(args.workers ?? (quick ? 2 : 3));
-if (![seed, total, workerCount].every((n) => Number.isInteger(n) && n >= 0) || workerCount < 1) {
-  console.error('usage: chaos [--seed N] [--executions N] [--workers N] [--quick] [--postgres-restart] [--keep]');
+const concurrencyLimit = Number(args['concurrency-limit'] ?? (quick ? 25 : 60));
+if (![seed, total, workerCount, concurrencyLimit].every((n) => Number.isInteger(n) && n >= 0) || workerCount < 1 || concurrencyLimit < 1) {
+  console.error('usage: chaos [--seed N] [--executions N] [--workers N] [--concurrency-limit N] [--quick] [--postgres-restart] [--keep]');
   process.exit(2);
 }
 /**
  * Triggers per second, the wait step, outage spacing, how long the run may take to drain, live checks
- * every N seconds, and the account's concurrency limit (low enough that executions wait in line).
+ * every N seconds, and the account's concurrency limit (low enough that executions wait in line; above
+ * 127 its slots are split into shards).
  */
 const profile = quick
-  ? { rate: 6, waitSeconds: 2, outageEveryMs: 9_000, drainMs: 90_000, liveCheckEvery: 5, concurrencyLimit: 25 }
-  : { rate: 12, waitSeconds: 2, outageEveryMs: 20_000, drainMs: 600_000, liveCheckEvery: 15, concurrencyLimit: 60 };
+  ? { rate: 6, waitSeconds: 2, outageEveryMs: 9_000, drainMs: 90_000, liveCheckEvery: 5, concurrencyLimit }
+  : { rate: 12, waitSeconds: 2, outageEveryMs: 20_000, drainMs: 600_000, liveCheckEvery: 15, concurrencyLimit };
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness (mulberry32): the plan and the fault schedule depend only on the seed.
