@@ -87,11 +87,14 @@ export interface Inline {
 /**
  * Steps that only read or change the execution and its contact (a condition, a tag) are staged instead
  * of committed when they follow a step of an admitted execution at once: their change is written by the
- * next commit, in the same call. A provider call never runs with anything staged, so what it depends on
- * (admission, the steps before it) is always committed first; at most one tag change is staged.
+ * next commit, in the same call. A provider call never runs with anything staged but a fired timer, so
+ * what it depends on (the slot taken when the execution was admitted or its timer resumed, the steps
+ * before it) is always committed first; at most one tag change is staged. A worker dying before the next
+ * commit loses only what is staged: the job given out again redoes it from the committed version, and a
+ * provider call it repeats carries the same idempotency key.
  */
-function stagesBefore(step: Step | undefined, tagChange: TagChange | undefined): boolean {
-  return step?.type === 'condition' || ((step?.type === 'add_tag' || step?.type === 'remove_tag') && !tagChange);
+function stagesBefore(change: Change, next: Step | undefined, tagChange: TagChange | undefined): boolean {
+  return change.event?.type === 'TIMER_FIRED' || next?.type === 'condition' || ((next?.type === 'add_tag' || next?.type === 'remove_tag') && !tagChange);
 }
 
 /** The contact's tags after a tag change, as `flowmachine_commit` applies it. */
@@ -167,7 +170,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   const logRows = [...(pending?.logRows ?? []), ...toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now)];
   const tagChange = change.tagChange ?? pending?.tagChange;
   const wasActive = row.status === 'ACTIVE';
-  if (inline && wasActive && status === 'ACTIVE' && nextRunAt === null && !change.status && stagesBefore(workflow.steps.get(stored.value)?.step, tagChange)) {
+  if (inline && wasActive && status === 'ACTIVE' && nextRunAt === null && !change.status && stagesBefore(change, workflow.steps.get(stored.value)?.step, tagChange)) {
     const contact = change.tagChange ? withTag(row.contact, change.tagChange) : row.contact;
     const stagedRow = { ...row, ...set, snapshot: stored as unknown as ExecutionRow['snapshot'], contact };
     inline.next = { executionId: row.id, version: row.version, trace: traceOf(row), loaded: { workflow, row: stagedRow }, pending: { set, logRows, tagChange } };

@@ -31,9 +31,9 @@ const ACCOUNT = `json_build_object('id', a.id, 'name', a.name, 'adminEmail', a.a
 const JOINS = 'FROM executions e JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';
 const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow
   ${JOINS} WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
-/** The load of a step's job, with its admission when due (migration `admit_on_load`). */
+/** The load of a step's job, with its admission or the resumption of its due timer (migration `resume_on_load`). */
 const LOAD_FOR_JOB = { name: 'load-for-job', text: `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow,
-  flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, $3::timestamptz) AS admitted
+  flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, e.next_run_at, $3::timestamptz) AS admitted
   ${JOINS} WHERE e.id = $1::uuid` };
 
 const READ_VERSION = { name: 'load-version', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
@@ -60,9 +60,9 @@ export async function loadExecution(
 
 /**
  * Loads the execution of a step's job as {@link loadExecution} does and, in the same call, admits it when
- * it is at the job's version, QUEUED and not waiting in line. `admitted` is the status admission left it
- * in (`ACTIVE`, or `QUEUED` when it joined the waiting line), null when there was none; the row is as
- * read before the admission.
+ * it is at the job's version and either QUEUED and not waiting in line, or PAUSED with its timer due.
+ * `admitted` is the status admission left it in (`ACTIVE`, or `QUEUED` when it joined the waiting line),
+ * null when there was none; the row is as read before the admission.
  */
 export async function loadForJob(
   deps: EngineDeps,

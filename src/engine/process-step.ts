@@ -28,7 +28,8 @@ export type StepRun = StepJob & { redelivered?: boolean; loaded?: LoadedExecutio
  * `inline`, a next step due at once is handed back to the caller instead of being enqueued.
  */
 export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: StepRun, inline?: Inline): Promise<StepOutcome> {
-  // A job handed over in line starts from an admitted execution; any other is loaded, and admitted when due, in one call.
+  // A job handed over in line starts from an admitted execution; any other is loaded, and admitted (or its
+  // due timer resumed) in the same call.
   const read = job.loaded ? { loaded: job.loaded, admitted: null } : await loadForJob(deps, cache, job);
   if (!read) return 'missing';
   let { loaded } = read;
@@ -39,14 +40,13 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
   const recovered: LogEntry[] = job.recovered ? [{ eventType: 'recovered', status: 'INFO', details: { version: job.version } }] : [];
   const now = deps.clock.now();
 
+  // Not admitted: the account has no free slot, so the execution waits in line (holding no job).
+  if (read.admitted === 'QUEUED') return 'waiting_in_line';
+  if (read.admitted === 'ACTIVE') loaded = { ...loaded, row: { ...loaded.row, status: 'ACTIVE', version: loaded.row.version + 1 } };
   switch (loaded.row.status) {
-    case 'QUEUED': {
-      if (loaded.row.waiting) return 'stale';
-      // Not admitted: the account has no free slot, so the execution waits in line (holding no job).
-      if (read.admitted !== 'ACTIVE') return 'waiting_in_line';
-      loaded = { ...loaded, row: { ...loaded.row, status: 'ACTIVE', version: loaded.row.version + 1 } };
-      break;
-    }
+    case 'QUEUED':
+      // Waiting in line: its job comes when a slot frees.
+      return loaded.row.waiting ? 'stale' : 'waiting_in_line';
     case 'ACTIVE':
     case 'PAUSED':
       break;
@@ -72,8 +72,10 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
   let failure: string | undefined;
   switch (step.type) {
     case 'wait': {
-      if (row.status === 'ACTIVE') {
-        // Admitted at a wait step (a workflow that starts with a wait): start its timer now.
+      // ACTIVE at a wait step: admitted there (a workflow that starts with a wait), or with its timer
+      // resumed (next_run_at kept), in the load or from the waiting line.
+      if (row.status === 'ACTIVE' && !row.nextRunAt) {
+        // Admitted at a wait step: start its timer now.
         const delayMs = parseDuration(step.config.duration)!;
         const resumeAt = new Date(now.getTime() + delayMs);
         change = {
@@ -208,7 +210,8 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
  * makes this a no-op when the job exists.
  */
 async function resumeAfterLostChain(deps: EngineDeps, { row }: LoadedExecution) {
-  if (row.status !== 'ACTIVE' || row.nextRunAt) return;
+  // An ACTIVE execution with a timer still to come has its job delayed in Redis (or the sweeper rebuilds it).
+  if (row.status !== 'ACTIVE' || (row.nextRunAt && row.nextRunAt.getTime() > deps.clock.now().getTime())) return;
   await deps.queue.enqueue([{ executionId: row.id, version: row.version, recovered: true, trace: traceOf(row) }], (error) =>
     deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: row.id, error: error.message }),
   );

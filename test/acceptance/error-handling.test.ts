@@ -247,18 +247,23 @@ describe('Feature: Rate Limiting and Throttling', () => {
     const waiting = await h.trigger((await h.createWorkflow(withWait('1 minute'))).id, (await h.createContact()).id);
     await h.step(waiting); // admission and the email
     await h.step(waiting); // the wait starts: its slot is released
+    const row = () => h.db.execution.findUniqueOrThrow({ where: { id: waiting } });
+    const due = (await row()).nextRunAt;
     const busy = await h.trigger((await h.createWorkflow(emails(2))).id, (await h.createContact()).id);
     await h.step(busy); // admission (the one slot) and the first email
     clock.advance(60_000);
-    await h.step(waiting); // the wait ends with no free slot
-    const row = () => h.db.execution.findUniqueOrThrow({ where: { id: waiting } });
-    expect(await row()).toMatchObject({ status: 'QUEUED', waiting: true, nextRunAt: null });
-    expect((await h.logsOf(waiting)).map((l) => l.eventType).at(-1)).toBe('wait_completed');
+    await h.step(waiting); // the wait ends with no free slot: the execution waits in line, its timer kept
+    expect(await row()).toMatchObject({ status: 'QUEUED', waiting: true, nextRunAt: due });
+    expect((await h.logsOf(waiting)).map((l) => l.eventType).at(-1)).toBe('wait_started');
     expect(await h.activeSlots()).toBe(1);
     await h.step(busy); // the second email finishes it: its slot goes to the execution in line
-    expect(await row()).toMatchObject({ status: 'ACTIVE', waiting: false });
-    await h.step(waiting);
+    expect(await row()).toMatchObject({ status: 'ACTIVE', waiting: false, nextRunAt: due });
+    clock.advance(1_500);
+    await h.step(waiting); // the timer fires now, late by the time spent in line
+    await h.step(waiting); // the SMS
     expect((await row()).status).toBe('COMPLETED');
+    const completed = (await h.logsOf(waiting)).find((l) => l.eventType === 'wait_completed');
+    expect(completed?.details).toEqual({ lateness_ms: 1_500 });
     expect(await h.activeSlots()).toBe(0);
   });
 

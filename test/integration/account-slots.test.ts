@@ -103,7 +103,7 @@ describe('account slots in shards', () => {
     const ids = await enroll(130);
     const client = await h.deps.pool.connect();
     try {
-      for (const id of ids) await client.query(`SELECT flowmachine_admit_loaded($1, 0, 0, 'QUEUED', false, now())`, [id]);
+      for (const id of ids) await client.query(`SELECT flowmachine_admit_loaded($1, 0, 0, 'QUEUED', false, NULL, now())`, [id]);
     } finally {
       client.release();
     }

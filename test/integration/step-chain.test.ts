@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createManualClock } from '../../src/clock.ts';
 import { commitChange, type Inline } from '../../src/engine/commit.ts';
 import { loadExecution, loadForJob } from '../../src/engine/load.ts';
 import { processStep } from '../../src/engine/process-step.ts';
@@ -169,5 +170,64 @@ describe('a job given out again after its worker died in the middle of a chain',
     expect(job?.data).toMatchObject({ executionId: id, version: current, recovered: true });
     expect((await h.step(id)).outcome).toBe('committed');
     expect(h.provider.requestsTo('/email')).toHaveLength(1);
+  });
+});
+
+describe('a due timer resumes in the load of its job', () => {
+  const clock = createManualClock(new Date('2026-04-01T12:00:00.000Z'));
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: false, clock });
+  });
+  afterAll(() => h.stop());
+
+  const emailWaitSms = {
+    steps: [
+      { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } },
+      { id: 'pause', type: 'wait', config: { duration: '1 hour' } },
+      { id: 'text', type: 'send_sms', config: { body: 'x' } },
+    ],
+  };
+  /** An execution started and paused at its wait; returns its id and paused version. */
+  const paused = async () => {
+    const id = await h.trigger((await h.createWorkflow(emailWaitSms)).id, (await h.createContact()).id);
+    await h.step(id); // admission and the email, which starts the wait
+    const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
+    expect([row.status, row.nextRunAt?.getTime()]).toEqual(['PAUSED', clock.now().getTime() + 3_600_000]);
+    return { id, version: row.version, due: row.nextRunAt };
+  };
+
+  it('takes its slot in the load, and writes wait_completed with the commit of the action after it', async () => {
+    const { id, version, due } = await paused();
+    expect((await loadForJob(h.deps, h.deps.cache, { executionId: id, version }))!.admitted).toBeNull(); // not due yet
+    clock.advance(3_600_000);
+    const slots = await h.activeSlots();
+    const inline: Inline = {};
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version }, inline)).toBe('staged');
+    // Resumed in the load (committed, its slot taken, its timer kept); the fired timer is staged.
+    const resumed = await h.db.execution.findUniqueOrThrow({ where: { id } });
+    expect([resumed.status, resumed.version, resumed.nextRunAt, await h.activeSlots()]).toEqual(['ACTIVE', version + 1, due, slots + 1]);
+    expect((await h.logsOf(id)).map((log) => log.eventType)).not.toContain('wait_completed');
+    expect(inline.next!.pending!.logRows.map((log) => log.event_type)).toEqual(['wait_completed']);
+    // The SMS step commits the fired timer with itself, in one call.
+    expect(await processStep(h.deps, h.deps.cache, inline.next!, {})).toBe('committed');
+    const done = await h.db.execution.findUniqueOrThrow({ where: { id } });
+    expect([done.status, done.version, await h.activeSlots()]).toEqual(['COMPLETED', version + 2, slots]);
+    expect((await h.logsOf(id)).map((log) => log.eventType).slice(-5)).toEqual(['wait_started', 'wait_completed', 'action_started', 'action_completed', 'execution_completed']);
+    expect(h.provider.requestsTo('/sms')).toHaveLength(1);
+  });
+
+  it('loses nothing when its worker dies with the fired timer staged: the job given out again has the resumed execution fire it', async () => {
+    const { id, version } = await paused();
+    clock.advance(3_600_000);
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version }, {})).toBe('staged');
+    // The worker died here. BullMQ gives its job out again: it finds the execution resumed, and enqueues its due step.
+    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version, redelivered: true })).toBe('stale');
+    expect(await h.deps.queue.queue.getJob(stepJobId(id, version + 1))).toBeDefined();
+    expect((await h.step(id)).outcome).toBe('committed'); // the timer fires
+    expect((await h.step(id)).outcome).toBe('committed'); // the SMS
+    expect((await h.db.execution.findUniqueOrThrow({ where: { id } })).status).toBe('COMPLETED');
+    const events = (await h.logsOf(id)).map((log) => log.eventType);
+    expect(events.slice(events.indexOf('wait_started'))).toEqual(['wait_started', 'recovered', 'wait_completed', 'action_started', 'action_completed', 'execution_completed']);
   });
 });
