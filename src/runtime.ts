@@ -109,7 +109,7 @@ export async function startRuntime(config: Config, roles: Roles, options: { cloc
     const sweep = createSweeper(deps);
     const runSweep = () =>
       sweep()
-        .then((report) => (report.rebuilt || report.admitted ? deps.logger.info('sweep', { ...report }) : undefined))
+        .then((report) => (report.rebuilt || report.admitted || report.notified ? deps.logger.info('sweep', { ...report }) : undefined))
         .catch((error: Error) => deps.logger.warn('sweep failed', { error: error.message }))
         .finally(() => {
           if (sweepTimer) sweepTimer = setTimeout(runSweep, config.SWEEP_INTERVAL_MS).unref();

@@ -25,6 +25,8 @@ export interface Change {
   /** Tag added to or removed from the contact, applied to its stored tags in the same commit as the step. */
   tagChange?: TagChange;
   userId?: string | null;
+  /** The change fails the execution with an error the account's admin is told about (see notify.ts). */
+  notify?: boolean;
 }
 
 /** The outcome of a committed change. */
@@ -166,6 +168,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     ...(change.retryCount !== undefined ? { retryCount: change.retryCount } : {}),
     ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
     ...(finished ? { finishedAt: now } : {}),
+    ...(finished === 'failed' && change.notify && row.account.errorNotification ? { notifyPending: true } : {}),
   };
   const logRows = [...(pending?.logRows ?? []), ...toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now)];
   const tagChange = change.tagChange ?? pending?.tagChange;

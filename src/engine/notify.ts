@@ -1,44 +1,57 @@
 import { run } from '../db/sql.ts';
 import { maskPii } from '../observability/mask.ts';
 import { sendProviderRequest } from '../providers/http-provider.ts';
-import type { LoadedExecution } from './load.ts';
 import type { EngineDeps } from './types.ts';
 
-const INSERT_NOTIFICATION_LOG = {
-  name: 'notification-log',
-  text: 'INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, status, details) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-};
+/** A failure to tell an account's admin about: the execution at the version its failure was committed. */
+export interface FailureNotice {
+  executionId: string;
+  accountId: string;
+  version: number;
+  adminEmail: string;
+  workflowName: string;
+  error: string;
+}
+
+/** Logs the notification once per failure, clearing `notify_pending` (migration `notification_recovery`). */
+const LOG_NOTIFICATION = { name: 'notification-log', text: 'SELECT flowmachine_log_notification($1::uuid, $2::integer, $3, $4, $5::jsonb) AS logged' };
 
 /**
  * Emails the account's admin that an execution failed, through the email provider, and logs
  * `notification_sent` (or `notification_failed`). Runs after the failure is committed, so a broken
- * notification can never lose the execution's state.
+ * notification can never lose the execution's state; the commit leaves `notify_pending` set until the
+ * notification is logged, so the sweeper notifies a failure whose worker died first. The idempotency
+ * key is the same on both paths, and of two notifying the same failure only the first logs it.
  */
-export async function notifyFailure(deps: EngineDeps, loaded: LoadedExecution, errorMessage: string): Promise<void> {
-  const { row } = loaded;
-  if (!row.account.errorNotification) return;
+export async function notifyFailure(deps: EngineDeps, notice: FailureNotice): Promise<void> {
+  const { executionId, accountId, version, adminEmail, workflowName, error } = notice;
   const message = {
-    to: row.account.adminEmail,
-    subject: `Workflow "${row.workflow.name}" failed for an execution`,
-    body: `Execution ${row.id} of workflow "${row.workflow.name}" failed: ${errorMessage}`,
-    execution_id: row.id,
+    to: adminEmail,
+    subject: `Workflow "${workflowName}" failed for an execution`,
+    body: `Execution ${executionId} of workflow "${workflowName}" failed: ${error}`,
+    execution_id: executionId,
     step_id: 'error_notification',
-    workflow_name: row.workflow.name,
-    error_message: errorMessage,
+    workflow_name: workflowName,
+    error_message: error,
   };
   const outcome = deps.config.EMAIL_HTTP_URL
     ? await sendProviderRequest(
-        { url: deps.config.EMAIL_HTTP_URL, body: message, idempotencyKey: `${row.id}:error_notification:${row.version}`, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS },
+        { url: deps.config.EMAIL_HTTP_URL, body: message, idempotencyKey: `${executionId}:error_notification:${version}`, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS },
         deps.clock,
       )
     : ({ kind: 'success', status: 0 } as const);
   const sent = outcome.kind === 'success';
+  const eventType = sent ? 'notification_sent' : 'notification_failed';
   const details = sent
-    ? { to: row.account.adminEmail, workflow_name: row.workflow.name, error_message: errorMessage, delivered: Boolean(deps.config.EMAIL_HTTP_URL) }
-    : { to: row.account.adminEmail, error: outcome.error };
-  await run(deps.pool, INSERT_NOTIFICATION_LOG, [
-    row.id, row.accountId, row.workflowId, row.contactId, sent ? 'notification_sent' : 'notification_failed', sent ? 'SUCCESS' : 'FAILED', JSON.stringify(maskPii(details)),
-  ]).catch((error: Error) => deps.logger.error('notification log failed', { execution_id: row.id, error: error.message }));
-  deps.metrics.executionEvents.inc({ event_type: sent ? 'notification_sent' : 'notification_failed' });
-  deps.logger.info(sent ? 'notification_sent' : 'notification_failed', { execution_id: row.id, account_id: row.accountId, ...details });
+    ? { to: adminEmail, workflow_name: workflowName, error_message: error, delivered: Boolean(deps.config.EMAIL_HTTP_URL) }
+    : { to: adminEmail, error: outcome.error };
+  const logged = await run<{ logged: boolean }>(deps.pool, LOG_NOTIFICATION, [executionId, version, eventType, sent ? 'SUCCESS' : 'FAILED', JSON.stringify(maskPii(details))])
+    .then(([row]) => row?.logged === true)
+    .catch((e: Error) => {
+      deps.logger.error('notification log failed; the sweeper will notify again', { execution_id: executionId, error: e.message });
+      return false;
+    });
+  if (!logged) return;
+  deps.metrics.executionEvents.inc({ event_type: eventType });
+  deps.logger.info(eventType, { execution_id: executionId, account_id: accountId, ...details });
 }

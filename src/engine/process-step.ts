@@ -105,7 +105,9 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
       ({ change, failure } = await runActionStep(deps, loaded, step, recovered));
   }
   const committed = await commitChange(deps, loaded, change, inline, job.pending);
-  if (failure !== undefined && committed?.finished === 'failed') await notifyFailure(deps, loaded, failure);
+  if (failure !== undefined && committed?.finished === 'failed' && row.account.errorNotification) {
+    await notifyFailure(deps, { executionId: row.id, accountId: row.accountId, version: committed.version, adminEmail: row.account.adminEmail, workflowName: row.workflow.name, error: failure });
+  }
   return done(committed);
 }
 
@@ -194,7 +196,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
       }
       return {
         change: change(
-          { event: { type: 'STEP_FAILED' }, lastError: result.error },
+          { event: { type: 'STEP_FAILED' }, lastError: result.error, notify: true },
           failedLog,
           { ...base, eventType: 'max_retries_exhausted', status: 'FAILED', details: { retry_count: row.retryCount, error: result.error } },
         ),

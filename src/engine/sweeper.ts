@@ -2,6 +2,7 @@ import type { StepWork } from '../queue/step-queue.ts';
 import { run } from '../db/sql.ts';
 import { admitWaiting } from './admission.ts';
 import { traceOf } from './commit.ts';
+import { notifyFailure, type FailureNotice } from './notify.ts';
 import type { EngineDeps } from './types.ts';
 
 const BATCH = 1_000;
@@ -28,6 +29,15 @@ const RESPREAD = {
     GROUP BY a.id HAVING sum(s.quota) = 0 AND sum(s.used) < a.concurrent_executions_per_account`,
 };
 
+/** Failures whose admin notification was never logged (its worker died), older than a worker takes to notify. */
+const UNNOTIFIED = {
+  name: 'sweep-unnotified',
+  text: `SELECT e.id AS "executionId", e.account_id AS "accountId", e.version, a.admin_email AS "adminEmail", w.name AS "workflowName",
+      coalesce(e.last_error, 'failed') AS error
+    FROM executions e JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
+    WHERE e.notify_pending AND e.finished_at < $1 AND e.status = 'FAILED' ORDER BY e.finished_at LIMIT 100`,
+};
+
 /** Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS. */
 const STUCK = {
   name: 'sweep-stuck',
@@ -43,6 +53,8 @@ export interface SweepReport {
   rebuilt: boolean;
   enqueued: number;
   admitted: number;
+  /** Failures notified because their worker died before it logged the notification. */
+  notified: number;
 }
 
 /**
@@ -53,6 +65,7 @@ export interface SweepReport {
  *   bounded slice of the candidates per sweep;
  * - gives slots back to accounts whose limit was lowered below their use once they are under it, and
  *   admits executions waiting in line when their account has free slots;
+ * - notifies the admin of failures whose worker died before it logged the notification;
  * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution.
  * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
  * and a job for an outdated version is dropped by the worker: sweeping is always safe.
@@ -93,7 +106,9 @@ export function createSweeper(deps: EngineDeps) {
       await deps.queue.add(work);
       admitted += work.length;
     }
-    return { rebuilt, enqueued, admitted };
+    const unnotified = await run<FailureNotice>(deps.pool, UNNOTIFIED, [new Date(staleBefore.getTime() - deps.config.PROVIDER_TIMEOUT_MS)]);
+    for (const notice of unnotified) await notifyFailure(deps, notice);
+    return { rebuilt, enqueued, admitted, notified: unnotified.length };
   };
 }
 

@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.ts';
+import { commitChange } from '../../src/engine/commit.ts';
+import { loadExecution, loadForJob } from '../../src/engine/load.ts';
+import { notifyFailure } from '../../src/engine/notify.ts';
+import { createSweeper } from '../../src/engine/sweeper.ts';
 import { emails, sequential, withWait } from '../fixtures/workflows.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
@@ -128,6 +132,41 @@ describe('Feature: Error Handling and Retry Logic', () => {
     await h.step(id);
     expect((await row(id)).status).toBe('FAILED');
     expect((await h.logsOf(id)).map((l) => l.eventType)).not.toContain('notification_sent');
+  });
+
+  it('a failure whose worker died before notifying is notified by the sweeper, once, with the same idempotency key', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0, admin_email: 'ops@example.com' });
+    const id = await start();
+    await loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 }); // admitted
+    // The worker commits the failure as processStep does, then dies before notifying.
+    const committed = await commitChange(h.deps, (await loadExecution(h.deps, h.deps.cache, id))!, { event: { type: 'STEP_FAILED' }, lastError: 'HTTP 503', notify: true, logs: [] });
+    expect(committed?.finished).toBe('failed');
+    expect(await row(id)).toMatchObject({ status: 'FAILED', notifyPending: true });
+    const notifications = () => h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id);
+    const sweep = createSweeper(h.deps);
+    expect((await sweep()).notified).toBe(0); // a live worker may still be notifying
+    clock.advance(h.config.STALE_AFTER_MS + h.config.PROVIDER_TIMEOUT_MS + 1);
+    expect((await sweep()).notified).toBe(1);
+    expect(notifications()).toHaveLength(1);
+    expect(notifications()[0]!.idempotencyKey).toBe(`${id}:error_notification:${committed!.version}`);
+    expect(notifications()[0]!.body).toMatchObject({ to: 'ops@example.com', error_message: 'HTTP 503' });
+    expect((await sweep()).notified).toBe(0);
+    expect((await h.logsOf(id)).filter((l) => l.eventType === 'notification_sent')).toHaveLength(1);
+    expect((await row(id)).notifyPending).toBe(false);
+  });
+
+  it('a failure notified twice at once (a slow worker and the sweeper) is logged once', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0 });
+    const id = await start();
+    h.provider.script({ status: 503 }, { status: 200 });
+    await h.step(id); // fails and notifies
+    const failed = await row(id);
+    const notice = { executionId: id, accountId: failed.accountId, version: failed.version, adminEmail: 'admin@example.com', workflowName: 'W', error: 'HTTP 503' };
+    await h.db.execution.update({ where: { id }, data: { notifyPending: true } }); // as if the first had not logged yet
+    await Promise.all([notifyFailure(h.deps, notice), notifyFailure(h.deps, notice)]);
+    expect((await h.logsOf(id)).filter((l) => l.eventType.startsWith('notification_'))).toHaveLength(2); // the worker's and one of the two
+    const keys = new Set(h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id).map((r) => r.idempotencyKey));
+    expect([...keys]).toEqual([`${id}:error_notification:${failed.version}`]);
   });
 
   it('a provider that hangs past the timeout is a transient failure', async () => {
