@@ -107,7 +107,7 @@ export function createSweeper(deps: EngineDeps) {
       admitted += work.length;
     }
     const unnotified = await run<FailureNotice>(deps.pool, UNNOTIFIED, [new Date(staleBefore.getTime() - deps.config.PROVIDER_TIMEOUT_MS)]);
-    for (const notice of unnotified) await notifyFailure(deps, notice);
+    await Promise.all(unnotified.map((notice) => notifyFailure(deps, notice)));
     return { rebuilt, enqueued, admitted, notified: unnotified.length };
   };
 }
