@@ -14,11 +14,11 @@ const TIMERS = {
   text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM executions
     WHERE status IN ('PAUSED', 'ACTIVE') AND next_run_at <= $1 AND ($2::timestamptz IS NULL OR next_run_at > $2)`,
 };
-/** Accounts with free slots and executions waiting in line. */
+/** Accounts with executions waiting in line (read from the line's small partial index) and free slots. */
 const ACCOUNTS_WITH_ROOM = {
   name: 'sweep-accounts-with-room',
   text: `SELECT s.account_id AS id, sum(s.quota - s.used)::int AS free FROM account_slots s
-    WHERE s.used < s.quota AND EXISTS (SELECT 1 FROM executions e WHERE e.account_id = s.account_id AND e.status = 'QUEUED' AND e.waiting)
+    WHERE s.used < s.quota AND s.account_id IN (SELECT e.account_id FROM executions e WHERE e.status = 'QUEUED' AND e.waiting)
     GROUP BY s.account_id`,
 };
 
