@@ -127,7 +127,8 @@ END $$;
 
 -- Commits one engine step in one call: the execution's new state (only if its version is still
 -- p_version), its log entries, the contact's tag change and the account's concurrency slot.
---   p_set   new field values, camelCase keys; absent keys keep the stored value, except status.
+--   p_set   new field values, camelCase keys; absent keys keep the stored value, except status and
+--           notifyPending (a failure to notify, migration notification_recovery), which is cleared.
 --   p_logs  log rows (jsonb array).
 --   p_slot  'keep'; 'acquire' or 'acquire_in_line' (also respects the waiting line) for an execution
 --           becoming ACTIVE, which instead waits in line (QUEUED, waiting) when no slot is free;
@@ -179,6 +180,7 @@ BEGIN
     retry_count = COALESCE((p_set->>'retryCount')::integer, retry_count),
     last_error = CASE WHEN p_set ? 'lastError' THEN p_set->>'lastError' ELSE last_error END,
     finished_at = COALESCE((p_set->>'finishedAt')::timestamptz, finished_at),
+    notify_pending = COALESCE((p_set->>'notifyPending')::boolean, false),
     updated_at = COALESCE((p_set->>'updatedAt')::timestamptz, now())
   WHERE id = p_id;
   INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, status, step_index, step_id, duration_ms, timestamp, user_id, details)
