@@ -2,6 +2,8 @@ import { transition } from 'xstate';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { TagChange } from '../actions/run-action.ts';
 import type { Step } from '../definition/schema.ts';
+import { batcherFor, observeBatches, type Batcher } from '../db/batch.ts';
+import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import { PREMASKED } from '../observability/logger.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
@@ -68,6 +70,38 @@ interface CommitResult {
 
 /** One call commits a step: see `flowmachine_commit` in prisma/migrations. */
 const COMMIT = { name: 'commit-step', text: 'SELECT * FROM flowmachine_commit($1::uuid, $2::integer, $3::jsonb, $4::jsonb, $5::text, $6::text, $7::text)' };
+/**
+ * Several executions' steps committed in one statement (see db/batch.ts), in one order for every batch:
+ * the commits that give a slot back last, by shard, so that two batches lock the account's shards in
+ * the same order.
+ */
+const COMMIT_BATCH = { name: 'commit-steps', text: `SELECT b.i::integer AS i, c.* FROM (
+    SELECT a.x, a.i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(x, i) LEFT JOIN executions e ON e.id = (a.x->>'id')::uuid
+    ORDER BY a.x->>'slot' = 'release', e.slot_shard, a.i) AS b
+  CROSS JOIN LATERAL flowmachine_commit((b.x->>'id')::uuid, (b.x->>'version')::integer, b.x->'set', b.x->'logs', b.x->>'tagOp', b.x->>'tag', b.x->>'slot') AS c` };
+
+/** One execution's commit, as `flowmachine_commit` takes it. */
+interface CommitRequest {
+  id: string;
+  version: number;
+  set: Record<string, unknown>;
+  logs: LogRow[];
+  tagOp: string | null;
+  tag: string | null;
+  slot: 'keep' | 'release' | 'acquire' | 'acquire_in_line';
+}
+
+async function sendCommits(pool: Pool, requests: CommitRequest[]): Promise<CommitResult[]> {
+  if (requests.length === 1) {
+    const { id, version, set, logs, tagOp, tag, slot } = requests[0]!;
+    return run<CommitResult>(pool, COMMIT, [id, version, JSON.stringify(set), JSON.stringify(logs), tagOp, tag, slot]);
+  }
+  const results: CommitResult[] = [];
+  for (const { i, ...result } of await run<CommitResult & { i: number }>(pool, COMMIT_BATCH, [JSON.stringify(requests)])) results[i - 1] = result;
+  return results;
+}
+
+const commits = new WeakMap<Pool, Batcher<CommitRequest, CommitResult>>();
 
 /** The execution's trace context, carried by each of its jobs so all its steps join one trace. */
 export const traceOf = (row: { traceContext: unknown }) => (row.traceContext ?? undefined) as Record<string, string> | undefined;
@@ -180,15 +214,15 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     return { status, version: row.version, finished: null, reason, work, staged: true };
   }
   const slot = wasActive === (status === 'ACTIVE') ? 'keep' : wasActive ? 'release' : row.status === 'QUEUED' ? 'acquire' : 'acquire_in_line';
-  const [result] = await run<CommitResult>(deps.pool, COMMIT, [
-    row.id,
-    row.version,
-    JSON.stringify(set),
-    JSON.stringify(logRows),
-    tagChange?.op ?? null,
-    tagChange?.tag ?? null,
+  const result = await batcherFor(commits, deps.pool, sendCommits, observeBatches(deps, 'commit')).submit({
+    id: row.id,
+    version: row.version,
+    set,
+    logs: logRows,
+    tagOp: tagChange?.op ?? null,
+    tag: tagChange?.tag ?? null,
     slot,
-  ]);
+  });
   if (!result?.committed) return null;
   // With no free slot the execution waits in line (QUEUED, waiting), holding no job, until a slot frees.
   status = result.new_status;

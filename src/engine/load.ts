@@ -1,4 +1,6 @@
 import type { CompiledWorkflow } from '../compiler/compile.ts';
+import { batcherFor, observeBatches, type Batcher } from '../db/batch.ts';
+import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import type { Account, Contact, Execution } from '../generated/prisma/client.ts';
 import type { EngineDeps } from './types.ts';
@@ -35,6 +37,32 @@ const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${EXECUTION}, ${C
 const LOAD_FOR_JOB = { name: 'load-for-job', text: `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow,
   flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, e.next_run_at, $3::timestamptz) AS admitted
   ${JOINS} WHERE e.id = $1::uuid` };
+/** Several jobs' loads in one statement (see db/batch.ts); `i` is the job's place in the batch. */
+const LOAD_FOR_JOBS = { name: 'load-for-jobs', text: `SELECT b.i::integer AS i, ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow,
+  flowmachine_admit_loaded(e.id, b.version, e.version, e.status, e.waiting, e.next_run_at, b.now) AS admitted
+  FROM unnest($1::uuid[], $2::integer[], $3::timestamptz[]) WITH ORDINALITY AS b(id, version, now, i)
+  JOIN executions e ON e.id = b.id JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
+  ORDER BY b.i` };
+
+interface LoadRequest {
+  executionId: string;
+  version: number;
+  now: Date;
+}
+type LoadedRaw = RawRow & { admitted: string | null };
+
+async function sendLoads(pool: Pool, requests: LoadRequest[]): Promise<(LoadedRaw | undefined)[]> {
+  if (requests.length === 1) {
+    const { executionId, version, now } = requests[0]!;
+    return run<LoadedRaw>(pool, LOAD_FOR_JOB, [executionId, version, now]);
+  }
+  const columns = [requests.map((r) => r.executionId), requests.map((r) => r.version), requests.map((r) => r.now.toISOString())];
+  const results: (LoadedRaw | undefined)[] = requests.map(() => undefined);
+  for (const { i, ...raw } of await run<LoadedRaw & { i: number }>(pool, LOAD_FOR_JOBS, columns)) results[i - 1] = raw;
+  return results;
+}
+
+const loads = new WeakMap<Pool, Batcher<LoadRequest, LoadedRaw | undefined>>();
 
 const READ_VERSION = { name: 'load-version', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
 
@@ -69,7 +97,7 @@ export async function loadForJob(
   cache: WorkflowCache,
   job: { executionId: string; version: number },
 ): Promise<{ loaded: LoadedExecution; admitted: string | null } | null> {
-  const [raw] = await run<RawRow & { admitted: string | null }>(deps.pool, LOAD_FOR_JOB, [job.executionId, job.version, deps.clock.now()]);
+  const raw = await batcherFor(loads, deps.pool, sendLoads, observeBatches(deps, 'load')).submit({ executionId: job.executionId, version: job.version, now: deps.clock.now() });
   if (!raw) return null;
   const { admitted, ...rest } = raw;
   return { loaded: await withWorkflow(deps, cache, rest), admitted };

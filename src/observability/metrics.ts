@@ -26,6 +26,10 @@ export interface Metrics {
   rateLimitHits: Counter<'provider'>;
   /** `flowmachine_timer_lateness_seconds`: how late a wait or retry timer fired after its due time. */
   timerLateness: Histogram;
+  /** `flowmachine_db_batch_size`: requests of one `kind` (commit, load) sent together in one statement (see db/batch.ts). */
+  dbBatchSize: Histogram<'kind'>;
+  /** `flowmachine_db_batch_failures_total`: batches that failed as a whole, their requests then sent again one by one. */
+  dbBatchFailures: Counter<'kind'>;
   /** `flowmachine_worker_jobs_active`: jobs this process is running right now. */
   workerJobsActive: Gauge;
   /** `flowmachine_executions`: executions by `status`, read at scrape time (see {@link setExecutionsByStatusSource}). */
@@ -97,6 +101,19 @@ export function createMetrics(): Metrics {
       name: 'flowmachine_timer_lateness_seconds',
       help: 'Delay between a timer being due and its job starting.',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    dbBatchSize: new Histogram({
+      name: 'flowmachine_db_batch_size',
+      help: 'Requests sent together in one statement (group commit).',
+      labelNames: ['kind'] as const,
+      buckets: [1, 2, 4, 8, 16, 32],
+      registers,
+    }),
+    dbBatchFailures: new Counter({
+      name: 'flowmachine_db_batch_failures_total',
+      help: 'Batches that failed as a whole and were sent again one request at a time.',
+      labelNames: ['kind'] as const,
       registers,
     }),
     workerJobsActive: new Gauge({

@@ -1,0 +1,93 @@
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Pool } from './client.ts';
+
+/** Sends a batch of requests in one round trip and answers each, in order. */
+export type SendBatch<In, Out> = (pool: Pool, items: In[]) => Promise<Out[]>;
+
+/** What a batcher reports: each batch's size, and each batch that failed as a whole. */
+export interface BatchObserver {
+  sent(size: number): void;
+  failed(size: number, error: Error): void;
+}
+
+/** At most this many batches of one kind are in flight on a pool at once (its connections are shared). */
+const MAX_IN_FLIGHT = 4;
+/** At most this many requests go in one batch. */
+const MAX_BATCH = 32;
+
+interface Waiting<In, Out> {
+  item: In;
+  resolve(out: Out): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Group commit: requests of one kind (a step's commit, a job's load) that arrive while
+ * {@link MAX_IN_FLIGHT} batches are in flight wait for the next batch, which sends all of them in one
+ * statement, so one round trip, one transaction and one WAL flush serve them all. A request that finds
+ * a batch free goes at once, alone: batching adds no wait below saturation and grows with the load.
+ * When a batch fails (a deadlock between batches, an error in one request) nothing of it was written,
+ * and each of its requests is sent again alone, so only the request at fault gets the error.
+ */
+export class Batcher<In, Out> {
+  private readonly waiting: Waiting<In, Out>[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly send: SendBatch<In, Out>,
+    private readonly observer: BatchObserver,
+  ) {}
+
+  submit(item: In): Promise<Out> {
+    return new Promise<Out>((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, MAX_BATCH);
+      this.inFlight += 1;
+      this.observer.sent(batch.length);
+      void this.flush(batch).finally(() => {
+        this.inFlight -= 1;
+        this.pump();
+      });
+    }
+  }
+
+  private async flush(batch: Waiting<In, Out>[]): Promise<void> {
+    try {
+      const outs = await this.send(this.pool, batch.map((w) => w.item));
+      batch.forEach((w, i) => w.resolve(outs[i]!));
+    } catch (error) {
+      if (batch.length === 1) return batch[0]!.reject(error);
+      this.observer.failed(batch.length, error as Error);
+      await Promise.all(batch.map((w) => this.send(this.pool, [w.item]).then(([out]) => w.resolve(out!), w.reject)));
+    }
+  }
+}
+
+/** The batcher of one kind on a pool, created on first use. */
+export function batcherFor<In, Out>(
+  registry: WeakMap<Pool, Batcher<In, Out>>,
+  pool: Pool,
+  send: SendBatch<In, Out>,
+  observer: () => BatchObserver,
+): Batcher<In, Out> {
+  let batcher = registry.get(pool);
+  if (!batcher) registry.set(pool, (batcher = new Batcher(pool, send, observer())));
+  return batcher;
+}
+
+/** Reports a batcher's batches as metrics, and each failed batch as a warning. */
+export const observeBatches = (deps: { metrics: Metrics; logger: Logger }, kind: string) => (): BatchObserver => ({
+  sent: (size) => deps.metrics.dbBatchSize.observe({ kind }, size),
+  failed(size, error) {
+    deps.metrics.dbBatchFailures.inc({ kind });
+    deps.logger.warn('batch failed; its requests are sent again one by one', { kind, size, error: error.message });
+  },
+});
