@@ -90,6 +90,8 @@ export interface BenchResult {
   floor: { postgresTxPerSec: number; queueJobsPerSec: number; floorPerSec: number };
   triggers: { requested: number; accepted: number; perSec: number; seconds: number };
   steps: { total: number; perSec: number; peakPerSec: number; ofFloor: number; jobsStarted: number };
+  /** Group commit (src/db/batch.ts): mean requests per statement, and batches that failed and were sent again one by one. */
+  batches: { loadsPerStatement: number; commitsPerStatement: number; failed: number };
   executions: { completed: number; notCompleted: number; perSec: number; peakRunning: number; peakWaiting: number; seconds: number };
   latencyMs: {
     triggerToFirstAction: Percentiles;
@@ -357,7 +359,9 @@ export function histogramQuantile(q: number, scrapes: string[], name: string, fi
   return lower;
 }
 
-const sumOf = (scrapes: string[], name: string) => scrapes.flatMap(parseMetrics).filter((s) => s.name === name).reduce((sum, s) => sum + s.value, 0);
+const sumOf = (scrapes: string[], name: string, kind?: string) =>
+  scrapes.flatMap(parseMetrics).filter((s) => s.name === name && (kind === undefined || s.labels.kind === kind)).reduce((sum, s) => sum + s.value, 0);
+const perBatch = (scrapes: string[], kind: string) => sumOf(scrapes, 'flowmachine_db_batch_size_sum', kind) / Math.max(1, sumOf(scrapes, 'flowmachine_db_batch_size_count', kind));
 
 // ---------------------------------------------------------------------------------------------------
 // Child roles: the fake provider and the BullMQ floor worker run in their own processes
@@ -835,6 +839,7 @@ async function collectResult(system: System, observed: Observed, context: Pick<B
     machine: { cpus: os.cpus().length, loadStart, loadEnd: os.loadavg()[0]! },
     triggers: { requested: context.options.executions, accepted: accepted.length, perSec: perSec(accepted.length, observed.triggerSeconds), seconds: observed.triggerSeconds },
     steps: { total: steps.n, perSec: stepsPerSec, peakPerSec: (steps.peak ?? 0) / 5, ofFloor: stepsPerSec / context.floor.floorPerSec, jobsStarted: sumOf(scrapes, 'flowmachine_queue_latency_seconds_count') },
+    batches: { loadsPerStatement: perBatch(scrapes, 'load'), commitsPerStatement: perBatch(scrapes, 'commit'), failed: sumOf(scrapes, 'flowmachine_db_batch_failures_total') },
     executions: {
       completed: executions.completed,
       notCompleted: incomplete,
@@ -980,6 +985,7 @@ export function formatTable(r: BenchResult): string {
     ['triggers accepted/s', `${num(r.triggers.perSec)} (${r.triggers.accepted}/${r.triggers.requested} in ${num(r.triggers.seconds, 1)} s)`],
     ['steps completed/s (mean; best 5 s)', `${num(r.steps.perSec)}; ${num(r.steps.peakPerSec)} (${r.steps.total} steps)`],
     ['engine steps/s ÷ floor', `${num(100 * r.steps.ofFloor, 1)} %`],
+    ['loads / commits per statement, mean (batches failed)', `${num(r.batches.loadsPerStatement, 1)} / ${num(r.batches.commitsPerStatement, 1)} (${r.batches.failed})`],
     ['executions completed/s (first trigger → last completion)', `${num(r.executions.perSec, 1)} (${r.executions.completed} in ${num(r.executions.seconds, 1)} s)`],
     ['peak running / waiting executions', `${r.executions.peakRunning} / ${r.executions.peakWaiting}`],
     ['trigger → first action started p50/p95/p99 ms', trio(r.latencyMs.triggerToFirstAction)],
