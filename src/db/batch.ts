@@ -11,8 +11,11 @@ export interface BatchObserver {
   failed(size: number, error: Error): void;
 }
 
-/** At most this many batches of one kind are in flight on a pool at once (its connections are shared). */
-const MAX_IN_FLIGHT = 4;
+/**
+ * At most this many batches of one kind are in flight on a pool at once. Fewer make bigger batches and
+ * cheaper steps (docs/benchmarks.md); with one, a batch waiting on a lock would hold up all the others.
+ */
+const MAX_IN_FLIGHT = 2;
 /** At most this many requests go in one batch. */
 const MAX_BATCH = 32;
 
