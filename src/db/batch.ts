@@ -1,9 +1,7 @@
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Pool } from './client.ts';
-
-/** Sends a batch of requests in one round trip and answers each, in order. */
-export type SendBatch<In, Out> = (pool: Pool, items: In[]) => Promise<Out[]>;
+/** Sends a batch of requests in one round trip through `to` (a pool, a queue) and answers each, in order. */
+export type SendBatch<To, In, Out> = (to: To, items: In[]) => Promise<Out[]>;
 
 /** What a batcher reports: each batch's size, and each batch that failed as a whole. */
 export interface BatchObserver {
@@ -12,7 +10,7 @@ export interface BatchObserver {
 }
 
 /**
- * At most this many batches of one kind are in flight on a pool at once. Fewer make bigger batches and
+ * At most this many batches of one kind are in flight on one pool (or queue) at once. Fewer make bigger batches and
  * cheaper steps (docs/benchmarks.md); with one, a batch waiting on a lock would hold up all the others.
  */
 const MAX_IN_FLIGHT = 2;
@@ -26,21 +24,21 @@ interface Waiting<In, Out> {
 }
 
 /**
- * Group commit: requests of one kind (a step's commit, a job's load) that arrive while
+ * Group commit: requests of one kind (a step's commit, a job's load, a trigger, jobs to enqueue) that arrive while
  * {@link MAX_IN_FLIGHT} batches are in flight wait for the next batch, which sends all of them in one
  * statement, so one round trip, one transaction and one WAL flush serve them all. A request that finds
  * a batch free goes at once, alone: batching adds no wait below saturation and grows with the load.
  * When a batch fails (a deadlock between batches, an error in one request) nothing of it was written,
  * and each of its requests is sent again alone, so only the request at fault gets the error.
  */
-export class Batcher<In, Out> {
+export class Batcher<To, In, Out> {
   private readonly waiting: Waiting<In, Out>[] = [];
   private inFlight = 0;
 
   constructor(
-    private readonly pool: Pool,
-    private readonly send: SendBatch<In, Out>,
-    private readonly observer: BatchObserver,
+    private readonly to: To,
+    private readonly send: SendBatch<To, In, Out>,
+    private readonly observer?: BatchObserver,
   ) {}
 
   submit(item: In): Promise<Out> {
@@ -54,7 +52,7 @@ export class Batcher<In, Out> {
     while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length > 0) {
       const batch = this.waiting.splice(0, MAX_BATCH);
       this.inFlight += 1;
-      this.observer.sent(batch.length);
+      this.observer?.sent(batch.length);
       void this.flush(batch).finally(() => {
         this.inFlight -= 1;
         this.pump();
@@ -64,25 +62,25 @@ export class Batcher<In, Out> {
 
   private async flush(batch: Waiting<In, Out>[]): Promise<void> {
     try {
-      const outs = await this.send(this.pool, batch.map((w) => w.item));
+      const outs = await this.send(this.to, batch.map((w) => w.item));
       batch.forEach((w, i) => w.resolve(outs[i]!));
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);
-      this.observer.failed(batch.length, error as Error);
-      await Promise.all(batch.map((w) => this.send(this.pool, [w.item]).then(([out]) => w.resolve(out!), w.reject)));
+      this.observer?.failed(batch.length, error as Error);
+      await Promise.all(batch.map((w) => this.send(this.to, [w.item]).then(([out]) => w.resolve(out!), w.reject)));
     }
   }
 }
 
-/** The batcher of one kind on a pool, created on first use. */
-export function batcherFor<In, Out>(
-  registry: WeakMap<Pool, Batcher<In, Out>>,
-  pool: Pool,
-  send: SendBatch<In, Out>,
+/** The batcher of one kind on a pool (or queue), created on first use. */
+export function batcherFor<To extends object, In, Out>(
+  registry: WeakMap<To, Batcher<To, In, Out>>,
+  to: To,
+  send: SendBatch<To, In, Out>,
   observer: () => BatchObserver,
-): Batcher<In, Out> {
-  let batcher = registry.get(pool);
-  if (!batcher) registry.set(pool, (batcher = new Batcher(pool, send, observer())));
+): Batcher<To, In, Out> {
+  let batcher = registry.get(to);
+  if (!batcher) registry.set(to, (batcher = new Batcher(to, send, observer())));
   return batcher;
 }
 

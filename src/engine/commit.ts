@@ -101,7 +101,7 @@ async function sendCommits(pool: Pool, requests: CommitRequest[]): Promise<Commi
   return results;
 }
 
-const commits = new WeakMap<Pool, Batcher<CommitRequest, CommitResult>>();
+const commits = new WeakMap<Pool, Batcher<Pool, CommitRequest, CommitResult>>();
 
 /** The execution's trace context, carried by each of its jobs so all its steps join one trace. */
 export const traceOf = (row: { traceContext: unknown }) => (row.traceContext ?? undefined) as Record<string, string> | undefined;

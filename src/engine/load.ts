@@ -62,7 +62,7 @@ async function sendLoads(pool: Pool, requests: LoadRequest[]): Promise<(LoadedRa
   return results;
 }
 
-const loads = new WeakMap<Pool, Batcher<LoadRequest, LoadedRaw | undefined>>();
+const loads = new WeakMap<Pool, Batcher<Pool, LoadRequest, LoadedRaw | undefined>>();
 
 const READ_VERSION = { name: 'load-version', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
 

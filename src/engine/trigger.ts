@@ -1,5 +1,7 @@
 import { initialTransition } from 'xstate';
 import type { CompiledWorkflow } from '../compiler/compile.ts';
+import { batcherFor, observeBatches, type Batcher } from '../db/batch.ts';
+import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import { FlowmachineError } from '../errors.ts';
 import { maskPii } from '../observability/mask.ts';
@@ -52,6 +54,49 @@ const TRIGGER = {
   name: 'trigger',
   text: 'SELECT kind, execution, version_id AS "versionId" FROM flowmachine_trigger($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
 };
+/**
+ * Several triggers in one statement (see db/batch.ts), by workflow and contact, as bulk enrollment takes
+ * them, so that concurrent statements take the pairs' advisory locks in one order.
+ */
+const TRIGGER_BATCH = {
+  name: 'triggers',
+  text: `SELECT b.i::integer AS i, t.kind, t.execution, t.version_id AS "versionId" FROM (
+      SELECT a.x, a.i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(x, i)
+      ORDER BY a.x->>'workflow' COLLATE "C", a.x->>'contact' COLLATE "C", a.i) AS b
+    CROSS JOIN LATERAL flowmachine_trigger((b.x->>'account')::uuid, (b.x->>'workflow')::uuid, (b.x->>'contact')::uuid, (b.x->>'version')::uuid,
+      b.x->>'reentry', (b.x->>'windowMs')::integer, nullif(b.x->'snapshot', 'null'), (b.x->>'totalSteps')::integer, b.x->>'goalEvent',
+      b.x->'payload', b.x->'trace', (b.x->>'now')::timestamptz) AS t` };
+
+/** One trigger's call of `flowmachine_trigger`; `snapshot`, `payload` and `trace` are JSON text already. */
+interface TriggerCall {
+  account: string;
+  workflow: string;
+  contact: string;
+  version: string | null;
+  reentry: string | null;
+  windowMs: number;
+  snapshot: string | null;
+  totalSteps: number | null;
+  goalEvent: string | null;
+  payload: string;
+  trace: string;
+  now: Date;
+}
+type TriggerAnswer = { kind: TriggerRow; execution: string | null; versionId: string | null };
+
+async function sendTriggers(pool: Pool, calls: TriggerCall[]): Promise<TriggerAnswer[]> {
+  if (calls.length === 1) {
+    const c = calls[0]!;
+    return run<TriggerAnswer>(pool, TRIGGER, [c.account, c.workflow, c.contact, c.version, c.reentry, c.windowMs, c.snapshot, c.totalSteps, c.goalEvent, c.payload, c.trace, c.now]);
+  }
+  // The JSON texts go in as they are, not parsed and serialised again.
+  const batch = calls.map(({ snapshot, payload, trace, ...rest }) => `${JSON.stringify(rest).slice(0, -1)},"snapshot":${snapshot ?? 'null'},"payload":${payload},"trace":${trace}}`);
+  const answers: TriggerAnswer[] = [];
+  for (const { i, ...answer } of await run<TriggerAnswer & { i: number }>(pool, TRIGGER_BATCH, [`[${batch.join(',')}]`])) answers[i - 1] = answer;
+  return answers;
+}
+
+const triggers = new WeakMap<Pool, Batcher<Pool, TriggerCall, TriggerAnswer>>();
 /** The `BLOCKED` log entries of refused triggers: one per (contact, execution) pair. */
 const INSERT_REFUSALS = {
   name: 'trigger-refusals',
@@ -81,16 +126,17 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
   for (let versionId = cache.latestVersion(workflowId); ; ) {
     const compiled = versionId === undefined ? undefined : await compiledVersion(deps, cache, versionId);
     const initial = compiled && initialOf(compiled);
-    const [row] = await run<{ kind: TriggerRow; execution: string | null; versionId: string | null }>(deps.pool, TRIGGER, [
-      accountId, workflowId, contactId, versionId ?? null, compiled?.reentry ?? null, DEDUPLICATION_WINDOW_MS, initial?.snapshot ?? null,
-      initial?.totalSteps ?? null, compiled?.goalEvent ?? null, payload, JSON.stringify(trace), deps.clock.now(),
-    ]);
-    const { kind, execution } = row!;
-    if (row!.versionId) cache.sawLatestVersion(workflowId, row!.versionId);
+    const row = await batcherFor(triggers, deps.pool, sendTriggers, observeBatches(deps, 'trigger')).submit({
+      account: accountId, workflow: workflowId, contact: contactId, version: versionId ?? null, reentry: compiled?.reentry ?? null,
+      windowMs: DEDUPLICATION_WINDOW_MS, snapshot: initial?.snapshot ?? null, totalSteps: initial?.totalSteps ?? null,
+      goalEvent: compiled?.goalEvent ?? null, payload, trace: JSON.stringify(trace), now: deps.clock.now(),
+    });
+    const { kind, execution } = row;
+    if (row.versionId) cache.sawLatestVersion(workflowId, row.versionId);
     switch (kind) {
       case 'stale':
-        if (!row!.versionId) throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
-        versionId = row!.versionId;
+        if (!row.versionId) throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
+        versionId = row.versionId;
         continue;
       case 'workflow_not_found':
       case 'contact_not_found':

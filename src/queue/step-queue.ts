@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import type { Redis } from 'ioredis';
+import { Batcher } from '../db/batch.ts';
 
 /** Name of the one queue that carries execution work. */
 export const STEP_QUEUE = 'steps';
@@ -44,12 +45,32 @@ const JOB_OPTIONS: JobsOptions = {
   backoff: { type: 'exponential', delay: 500 },
 };
 
+/** Adds the jobs of several callers in one `addBulk` (one pipeline, one round trip). */
+async function addJobs(queue: Queue, lists: StepWork[][]): Promise<void[]> {
+  await queue.addBulk(
+    lists.flat().map(({ delayMs, first, ...data }) => ({
+      name: 'step',
+      data,
+      opts: {
+        ...JOB_OPTIONS,
+        jobId: stepJobId(data.executionId, data.version),
+        delay: Math.max(0, Math.round(delayMs ?? 0)),
+        ...(first ? { priority: FIRST_JOB_PRIORITY } : {}),
+      },
+    })),
+  );
+  return lists.map(() => undefined);
+}
+
 /** Producer side of the step queue. */
 export class StepQueue {
   readonly queue: Queue;
+  /** Jobs added while two `addBulk` are in flight go together in the next (see db/batch.ts). */
+  private readonly adds: Batcher<Queue, StepWork[], void>;
 
   constructor(private readonly connection: Redis, prefix: string) {
     this.queue = new Queue(STEP_QUEUE, { connection, prefix });
+    this.adds = new Batcher(this.queue, addJobs);
   }
 
   /**
@@ -62,19 +83,7 @@ export class StepQueue {
 
   /** Enqueues work, failing if Redis does not take it. */
   async add(work: StepWork[]): Promise<void> {
-    if (work.length === 0) return;
-    await this.queue.addBulk(
-      work.map(({ delayMs, first, ...data }) => ({
-        name: 'step',
-        data,
-        opts: {
-          ...JOB_OPTIONS,
-          jobId: stepJobId(data.executionId, data.version),
-          delay: Math.max(0, Math.round(delayMs ?? 0)),
-          ...(first ? { priority: FIRST_JOB_PRIORITY } : {}),
-        },
-      })),
-    );
+    if (work.length > 0) await this.adds.submit(work);
   }
 
   /** The work whose job is not in Redis (completed, lost, or never added); one round trip. */

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitChange } from '../../src/engine/commit.ts';
 import { checkConsistency } from '../../src/engine/consistency.ts';
 import { loadExecution, loadForJob } from '../../src/engine/load.ts';
+import { triggerExecution } from '../../src/engine/trigger.ts';
+import { stepJobId } from '../../src/queue/step-queue.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 const emailThenWait = {
@@ -39,6 +41,32 @@ describe('group commit', () => {
   };
   const failures = async (kind: string) => (await h.deps.metrics.dbBatchFailures.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
   const load = (id: string) => loadExecution(h.deps, h.deps.cache, id).then((loaded) => loaded!);
+
+  it('triggers sent at once go in batches, each answered as if alone, and their first jobs are all enqueued', async () => {
+    const contacts = await Promise.all(Array.from({ length: 40 }, () => h.createContact()));
+    const optedOut = await h.createContact({ opted_in: false });
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const ids = [...contacts.map((c) => c.id), contacts[0]!.id, optedOut.id, unknown];
+    const before = await batches('trigger');
+    const results = await Promise.all(ids.map((contactId) => triggerExecution(h.deps, h.deps.cache, { accountId: h.account.account_id, workflowId, contactId })));
+
+    const after = await batches('trigger');
+    expect(after.requests - before.requests).toBeGreaterThanOrEqual(ids.length);
+    expect(after.batches - before.batches).toBeLessThan(ids.length);
+    // The contact triggered twice at once: one of the two started, the other is the duplicate of it.
+    const twice = [results[0]!, results[contacts.length]!].sort((a, b) => a.kind.localeCompare(b.kind));
+    expect(twice).toEqual([{ kind: 'duplicate', executionId: expect.any(String) }, { kind: 'started', executionId: expect.any(String) }]);
+    expect((twice[0] as { executionId: string }).executionId).toBe((twice[1] as { executionId: string }).executionId);
+    const first = [twice[1]!, ...results.slice(1, contacts.length)];
+    expect(first.every((r) => r.kind === 'started')).toBe(true);
+    expect(new Set(first.map((r) => 'executionId' in r && r.executionId)).size).toBe(contacts.length);
+    expect(results.slice(-2)).toEqual([{ kind: 'opted_out' }, { kind: 'contact_not_found' }]);
+    for (const result of first) {
+      const job = await h.deps.queue.queue.getJob(stepJobId((result as { executionId: string }).executionId, 0));
+      expect(job?.data).toMatchObject({ version: 0 });
+    }
+    expect(await h.db.execution.count({ where: { contactId: { in: contacts.map((c) => c.id) } } })).toBe(contacts.length);
+  });
 
   it('loads sent at once go in batches, and each job gets its own execution, admitted once', async () => {
     const ids = await enroll(120);
