@@ -26,7 +26,7 @@ export interface Metrics {
   rateLimitHits: Counter<'provider'>;
   /** `flowmachine_timer_lateness_seconds`: how late a wait or retry timer fired after its due time. */
   timerLateness: Histogram;
-  /** `flowmachine_db_batch_size`: requests of one `kind` (commit, load) sent together in one statement (see db/batch.ts). */
+  /** `flowmachine_db_batch_size`: requests of one `kind` (commit, load, trigger) sent together in one statement (see db/batch.ts). */
   dbBatchSize: Histogram<'kind'>;
   /** `flowmachine_db_batch_failures_total`: batches that failed as a whole, their requests then sent again one by one. */
   dbBatchFailures: Counter<'kind'>;
