@@ -1,5 +1,6 @@
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+
 /** Sends a batch of requests in one round trip through `to` (a pool, a queue) and answers each, in order. */
 export type SendBatch<To, In, Out> = (to: To, items: In[]) => Promise<Out[]>;
 
@@ -10,8 +11,9 @@ export interface BatchObserver {
 }
 
 /**
- * At most this many batches of one kind are in flight on one pool (or queue) at once. Fewer make bigger batches and
- * cheaper steps (docs/benchmarks.md); with one, a batch waiting on a lock would hold up all the others.
+ * At most this many batches of one kind are in flight on one pool (or queue) at once. Fewer make bigger
+ * batches and cheaper steps (docs/benchmarks.md); with one, a batch waiting on a lock would hold up all
+ * the others.
  */
 const MAX_IN_FLIGHT = 2;
 /** At most this many requests go in one batch. */
@@ -24,12 +26,13 @@ interface Waiting<In, Out> {
 }
 
 /**
- * Group commit: requests of one kind (a step's commit, a job's load, a trigger, jobs to enqueue) that arrive while
- * {@link MAX_IN_FLIGHT} batches are in flight wait for the next batch, which sends all of them in one
- * statement, so one round trip, one transaction and one WAL flush serve them all. A request that finds
- * a batch free goes at once, alone: batching adds no wait below saturation and grows with the load.
- * When a batch fails (a deadlock between batches, an error in one request) nothing of it was written,
- * and each of its requests is sent again alone, so only the request at fault gets the error.
+ * Group commit: requests of one kind (a step's commit, a job's load, a trigger, jobs to enqueue) that
+ * arrive while {@link MAX_IN_FLIGHT} batches are in flight wait for the next batch, which sends all of
+ * them in one statement (one round trip, one transaction and one WAL flush for all; for jobs, one
+ * `addBulk`). A request that finds a batch free goes at once, alone: batching adds no wait below
+ * saturation and grows with the load. When a batch fails (a deadlock between batches, an error in one
+ * request) nothing of it was written, and each of its requests is sent again alone, so only the
+ * request at fault gets the error.
  */
 export class Batcher<To, In, Out> {
   private readonly waiting: Waiting<In, Out>[] = [];
