@@ -45,6 +45,9 @@ const JOB_OPTIONS: JobsOptions = {
   backoff: { type: 'exponential', delay: 500 },
 };
 
+/** Work of this many jobs (a bulk enrollment, a sweep) is a batch already: it is added on its own. */
+const ALONE = 64;
+
 /** Adds the jobs of several callers in one `addBulk` (one pipeline, one round trip). */
 async function addJobs(queue: Queue, lists: StepWork[][]): Promise<void[]> {
   await queue.addBulk(
@@ -83,7 +86,8 @@ export class StepQueue {
 
   /** Enqueues work, failing if Redis does not take it. */
   async add(work: StepWork[]): Promise<void> {
-    if (work.length > 0) await this.adds.submit(work);
+    if (work.length >= ALONE) await addJobs(this.queue, [work]);
+    else if (work.length > 0) await this.adds.submit(work);
   }
 
   /** The work whose job is not in Redis (completed, lost, or never added); one round trip. */

@@ -93,6 +93,17 @@ export async function startHarness(options: HarnessOptions = {}) {
     return (response.body as { execution_id: string }).execution_id;
   };
 
+  /** Creates `n` contacts in one statement and enrolls them; returns the QUEUED executions' ids, each with its first job. */
+  const enrollNew = async (workflowId: string, n: number) => {
+    const { rows } = await runtime.deps.pool.query<{ id: string }>(
+      `INSERT INTO contacts (id, account_id, email, updated_at) SELECT gen_random_uuid(), $1, 'c-' || gen_random_uuid() || '@example.com', now() FROM generate_series(1, $2) RETURNING id`,
+      [account.account_id, n],
+    );
+    const response = await api.post(`/workflows/${workflowId}/enrollments`, { contact_ids: rows.map((r) => r.id) });
+    if (response.status !== 200) throw new Error(`enrollment failed: ${response.status} ${JSON.stringify(response.body)}`);
+    return (response.body.results as { execution_id: string }[]).map((r) => r.execution_id);
+  };
+
   /** Polls the execution until `predicate` holds (an awaited condition, never a fixed sleep). */
   const waitForExecution = async (id: string, predicate: (e: any) => boolean, timeoutMs = 20_000) => {
     const deadline = Date.now() + timeoutMs;
@@ -128,7 +139,7 @@ export async function startHarness(options: HarnessOptions = {}) {
 
   return {
     config, runtime, deps: runtime.deps, db: runtime.deps.db, provider, account, api, baseUrl, logLines,
-    createContact, createWorkflow, trigger, waitForExecution, logsOf, activeSlots, step,
+    createContact, createWorkflow, enrollNew, trigger, waitForExecution, logsOf, activeSlots, step,
     async stop() {
       await runtime.stop();
       await provider.close();

@@ -2,14 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkConsistency } from '../../src/engine/consistency.ts';
 import { loadForJob } from '../../src/engine/load.ts';
 import { createSweeper } from '../../src/engine/sweeper.ts';
+import { emailThenWait } from '../fixtures/workflows.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
-const emailThenWait = {
-  steps: [
-    { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Welcome' } },
-    { id: 'pause', type: 'wait', config: { duration: '1 hour' } },
-  ],
-};
 
 // An account's concurrency slots are split into shards (one per 64 slots, at most 16) whose quotas add
 // up to its limit; the limit must hold exactly whatever shard each slot comes from.
@@ -27,16 +22,6 @@ describe('account slots in shards', () => {
   const statuses = async (ids: string[]) => {
     const rows = await h.deps.db.execution.findMany({ where: { id: { in: ids } }, select: { status: true, waiting: true } });
     return { active: rows.filter((r) => r.status === 'ACTIVE').length, waiting: rows.filter((r) => r.waiting).length };
-  };
-  /** Enrolls `n` new contacts; their executions are QUEUED, each with its admission job. */
-  const enroll = async (n: number) => {
-    const { rows } = await h.deps.pool.query<{ id: string }>(
-      `INSERT INTO contacts (id, account_id, email, updated_at) SELECT gen_random_uuid(), $1, 'c' || g || '@example.com', now() FROM generate_series(1, $2) g RETURNING id`,
-      [h.account.account_id, n],
-    );
-    const response = await h.api.post(`/workflows/${workflowId}/enrollments`, { contact_ids: rows.map((r) => r.id) });
-    expect(response.status).toBe(200);
-    return (response.body.results as { execution_id: string }[]).map((r) => r.execution_id);
   };
   /** Runs the admission of each execution, all at once on the pool's connections. */
   const admitAll = (ids: string[]) => Promise.all(ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })));
@@ -64,7 +49,7 @@ describe('account slots in shards', () => {
 
   it('admissions at once across shards stop exactly at the limit, and a freed slot goes to the longest waiting', async () => {
     await setLimit(200); // 3 shards: 67, 67, 66
-    const ids = await enroll(230);
+    const ids = await h.enrollNew(workflowId, 230);
     const admitted = await admitAll(ids);
     expect(admitted.filter((a) => a?.admitted === 'ACTIVE')).toHaveLength(200);
     expect(await statuses(ids)).toEqual({ active: 200, waiting: 30 });
@@ -99,7 +84,7 @@ describe('account slots in shards', () => {
   it('under admissions and releases at once, no shard miscounts, the limit holds, and no one waits while a slot is free', async () => {
     await cancel((await h.deps.db.execution.findMany({ where: { workflowId, status: { in: ['ACTIVE', 'QUEUED'] } } })).map((r) => r.id));
     await setLimit(192); // 3 shards of 64
-    const ids = await enroll(400);
+    const ids = await h.enrollNew(workflowId, 400);
     // Admissions of every execution race with cancellations (releases, each handing its slot to the line).
     const cancelled = ids.filter((_, i) => i % 3 === 0);
     const cancelOne = async (id: string) => {
@@ -123,7 +108,7 @@ describe('account slots in shards', () => {
     await cancel((await h.deps.db.execution.findMany({ where: { workflowId, status: { in: ['ACTIVE', 'QUEUED'] } } })).map((r) => r.id));
     expect(await h.activeSlots()).toBe(0);
     await setLimit(128); // 2 shards of 64
-    const ids = await enroll(130);
+    const ids = await h.enrollNew(workflowId, 130);
     const client = await h.deps.pool.connect();
     try {
       for (const id of ids) await client.query(`SELECT flowmachine_admit_loaded($1, 0, 0, 'QUEUED', false, NULL, now())`, [id]);

@@ -4,14 +4,9 @@ import { checkConsistency } from '../../src/engine/consistency.ts';
 import { loadExecution, loadForJob } from '../../src/engine/load.ts';
 import { triggerExecution } from '../../src/engine/trigger.ts';
 import { stepJobId } from '../../src/queue/step-queue.ts';
+import { emailThenWait } from '../fixtures/workflows.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
-const emailThenWait = {
-  steps: [
-    { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Welcome' } },
-    { id: 'pause', type: 'wait', config: { duration: '1 hour' } },
-  ],
-};
 
 // Loads and commits that arrive while the pool's batches are all in flight go together in one
 // statement (src/db/batch.ts). Each caller must still get its own answer, and only its own error.
@@ -25,15 +20,6 @@ describe('group commit', () => {
   });
   afterAll(() => h.stop());
 
-  const enroll = async (n: number) => {
-    const { rows } = await h.deps.pool.query<{ id: string }>(
-      `INSERT INTO contacts (id, account_id, email, updated_at) SELECT gen_random_uuid(), $1, 'g' || g || '-' || gen_random_uuid() || '@example.com', now() FROM generate_series(1, $2) g RETURNING id`,
-      [h.account.account_id, n],
-    );
-    const response = await h.api.post(`/workflows/${workflowId}/enrollments`, { contact_ids: rows.map((r) => r.id) });
-    expect(response.status).toBe(200);
-    return (response.body.results as { execution_id: string }[]).map((r) => r.execution_id);
-  };
   const batches = async (kind: string) => {
     const { values } = await h.deps.metrics.dbBatchSize.get();
     const of = (name: string) => values.find((v) => v.metricName === name && v.labels.kind === kind)?.value ?? 0;
@@ -69,7 +55,7 @@ describe('group commit', () => {
   });
 
   it('loads sent at once go in batches, and each job gets its own execution, admitted once', async () => {
-    const ids = await enroll(120);
+    const ids = await h.enrollNew(workflowId, 120);
     const unknown = '00000000-0000-4000-8000-000000000000';
     const jobs = [...ids.map((id) => ({ executionId: id, version: 0 })), { executionId: unknown, version: 0 }, { executionId: ids[0]!, version: 7 }];
     const before = await batches('load');
@@ -89,7 +75,7 @@ describe('group commit', () => {
   });
 
   it('commits sent at once go in batches; a stale version gets no commit and a failing request fails alone', async () => {
-    const ids = await enroll(60);
+    const ids = await h.enrollNew(workflowId, 60);
     await Promise.all(ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })));
     const loaded = await Promise.all(ids.map(load));
     const stale = { ...loaded[31]!, row: { ...loaded[31]!.row, version: loaded[31]!.row.version - 1 } };
@@ -126,7 +112,7 @@ describe('group commit', () => {
   });
 
   it('batches that take and give back slots on every shard at once neither deadlock nor send anyone to the waiting line', async () => {
-    const ids = await enroll(400);
+    const ids = await h.enrollNew(workflowId, 400);
     // Admitted in batches, all of them: each batch keeps to one or two shards, so none finds every shard
     // held by another and none waits in line (migration shard_affinity).
     const admitted = await Promise.all(ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })));
