@@ -5,7 +5,6 @@ import { createSweeper } from '../../src/engine/sweeper.ts';
 import { emailThenWait } from '../fixtures/workflows.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
-
 // An account's concurrency slots are split into shards (one per 64 slots, at most 16) whose quotas add
 // up to its limit; the limit must hold exactly whatever shard each slot comes from.
 describe('account slots in shards', () => {
