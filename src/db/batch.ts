@@ -1,5 +1,6 @@
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { Pool } from './client.ts';
 
 /** Sends a batch of requests in one round trip through `to` (a pool, a queue) and answers each, in order. */
 export type SendBatch<To, In, Out> = (to: To, items: In[]) => Promise<Out[]>;
@@ -75,23 +76,32 @@ export class Batcher<To, In, Out> {
   }
 }
 
-/** The batcher of one kind on a pool (or queue), created on first use. */
-export function batcherFor<To extends object, In, Out>(
-  registry: WeakMap<To, Batcher<To, In, Out>>,
-  to: To,
-  send: SendBatch<To, In, Out>,
-  observer: () => BatchObserver,
-): Batcher<To, In, Out> {
-  let batcher = registry.get(to);
-  if (!batcher) registry.set(to, (batcher = new Batcher(to, send, observer())));
+const batchers = new WeakMap<Pool, Map<string, Batcher<Pool, unknown, unknown>>>();
+
+/**
+ * The batcher of statements of one `kind` on the pool, created on first use, which reports its batches
+ * as metrics and each failed batch as a warning.
+ */
+export function batcherOn<In, Out>(deps: { pool: Pool; metrics: Metrics; logger: Logger }, kind: string, send: SendBatch<Pool, In, Out>): Batcher<Pool, In, Out> {
+  let kinds = batchers.get(deps.pool);
+  if (!kinds) batchers.set(deps.pool, (kinds = new Map()));
+  let batcher = kinds.get(kind) as Batcher<Pool, In, Out> | undefined;
+  if (!batcher) {
+    batcher = new Batcher(deps.pool, send, {
+      sent: (size) => deps.metrics.dbBatchSize.observe({ kind }, size),
+      failed(size, error) {
+        deps.metrics.dbBatchFailures.inc({ kind });
+        deps.logger.warn('batch failed; its requests are sent again one by one', { kind, size, error: error.message });
+      },
+    });
+    kinds.set(kind, batcher as Batcher<Pool, unknown, unknown>);
+  }
   return batcher;
 }
 
-/** Reports a batcher's batches as metrics, and each failed batch as a warning. */
-export const observeBatches = (deps: { metrics: Metrics; logger: Logger }, kind: string) => (): BatchObserver => ({
-  sent: (size) => deps.metrics.dbBatchSize.observe({ kind }, size),
-  failed(size, error) {
-    deps.metrics.dbBatchFailures.inc({ kind });
-    deps.logger.warn('batch failed; its requests are sent again one by one', { kind, size, error: error.message });
-  },
-});
+/** The rows of a batch statement, each carrying `i`, its request's 1-based place, put back in request order. */
+export function inRequestOrder<Row>(rows: (Row & { i: number })[], requests: number): (Row | undefined)[] {
+  const ordered: (Row | undefined)[] = new Array(requests).fill(undefined);
+  for (const { i, ...row } of rows) ordered[i - 1] = row as Row;
+  return ordered;
+}

@@ -2,7 +2,7 @@ import { transition } from 'xstate';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { TagChange } from '../actions/run-action.ts';
 import type { Step } from '../definition/schema.ts';
-import { batcherFor, observeBatches, type Batcher } from '../db/batch.ts';
+import { batcherOn, inRequestOrder } from '../db/batch.ts';
 import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import { PREMASKED } from '../observability/logger.ts';
@@ -91,17 +91,13 @@ interface CommitRequest {
   slot: 'keep' | 'release' | 'acquire' | 'acquire_in_line';
 }
 
-async function sendCommits(pool: Pool, requests: CommitRequest[]): Promise<CommitResult[]> {
+async function sendCommits(pool: Pool, requests: CommitRequest[]): Promise<(CommitResult | undefined)[]> {
   if (requests.length === 1) {
     const { id, version, set, logs, tagOp, tag, slot } = requests[0]!;
     return run<CommitResult>(pool, COMMIT, [id, version, JSON.stringify(set), JSON.stringify(logs), tagOp, tag, slot]);
   }
-  const results: CommitResult[] = [];
-  for (const { i, ...result } of await run<CommitResult & { i: number }>(pool, COMMIT_BATCH, [JSON.stringify(requests)])) results[i - 1] = result;
-  return results;
+  return inRequestOrder(await run<CommitResult & { i: number }>(pool, COMMIT_BATCH, [JSON.stringify(requests)]), requests.length);
 }
-
-const commits = new WeakMap<Pool, Batcher<Pool, CommitRequest, CommitResult>>();
 
 /** The execution's trace context, carried by each of its jobs so all its steps join one trace. */
 export const traceOf = (row: { traceContext: unknown }) => (row.traceContext ?? undefined) as Record<string, string> | undefined;
@@ -214,7 +210,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     return { status, version: row.version, finished: null, reason, work, staged: true };
   }
   const slot = wasActive === (status === 'ACTIVE') ? 'keep' : wasActive ? 'release' : row.status === 'QUEUED' ? 'acquire' : 'acquire_in_line';
-  const result = await batcherFor(commits, deps.pool, sendCommits, observeBatches(deps, 'commit')).submit({
+  const result = await batcherOn(deps, 'commit', sendCommits).submit({
     id: row.id,
     version: row.version,
     set,

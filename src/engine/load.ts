@@ -1,5 +1,5 @@
 import type { CompiledWorkflow } from '../compiler/compile.ts';
-import { batcherFor, observeBatches, type Batcher } from '../db/batch.ts';
+import { batcherOn, inRequestOrder } from '../db/batch.ts';
 import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import type { Account, Contact, Execution } from '../generated/prisma/client.ts';
@@ -30,19 +30,19 @@ const CONTACT = `json_build_object('id', c.id, 'accountId', c.account_id, 'email
 const ACCOUNT = `json_build_object('id', a.id, 'name', a.name, 'adminEmail', a.admin_email,
   'concurrentExecutionsPerAccount', a.concurrent_executions_per_account, 'maxRetryAttempts', a.max_retry_attempts,
   'retryBaseDelaySeconds', a.retry_base_delay_seconds, 'errorNotification', a.error_notification) AS account`;
-const JOINS = 'FROM executions e JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';
-const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow
-  ${JOINS} WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
+const COLUMNS = `${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow`;
+const RELATED = 'JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';
+const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${COLUMNS}
+  FROM executions e ${RELATED} WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
 /** The load of a step's job, with its admission or the resumption of its due timer (migration `resume_on_load`). */
-const LOAD_FOR_JOB = { name: 'load-for-job', text: `SELECT ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow,
+const LOAD_FOR_JOB = { name: 'load-for-job', text: `SELECT ${COLUMNS},
   flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, e.next_run_at, $3::timestamptz) AS admitted
-  ${JOINS} WHERE e.id = $1::uuid` };
+  FROM executions e ${RELATED} WHERE e.id = $1::uuid` };
 /** Several jobs' loads in one statement (see db/batch.ts); `i` is the job's place in the batch. */
-const LOAD_FOR_JOBS = { name: 'load-for-jobs', text: `SELECT b.i::integer AS i, ${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow,
+const LOAD_FOR_JOBS = { name: 'load-for-jobs', text: `SELECT b.i::integer AS i, ${COLUMNS},
   flowmachine_admit_loaded(e.id, b.version, e.version, e.status, e.waiting, e.next_run_at, b.now) AS admitted
   FROM unnest($1::uuid[], $2::integer[], $3::timestamptz[]) WITH ORDINALITY AS b(id, version, now, i)
-  JOIN executions e ON e.id = b.id JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
-  ORDER BY b.i` };
+  JOIN executions e ON e.id = b.id ${RELATED}` };
 
 interface LoadRequest {
   executionId: string;
@@ -57,12 +57,8 @@ async function sendLoads(pool: Pool, requests: LoadRequest[]): Promise<(LoadedRa
     return run<LoadedRaw>(pool, LOAD_FOR_JOB, [executionId, version, now]);
   }
   const columns = [requests.map((r) => r.executionId), requests.map((r) => r.version), requests.map((r) => r.now.toISOString())];
-  const results: (LoadedRaw | undefined)[] = requests.map(() => undefined);
-  for (const { i, ...raw } of await run<LoadedRaw & { i: number }>(pool, LOAD_FOR_JOBS, columns)) results[i - 1] = raw;
-  return results;
+  return inRequestOrder(await run<LoadedRaw & { i: number }>(pool, LOAD_FOR_JOBS, columns), requests.length);
 }
-
-const loads = new WeakMap<Pool, Batcher<Pool, LoadRequest, LoadedRaw | undefined>>();
 
 const READ_VERSION = { name: 'load-version', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
 
@@ -97,7 +93,7 @@ export async function loadForJob(
   cache: WorkflowCache,
   job: { executionId: string; version: number },
 ): Promise<{ loaded: LoadedExecution; admitted: string | null } | null> {
-  const raw = await batcherFor(loads, deps.pool, sendLoads, observeBatches(deps, 'load')).submit({ executionId: job.executionId, version: job.version, now: deps.clock.now() });
+  const raw = await batcherOn(deps, 'load', sendLoads).submit({ executionId: job.executionId, version: job.version, now: deps.clock.now() });
   if (!raw) return null;
   const { admitted, ...rest } = raw;
   return { loaded: await withWorkflow(deps, cache, rest), admitted };

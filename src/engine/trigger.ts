@@ -1,6 +1,6 @@
 import { initialTransition } from 'xstate';
 import type { CompiledWorkflow } from '../compiler/compile.ts';
-import { batcherFor, observeBatches, type Batcher } from '../db/batch.ts';
+import { batcherOn, inRequestOrder } from '../db/batch.ts';
 import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import { FlowmachineError } from '../errors.ts';
@@ -84,19 +84,16 @@ interface TriggerCall {
 }
 type TriggerAnswer = { kind: TriggerRow; execution: string | null; versionId: string | null };
 
-async function sendTriggers(pool: Pool, calls: TriggerCall[]): Promise<TriggerAnswer[]> {
+async function sendTriggers(pool: Pool, calls: TriggerCall[]): Promise<(TriggerAnswer | undefined)[]> {
   if (calls.length === 1) {
     const c = calls[0]!;
     return run<TriggerAnswer>(pool, TRIGGER, [c.account, c.workflow, c.contact, c.version, c.reentry, c.windowMs, c.snapshot, c.totalSteps, c.goalEvent, c.payload, c.trace, c.now]);
   }
   // The JSON texts go in as they are, not parsed and serialised again.
   const batch = calls.map(({ snapshot, payload, trace, ...rest }) => `${JSON.stringify(rest).slice(0, -1)},"snapshot":${snapshot ?? 'null'},"payload":${payload},"trace":${trace}}`);
-  const answers: TriggerAnswer[] = [];
-  for (const { i, ...answer } of await run<TriggerAnswer & { i: number }>(pool, TRIGGER_BATCH, [`[${batch.join(',')}]`])) answers[i - 1] = answer;
-  return answers;
+  return inRequestOrder(await run<TriggerAnswer & { i: number }>(pool, TRIGGER_BATCH, [`[${batch.join(',')}]`]), calls.length);
 }
 
-const triggers = new WeakMap<Pool, Batcher<Pool, TriggerCall, TriggerAnswer>>();
 /** The `BLOCKED` log entries of refused triggers: one per (contact, execution) pair. */
 const INSERT_REFUSALS = {
   name: 'trigger-refusals',
@@ -126,11 +123,12 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
   for (let versionId = cache.latestVersion(workflowId); ; ) {
     const compiled = versionId === undefined ? undefined : await compiledVersion(deps, cache, versionId);
     const initial = compiled && initialOf(compiled);
-    const row = await batcherFor(triggers, deps.pool, sendTriggers, observeBatches(deps, 'trigger')).submit({
+    // flowmachine_trigger answers every call with one row.
+    const row = (await batcherOn(deps, 'trigger', sendTriggers).submit({
       account: accountId, workflow: workflowId, contact: contactId, version: versionId ?? null, reentry: compiled?.reentry ?? null,
       windowMs: DEDUPLICATION_WINDOW_MS, snapshot: initial?.snapshot ?? null, totalSteps: initial?.totalSteps ?? null,
       goalEvent: compiled?.goalEvent ?? null, payload, trace: JSON.stringify(trace), now: deps.clock.now(),
-    });
+    }))!;
     const { kind, execution } = row;
     if (row.versionId) cache.sawLatestVersion(workflowId, row.versionId);
     switch (kind) {
