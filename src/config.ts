@@ -23,6 +23,10 @@ const configSchema = z.object({
   STALE_AFTER_MS: z.coerce.number().int().min(100).default(60_000),
   /** Timers due further away than this stay in Postgres and are promoted to Redis by the sweeper. */
   TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(86_400_000),
+  /** Longest `Retry-After` honoured (CONTRACT.md): a longer one waits this long. */
+  MAX_RETRY_AFTER_SECONDS: z.coerce.number().int().min(1).max(31_536_000).default(3_600),
+  /** Longest retry back-off, whatever the account's retry settings. */
+  MAX_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(31_536_000).default(86_400),
   /** Where a worker-only process serves `/metrics` and `/health` (unset: not served). */
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Largest accepted request body. */

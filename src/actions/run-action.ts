@@ -12,6 +12,7 @@ export interface ActionContact extends ContactFacts {
 
 /** Where an action runs: which execution and step, for idempotency keys and provider payloads. */
 export interface ActionTarget {
+  accountId: string;
   executionId: string;
   stepId: string;
   contact: ActionContact;
@@ -28,21 +29,41 @@ export interface TagChange {
 export type ActionResult =
   | { kind: 'success'; details: Record<string, unknown>; tagChange?: TagChange }
   | { kind: 'skipped'; reason: string; details: Record<string, unknown> }
-  | (Exclude<ProviderOutcome, { kind: 'success' }> & { provider: string; details: Record<string, unknown> });
+  | (Exclude<ProviderOutcome, { kind: 'success' }> & { provider: string; providerKind: string; details: Record<string, unknown> });
 
 /** Key sent with every provider call of one step of one execution; the same on every retry (CONTRACT.md). */
 export const idempotencyKey = (executionId: string, stepId: string) => `${executionId}:${stepId}`;
 
-const rateLimitKey = (deps: EngineDeps, provider: string) => `${deps.config.QUEUE_PREFIX}:rate-limit:${provider}`;
-
-/** How long calls to `provider` must still wait after a 429 seen by any worker, in ms (0 when free). */
-export async function rateLimitRemaining(deps: EngineDeps, provider: string): Promise<number> {
-  return Math.max(0, await deps.redis.pttl(rateLimitKey(deps, provider)));
+/**
+ * Where a 429 holds calls back, across workers: the operator's email and SMS providers are one hold
+ * each; a webhook endpoint holds only the account whose step called it, so one tenant's endpoint can
+ * never delay another tenant's calls to the same host.
+ */
+export interface ProviderHold {
+  /** What logs name (`email`, `sms`, `webhook:<host>`). */
+  provider: string;
+  /** Bounded metric label (`email`, `sms`, `webhook`). */
+  kind: string;
+  /** Redis key of the hold. */
+  key: string;
 }
 
-/** Holds back every worker's calls to `provider` for `ms`. */
-export async function holdProvider(deps: EngineDeps, provider: string, ms: number): Promise<void> {
-  if (ms > 0) await deps.redis.set(rateLimitKey(deps, provider), '1', 'PX', Math.ceil(ms));
+function holdOf(deps: EngineDeps, kind: 'email' | 'sms' | 'webhook', target: ActionTarget, url?: string): ProviderHold {
+  const prefix = `${deps.config.QUEUE_PREFIX}:rate-limit`;
+  if (kind !== 'webhook') return { provider: kind, kind, key: `${prefix}:${kind}` };
+  const host = new URL(url!).host;
+  return { provider: `webhook:${host}`, kind, key: `${prefix}:webhook:${target.accountId}:${host}` };
+}
+
+/** How long calls under `hold` must still wait after a 429 seen by any worker, in ms (0 when free). */
+export async function rateLimitRemaining(deps: EngineDeps, hold: ProviderHold): Promise<number> {
+  return Math.max(0, await deps.redis.pttl(hold.key));
+}
+
+/** Holds back every worker's calls under `hold` for `ms`, at most `MAX_RETRY_AFTER_SECONDS`. */
+export async function holdProvider(deps: EngineDeps, hold: ProviderHold, ms: number | null): Promise<void> {
+  if (ms === null || !(ms > 0)) return;
+  await deps.redis.set(hold.key, '1', 'PX', Math.ceil(Math.min(ms, deps.config.MAX_RETRY_AFTER_SECONDS * 1000)));
 }
 
 const scopeOf = (target: ActionTarget) => ({
@@ -67,25 +88,24 @@ export async function runAction(deps: EngineDeps, step: ActionStep, target: Acti
         subject: renderTemplate(step.config.subject, scope),
         body: renderTemplate(step.config.body, scope),
       };
-      return callProvider(deps, 'email', deps.config.EMAIL_HTTP_URL, 'POST', { ...message, execution_id: target.executionId, step_id: target.stepId }, target, { action_config: message });
+      return callProvider(deps, holdOf(deps, 'email', target), deps.config.EMAIL_HTTP_URL, 'POST', { ...message, execution_id: target.executionId, step_id: target.stepId }, target, { action_config: message });
     }
     case 'send_sms': {
       if (!target.contact.optedIn) return { kind: 'skipped', reason: 'contact_opted_out', details: {} };
-      if (!target.contact.phone) return { kind: 'permanent', status: 0, error: 'contact has no phone number', provider: 'sms', details: {} };
+      if (!target.contact.phone) return { kind: 'permanent', status: 0, error: 'contact has no phone number', provider: 'sms', providerKind: 'sms', details: {} };
       const message = { to: target.contact.phone, body: renderTemplate(step.config.body, scope) };
-      return callProvider(deps, 'sms', deps.config.SMS_HTTP_URL, 'POST', { ...message, execution_id: target.executionId, step_id: target.stepId }, target, { action_config: message });
+      return callProvider(deps, holdOf(deps, 'sms', target), deps.config.SMS_HTTP_URL, 'POST', { ...message, execution_id: target.executionId, step_id: target.stepId }, target, { action_config: message });
     }
     case 'webhook': {
       const body = typeof step.config.body === 'string' ? renderTemplate(step.config.body, scope) : step.config.body;
-      const provider = `webhook:${new URL(step.config.url).host}`;
-      return callProvider(deps, provider, step.config.url, step.config.method, body, target, { action_config: { url: step.config.url, method: step.config.method } });
+      return callProvider(deps, holdOf(deps, 'webhook', target, step.config.url), step.config.url, step.config.method, body, target, { action_config: { url: step.config.url, method: step.config.method } });
     }
   }
 }
 
 async function callProvider(
   deps: EngineDeps,
-  provider: string,
+  hold: ProviderHold,
   url: string | undefined,
   method: string,
   body: unknown,
@@ -94,13 +114,16 @@ async function callProvider(
 ): Promise<ActionResult> {
   // Without a configured transport the message is recorded but not delivered (development set-ups).
   if (!url) return { kind: 'success', details: { ...details, delivered: false, transport: 'none' } };
-  const heldFor = await rateLimitRemaining(deps, provider);
-  if (heldFor > 0) return { kind: 'rate_limited', status: 429, retryAfterMs: heldFor, error: `provider ${provider} is rate limited`, provider, details: { ...details, held: true } };
+  const { provider, kind: providerKind } = hold;
+  const heldFor = await rateLimitRemaining(deps, hold);
+  if (heldFor > 0) {
+    return { kind: 'rate_limited', status: 429, retryAfterMs: heldFor, error: `provider ${provider} is rate limited`, provider, providerKind, details: { ...details, held: true } };
+  }
   const outcome = await sendProviderRequest(
     { url, method, body, idempotencyKey: idempotencyKey(target.executionId, target.stepId), timeoutMs: deps.config.PROVIDER_TIMEOUT_MS },
     deps.clock,
   );
   if (outcome.kind === 'success') return { kind: 'success', details: { ...details, delivered: true, http_status: outcome.status } };
-  if (outcome.kind === 'rate_limited') await holdProvider(deps, provider, outcome.retryAfterMs);
-  return { ...outcome, provider, details };
+  if (outcome.kind === 'rate_limited') await holdProvider(deps, hold, outcome.retryAfterMs);
+  return { ...outcome, provider, providerKind, details };
 }

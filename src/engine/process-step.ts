@@ -1,9 +1,11 @@
 import { runAction, type ActionResult } from '../actions/run-action.ts';
+import { after } from '../clock.ts';
 import { evaluateCondition } from '../definition/condition.ts';
 import { parseDuration } from '../definition/duration.ts';
 import type { ActionStep } from '../definition/schema.ts';
 import { withSpan } from '../observability/tracing.ts';
 import type { StepJob } from '../queue/step-queue.ts';
+import { rateLimitDelayMs, retryDelayMs } from './backoff.ts';
 import { commitChange, traceOf, type Change, type Committed, type Inline, type Pending } from './commit.ts';
 import { loadForJob, type LoadedExecution } from './load.ts';
 import { notifyFailure } from './notify.ts';
@@ -77,7 +79,7 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
       if (row.status === 'ACTIVE' && !row.nextRunAt) {
         // Admitted at a wait step: start its timer now.
         const delayMs = parseDuration(step.config.duration)!;
-        const resumeAt = new Date(now.getTime() + delayMs);
+        const resumeAt = after(now, delayMs);
         change = {
           status: 'PAUSED',
           nextRunAt: resumeAt,
@@ -128,6 +130,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
     },
     async (span) => {
       const outcome = await runAction(deps, step, {
+        accountId: row.accountId,
         executionId: row.id,
         stepId: step.id,
         contact: { ...row.contact, attributes: (row.contact.attributes ?? {}) as Record<string, unknown> },
@@ -141,6 +144,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
   deps.metrics.actionDuration.observe({ action_type: step.type, outcome: result.kind }, durationMs / 1000);
 
   const base = { stepId: step.id, stepIndex: row.currentStepIndex };
+  const caps = { maxRetryAfterSeconds: deps.config.MAX_RETRY_AFTER_SECONDS, maxRetryDelaySeconds: deps.config.MAX_RETRY_DELAY_SECONDS };
   const logs: LogEntry[] = [
     ...recovered,
     { ...base, eventType: 'action_started', status: 'STARTED', timestamp: startedAt, details: { action_type: step.type, attempt: row.retryCount + 1, ...result.details } },
@@ -169,9 +173,10 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
         { ...base, eventType: 'skipped_non_retryable_error', status: 'SKIPPED', details: { error: result.error } },
       ) };
     case 'rate_limited': {
-      const resumeAt = new Date(finishedAt.getTime() + result.retryAfterMs);
+      const delayMs = rateLimitDelayMs(result.retryAfterMs, retryDelayMs(row.account.retryBaseDelaySeconds, row.retryCount, caps), caps);
+      const resumeAt = after(finishedAt, delayMs);
       const held = result.details.held === true;
-      if (!held) deps.metrics.rateLimitHits.inc({ provider: result.provider });
+      if (!held) deps.metrics.rateLimitHits.inc({ provider: result.providerKind });
       return { change: change(
         { nextRunAt: resumeAt, lastError: result.error },
         {
@@ -179,17 +184,18 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
           eventType: held ? 'action_delayed' : 'rate_limit_hit',
           status: 'DELAYED',
           durationMs,
-          details: { provider: result.provider, retry_after_seconds: result.retryAfterMs / 1000, resume_at: resumeAt.toISOString() },
+          details: { provider: result.provider, retry_after_seconds: delayMs / 1000, resume_at: resumeAt.toISOString() },
         },
       ) };
     }
     case 'transient': {
       const failedLog: LogEntry = { ...base, eventType: 'action_failed', status: 'FAILED', durationMs, details: { error: result.error, http_status: result.status, retryable: true } };
       if (row.retryCount < row.account.maxRetryAttempts) {
-        const delaySeconds = row.account.retryBaseDelaySeconds * 2 ** row.retryCount;
+        const delayMs = retryDelayMs(row.account.retryBaseDelaySeconds, row.retryCount, caps);
+        const delaySeconds = delayMs / 1000;
         deps.metrics.retries.inc({ action_type: step.type });
         return { change: change(
-          { retryCount: row.retryCount + 1, nextRunAt: new Date(finishedAt.getTime() + delaySeconds * 1000), lastError: result.error },
+          { retryCount: row.retryCount + 1, nextRunAt: after(finishedAt, delayMs), lastError: result.error },
           failedLog,
           { ...base, eventType: 'retry_scheduled', status: 'SCHEDULED', details: { delay_seconds: delaySeconds, retry_count: row.retryCount + 1, error: result.error } },
         ) };

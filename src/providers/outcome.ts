@@ -1,18 +1,20 @@
 /**
  * What became of one call to an external provider. The kind decides what the engine does next:
- * success → next step; transient → retry with backoff; rate_limited → retry after exactly
- * `retryAfterMs` and hold back every call to that provider; permanent → skip the step.
+ * success → next step; transient → retry with backoff; rate_limited → retry after `retryAfterMs`
+ * (bounded by the engine; null when the provider gave no usable Retry-After) and hold back every call
+ * to that provider; permanent → skip the step.
  */
 export type ProviderOutcome =
   | { kind: 'success'; status: number }
   | { kind: 'transient'; status: number | null; error: string }
-  | { kind: 'rate_limited'; status: 429; retryAfterMs: number; error: string }
+  | { kind: 'rate_limited'; status: 429; retryAfterMs: number | null; error: string }
   | { kind: 'permanent'; status: number; error: string };
 
-/** Used when a 429 carries no usable Retry-After. */
-export const DEFAULT_RETRY_AFTER_MS = 60_000;
-
-/** Parses a Retry-After header, in delta-seconds or HTTP-date form, relative to `now`. */
+/**
+ * Parses a Retry-After header, in delta-seconds or HTTP-date form, relative to `now`: null when it is
+ * missing or unreadable. The value is the provider's, unbounded (a huge one is `Infinity`); the engine
+ * caps it.
+ */
 export function parseRetryAfter(header: string | null, now: Date): number | null {
   if (!header) return null;
   const trimmed = header.trim();
@@ -28,7 +30,7 @@ export function parseRetryAfter(header: string | null, now: Date): number | null
 export function classifyResponse(status: number, retryAfter: string | null, now: Date, bodyText = ''): ProviderOutcome {
   if (status >= 200 && status < 300) return { kind: 'success', status };
   const error = `HTTP ${status}${bodyText ? `: ${bodyText.slice(0, 300)}` : ''}`;
-  if (status === 429) return { kind: 'rate_limited', status, retryAfterMs: parseRetryAfter(retryAfter, now) ?? DEFAULT_RETRY_AFTER_MS, error };
+  if (status === 429) return { kind: 'rate_limited', status, retryAfterMs: parseRetryAfter(retryAfter, now), error };
   if (status >= 500) return { kind: 'transient', status, error };
   return { kind: 'permanent', status, error };
 }

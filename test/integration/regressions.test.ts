@@ -22,7 +22,7 @@ describe('regressions found by the chaos run', () => {
     // The remove_tag step, with an API tag change landing between its load and its commit.
     const loaded = (await loadExecution(h.deps, h.deps.cache, id))!;
     const step = loaded.workflow.steps.get('untag')!.step as ActionStep;
-    const result = await runAction(h.deps, step, { executionId: id, stepId: 'untag', contact: { ...loaded.row.contact, attributes: {} }, payload: {} });
+    const result = await runAction(h.deps, step, { accountId: h.account.account_id, executionId: id, stepId: 'untag', contact: { ...loaded.row.contact, attributes: {} }, payload: {} });
     expect((await h.api.post(`/contacts/${contact.id}/tags`, { tag: 'vip' })).status).toBe(200);
     expect(result.kind).toBe('success');
     if (result.kind !== 'success') return;

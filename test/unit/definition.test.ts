@@ -4,7 +4,7 @@ import { OPERATORS, RESERVED_STEP_IDS, parseDefinition, type DefinitionIssue } f
 import { MAX_DURATION_MS, parseDuration } from '../../src/definition/duration.ts';
 import { renderTemplate } from '../../src/definition/template.ts';
 import { evaluateCondition, readField, type ContactFacts } from '../../src/definition/condition.ts';
-import { DEFAULT_RETRY_AFTER_MS, classifyResponse, parseRetryAfter } from '../../src/providers/outcome.ts';
+import { classifyResponse, parseRetryAfter } from '../../src/providers/outcome.ts';
 import { branching, emails, sequential, welcomeSequence, withWait } from '../fixtures/workflows.ts';
 
 const SECOND = 1_000;
@@ -586,9 +586,9 @@ describe('classifyResponse', () => {
     expect(classifyResponse(429, 'Wed, 21 Oct 2015 07:27:30 GMT', later)).toMatchObject({ kind: 'rate_limited', retryAfterMs: 20 * SECOND });
   });
 
-  it('429 without a usable Retry-After waits the default', () => {
-    expect(classifyResponse(429, 'soon', now)).toMatchObject({ kind: 'rate_limited', retryAfterMs: DEFAULT_RETRY_AFTER_MS });
-    expect(classifyResponse(429, null, now)).toMatchObject({ kind: 'rate_limited', retryAfterMs: DEFAULT_RETRY_AFTER_MS });
+  it('429 without a usable Retry-After leaves the wait to the engine (the step\'s back-off)', () => {
+    expect(classifyResponse(429, 'soon', now)).toMatchObject({ kind: 'rate_limited', retryAfterMs: null });
+    expect(classifyResponse(429, null, now)).toMatchObject({ kind: 'rate_limited', retryAfterMs: null });
   });
 
   it('keeps at most 300 characters of the response body in the error', () => {
