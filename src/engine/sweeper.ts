@@ -5,8 +5,12 @@ import { traceOf } from './commit.ts';
 import { notifyFailure, type FailureNotice } from './notify.ts';
 import type { EngineDeps } from './types.ts';
 
-const BATCH = 1_000;
-const STALE_ROWS_PER_SWEEP = 5_000;
+/** Bounds of one sweep's reads: rows per statement (and per Redis call), stale candidates checked per sweep. */
+export interface SweepLimits {
+  batch: number;
+  staleRowsPerSweep: number;
+}
+const LIMITS: SweepLimits = { batch: 1_000, staleRowsPerSweep: 5_000 };
 
 /** Timers due within the horizon that an earlier sweep has not promoted yet. */
 const TIMERS = {
@@ -66,11 +70,13 @@ export interface SweepReport {
  * - gives slots back to accounts whose limit was lowered below their use once they are under it, and
  *   admits executions waiting in line when their account has free slots;
  * - notifies the admin of failures whose worker died before it logged the notification;
- * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution.
+ * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution, walking the
+ *   table from its start in batches of `limits.batch` (not from the cursor an earlier sweep left).
  * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
  * and a job for an outdated version is dropped by the worker: sweeping is always safe.
  */
-export function createSweeper(deps: EngineDeps) {
+export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
+  const { batch } = limits;
   let promotedUntil: Date | null = null;
   let staleCursor: string | undefined;
   const epochKey = `${deps.config.QUEUE_PREFIX}:epoch`;
@@ -78,23 +84,26 @@ export function createSweeper(deps: EngineDeps) {
   return async function sweep(): Promise<SweepReport> {
     const now = deps.clock.now();
     const rebuilt = (await deps.redis.set(epochKey, now.toISOString(), 'NX')) === 'OK';
-    if (rebuilt) promotedUntil = null;
+    if (rebuilt) {
+      promotedUntil = null;
+      staleCursor = undefined;
+    }
     const horizon = new Date(now.getTime() + deps.config.TIMER_HORIZON_MS);
     const staleBefore = new Date(now.getTime() - deps.config.STALE_AFTER_MS);
     let enqueued = 0;
 
     const timers = await run<{ id: string; version: number; nextRunAt: Date; traceContext: unknown }>(deps.pool, TIMERS, [horizon, promotedUntil]);
-    enqueued += await enqueue(deps, timers.map((t) => ({ executionId: t.id, version: t.version, delayMs: t.nextRunAt!.getTime() - now.getTime(), recovered: rebuilt || undefined, trace: traceOf(t) })));
+    enqueued += await enqueue(deps, batch, timers.map((t) => ({ executionId: t.id, version: t.version, delayMs: t.nextRunAt!.getTime() - now.getTime(), recovered: rebuilt || undefined, trace: traceOf(t) })));
     promotedUntil = horizon;
 
     // After a Redis loss everything is rebuilt at once; otherwise each sweep checks the next
     // STALE_ROWS_PER_SWEEP candidates, going round the table, so a large backlog costs each sweep little.
-    for (let examined = 0; rebuilt || examined < STALE_ROWS_PER_SWEEP; examined += BATCH) {
-      const stuck = await run<{ id: string; version: number; traceContext: unknown }>(deps.pool, STUCK, [staleBefore, rebuilt, staleCursor ?? null, BATCH]);
+    for (let examined = 0; rebuilt || examined < limits.staleRowsPerSweep; examined += batch) {
+      const stuck = await run<{ id: string; version: number; traceContext: unknown }>(deps.pool, STUCK, [staleBefore, rebuilt, staleCursor ?? null, batch]);
       // A backlog older than STALE_AFTER_MS still has its jobs: only the missing ones are rebuilt.
       const work = stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true, trace: traceOf(s) }));
-      enqueued += await enqueue(deps, rebuilt ? work : await deps.queue.missing(work));
-      staleCursor = stuck.length < BATCH ? undefined : stuck.at(-1)!.id;
+      enqueued += await enqueue(deps, batch, rebuilt ? work : await deps.queue.missing(work));
+      staleCursor = stuck.length < batch ? undefined : stuck.at(-1)!.id;
       if (!staleCursor) break;
     }
 
@@ -112,7 +121,7 @@ export function createSweeper(deps: EngineDeps) {
   };
 }
 
-async function enqueue(deps: EngineDeps, work: StepWork[]): Promise<number> {
-  for (let i = 0; i < work.length; i += BATCH) await deps.queue.add(work.slice(i, i + BATCH));
+async function enqueue(deps: EngineDeps, batch: number, work: StepWork[]): Promise<number> {
+  for (let i = 0; i < work.length; i += batch) await deps.queue.add(work.slice(i, i + batch));
   return work.length;
 }

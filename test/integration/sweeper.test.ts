@@ -83,4 +83,21 @@ describe('sweeper', () => {
     const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
     expect((await h.deps.queue.queue.getJob(stepJobId(id, row.version)))?.data.recovered).toBe(true);
   });
+
+  // The rebuild used to start from the cursor an earlier incremental sweep left, so executions below it
+  // waited for the ordinary stale path.
+  it('after Redis lost its data, rebuilds every running execution from the start, in bounded batches', async () => {
+    const small = createSweeper(h.deps, { batch: 2, staleRowsPerSweep: 2 });
+    await small();
+    const workflow = await h.createWorkflow(emails(2));
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
+    clock.advance(61_000);
+    await small(); // an incremental sweep: checks 2 candidates and leaves its cursor inside the table
+    await h.deps.queue.queue.obliterate({ force: true });
+    await h.deps.redis.del(`${h.config.QUEUE_PREFIX}:epoch`);
+    const report = await small();
+    expect(report.rebuilt).toBe(true);
+    for (const id of ids) expect(await h.deps.queue.queue.getJob(stepJobId(id, 0)), id).toBeDefined();
+  });
 });
