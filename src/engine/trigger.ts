@@ -216,8 +216,10 @@ const ENROLL_CHUNK = 100;
 /**
  * Enrolls many contacts of the account in a workflow, each exactly as a trigger would (deduplication,
  * reentry, opt-out, one execution with its own trace linked to the request's), in a few round trips:
- * one read of the workflow, one of the contacts, one call per {@link ENROLL_CHUNK} contacts and one
- * queue call. Returns one outcome per distinct contact, in the order given.
+ * one read of the workflow, one of the contacts, and per {@link ENROLL_CHUNK} contacts one call and one
+ * queue call. Not atomic across chunks: each chunk is committed and its first jobs enqueued before the
+ * next, so an error in a later chunk (answered 500) leaves the earlier ones running, never stranded.
+ * Returns one outcome per distinct contact, in the order given.
  */
 export function enrollContacts(deps: EngineDeps, cache: WorkflowCache, request: BulkEnrollRequest) {
   return withSpan('bulk enrollment', { 'flowmachine.workflow_id': request.workflowId, 'flowmachine.contacts': request.contactIds.length }, async (span) => {
@@ -251,11 +253,13 @@ async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkE
 
   const initial = initialOf(compiled);
   const now = deps.clock.now();
-  const news: { executionId: string; trace: Record<string, string> }[] = [];
   const duplicates: { contactId: string; executionId: string }[] = [];
   eligible.sort();
+  // Each chunk commits on its own and its executions are enqueued at once, before the next chunk: a
+  // later chunk that fails leaves no committed execution without its first job.
   for (let i = 0; i < eligible.length; i += ENROLL_CHUNK) {
     const chunk = eligible.slice(i, i + ENROLL_CHUNK);
+    const news: { executionId: string; trace: Record<string, string> }[] = [];
     const spans = chunk.map((contactId) => startLinkedRootSpan('trigger execution', { 'flowmachine.workflow_id': workflowId, 'flowmachine.contact_id': contactId }));
     try {
       const rows = await run<{ contact: string; kind: 'started' | 'duplicate' | 'already_enrolled'; execution: string }>(deps.pool, ENROLL_MANY, [
@@ -271,8 +275,8 @@ async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkE
     } finally {
       for (const { span } of spans) span.end();
     }
+    await started(deps, accountId, workflowId, news);
   }
   await logRefusals(deps, { ...refusal, eventType: 'deduplication_blocked', details: { reason: 'duplicate trigger ignored' } }, duplicates);
-  await started(deps, accountId, workflowId, news);
   return { kind: 'done', outcomes: contactIds.map((contactId) => ({ contactId, ...outcomes.get(contactId)! })) };
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../src/api/api-keys.ts';
 import { responses } from '../../src/api/openapi.ts';
+import { stepJobId } from '../../src/queue/step-queue.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 const tagThenMail = {
@@ -96,5 +97,30 @@ describe('bulk enrollment', () => {
     const other = await createAccount(h.db, { name: 'Other 2', adminEmail: 'other2@example.com' });
     expect((await h.api.post(`/workflows/${active.id}/enrollments`, { contact_ids: [contact.id] }, other.api_key)).status).toBe(404);
     expect(await count()).toBe(before);
+  });
+});
+
+// A chunk used to commit while the first jobs were enqueued only after the last chunk: an error in a
+// later chunk answered 500 and left the earlier chunks' executions in Postgres with no job.
+describe('bulk enrollment failing in a later chunk', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: false });
+  });
+  afterAll(() => h.stop());
+
+  it('leaves every execution of the chunks it committed with its first job', async () => {
+    const workflow = await h.createWorkflow(tagThenMail);
+    const contacts = (await Promise.all(Array.from({ length: 150 }, () => h.createContact()))).map((c) => c.id).sort();
+    const poison = contacts.at(-1)!; // contacts are enrolled in id order: this one is in the second chunk
+    await h.deps.pool.query(`CREATE FUNCTION fail_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.contact_id = '${poison}' THEN RAISE EXCEPTION 'poison contact'; END IF; RETURN NEW; END $$`);
+    await h.deps.pool.query('CREATE TRIGGER fail_poison BEFORE INSERT ON executions FOR EACH ROW EXECUTE FUNCTION fail_poison()');
+
+    const response = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: contacts });
+    expect(response.status).toBe(500);
+    const committed = await h.db.execution.findMany({ where: { workflowId: workflow.id } });
+    expect(committed).toHaveLength(100);
+    for (const execution of committed) expect(await h.deps.queue.queue.getJob(stepJobId(execution.id, 0)), execution.id).toBeDefined();
   });
 });
