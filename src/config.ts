@@ -27,6 +27,8 @@ const configSchema = z.object({
   MAX_RETRY_AFTER_SECONDS: z.coerce.number().int().min(1).max(31_536_000).default(3_600),
   /** Longest retry back-off, whatever the account's retry settings. */
   MAX_RETRY_DELAY_SECONDS: z.coerce.number().int().min(1).max(31_536_000).default(86_400),
+  /** Memory budget of each process's cache of compiled workflow versions, in MB (estimated). */
+  WORKFLOW_CACHE_MB: z.coerce.number().min(1).max(65_536).default(256),
   /** Where a worker-only process serves `/metrics` and `/health` (unset: not served). */
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** Largest accepted request body. */

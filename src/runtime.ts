@@ -75,7 +75,7 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     return { waiting: waiting + prioritized, ...counts };
   });
   const deps: ApiDeps = {
-    db, pool, queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache(),
+    db, pool, queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }),
     async health() {
       const [postgres, redisOk] = await Promise.all([
         pool.query('SELECT 1').then(() => true, () => false),

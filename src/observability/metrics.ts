@@ -32,6 +32,10 @@ export interface Metrics {
   dbBatchFailures: Counter<'kind'>;
   /** `flowmachine_worker_jobs_active`: jobs this process is running right now. */
   workerJobsActive: Gauge;
+  /** Compiled workflow versions dropped from the process's cache to keep it within its byte budget. */
+  workflowCacheEvictions: Counter;
+  /** Estimated bytes of the compiled workflow versions the process keeps. */
+  workflowCacheBytes: Gauge;
   /** `flowmachine_executions`: executions by `status`, read at scrape time (see {@link setExecutionsByStatusSource}). */
   executionsByStatus: Gauge<'status'>;
   /** `flowmachine_queue_jobs`: queue jobs by `state`, read at scrape time (see {@link setQueueDepthSource}). */
@@ -119,6 +123,16 @@ export function createMetrics(): Metrics {
     workerJobsActive: new Gauge({
       name: 'flowmachine_worker_jobs_active',
       help: 'Queue jobs being processed by this process.',
+      registers,
+    }),
+    workflowCacheEvictions: new Counter({
+      name: 'flowmachine_workflow_cache_evictions_total',
+      help: 'Compiled workflow versions evicted from the cache (WORKFLOW_CACHE_MB).',
+      registers,
+    }),
+    workflowCacheBytes: new Gauge({
+      name: 'flowmachine_workflow_cache_bytes',
+      help: 'Estimated size of the compiled workflow versions in the cache.',
       registers,
     }),
     executionsByStatus: new Gauge({
