@@ -45,6 +45,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     'postgres-restart': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    hostile: { type: 'boolean', default: false },
   },
 });
 const quick = args.quick!;
@@ -53,7 +54,7 @@ const total = Number(args.executions ?? (quick ? 150 : 2000));
 const workerCount = Number(args.workers ?? (quick ? 2 : 3));
 const concurrencyLimit = Number(args['concurrency-limit'] ?? (quick ? 25 : 60));
 if (![seed, total, workerCount, concurrencyLimit].every((n) => Number.isInteger(n) && n >= 0) || workerCount < 1 || concurrencyLimit < 1) {
-  console.error('usage: chaos [--seed N] [--executions N] [--workers N] [--concurrency-limit N] [--quick] [--postgres-restart] [--keep]');
+  console.error('usage: chaos [--seed N] [--executions N] [--workers N] [--concurrency-limit N] [--quick] [--postgres-restart] [--hostile] [--keep]');
   process.exit(2);
 }
 /**
@@ -102,7 +103,10 @@ const plan: PlannedExecution[] = Array.from({ length: total }, (_, index) => {
 
 const FAULT_KINDS = [
   'worker_sigkill', 'worker_rolling_restart', 'redis_flushall', 'redis_restart', 'provider_503', 'provider_429', 'provider_hang', 'postgres_disconnect', 'postgres_restart',
+  'provider_hostile_retry_after', 'provider_huge_body', 'provider_drip',
 ] as const;
+/** With --hostile, the provider also answers 429 with Retry-After 0, huge or garbage, 503 with huge bodies, and drips. */
+const HOSTILE_RETRY_AFTER = ['0', '-1', '10000000000000', '3000000000', 'Fri, 31 Dec 9999 23:59:59 GMT', 'soon', '9'.repeat(300)];
 type FaultKind = (typeof FAULT_KINDS)[number];
 const plannedInterventions: Record<string, number> = {};
 for (const p of plan) if (p.intervention) plannedInterventions[p.intervention.kind] = (plannedInterventions[p.intervention.kind] ?? 0) + 1;
@@ -126,9 +130,10 @@ const schedule: Fault[] = [];
   for (let i = times(1, 45_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'postgres_disconnect', durationMs: 0, pick: 0 });
   // Provider outages are short and far apart, so a normal execution's retries (1+2+4+8 s) outlast them.
   const outages: FaultKind[] = ['provider_503', 'provider_429', 'provider_hang'];
+  if (args.hostile) outages.push('provider_hostile_retry_after', 'provider_huge_body', 'provider_drip');
   for (let slot = 3_000, n = 0; slot < windowMs; slot += profile.outageEveryMs, n += 1) {
-    if (n % 3 === 0) outages.sort(() => random.next() - 0.5);
-    schedule.push({ at: slot + random.between(0, profile.outageEveryMs / 4), kind: outages[n % 3]!, durationMs: random.between(1_500, 3_000), pick: random.next() });
+    if (n % outages.length === 0) outages.sort(() => random.next() - 0.5);
+    schedule.push({ at: slot + random.between(0, profile.outageEveryMs / 4), kind: outages[n % outages.length]!, durationMs: random.between(1_500, 3_000), pick: random.next() });
   }
   schedule.sort((a, b) => a.at - b.at);
   if (args['postgres-restart']) schedule.push({ at: windowMs, kind: 'postgres_restart', durationMs: 0, pick: 0 });
@@ -303,6 +308,8 @@ async function main(): Promise<number> {
     STALE_AFTER_MS: '3000',
     SWEEP_INTERVAL_MS: '500',
     PROVIDER_TIMEOUT_MS: String(PROVIDER_TIMEOUT_MS),
+    // A huge Retry-After waits this long at most: short enough for the run to drain.
+    MAX_RETRY_AFTER_SECONDS: '3',
     SHUTDOWN_TIMEOUT_MS: '10000',
     LOG_LEVEL: 'warn',
   };
@@ -493,6 +500,17 @@ async function main(): Promise<number> {
       }
       case 'provider_hang':
         return outage('hang', { hang: true }, 'hangs');
+      case 'provider_hostile_retry_after': {
+        const retryAfter = HOSTILE_RETRY_AFTER[Math.floor(fault.pick * HOSTILE_RETRY_AFTER.length)]!;
+        return outage('rate_limited', { status: 429, retryAfter }, `answers 429 (Retry-After ${retryAfter.slice(0, 40)})`);
+      }
+      case 'provider_huge_body':
+        return outage('failure', { status: 503, body: 'x'.repeat(4 << 20) }, 'answers 503 with a 4 MB body');
+      case 'provider_drip':
+        // A 200 whose body never ends was answered (the provider took the message); a 503 one failed.
+        return fault.pick < 0.5
+          ? outage('ok', { drip: true, status: 200 }, 'answers 200 and drips its body a byte at a time')
+          : outage('failure', { drip: true, status: 503 }, 'answers 503 and drips its body a byte at a time');
       case 'postgres_disconnect':
         // Every connection to the run's own database is dropped, as a restart would; the shared server stays up.
         say('Postgres: every connection of the run\'s database terminated');

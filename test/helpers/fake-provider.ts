@@ -12,12 +12,14 @@ export interface ReceivedRequest {
 /** How the fake provider answers one request. */
 export type FakeResponse =
   | { status: number; retryAfter?: string; body?: unknown }
-  | { hang: true };
+  | { hang: true }
+  /** Sends the status line and then one byte every `everyMs`, never finishing (a slow-drip answer). */
+  | { drip: true; status?: number; everyMs?: number };
 
 /**
  * A local HTTP provider for tests: records every request (with its Idempotency-Key) and answers
  * from a script: queued responses first, then the default (200). It can answer 200, 400, 429 with
- * Retry-After, 503, or hang until the client gives up.
+ * Retry-After, 503, hang until the client gives up, or drip its answer a byte at a time.
  */
 export async function startFakeProvider() {
   const received: ReceivedRequest[] = [];
@@ -40,8 +42,13 @@ export async function startFakeProvider() {
       received.push({ path: request.url ?? '/', method: request.method ?? 'GET', idempotencyKey: request.headers['idempotency-key'] as string | undefined, body, at: Date.now() });
       for (const waiter of [...waiters]) if (waiter.predicate()) { waiters.splice(waiters.indexOf(waiter), 1); waiter.resolve(); }
       const answer = scripted.shift() ?? fallback;
-      if ('hang' in answer) {
+      if ('hang' in answer || 'drip' in answer) {
         hanging.add(response);
+        if ('drip' in answer) {
+          response.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
+          const timer = setInterval(() => response.write(' '), answer.everyMs ?? 50);
+          response.on('close', () => clearInterval(timer));
+        }
         response.on('close', () => hanging.delete(response));
         return;
       }
