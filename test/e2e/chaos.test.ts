@@ -6,10 +6,11 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 
 // The quick seeded chaos run (scripts/chaos.ts): ~150 executions through real API and worker
 // processes while workers are killed and restarted, Redis is flushed and restarted, the provider
-// fails, and executions are cancelled, deleted and completed by goals. It must find nothing wrong.
+// fails (also as a hostile one: Retry-After 0, huge or garbage, huge bodies, slow drips), and executions
+// are cancelled, deleted and completed by goals. It must find nothing wrong.
 describe('chaos', () => {
   it('a quick seeded chaos run finds no violation', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/chaos.ts', '--quick', '--seed', '1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/chaos.ts', '--quick', '--hostile', '--seed', '1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
