@@ -29,7 +29,7 @@ const MAX_TIME_MS = 8.64e15;
  * `ms` after `now`, validated where it is made: a delay that is not a finite, non-negative number, or
  * that lands past what a Date can hold, throws instead of yielding an Invalid Date that fails later.
  */
-export function after(now: Date, ms: number): Date {
+export function dateAfter(now: Date, ms: number): Date {
   const time = now.getTime() + ms;
   if (!Number.isFinite(ms) || ms < 0 || !(Math.abs(time) <= MAX_TIME_MS)) {
     throw new FlowmachineError('invalid_delay', `cannot schedule ${ms} ms after ${now.toISOString()}`);

@@ -1,5 +1,5 @@
 import { transition } from 'xstate';
-import { after } from '../clock.ts';
+import { dateAfter } from '../clock.ts';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { TagChange } from '../actions/run-action.ts';
 import type { Step } from '../definition/schema.ts';
@@ -172,7 +172,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
         break;
       case 'startTimer':
         status = 'PAUSED';
-        nextRunAt = after(now, effect.params.delayMs);
+        nextRunAt = dateAfter(now, effect.params.delayMs);
         logs.push({ eventType: 'wait_started', status: 'PAUSED', stepId: effect.params.stepId, details: { duration_ms: effect.params.delayMs, resume_at: nextRunAt.toISOString() } });
         break;
       case 'finishExecution': {

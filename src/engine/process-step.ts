@@ -1,5 +1,5 @@
 import { runAction, type ActionResult } from '../actions/run-action.ts';
-import { after } from '../clock.ts';
+import { dateAfter } from '../clock.ts';
 import { evaluateCondition } from '../definition/condition.ts';
 import { parseDuration } from '../definition/duration.ts';
 import type { ActionStep } from '../definition/schema.ts';
@@ -79,7 +79,7 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
       if (row.status === 'ACTIVE' && !row.nextRunAt) {
         // Admitted at a wait step: start its timer now.
         const delayMs = parseDuration(step.config.duration)!;
-        const resumeAt = after(now, delayMs);
+        const resumeAt = dateAfter(now, delayMs);
         change = {
           status: 'PAUSED',
           nextRunAt: resumeAt,
@@ -174,7 +174,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
       ) };
     case 'rate_limited': {
       const delayMs = rateLimitDelayMs(result.retryAfterMs, retryDelayMs(row.account.retryBaseDelaySeconds, row.retryCount, caps), caps);
-      const resumeAt = after(finishedAt, delayMs);
+      const resumeAt = dateAfter(finishedAt, delayMs);
       const held = result.details.held === true;
       if (!held) deps.metrics.rateLimitHits.inc({ provider: result.providerKind });
       return { change: change(
@@ -195,7 +195,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
         const delaySeconds = delayMs / 1000;
         deps.metrics.retries.inc({ action_type: step.type });
         return { change: change(
-          { retryCount: row.retryCount + 1, nextRunAt: after(finishedAt, delayMs), lastError: result.error },
+          { retryCount: row.retryCount + 1, nextRunAt: dateAfter(finishedAt, delayMs), lastError: result.error },
           failedLog,
           { ...base, eventType: 'retry_scheduled', status: 'SCHEDULED', details: { delay_seconds: delaySeconds, retry_count: row.retryCount + 1, error: result.error } },
         ) };

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { after } from '../../src/clock.ts';
+import { dateAfter } from '../../src/clock.ts';
 import { rateLimitDelayMs, retryDelayMs } from '../../src/engine/backoff.ts';
 import { classifyResponse } from '../../src/providers/outcome.ts';
 
@@ -35,10 +35,10 @@ describe('delays of retries and rate limits', () => {
   });
 
   it('a date past what a Date can hold is refused where it is made, not stored as Invalid Date', () => {
-    expect(() => after(now, 1e16)).toThrow(/cannot schedule/);
-    expect(() => after(now, Number.NaN)).toThrow(/cannot schedule/);
-    expect(() => after(now, -1)).toThrow(/cannot schedule/);
-    expect(after(now, 1_000).toISOString()).toBe('2026-04-01T12:00:01.000Z');
+    expect(() => dateAfter(now, 1e16)).toThrow(/cannot schedule/);
+    expect(() => dateAfter(now, Number.NaN)).toThrow(/cannot schedule/);
+    expect(() => dateAfter(now, -1)).toThrow(/cannot schedule/);
+    expect(dateAfter(now, 1_000).toISOString()).toBe('2026-04-01T12:00:01.000Z');
   });
 
   it('for any Retry-After and any settings: a valid date, within the caps, never at once', () => {
@@ -57,7 +57,7 @@ describe('delays of retries and rate limits', () => {
           const delay = rateLimitDelayMs(outcome.retryAfterMs, backoff, bounds);
           expect(delay).toBeGreaterThan(0);
           expect(delay).toBeLessThanOrEqual(Math.max(maxRetryAfterSeconds, maxRetryDelaySeconds) * 1000);
-          expect(Number.isNaN(after(now, delay).getTime())).toBe(false);
+          expect(Number.isNaN(dateAfter(now, delay).getTime())).toBe(false);
         },
       ),
       { numRuns: 2_000 },

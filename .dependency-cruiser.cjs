@@ -1,0 +1,42 @@
+/**
+ * Import rules of src/ (run by `npm run lint`): the pure core imports nothing that does I/O, the API
+ * sits on top, and no module takes part in an import cycle.
+ */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'Modules import one way only; a cycle means an interface belongs in the lower module.',
+      from: { path: '^src/', pathNot: '^src/generated/' },
+      to: { circular: true },
+    },
+    {
+      name: 'pure-core',
+      severity: 'error',
+      comment: 'definition/ and compiler/ are pure: only each other, zod and xstate.',
+      from: { path: '^src/(definition|compiler)/' },
+      to: { pathNot: ['^src/(definition|compiler)/', 'node_modules/(zod|xstate)/'] },
+    },
+    {
+      name: 'api-on-top',
+      severity: 'error',
+      comment: 'Nothing below the API imports it; only the entry points import the runtime.',
+      from: { path: '^src/', pathNot: ['^src/api/', '^src/runtime\\.ts$', '^src/cli\\.ts$'] },
+      to: { path: '^src/api/' },
+    },
+    {
+      name: 'runtime-is-wiring',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/cli\\.ts$' },
+      to: { path: '^src/runtime\\.ts$' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^src/generated/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+  },
+};
