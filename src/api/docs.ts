@@ -1,31 +1,76 @@
-import { Router } from 'express';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { Router, type RequestHandler } from 'express';
 import { buildOpenApiDocument } from './openapi.ts';
 
-/** `/openapi.json` and a self-contained `/docs` page (no CDN: the page renders the document itself). */
+const SWAGGER_UI = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+
+/** The files of `/docs/assets/`: Swagger UI's bundle and stylesheet (and their source maps) from `swagger-ui-dist`, and our init script. */
+const ASSETS: ReadonlyMap<string, string> = new Map([
+  ...['swagger-ui-bundle.js', 'swagger-ui-bundle.js.map', 'swagger-ui.css', 'swagger-ui.css.map', 'favicon-32x32.png'].map((name) => [name, path.join(SWAGGER_UI, name)] as const),
+  ['init.js', path.join(import.meta.dirname, 'docs-init.js')],
+]);
+
+/** The policy of every `/docs` response: all from this origin; inline styles only, which Swagger UI sets on its elements. */
+export const DOCS_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const securityHeaders: RequestHandler = (_request, response, next) => {
+  response.setHeader('content-security-policy', DOCS_CSP);
+  response.setHeader('x-content-type-options', 'nosniff');
+  next();
+};
+
+/** Answers `GET`/`HEAD /docs/assets/<name>` for the names of {@link ASSETS}; anything else falls through to the 404. */
+const assets: RequestHandler = (request, response, next) => {
+  const file = ASSETS.get(request.path.slice(1));
+  if (!file || (request.method !== 'GET' && request.method !== 'HEAD')) return next();
+  response.sendFile(file, (error) => {
+    if (error && !response.headersSent) next(error);
+  });
+};
+
+/**
+ * `/openapi.json` and `/docs`: an interactive reference of that document rendered by Swagger UI
+ * (`swagger-ui-dist`), every script, stylesheet and image served from here, so it works offline.
+ */
 export function docsRoutes(): Router {
   const router = Router();
   const document = buildOpenApiDocument();
+  const page = renderDocsPage(document.info.title);
   router.get('/openapi.json', (_request, response) => void response.json(document));
-  router.get('/docs', (_request, response) => {
-    response.type('html').send(renderDocsPage(document));
-  });
+  router.use('/docs', securityHeaders);
+  router.use('/docs/assets', assets);
+  router.get('/docs', (_request, response) => void response.type('html').send(page));
   return router;
 }
 
-const escape = (text: string) => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-
-function renderDocsPage(document: ReturnType<typeof buildOpenApiDocument>): string {
-  const sections = Object.entries(document.paths)
-    .map(([path, methods]) =>
-      Object.entries(methods as Record<string, { summary?: string; responses?: Record<string, { description?: string }>; requestBody?: unknown }>)
-        .map(([method, op]) => `<section><h3><code>${method.toUpperCase()} ${escape(path)}</code></h3><p>${escape(op.summary ?? '')}</p>
-<ul>${Object.entries(op.responses ?? {}).map(([code, r]) => `<li><b>${code}</b> ${escape(r.description ?? '')}</li>`).join('')}</ul>
-${op.requestBody ? `<details><summary>request body schema</summary><pre>${escape(JSON.stringify(op.requestBody, null, 2))}</pre></details>` : ''}</section>`)
-        .join(''),
-    )
-    .join('');
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${escape(document.info.title)} API</title>
-<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}section{border-top:1px solid #ddd;padding:.5rem 0}pre{background:#f6f6f6;padding:.5rem;overflow:auto}</style></head>
-<body><h1>${escape(document.info.title)} API ${escape(document.info.version)}</h1><p>${escape(document.info.description ?? '')}</p>
-<p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI ${document.openapi}).</p>${sections}</body></html>`;
+function renderDocsPage(title: string): string {
+  const name = title.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${name} API reference</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
+</head>
+<body>
+<noscript>The reference needs JavaScript; the document itself is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+<div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script>
+</body>
+</html>
+`;
 }

@@ -92,7 +92,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/health', summary: 'Liveness of Postgres and Redis', ok: [200, responses.health, 'both answer'], errors: [503], auth: false },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', ok: [200, null, 'Prometheus text format'], auth: false },
   { method: 'get', path: '/openapi.json', summary: 'This document', ok: [200, null, 'OpenAPI 3.1'], auth: false },
-  { method: 'get', path: '/docs', summary: 'Human-readable API documentation', ok: [200, null, 'HTML'], auth: false },
+  { method: 'get', path: '/docs', summary: 'Interactive API reference (Swagger UI)', ok: [200, null, 'HTML'], auth: false },
 ];
 
 const ERROR_TEXT: Record<number, string> = {
