@@ -26,6 +26,20 @@ module.exports = {
       to: { path: '^src/api/' },
     },
     {
+      name: 'engine-on-interfaces',
+      severity: 'error',
+      comment: 'The engine uses the queue through WorkQueue (engine/work.ts): the queue calls the engine, not the other way.',
+      from: { path: '^src/engine/' },
+      to: { path: '^src/(queue|api)/' },
+    },
+    {
+      name: 'effects-below-engine',
+      severity: 'error',
+      comment: 'Actions, providers, the database layer and observability are below the engine: they never import it.',
+      from: { path: '^src/(actions|providers|db|observability|definition|compiler)/' },
+      to: { path: '^src/(engine|queue)/' },
+    },
+    {
       name: 'runtime-is-wiring',
       severity: 'error',
       from: { path: '^src/', pathNot: '^src/cli\\.ts$' },

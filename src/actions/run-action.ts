@@ -1,9 +1,18 @@
 import type { ActionStep } from '../definition/schema.ts';
 import type { ContactFacts } from '../definition/condition.ts';
 import { renderTemplate } from '../definition/template.ts';
-import type { EngineDeps } from '../engine/types.ts';
+import type { Redis } from 'ioredis';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
 import { sendProviderRequest } from '../providers/http-provider.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
+
+/** What actions need of the process: settings, the Redis that holds rate limits across workers, the clock. */
+export interface ActionDeps {
+  config: Config;
+  redis: Redis;
+  clock: Clock;
+}
 
 /** The contact as an action sees it. */
 export interface ActionContact extends ContactFacts {
@@ -48,7 +57,7 @@ export interface ProviderHold {
   key: string;
 }
 
-function holdOf(deps: EngineDeps, kind: 'email' | 'sms' | 'webhook', target: ActionTarget, url?: string): ProviderHold {
+function holdOf(deps: ActionDeps, kind: 'email' | 'sms' | 'webhook', target: ActionTarget, url?: string): ProviderHold {
   const prefix = `${deps.config.QUEUE_PREFIX}:rate-limit`;
   if (kind !== 'webhook') return { provider: kind, kind, key: `${prefix}:${kind}` };
   const host = new URL(url!).host;
@@ -56,12 +65,12 @@ function holdOf(deps: EngineDeps, kind: 'email' | 'sms' | 'webhook', target: Act
 }
 
 /** How long calls under `hold` must still wait after a 429 seen by any worker, in ms (0 when free). */
-export async function rateLimitRemaining(deps: EngineDeps, hold: ProviderHold): Promise<number> {
+export async function rateLimitRemaining(deps: ActionDeps, hold: ProviderHold): Promise<number> {
   return Math.max(0, await deps.redis.pttl(hold.key));
 }
 
 /** Holds back every worker's calls under `hold` for `ms`, at most `MAX_RETRY_AFTER_SECONDS`. */
-export async function holdProvider(deps: EngineDeps, hold: ProviderHold, ms: number | null): Promise<void> {
+export async function holdProvider(deps: ActionDeps, hold: ProviderHold, ms: number | null): Promise<void> {
   if (ms === null || !(ms > 0)) return;
   await deps.redis.set(hold.key, '1', 'PX', Math.ceil(Math.min(ms, deps.config.MAX_RETRY_AFTER_SECONDS * 1000)));
 }
@@ -74,7 +83,7 @@ const scopeOf = (target: ActionTarget) => ({
 });
 
 /** Runs one action step. Provider calls are idempotent through their key; tag changes are pure. */
-export async function runAction(deps: EngineDeps, step: ActionStep, target: ActionTarget): Promise<ActionResult> {
+export async function runAction(deps: ActionDeps, step: ActionStep, target: ActionTarget): Promise<ActionResult> {
   const scope = scopeOf(target);
   switch (step.type) {
     case 'add_tag':
@@ -104,7 +113,7 @@ export async function runAction(deps: EngineDeps, step: ActionStep, target: Acti
 }
 
 async function callProvider(
-  deps: EngineDeps,
+  deps: ActionDeps,
   hold: ProviderHold,
   url: string | undefined,
   method: string,

@@ -1,9 +1,12 @@
 import type { Request } from 'express';
 import type { EngineDeps } from '../engine/types.ts';
 import type { WorkflowCache } from '../engine/workflow-cache.ts';
+import type { StepQueue } from '../queue/step-queue.ts';
 
 /** What the API needs: the engine's dependencies and its machine cache. */
 export interface ApiDeps extends EngineDeps {
+  /** The BullMQ queue itself (its job counts feed `/metrics`). */
+  queue: StepQueue;
   cache: WorkflowCache;
   /** Checks Postgres and Redis for `/health`. */
   health(): Promise<{ postgres: boolean; redis: boolean }>;

@@ -1,5 +1,5 @@
 import { run } from '../db/sql.ts';
-import type { StepWork } from '../queue/step-queue.ts';
+import type { StepWork } from './work.ts';
 import type { EngineDeps } from './types.ts';
 
 /**

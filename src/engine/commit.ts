@@ -8,7 +8,7 @@ import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import { PREMASKED } from '../observability/logger.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
-import type { StepWork } from '../queue/step-queue.ts';
+import type { StepWork } from './work.ts';
 import { contactOf, type ExecutionRow, type LoadedExecution } from './load.ts';
 import { progressOf, restoreSnapshot, storeSnapshot, type StoredSnapshot } from './snapshot.ts';
 import type { EngineDeps, ExecutionStatus, LogEntry } from './types.ts';

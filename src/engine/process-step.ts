@@ -4,7 +4,7 @@ import { evaluateCondition } from '../definition/condition.ts';
 import { parseDuration } from '../definition/duration.ts';
 import type { ActionStep } from '../definition/schema.ts';
 import { withSpan } from '../observability/tracing.ts';
-import type { StepJob } from '../queue/step-queue.ts';
+import type { StepJob } from './work.ts';
 import { rateLimitDelayMs, retryDelayMs } from './backoff.ts';
 import { commitChange, traceOf, type Change, type Committed, type Inline, type Pending } from './commit.ts';
 import { loadForJob, type LoadedExecution } from './load.ts';

@@ -1,4 +1,4 @@
-import type { StepWork } from '../queue/step-queue.ts';
+import type { StepWork } from './work.ts';
 import { run } from '../db/sql.ts';
 import { admitWaiting } from './admission.ts';
 import { traceOf } from './commit.ts';

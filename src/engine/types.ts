@@ -13,8 +13,8 @@ import type { Config } from '../config.ts';
 import type { Pool, PrismaClient } from '../db/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { StepQueue } from '../queue/step-queue.ts';
-import type { Redis } from '../queue/redis.ts';
+import type { Redis } from 'ioredis';
+import type { WorkQueue } from './work.ts';
 
 /** Execution statuses (CONTRACT.md). */
 export const EXECUTION_STATUSES = ['QUEUED', 'ACTIVE', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
@@ -28,7 +28,7 @@ export interface EngineDeps {
   db: PrismaClient;
   /** The same connections without the ORM, for the statements on the step and trigger paths. */
   pool: Pool;
-  queue: StepQueue;
+  queue: WorkQueue;
   /** Plain Redis connection for cross-process state (provider rate-limit windows). */
   redis: Redis;
   clock: Clock;

@@ -1,31 +1,12 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import { z } from 'zod';
 import type { Redis } from 'ioredis';
 import { Batcher } from '../db/batch.ts';
+import type { StepWork, WorkQueue } from '../engine/work.ts';
+
+export { stepJobSchema, type StepJob, type StepWork } from '../engine/work.ts';
 
 /** Name of the one queue that carries execution work. */
 export const STEP_QUEUE = 'steps';
-
-/**
- * A job says only "execution X, as of version V, has work due". Everything else (which step,
- * which attempt) is read from Postgres, so any job can be rebuilt from the database.
- */
-export const stepJobSchema = z.object({
-  executionId: z.string().uuid(),
-  version: z.number().int().min(0),
-  /** W3C trace context of the execution, carried across queue hops. */
-  trace: z.record(z.string(), z.string()).optional(),
-  /** Set when the sweeper rebuilt this job after losing it (Redis restart, crash before enqueue). */
-  recovered: z.boolean().optional(),
-});
-export type StepJob = z.infer<typeof stepJobSchema>;
-
-/** One unit of work to put on the queue. */
-export interface StepWork extends StepJob {
-  delayMs?: number;
-  /** The first job of a new execution: taken after the due work of executions already running. */
-  first?: boolean;
-}
 
 /**
  * BullMQ hands out jobs without a priority before prioritized ones, so giving only first jobs a
@@ -65,8 +46,8 @@ async function addJobs(queue: Queue, lists: StepWork[][]): Promise<void[]> {
   return lists.map(() => undefined);
 }
 
-/** Producer side of the step queue. */
-export class StepQueue {
+/** Producer side of the step queue, on BullMQ. */
+export class StepQueue implements WorkQueue {
   readonly queue: Queue;
   /** Jobs added while two `addBulk` are in flight go together in the next (see db/batch.ts). */
   private readonly adds: Batcher<Queue, StepWork[], void>;
