@@ -4,6 +4,7 @@ import { createApp, createOpsApp } from './api/app.ts';
 import type { ApiDeps } from './api/context.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
+import { BatcherRegistry } from './db/batch.ts';
 import { createDb, createPool } from './db/client.ts';
 import { run } from './db/sql.ts';
 import { createSweeper } from './engine/sweeper.ts';
@@ -75,7 +76,7 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     return { waiting: waiting + prioritized, ...counts };
   });
   const deps: ApiDeps = {
-    db, pool, queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }),
+    db, pool, batchers: new BatcherRegistry({ pool, metrics, logger }), queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }),
     async health() {
       const [postgres, redisOk] = await Promise.all([
         pool.query('SELECT 1').then(() => true, () => false),

@@ -76,27 +76,32 @@ export class Batcher<To, In, Out> {
   }
 }
 
-const batchers = new WeakMap<Pool, Map<string, Batcher<Pool, unknown, unknown>>>();
-
 /**
- * The batcher of statements of one `kind` on the pool, created on first use, which reports its batches
- * as metrics and each failed batch as a warning.
+ * The batchers of one pool, one per kind of statement, created on first use; each reports its batches
+ * as metrics and each failed batch as a warning. Made once per process (in the runtime) and passed in
+ * the engine's deps.
  */
-export function batcherOn<In, Out>(deps: { pool: Pool; metrics: Metrics; logger: Logger }, kind: string, send: SendBatch<Pool, In, Out>): Batcher<Pool, In, Out> {
-  let kinds = batchers.get(deps.pool);
-  if (!kinds) batchers.set(deps.pool, (kinds = new Map()));
-  let batcher = kinds.get(kind) as Batcher<Pool, In, Out> | undefined;
-  if (!batcher) {
-    batcher = new Batcher(deps.pool, send, {
-      sent: (size) => deps.metrics.dbBatchSize.observe({ kind }, size),
-      failed(size, error) {
-        deps.metrics.dbBatchFailures.inc({ kind });
-        deps.logger.warn('batch failed; its requests are sent again one by one', { kind, size, error: error.message });
-      },
-    });
-    kinds.set(kind, batcher as Batcher<Pool, unknown, unknown>);
+export class BatcherRegistry {
+  private readonly kinds = new Map<string, Batcher<Pool, unknown, unknown>>();
+
+  constructor(private readonly deps: { pool: Pool; metrics: Metrics; logger: Logger }) {}
+
+  /** The batcher of statements of `kind`, sent by `send`. */
+  of<In, Out>(kind: string, send: SendBatch<Pool, In, Out>): Batcher<Pool, In, Out> {
+    let batcher = this.kinds.get(kind) as Batcher<Pool, In, Out> | undefined;
+    if (!batcher) {
+      const { pool, metrics, logger } = this.deps;
+      batcher = new Batcher(pool, send, {
+        sent: (size) => metrics.dbBatchSize.observe({ kind }, size),
+        failed(size, error) {
+          metrics.dbBatchFailures.inc({ kind });
+          logger.warn('batch failed; its requests are sent again one by one', { kind, size, error: error.message });
+        },
+      });
+      this.kinds.set(kind, batcher as Batcher<Pool, unknown, unknown>);
+    }
+    return batcher;
   }
-  return batcher;
 }
 
 /** The rows of a batch statement, each carrying `i`, its request's 1-based place, put back in request order. */

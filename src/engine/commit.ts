@@ -3,7 +3,7 @@ import { dateAfter } from '../clock.ts';
 import { FINAL_STATES, type Effect, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { TagChange } from '../actions/run-action.ts';
 import type { Step } from '../definition/schema.ts';
-import { batcherOn, inRequestOrder } from '../db/batch.ts';
+import { inRequestOrder } from '../db/batch.ts';
 import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import { PREMASKED } from '../observability/logger.ts';
@@ -211,7 +211,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     return { status, version: row.version, finished: null, reason, work, staged: true };
   }
   const slot = wasActive === (status === 'ACTIVE') ? 'keep' : wasActive ? 'release' : row.status === 'QUEUED' ? 'acquire' : 'acquire_in_line';
-  const result = await batcherOn(deps, 'commit', sendCommits).submit({
+  const result = await deps.batchers.of('commit', sendCommits).submit({
     id: row.id,
     version: row.version,
     set,

@@ -1,5 +1,5 @@
 import type { CompiledWorkflow } from '../compiler/compile.ts';
-import { batcherOn, inRequestOrder } from '../db/batch.ts';
+import { inRequestOrder } from '../db/batch.ts';
 import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import type { Account, Contact, Execution } from '../generated/prisma/client.ts';
@@ -93,7 +93,7 @@ export async function loadForJob(
   cache: WorkflowCache,
   job: { executionId: string; version: number },
 ): Promise<{ loaded: LoadedExecution; admitted: string | null } | null> {
-  const raw = await batcherOn(deps, 'load', sendLoads).submit({ executionId: job.executionId, version: job.version, now: deps.clock.now() });
+  const raw = await deps.batchers.of('load', sendLoads).submit({ executionId: job.executionId, version: job.version, now: deps.clock.now() });
   if (!raw) return null;
   const { admitted, ...rest } = raw;
   return { loaded: await withWorkflow(deps, cache, rest), admitted };

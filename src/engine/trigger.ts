@@ -1,13 +1,10 @@
-import { initialTransition } from 'xstate';
-import type { CompiledWorkflow } from '../compiler/compile.ts';
-import { batcherOn, inRequestOrder } from '../db/batch.ts';
+import { inRequestOrder } from '../db/batch.ts';
 import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import { FlowmachineError } from '../errors.ts';
 import { maskPii } from '../observability/mask.ts';
 import { injectTraceContext, startLinkedRootSpan, withSpan } from '../observability/tracing.ts';
 import { compiledVersion } from './load.ts';
-import { progressOf, storeSnapshot } from './snapshot.ts';
 import type { EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
@@ -122,9 +119,9 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
   // (or none was seen yet), that one is compiled and the call made again.
   for (let versionId = cache.latestVersion(workflowId); ; ) {
     const compiled = versionId === undefined ? undefined : await compiledVersion(deps, cache, versionId);
-    const initial = compiled && initialOf(compiled);
+    const initial = compiled && cache.initialOf(compiled);
     // flowmachine_trigger answers every call with one row.
-    const row = (await batcherOn(deps, 'trigger', sendTriggers).submit({
+    const row = (await deps.batchers.of('trigger', sendTriggers).submit({
       account: accountId, workflow: workflowId, contact: contactId, version: versionId ?? null, reentry: compiled?.reentry ?? null,
       windowMs: DEDUPLICATION_WINDOW_MS, snapshot: initial?.snapshot ?? null, totalSteps: initial?.totalSteps ?? null,
       goalEvent: compiled?.goalEvent ?? null, payload, trace: JSON.stringify(trace), now: deps.clock.now(),
@@ -156,18 +153,6 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
 }
 
 type TriggerRow = TriggerResult['kind'] | 'stale';
-
-/** A version's initial snapshot (stored form, as JSON) and step count: the same for each of its executions. */
-const initials = new WeakMap<CompiledWorkflow, { snapshot: string; totalSteps: number }>();
-function initialOf(compiled: CompiledWorkflow): { snapshot: string; totalSteps: number } {
-  let initial = initials.get(compiled);
-  if (!initial) {
-    const stored = storeSnapshot(initialTransition(compiled.machine)[0]);
-    initial = { snapshot: JSON.stringify(stored), totalSteps: progressOf(compiled, stored, compiled.totalSteps).totalSteps };
-    initials.set(compiled, initial);
-  }
-  return initial;
-}
 
 /** Stores and logs the refusals of one kind for some contacts of one workflow. */
 async function logRefusals(
@@ -251,7 +236,7 @@ async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkE
   const refusal = { accountId, workflowId, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } };
   await logRefusals(deps, refusal, contactIds.filter((id) => outcomes.get(id)?.outcome === 'opted_out').map((contactId) => ({ contactId, executionId: null })));
 
-  const initial = initialOf(compiled);
+  const initial = cache.initialOf(compiled);
   const now = deps.clock.now();
   const duplicates: { contactId: string; executionId: string }[] = [];
   eligible.sort();

@@ -10,6 +10,7 @@
  */
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
+import type { BatcherRegistry } from '../db/batch.ts';
 import type { Pool, PrismaClient } from '../db/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -28,6 +29,8 @@ export interface EngineDeps {
   db: PrismaClient;
   /** The same connections without the ORM, for the statements on the step and trigger paths. */
   pool: Pool;
+  /** Group commit: the batchers of the pool's statements (db/batch.ts). */
+  batchers: BatcherRegistry;
   queue: WorkQueue;
   /** Plain Redis connection for cross-process state (provider rate-limit windows). */
   redis: Redis;
