@@ -120,6 +120,13 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     expect((await h.api.post(`/executions/${id}/cancel`)).status).toBe(409);
   });
 
+  it('an execution cancelled before its first step started stays at index 0', async () => {
+    const workflow = await h.createWorkflow(emails(3));
+    const id = await h.trigger(workflow.id, (await h.createContact()).id);
+    const response = await h.api.post(`/executions/${id}/cancel`);
+    expect(response.body).toMatchObject({ status: 'CANCELLED', current_step_index: 0, total_steps: 3, progress_percent: 0 });
+  });
+
   it('Scenario: Handle contact deletion during execution', async () => {
     const workflow = await h.createWorkflow(sequential);
     const contact = await h.createContact({ email: 'deleted@example.com' });
