@@ -51,7 +51,7 @@ async function seedExecutions(client: pg.ClientBase, accountId: string, workflow
                                'context', jsonb_build_object('steps', CASE status WHEN 'COMPLETED' THEN 5 WHEN 'PAUSED' THEN 3 ELSE 4 END,
                                                              'failedStep', CASE WHEN status = 'FAILED' THEN 'follow_up' END, 'reason', NULL)),
             CASE status WHEN 'COMPLETED' THEN 7 WHEN 'PAUSED' THEN 5 WHEN 'ACTIVE' THEN 6 ELSE 9 END,
-            CASE status WHEN 'COMPLETED' THEN 5 WHEN 'PAUSED' THEN 3 ELSE 4 END, 5,
+            CASE status WHEN 'COMPLETED' THEN 5 WHEN 'PAUSED' THEN 4 ELSE 5 END, 5,
             CASE WHEN status = 'FAILED' THEN 3 ELSE 0 END,
             CASE status WHEN 'COMPLETED' THEN 'completed' WHEN 'FAILED' THEN 'max_retries_exhausted' END,
             CASE WHEN status = 'FAILED' THEN 'provider answered 503' END,
@@ -63,7 +63,7 @@ async function seedExecutions(client: pg.ClientBase, accountId: string, workflow
   );
   await client.query(
     `INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, step_index, step_id, status, timestamp, duration_ms, details)
-     SELECT e.id, e.account_id, e.workflow_id, e.contact_id, l.event_type, 0, l.step_id, l.status, e.created_at + l.after, l.duration_ms, l.details
+     SELECT e.id, e.account_id, e.workflow_id, e.contact_id, l.event_type, CASE WHEN l.step_id IS NULL THEN 0 ELSE 1 END, l.step_id, l.status, e.created_at + l.after, l.duration_ms, l.details
      FROM executions e CROSS JOIN (VALUES
        ('execution_started', NULL, 'QUEUED', interval '0', NULL::int, '{"workflow_version": 1}'::jsonb),
        ('action_started', 'welcome', 'STARTED', interval '20 milliseconds', NULL,

@@ -472,14 +472,14 @@ async function measurePostgresFloor(db: { name: string; url: string }, tmp: stri
   // JSON goes in through -D variables: pgbench reads ":name" inside literals as a variable.
   const id = `CAST(md5('floor' || :n) AS uuid)`;
   const log = (event: string, status: string, duration: string, details: string) =>
-    `(${id}, CAST(:account AS uuid), CAST(:workflow AS uuid), CAST(md5('floor-contact' || :n) AS uuid), '${event}', 0, 'welcome', '${status}', now(), ${duration}, CAST(:${details} AS jsonb))`;
+    `(${id}, CAST(:account AS uuid), CAST(:workflow AS uuid), CAST(md5('floor-contact' || :n) AS uuid), '${event}', 1, 'welcome', '${status}', now(), ${duration}, CAST(:${details} AS jsonb))`;
   const script = path.join(tmp, 'step-tx.sql');
   writeFileSync(
     script,
     [
       `\\set n random(1, ${FLOOR_ROWS})`,
       'BEGIN;',
-      `UPDATE executions SET status = 'ACTIVE', snapshot = CAST(:snapshot AS jsonb), version = version + 1, current_step_index = 1, total_steps = 5, next_run_at = NULL, completion_reason = NULL, waiting = false, updated_at = now() WHERE id = ${id} AND version >= 0;`,
+      `UPDATE executions SET status = 'ACTIVE', snapshot = CAST(:snapshot AS jsonb), version = version + 1, current_step_index = 2, total_steps = 5, next_run_at = NULL, completion_reason = NULL, waiting = false, updated_at = now() WHERE id = ${id} AND version >= 0;`,
       `INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, step_index, step_id, status, timestamp, duration_ms, details) VALUES ${log('action_started', 'STARTED', 'NULL', 'started')}, ${log('action_completed', 'SUCCESS', '5', 'completed')};`,
       'COMMIT;',
       '',

@@ -18,12 +18,16 @@ export const responses = {
   }),
   execution: z.object({
     id: z.string().uuid(), workflow_id: z.string().uuid(), workflow_version_id: z.string().uuid(), contact_id: z.string().uuid(),
-    status: z.enum(EXECUTION_STATUSES), current_step: z.string().nullable(), current_step_index: z.number().int(), total_steps: z.number().int(),
-    progress_percent: z.number().int().min(0).max(100), retry_count: z.number().int(), completion_reason: z.string().nullable(),
+    status: z.enum(EXECUTION_STATUSES), current_step: z.string().nullable(), current_step_index: z.number().int().min(0)
+      .describe('1-based position of the step being run or waited on (or where a failed or cancelled execution stopped): 0 before the first step starts, total_steps once COMPLETED'),
+    total_steps: z.number().int().describe('steps finished plus the longest path still ahead'),
+    progress_percent: z.number().int().min(0).max(100).describe('floor(100 * current_step_index / total_steps), at most 99 until COMPLETED (100)'),
+    retry_count: z.number().int(), completion_reason: z.string().nullable(),
     last_error: z.string().nullable(), next_run_at: z.string().nullable(), created_at: z.string(), updated_at: z.string(), finished_at: z.string().nullable(),
   }),
   log: z.object({
-    id: z.string(), execution_id: z.string().uuid().nullable(), event_type: z.string(), step_index: z.number().int().nullable(),
+    id: z.string(), execution_id: z.string().uuid().nullable(), event_type: z.string(),
+    step_index: z.number().int().nullable().describe('1-based position of the entry\'s step on the path taken; 0 for execution_started, null for other execution-level entries'),
     step_id: z.string().nullable(), status: z.string(), timestamp: z.string(), duration_ms: z.number().int().nullable(),
     user_id: z.string().uuid().nullable(), details: z.unknown(),
   }),

@@ -1,11 +1,15 @@
 import type { Account, Contact, Execution, ExecutionLog, Workflow } from '../generated/prisma/client.ts';
 import { maskPii } from '../observability/mask.ts';
 
-/** `progress_percent`: steps done over the longest path they are on (see README "Progress"). */
+/**
+ * `progress_percent`: the position of the execution's step over the longest path it is on, rounded
+ * down (step 3 of 5 is 60; 0 before the first step). 100 means COMPLETED: an execution still at (or
+ * stopped at) its last step shows 99. See README "Execution status and progress".
+ */
 export function progressPercent(execution: Pick<Execution, 'status' | 'currentStepIndex' | 'totalSteps'>): number {
   if (execution.status === 'COMPLETED') return 100;
   if (execution.totalSteps === 0) return 0;
-  return Math.min(100, Math.floor((100 * execution.currentStepIndex) / execution.totalSteps));
+  return Math.min(99, Math.floor((100 * execution.currentStepIndex) / execution.totalSteps));
 }
 
 /** The columns of an execution the API shows. */

@@ -13,7 +13,7 @@ export type FinalState = keyof typeof FINAL_STATES;
 
 /** Machine context: all an execution remembers besides which state it is in. */
 export interface ExecutionContext {
-  /** Steps finished on the path taken so far; equals the execution's `current_step_index`. */
+  /** Steps finished on the path taken so far; the step the execution is at is the next, at position `steps + 1` (see engine/snapshot.ts). */
   steps: number;
   /** The step that exhausted its retries, where a manual retry resumes. */
   failedStep: string | null;

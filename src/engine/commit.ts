@@ -10,7 +10,7 @@ import { PREMASKED } from '../observability/logger.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
 import type { StepWork } from './work.ts';
 import { contactOf, type ExecutionRow, type LoadedExecution } from './load.ts';
-import { progressOf, restoreSnapshot, storeSnapshot, type StoredSnapshot } from './snapshot.ts';
+import { hasStarted, progressOf, restoreSnapshot, stepPosition, storeSnapshot, type StoredSnapshot } from './snapshot.ts';
 import type { EngineDeps, ExecutionStatus, LogEntry } from './types.ts';
 
 /** What one engine step changes: an event for the machine, log entries, and row fields the engine owns. */
@@ -161,7 +161,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
   let finished: FinalState | null = null;
   let reason: string | null = row.completionReason;
   const work: StepWork[] = [];
-  const progress = progressOf(workflow, stored, row.totalSteps);
+  const progress = progressOf(workflow, stored, row.totalSteps, hasStarted(row));
 
   for (const effect of effects) {
     switch (effect.type) {
@@ -201,7 +201,7 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     ...(finished ? { finishedAt: now } : {}),
     ...(finished === 'failed' && change.notify && row.account.errorNotification ? { notifyPending: true } : {}),
   };
-  const logRows = [...(pending?.logRows ?? []), ...toLogRows(row, logs, progress.currentStepIndex, change.userId ?? null, now)];
+  const logRows = [...(pending?.logRows ?? []), ...toLogRows(row, logs, stepPosition(stored), change.userId ?? null, now)];
   const tagChange = change.tagChange ?? pending?.tagChange;
   const wasActive = row.status === 'ACTIVE';
   if (inline && wasActive && status === 'ACTIVE' && nextRunAt === null && !change.status && stagesBefore(change, workflow.steps.get(stored.value)?.step, tagChange)) {
@@ -242,7 +242,11 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
 
 type LogRow = ReturnType<typeof toLogRows>[number];
 
-/** The stored form of log entries (the columns of execution_logs): masked details, the step index of their step. */
+/**
+ * The stored form of log entries (the columns of execution_logs): masked details, and the 1-based
+ * position of their step. An entry that names a step but no index (`wait_started`, `manual_retry`) is of
+ * the step the new snapshot is at, `stepIndex`.
+ */
 function toLogRows(row: LoadedExecution['row'], logs: LogEntry[], stepIndex: number, userId: string | null, now: Date) {
   return logs.map((entry) => ({
     account_id: row.accountId,

@@ -1,7 +1,7 @@
 import { initialTransition, transition } from 'xstate';
 import { FINAL_STATES, type CompiledWorkflow, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
 import type { PrismaClient, Tx } from '../db/client.ts';
-import { storedSnapshotSchema, type StoredSnapshot } from './snapshot.ts';
+import { stepIndexOf, storedSnapshotSchema, type StoredSnapshot } from './snapshot.ts';
 import { TERMINAL_STATUSES } from './types.ts';
 import { WorkflowCache } from './workflow-cache.ts';
 
@@ -17,7 +17,7 @@ export const VIOLATION_KINDS = [
   'snapshot_invalid',
   /** Status and snapshot disagree (final state ↔ terminal status, PAUSED off a wait step, `waiting` outside QUEUED, completion reason). */
   'status_mismatch',
-  /** `current_step_index` differs from the snapshot's `context.steps`. */
+  /** `current_step_index` is not what the snapshot's `context.steps` gives (the 1-based position of its step, 0 before the first, the steps done once completed). */
   'step_index_mismatch',
   /** A terminal execution without `finished_at`, or with a pending `next_run_at`. */
   'terminal_fields',
@@ -29,7 +29,7 @@ export const VIOLATION_KINDS = [
   'slot_quota_mismatch',
   /** An account has more ACTIVE executions than its concurrency limit, other than after the limit was lowered (its slots then have no quota). */
   'active_over_limit',
-  /** The number of steps the log records as finished differs from `current_step_index`, or a step finished twice. */
+  /** The number of steps the log records as finished differs from the snapshot's `context.steps`, or a step finished twice. */
   'log_step_count',
   /** The finished steps of the log, replayed through the workflow's machine, do not lead to the snapshot. */
   'log_path',
@@ -249,12 +249,11 @@ export function checkExecution(row: CheckedExecution, logs: CheckedLog[], workfl
   const after = end < 0 ? [] : segment.slice(end + 1).filter((l) => !(l.eventType in TERMINAL_LOGS) && !AFTER_TERMINAL_LOGS.has(l.eventType));
   if (after.length > 0) add('log_after_terminal', `entries after ${segment[end]!.eventType}: ${after.map((l) => l.eventType).join(', ')}`);
 
-  // Finished steps: one entry per step of the path, as many as current_step_index.
+  // Finished steps: one entry per step of the path.
   const finished = logs.filter((l) => l.eventType in STEP_FINISHED_EVENTS);
   const perStep = new Map<string, number>();
   for (const entry of finished) perStep.set(String(entry.stepId), (perStep.get(String(entry.stepId)) ?? 0) + 1);
   for (const [stepId, count] of perStep) if (count > 1) add('log_step_count', `step ${stepId} finished ${count} times`);
-  if (perStep.size !== row.currentStepIndex) add('log_step_count', `${perStep.size} steps finished in the log, current_step_index is ${row.currentStepIndex}`);
 
   // The snapshot itself.
   const parsed = storedSnapshotSchema.safeParse(row.snapshot);
@@ -263,7 +262,13 @@ export function checkExecution(row: CheckedExecution, logs: CheckedLog[], workfl
     return violations;
   }
   const stored = parsed.data;
-  if (row.currentStepIndex !== stored.context.steps) add('step_index_mismatch', `current_step_index ${row.currentStepIndex}, snapshot context.steps ${stored.context.steps}`);
+  if (perStep.size !== stored.context.steps) add('log_step_count', `${perStep.size} steps finished in the log, snapshot context.steps ${stored.context.steps}`);
+  // Index 0 (not started) is possible only for an execution never admitted: no step in its log, and not running or failed.
+  const begun = row.currentStepIndex !== 0 || ['ACTIVE', 'PAUSED', 'FAILED'].includes(row.status) || logs.some((l) => l.stepId !== null);
+  const expectedIndex = stepIndexOf(stored, begun);
+  if (row.currentStepIndex !== expectedIndex) {
+    add('step_index_mismatch', `current_step_index ${row.currentStepIndex}, expected ${expectedIndex} (snapshot context.steps ${stored.context.steps})`);
+  }
   checkStatus(row, stored, workflow, add);
   if (workflow && perStep.size === finished.length) checkPath(stored, finished, workflow, add);
   return violations;
@@ -302,7 +307,7 @@ export interface Replay {
 
 /**
  * Replays finished-step entries (in commit order) through the workflow's machine: each must be the
- * step the execution was at, with `step_index` equal to the number of steps finished before it.
+ * step the execution was at, with `step_index` its 1-based position (the steps finished before it, plus one).
  * Returns the state the entries lead to, e.g. the step a cancelled execution was stopped at. Pure.
  */
 export function replayFinishedSteps(workflow: CompiledWorkflow, finished: CheckedLog[]): Replay {
@@ -313,7 +318,7 @@ export function replayFinishedSteps(workflow: CompiledWorkflow, finished: Checke
     if (entry.stepId !== at || !event) {
       return { at, problem: `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result recorded)'}` };
     }
-    if (entry.stepIndex !== index) return { at, problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index}` };
+    if (entry.stepIndex !== index + 1) return { at, problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index + 1}` };
     [snapshot] = transition(workflow.machine, snapshot, event);
   }
   return { at: String(snapshot.value), problem: null };

@@ -9,7 +9,7 @@ import { rateLimitDelayMs, retryDelayMs } from './backoff.ts';
 import { commitChange, traceOf, type Change, type Committed, type Inline, type Pending } from './commit.ts';
 import { loadForJob, type LoadedExecution } from './load.ts';
 import { notifyFailure } from './notify.ts';
-import type { StoredSnapshot } from './snapshot.ts';
+import { stepPosition, type StoredSnapshot } from './snapshot.ts';
 import type { EngineDeps, LogEntry } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
@@ -69,7 +69,7 @@ export async function processStep(deps: EngineDeps, cache: WorkflowCache, job: S
     return done(await commitChange(deps, loaded, { event: { type: 'CANCEL', reason: 'contact_deleted' }, logs: recovered }, inline, job.pending));
   }
 
-  const base = { stepId: step.id, stepIndex: row.currentStepIndex };
+  const base = { stepId: step.id, stepIndex: stepPosition(stored) };
   let change: Change;
   let failure: string | undefined;
   switch (step.type) {
@@ -143,7 +143,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
   const durationMs = Math.round(performance.now() - started);
   deps.metrics.actionDuration.observe({ action_type: step.type, outcome: result.kind }, durationMs / 1000);
 
-  const base = { stepId: step.id, stepIndex: row.currentStepIndex };
+  const base = { stepId: step.id, stepIndex: stepPosition(row.snapshot as unknown as StoredSnapshot) };
   const caps = { maxRetryAfterSeconds: deps.config.MAX_RETRY_AFTER_SECONDS, maxRetryDelaySeconds: deps.config.MAX_RETRY_DELAY_SECONDS };
   const logs: LogEntry[] = [
     ...recovered,

@@ -25,12 +25,37 @@ export function storeSnapshot(snapshot: { value: unknown; context: ExecutionCont
 }
 
 /**
- * `current_step_index` and `total_steps` of a snapshot: steps done, and steps done plus the longest
- * path still ahead. An execution that ends early (cancelled, failed, goal) keeps the total it had.
+ * 1-based position of the step a snapshot is at on the path the execution takes: the steps finished
+ * before it, plus one. It is the `step_index` of that step's log entries.
  */
-export function progressOf(workflow: CompiledWorkflow, stored: StoredSnapshot, previousTotal: number) {
+export const stepPosition = (stored: StoredSnapshot): number => stored.context.steps + 1;
+
+/**
+ * Whether an execution has started its first step, i.e. has been admitted (taken a slot) at least once.
+ * Only one never admitted is QUEUED with `current_step_index` 0: admission moves the index to at least
+ * 1 (migration `step_numbering`).
+ */
+export const hasStarted = (row: { status: string; currentStepIndex: number }): boolean => row.status !== 'QUEUED' || row.currentStepIndex > 0;
+
+/**
+ * `current_step_index` of a snapshot: the steps done once completed; otherwise 0 while the execution
+ * has not `started` (see {@link hasStarted}), else the position of the step it is at ({@link stepPosition}),
+ * which for a failed, cancelled or goal-completed execution is the step it stopped at.
+ */
+export function stepIndexOf(stored: StoredSnapshot, started: boolean): number {
+  if (stored.value === 'completed') return stored.context.steps;
+  return started ? stepPosition(stored) : 0;
+}
+
+/**
+ * `current_step_index` ({@link stepIndexOf}) and `total_steps` of a snapshot. The total is the steps
+ * done plus the longest path still ahead; an execution that ends early (cancelled, failed, goal) keeps
+ * the total it had.
+ */
+export function progressOf(workflow: CompiledWorkflow, stored: StoredSnapshot, previousTotal: number, started = true) {
   const done = stored.context.steps;
-  if (stored.value === 'completed') return { currentStepIndex: done, totalSteps: done };
-  if (stored.value in FINAL_STATES) return { currentStepIndex: done, totalSteps: Math.max(done, previousTotal) };
-  return { currentStepIndex: done, totalSteps: done + (workflow.steps.get(stored.value)?.remaining ?? 0) };
+  const currentStepIndex = stepIndexOf(stored, started);
+  if (stored.value === 'completed') return { currentStepIndex, totalSteps: done };
+  if (stored.value in FINAL_STATES) return { currentStepIndex, totalSteps: Math.max(done, previousTotal) };
+  return { currentStepIndex, totalSteps: done + (workflow.steps.get(stored.value)?.remaining ?? 0) };
 }

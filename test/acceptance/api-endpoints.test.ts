@@ -4,9 +4,10 @@ import { emails, sequential } from '../fixtures/workflows.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 // SPEC "Feature: API Endpoints", the scenarios that need no failure handling, through the real API
-// and Postgres. These endpoints only read, so the worker is off and each scenario's state (an
-// execution at a given step, 50 log entries, executions with given statuses and creation dates) is
-// written directly through Prisma: deterministic, and no race with a running step.
+// and Postgres. These endpoints only read, so the worker is off and each scenario's state is set up
+// deterministically, with no race with a running step: an execution brought to a given step by running
+// its jobs one by one, or 50 log entries and executions with given statuses and creation dates written
+// directly through Prisma.
 describe('Feature: API Endpoints', () => {
   let h: Harness;
   beforeAll(async () => {
@@ -15,13 +16,12 @@ describe('Feature: API Endpoints', () => {
   afterAll(() => h?.stop());
 
   it('Scenario: Get execution status', async () => {
-    // Given an execution at step 3 of 5 (steps 1-3 done, the 4th in flight) with status ACTIVE
+    // Given an execution at step 3 of 5 with status ACTIVE: steps 1 and 2 done by the engine, the 3rd due
     const workflow = await h.createWorkflow(emails(5), 'Five mails');
     const id = await h.trigger(workflow.id, (await h.createContact()).id);
-    await h.db.execution.update({
-      where: { id },
-      data: { status: 'ACTIVE', currentStepIndex: 3, totalSteps: 5, snapshot: { value: 'email_4', context: { steps: 3, failedStep: null, reason: null } } },
-    });
+    expect((await h.api.get(`/executions/${id}`)).body).toMatchObject({ status: 'QUEUED', current_step_index: 0, total_steps: 5, progress_percent: 0 });
+    await h.step(id);
+    await h.step(id);
 
     // When I GET /api/v1/executions/{id}
     const response = await h.api.get(`/executions/${id}`);
@@ -33,7 +33,7 @@ describe('Feature: API Endpoints', () => {
       id,
       workflow_id: workflow.id,
       status: 'ACTIVE',
-      current_step: 'email_4',
+      current_step: 'email_3',
       current_step_index: 3,
       total_steps: 5,
       progress_percent: 60,

@@ -30,11 +30,12 @@ describe('Feature: Error Handling and Retry Logic', () => {
     await h.step(id);
     const execution = await row(id);
     expect(execution.retryCount).toBe(1);
-    expect(execution.status).toBe('ACTIVE');
+    // Still at step 1 during the back-off.
+    expect(execution).toMatchObject({ status: 'ACTIVE', currentStepIndex: 1 });
     expect(execution.nextRunAt?.getTime()).toBe(clock.now().getTime() + 60_000);
     const logs = await h.logsOf(id);
     const failed = logs.find((l) => l.eventType === 'action_failed');
-    expect(failed).toMatchObject({ status: 'FAILED', stepId: 'welcome' });
+    expect(failed).toMatchObject({ status: 'FAILED', stepId: 'welcome', stepIndex: 1 });
     expect(failed!.details).toMatchObject({ http_status: 503, retryable: true });
     expect(String((failed!.details as { error: string }).error)).toContain('HTTP 503');
     expect(logs.find((l) => l.eventType === 'retry_scheduled')!.details).toMatchObject({ delay_seconds: 60, retry_count: 1 });
@@ -74,7 +75,8 @@ describe('Feature: Error Handling and Retry Logic', () => {
       if (execution.nextRunAt) clock.advance(execution.nextRunAt.getTime() - clock.now().getTime());
     }
     const failed = await row(id);
-    expect(failed).toMatchObject({ status: 'FAILED', retryCount: 3, completionReason: 'max_retries_exhausted' });
+    // It keeps the position of the step that failed: step 1.
+    expect(failed).toMatchObject({ status: 'FAILED', retryCount: 3, completionReason: 'max_retries_exhausted', currentStepIndex: 1 });
     const types = (await h.logsOf(id)).map((l) => l.eventType);
     expect(types).toContain('max_retries_exhausted');
     expect(types).toContain('execution_failed');
@@ -90,7 +92,7 @@ describe('Feature: Error Handling and Retry Logic', () => {
     await h.step(id);
     const execution = await row(id);
     expect(execution.retryCount).toBe(0);
-    expect(execution.currentStepIndex).toBe(1);
+    expect(execution.currentStepIndex).toBe(2); // on to step 2
     expect(execution.nextRunAt).toBeNull();
     const logs = await h.logsOf(id);
     expect(logs.find((l) => l.eventType === 'action_failed')).toMatchObject({ status: 'FAILED' });
@@ -200,7 +202,7 @@ describe('Feature: Error Handling and Retry Logic', () => {
     h.provider.setDefault({ status: 200 });
     const response = await h.api.post(`/executions/${id}/retry`);
     expect(response.status).toBe(200);
-    expect(response.body).toMatchObject({ status: 'QUEUED', retry_count: 0, current_step: 'email_2', current_step_index: 1 });
+    expect(response.body).toMatchObject({ status: 'QUEUED', retry_count: 0, current_step: 'email_2', current_step_index: 2 });
     expect((await h.logsOf(id)).map((l) => l.eventType)).toContain('manual_retry');
     await h.step(id);
     await h.step(id);

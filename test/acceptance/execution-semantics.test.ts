@@ -29,7 +29,7 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     const afterCondition = await h.api.get(`/executions/${vipRun}`);
     expect(afterCondition.body.current_step).toBe('vip_sms');
     const evaluated = (await h.logsOf(vipRun)).find((l) => l.eventType === 'condition_evaluated');
-    expect(evaluated).toMatchObject({ stepId: 'vip', stepIndex: 1, status: 'SUCCESS' });
+    expect(evaluated).toMatchObject({ stepId: 'vip', stepIndex: 2, status: 'SUCCESS' }); // the condition at step 2
     expect(evaluated!.details).toMatchObject({ result: true });
     expect((await run(vipRun, 2)).status).toBe('COMPLETED');
     expect((await run(regularRun, 4)).status).toBe('COMPLETED');
@@ -84,9 +84,10 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
   it('Scenario: Persist state after each action', async () => {
     const workflow = await h.createWorkflow(emails(5));
     const id = await h.trigger(workflow.id, (await h.createContact()).id);
-    await run(id, 3); // steps at index 0, 1, 2 done: the execution is at the 4th step (index 3)
+    await run(id, 2); // steps 1 and 2 done: the execution is processing the action at step 3
     const before = await h.db.execution.findUniqueOrThrow({ where: { id } });
-    expect(before.currentStepIndex).toBe(3);
+    expect(before).toMatchObject({ status: 'ACTIVE', currentStepIndex: 3 });
+    expect((before.snapshot as { value: string }).value).toBe('email_3');
     clock.advance(1_000);
     await h.step(id);
     const after = await h.db.execution.findUniqueOrThrow({ where: { id } });
@@ -94,7 +95,7 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     expect(after.updatedAt.getTime()).toBe(clock.now().getTime());
     expect(after.version).toBe(before.version + 1);
     const stepLogs = (await h.logsOf(id)).filter((l) => l.stepIndex === 3);
-    expect(stepLogs.map((l) => l.eventType)).toEqual(['action_started', 'action_completed']);
+    expect(stepLogs.map((l) => [l.eventType, l.stepId])).toEqual([['action_started', 'email_3'], ['action_completed', 'email_3']]);
     const next = await h.deps.queue.queue.getJob(stepJobId(id, after.version));
     expect(next?.data).toMatchObject({ executionId: id, version: after.version });
   });
@@ -102,13 +103,13 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
   it('Scenario: Cancel active execution', async () => {
     const workflow = await h.createWorkflow(emails(10));
     const id = await h.trigger(workflow.id, (await h.createContact()).id);
-    await run(id, 3);
+    await run(id, 2); // at step 3 of 10
     const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
     expect(await h.deps.queue.queue.getJob(stepJobId(id, row.version))).toBeDefined();
     const sentBefore = h.provider.received.length;
     const response = await h.api.post(`/executions/${id}/cancel`);
     expect(response.status).toBe(200);
-    expect(response.body.status).toBe('CANCELLED');
+    expect(response.body).toMatchObject({ status: 'CANCELLED', current_step_index: 3, total_steps: 10 });
     expect(await h.deps.queue.queue.getJob(stepJobId(id, row.version))).toBeUndefined();
     const cancelled = (await h.logsOf(id)).find((l) => l.eventType === 'execution_cancelled');
     const key = await h.db.apiKey.findFirstOrThrow({ where: { accountId: h.account.account_id } });
@@ -117,6 +118,13 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     // A job that was already running when the cancel landed finds a newer version and stops.
     expect(await (await import('../../src/engine/process-step.ts')).processStep(h.deps, h.deps.cache, { executionId: id, version: row.version })).toBe('stale');
     expect((await h.api.post(`/executions/${id}/cancel`)).status).toBe(409);
+  });
+
+  it('an execution cancelled before its first step started stays at index 0', async () => {
+    const workflow = await h.createWorkflow(emails(3));
+    const id = await h.trigger(workflow.id, (await h.createContact()).id);
+    const response = await h.api.post(`/executions/${id}/cancel`);
+    expect(response.body).toMatchObject({ status: 'CANCELLED', current_step_index: 0, total_steps: 3, progress_percent: 0 });
   });
 
   it('Scenario: Handle contact deletion during execution', async () => {
@@ -149,14 +157,14 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     const workflow = await h.createWorkflow(emails(10));
     const contact = await h.createContact();
     const id = await h.trigger(workflow.id, contact.id);
-    await run(id, 5);
+    await run(id, 4); // at step 5 of 10
     const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
     const sentBefore = h.provider.received.length;
     const response = await h.api.post(`/contacts/${contact.id}/events`, { name: 'appointment_booked' });
     expect(response.status).toBe(202);
     expect(response.body.goal_completed_executions).toEqual([id]);
     const done = await h.api.get(`/executions/${id}`);
-    expect(done.body).toMatchObject({ status: 'COMPLETED', completion_reason: 'goal_achieved', current_step_index: 5 });
+    expect(done.body).toMatchObject({ status: 'COMPLETED', completion_reason: 'goal_achieved', current_step_index: 5, total_steps: 10, progress_percent: 100 });
     expect(await h.deps.queue.queue.getJob(stepJobId(id, row.version))).toBeUndefined();
     expect((await h.logsOf(id)).map((l) => l.eventType)).toContain('goal_achieved');
     expect(h.provider.received.length).toBe(sentBefore);

@@ -30,7 +30,7 @@ describe('Feature: Execution Logging and Audit', () => {
       expect(log.timestamp.getTime()).toBeLessThanOrEqual(after + 1_000);
     }
     const completed = logs.filter((l) => l.eventType === 'action_completed');
-    expect(completed.map((l) => l.stepIndex)).toEqual([0, 1, 2]);
+    expect(completed.map((l) => l.stepIndex)).toEqual([1, 2, 3]);
     // duration_ms is measured: the provider holds each answer 15 ms.
     const email = completed.find((l) => l.stepId === 'welcome')!;
     expect(email.durationMs).toBeGreaterThanOrEqual(14);

@@ -20,7 +20,7 @@ describe('Feature: Sequential Action Processing', () => {
     const completed = logs.filter((l) => l.eventType === 'action_completed');
     expect(completed.map((l) => l.stepId)).toEqual(['welcome', 'tag', 'sms']);
     expect(completed.every((l) => l.status === 'SUCCESS')).toBe(true);
-    expect(completed.map((l) => l.stepIndex)).toEqual([0, 1, 2]);
+    expect(completed.map((l) => l.stepIndex)).toEqual([1, 2, 3]);
 
     // The provider saw the email, then the SMS, each with its own stable idempotency key.
     const sent = h.provider.received.filter((r) => r.body.execution_id === id);

@@ -127,7 +127,7 @@ describe('group commit', () => {
     const failedBefore = await failures('commit');
     // In the order of their ids, so each batch gives back slots of many shards, in no particular order.
     const shuffled = [...loaded].sort((a, b) => a.row.id.localeCompare(b.row.id));
-    const committed = await Promise.all(shuffled.map((execution) => commitChange(h.deps, execution, { event: { type: 'STEP_DONE' }, logs: [{ eventType: 'action_completed', status: 'SUCCESS', stepId: 'mail', stepIndex: 0 }] })));
+    const committed = await Promise.all(shuffled.map((execution) => commitChange(h.deps, execution, { event: { type: 'STEP_DONE' }, logs: [{ eventType: 'action_completed', status: 'SUCCESS', stepId: 'mail', stepIndex: 1 }] })));
 
     expect(committed.every((c) => c?.status === 'PAUSED')).toBe(true);
     const after = await batches('commit');

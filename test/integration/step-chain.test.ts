@@ -90,11 +90,12 @@ describe('the execution a committed step hands to the next one', () => {
     const second: Inline = {};
     expect(await processStep(h.deps, h.deps.cache, first.next!, second)).toBe('committed');
     const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
-    expect([row.version, row.currentStepIndex, second.next?.version]).toEqual([2, admitted.row.currentStepIndex + 2, 2]);
+    // Admitted at step 1; the tag and the condition done, at step 3.
+    expect([admitted.row.currentStepIndex, row.version, row.currentStepIndex, second.next?.version]).toEqual([1, 2, 3, 2]);
     expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags).toEqual(['lead', 'vip']);
     const logs = await h.logsOf(id);
     expect(logs.map((log) => [log.eventType, log.stepId, log.stepIndex])).toEqual([
-      ['execution_started', null, 0], ['action_started', 'tag', 0], ['action_completed', 'tag', 0], ['condition_evaluated', 'branch', 1],
+      ['execution_started', null, 0], ['action_started', 'tag', 1], ['action_completed', 'tag', 1], ['condition_evaluated', 'branch', 2],
     ]);
     expect(logs.at(-1)!.details).toMatchObject({ result: true });
   });
