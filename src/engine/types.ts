@@ -13,6 +13,7 @@ import type { Config } from '../config.ts';
 import type { Pool, PrismaClient } from '../db/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { EmailChannel } from '../providers/email-channel.ts';
 import type { StepQueue } from '../queue/step-queue.ts';
 import type { Redis } from '../queue/redis.ts';
 
@@ -35,6 +36,8 @@ export interface EngineDeps {
   config: Config;
   logger: Logger;
   metrics: Metrics;
+  /** Where `send_email` steps and admin notifications go (HTTP, SMTP or nowhere). */
+  email: EmailChannel;
 }
 
 /** One entry of an execution's log, before it is masked and stored. */
