@@ -67,39 +67,46 @@ export async function runAction(deps: EngineDeps, step: ActionStep, target: Acti
         subject: renderTemplate(step.config.subject, scope),
         body: renderTemplate(step.config.body, scope),
       };
-      const key = idempotencyKey(target.executionId, target.stepId);
-      const send = deps.email.kind === 'none' ? null : () => deps.email.send({ ...message, executionId: target.executionId, stepId: target.stepId, idempotencyKey: key });
+      const email = { ...message, executionId: target.executionId, stepId: target.stepId, idempotencyKey: idempotencyKey(target.executionId, target.stepId) };
+      const send = deps.email.kind === 'none' ? null : () => deps.email.send(email);
       return callProvider(deps, 'email', send, { action_config: message, transport: deps.email.kind });
     }
     case 'send_sms': {
       if (!target.contact.optedIn) return { kind: 'skipped', reason: 'contact_opted_out', details: {} };
       if (!target.contact.phone) return { kind: 'permanent', status: 0, error: 'contact has no phone number', provider: 'sms', details: {} };
       const message = { to: target.contact.phone, body: renderTemplate(step.config.body, scope) };
-      return callProvider(deps, 'sms', httpSender(deps, deps.config.SMS_HTTP_URL, 'POST', { ...message, execution_id: target.executionId, step_id: target.stepId }, target), { action_config: message });
+      const body = { ...message, execution_id: target.executionId, step_id: target.stepId };
+      return callProvider(deps, 'sms', httpSender(deps, deps.config.SMS_HTTP_URL, 'POST', body, target), { action_config: message });
     }
     case 'webhook': {
       const body = typeof step.config.body === 'string' ? renderTemplate(step.config.body, scope) : step.config.body;
       const provider = `webhook:${new URL(step.config.url).host}`;
-      return callProvider(deps, provider, httpSender(deps, step.config.url, step.config.method, body, target), { action_config: { url: step.config.url, method: step.config.method } });
+      const send = httpSender(deps, step.config.url, step.config.method, body, target);
+      return callProvider(deps, provider, send, { action_config: { url: step.config.url, method: step.config.method } });
     }
   }
 }
 
+/** One provider call, classified. */
+type Sender = () => Promise<ProviderOutcome>;
+
 /** A provider call over HTTP to `url`, or null when no URL is configured. */
-function httpSender(deps: EngineDeps, url: string | undefined, method: string, body: unknown, target: ActionTarget): (() => Promise<ProviderOutcome>) | null {
+function httpSender(deps: EngineDeps, url: string | undefined, method: string, body: unknown, target: ActionTarget): Sender | null {
   if (!url) return null;
-  return () => sendProviderRequest({ url, method, body, idempotencyKey: idempotencyKey(target.executionId, target.stepId), timeoutMs: deps.config.PROVIDER_TIMEOUT_MS }, deps.clock);
+  const key = idempotencyKey(target.executionId, target.stepId);
+  return () => sendProviderRequest({ url, method, body, idempotencyKey: key, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS }, deps.clock);
 }
 
 /** Runs `send` unless `provider` is rate limited, and turns its outcome into the action's result. */
-async function callProvider(deps: EngineDeps, provider: string, send: (() => Promise<ProviderOutcome>) | null, details: Record<string, unknown>): Promise<ActionResult> {
+async function callProvider(deps: EngineDeps, provider: string, send: Sender | null, details: Record<string, unknown>): Promise<ActionResult> {
   // Without a configured transport the message is recorded but not delivered (development set-ups).
   if (!send) return { kind: 'success', details: { ...details, delivered: false, transport: 'none' } };
   const heldFor = await rateLimitRemaining(deps, provider);
   if (heldFor > 0) return { kind: 'rate_limited', status: 429, retryAfterMs: heldFor, error: `provider ${provider} is rate limited`, provider, details: { ...details, held: true } };
   const outcome = await send();
   if (outcome.kind === 'success') {
-    return { kind: 'success', details: { ...details, delivered: true, [details.transport === 'smtp' ? 'smtp_code' : 'http_status']: outcome.status } };
+    const statusField = details.transport === 'smtp' ? 'smtp_code' : 'http_status';
+    return { kind: 'success', details: { ...details, delivered: true, [statusField]: outcome.status } };
   }
   if (outcome.kind === 'rate_limited') await holdProvider(deps, provider, outcome.retryAfterMs);
   return { ...outcome, provider, details };

@@ -42,7 +42,9 @@ export function createEmailChannel(config: Config, clock: Clock): EmailChannel {
         sendProviderRequest(
           {
             url: httpUrl,
-            body: { to: message.to, subject: message.subject, body: message.body, execution_id: message.executionId, step_id: message.stepId, ...message.fields },
+            body: {
+              to: message.to, subject: message.subject, body: message.body, execution_id: message.executionId, step_id: message.stepId, ...message.fields,
+            },
             idempotencyKey: message.idempotencyKey,
             timeoutMs: config.PROVIDER_TIMEOUT_MS,
           },

@@ -66,9 +66,11 @@ export function createSmtpTransport(settings: SmtpSettings): SmtpTransport {
   return {
     async send(message) {
       let timer: NodeJS.Timeout | undefined;
-      // The pool may queue a message behind others: the deadline bounds the whole send, as for HTTP.
+      // The pool may queue a message behind others: the deadline bounds the whole send, as for HTTP. A
+      // message still sent after it is a duplicate of the retry, with the same Message-ID.
       const deadline = new Promise<ProviderOutcome>((resolve) => {
-        timer = setTimeout(() => resolve({ kind: 'transient', status: null, error: `SMTP failed: timeout after ${settings.timeoutMs} ms` }), settings.timeoutMs);
+        const timedOut: ProviderOutcome = { kind: 'transient', status: null, error: `SMTP failed: timeout after ${settings.timeoutMs} ms` };
+        timer = setTimeout(() => resolve(timedOut), settings.timeoutMs);
       });
       const sending = transporter
         .sendMail({
