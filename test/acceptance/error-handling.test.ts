@@ -250,6 +250,23 @@ describe('Feature: Error Handling and Retry Logic', () => {
     expect(new Set(notificationsOf(id).map((r) => r.idempotencyKey))).toEqual(new Set([`${id}:error_notification:${failed.version}`]));
   });
 
+  it('a new failure after a manual retry starts its notification afresh, with its own key', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0 });
+    const id = await start();
+    h.provider.script({ status: 503 }, { status: 503 }, { status: 503 });
+    await h.step(id); // fails; its notification fails transiently and stays pending
+    const first = await row(id);
+    expect(first).toMatchObject({ notifyPending: true, notifyAttempts: 1 });
+    expect((await h.api.post(`/executions/${id}/retry`)).status).toBe(200);
+    expect(await row(id)).toMatchObject({ notifyPending: false }); // the old failure is no longer notified
+    await h.step(id); // fails again; this notification is answered 200
+    const second = await row(id);
+    expect(second).toMatchObject({ status: 'FAILED', notifyPending: false, notifyAttempts: 1, notifyAfter: null });
+    const logged = (await h.logsOf(id)).filter((l) => l.eventType.startsWith('notification_'));
+    expect(logged.map((l) => [l.eventType, (l.details as { attempt: number }).attempt])).toEqual([['notification_failed', 1], ['notification_sent', 1]]);
+    expect(notificationsOf(id).map((r) => r.idempotencyKey)).toEqual([`${id}:error_notification:${first.version}`, `${id}:error_notification:${second.version}`]);
+  });
+
   it('a provider that hangs past the timeout is a transient failure', async () => {
     const id = await start();
     h.provider.script({ hang: true });
