@@ -9,6 +9,16 @@ const configSchema = z.object({
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   EMAIL_HTTP_URL: z.string().url().optional(),
   SMS_HTTP_URL: z.string().url().optional(),
+  /** `smtp://user:pass@host:port` or `smtps://…`: emails go over SMTP when set and EMAIL_HTTP_URL is not. */
+  SMTP_URL: z
+    .string()
+    .url()
+    .refine((url) => /^smtps?:\/\//i.test(url), 'must start with smtp:// or smtps://')
+    .optional(),
+  /** From address of emails sent over SMTP. */
+  SMTP_FROM: z.string().min(1).default('flowmachine@localhost'),
+  /** Attempts at an admin failure notification (the first included) before it is given up. */
+  NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
   /** Prefix of every BullMQ key, so several deployments (or test runs) can share one Redis. */
   QUEUE_PREFIX: z.string().min(1).default('fm'),
   /** Jobs one worker process runs at once. */

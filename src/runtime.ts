@@ -11,6 +11,7 @@ import { createSweeper } from './engine/sweeper.ts';
 import { WorkflowCache } from './engine/workflow-cache.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, setExecutionsByStatusSource, setQueueDepthSource } from './observability/metrics.ts';
+import { createEmailChannel } from './providers/email-channel.ts';
 import { createRedis, Redis } from './queue/redis.ts';
 import { StepQueue } from './queue/step-queue.ts';
 import { createStepWorker } from './queue/step-worker.ts';
@@ -75,8 +76,10 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     const { waiting = 0, prioritized = 0, ...counts } = await queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
     return { waiting: waiting + prioritized, ...counts };
   });
+  const clock = options.clock ?? systemClock;
   const deps: ApiDeps = {
-    db, pool, batchers: new BatcherRegistry({ pool, metrics, logger }), queue, redis, clock: options.clock ?? systemClock, config, logger, metrics, cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }),
+    db, pool, batchers: new BatcherRegistry({ pool, metrics, logger }), queue, redis, clock, config, logger, metrics,
+    cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }), email: createEmailChannel(config, clock),
     async health() {
       const [postgres, redisOk] = await Promise.all([
         pool.query('SELECT 1').then(() => true, () => false),
@@ -90,6 +93,7 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     async close() {
       await queue.close().catch(() => undefined);
       redis.disconnect();
+      await deps.email.close();
       await db.$disconnect();
     },
   };

@@ -4,6 +4,7 @@ import { renderTemplate } from '../definition/template.ts';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
+import type { EmailChannel } from '../providers/email-channel.ts';
 import { sendProviderRequest } from '../providers/http-provider.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
 
@@ -12,6 +13,8 @@ export interface ActionDeps {
   config: Config;
   redis: Redis;
   clock: Clock;
+  /** Where emails go (HTTP, SMTP or nowhere). */
+  email: EmailChannel;
 }
 
 /** The contact as an action sees it. */
@@ -97,42 +100,49 @@ export async function runAction(deps: ActionDeps, step: ActionStep, target: Acti
         subject: renderTemplate(step.config.subject, scope),
         body: renderTemplate(step.config.body, scope),
       };
-      return callProvider(deps, holdOf(deps, 'email', target), deps.config.EMAIL_HTTP_URL, 'POST', { ...message, execution_id: target.executionId, step_id: target.stepId }, target, { action_config: message });
+      const email = { ...message, executionId: target.executionId, stepId: target.stepId, idempotencyKey: idempotencyKey(target.executionId, target.stepId) };
+      const send = deps.email.kind === 'none' ? null : () => deps.email.send(email);
+      return callProvider(deps, holdOf(deps, 'email', target), send, { action_config: message, transport: deps.email.kind });
     }
     case 'send_sms': {
       if (!target.contact.optedIn) return { kind: 'skipped', reason: 'contact_opted_out', details: {} };
       if (!target.contact.phone) return { kind: 'permanent', status: 0, error: 'contact has no phone number', provider: 'sms', providerKind: 'sms', details: {} };
       const message = { to: target.contact.phone, body: renderTemplate(step.config.body, scope) };
-      return callProvider(deps, holdOf(deps, 'sms', target), deps.config.SMS_HTTP_URL, 'POST', { ...message, execution_id: target.executionId, step_id: target.stepId }, target, { action_config: message });
+      const body = { ...message, execution_id: target.executionId, step_id: target.stepId };
+      return callProvider(deps, holdOf(deps, 'sms', target), httpSender(deps, deps.config.SMS_HTTP_URL, 'POST', body, target), { action_config: message });
     }
     case 'webhook': {
       const body = typeof step.config.body === 'string' ? renderTemplate(step.config.body, scope) : step.config.body;
-      return callProvider(deps, holdOf(deps, 'webhook', target, step.config.url), step.config.url, step.config.method, body, target, { action_config: { url: step.config.url, method: step.config.method } });
+      const send = httpSender(deps, step.config.url, step.config.method, body, target);
+      return callProvider(deps, holdOf(deps, 'webhook', target, step.config.url), send, { action_config: { url: step.config.url, method: step.config.method } });
     }
   }
 }
 
-async function callProvider(
-  deps: ActionDeps,
-  hold: ProviderHold,
-  url: string | undefined,
-  method: string,
-  body: unknown,
-  target: ActionTarget,
-  details: Record<string, unknown>,
-): Promise<ActionResult> {
+/** One provider call, classified. */
+type Sender = () => Promise<ProviderOutcome>;
+
+/** A provider call over HTTP to `url`, or null when no URL is configured. */
+function httpSender(deps: ActionDeps, url: string | undefined, method: string, body: unknown, target: ActionTarget): Sender | null {
+  if (!url) return null;
+  const key = idempotencyKey(target.executionId, target.stepId);
+  return () => sendProviderRequest({ url, method, body, idempotencyKey: key, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS }, deps.clock);
+}
+
+/** Runs `send` unless calls under `hold` are held back, and turns its outcome into the action's result. */
+async function callProvider(deps: ActionDeps, hold: ProviderHold, send: Sender | null, details: Record<string, unknown>): Promise<ActionResult> {
   // Without a configured transport the message is recorded but not delivered (development set-ups).
-  if (!url) return { kind: 'success', details: { ...details, delivered: false, transport: 'none' } };
+  if (!send) return { kind: 'success', details: { ...details, delivered: false, transport: 'none' } };
   const { provider, kind: providerKind } = hold;
   const heldFor = await rateLimitRemaining(deps, hold);
   if (heldFor > 0) {
     return { kind: 'rate_limited', status: 429, retryAfterMs: heldFor, error: `provider ${provider} is rate limited`, provider, providerKind, details: { ...details, held: true } };
   }
-  const outcome = await sendProviderRequest(
-    { url, method, body, idempotencyKey: idempotencyKey(target.executionId, target.stepId), timeoutMs: deps.config.PROVIDER_TIMEOUT_MS },
-    deps.clock,
-  );
-  if (outcome.kind === 'success') return { kind: 'success', details: { ...details, delivered: true, http_status: outcome.status } };
+  const outcome = await send();
+  if (outcome.kind === 'success') {
+    const statusField = details.transport === 'smtp' ? 'smtp_code' : 'http_status';
+    return { kind: 'success', details: { ...details, delivered: true, [statusField]: outcome.status } };
+  }
   if (outcome.kind === 'rate_limited') await holdProvider(deps, hold, outcome.retryAfterMs);
   return { ...outcome, provider, providerKind, details };
 }

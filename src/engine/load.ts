@@ -7,7 +7,7 @@ import type { EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
 /** An execution row with what one engine step needs: its contact, account settings and workflow name. */
-export type ExecutionRow = Omit<Execution, 'seq' | 'slotShard' | 'notifyPending'> & {
+export type ExecutionRow = Omit<Execution, 'seq' | 'slotShard' | 'notifyPending' | 'notifyAttempts' | 'notifyAfter'> & {
   contact: Pick<Contact, 'id' | 'accountId' | 'email' | 'phone' | 'optedIn' | 'timezone' | 'attributes' | 'tags' | 'deletedAt'>;
   account: Pick<Account, 'id' | 'name' | 'adminEmail' | 'concurrentExecutionsPerAccount' | 'maxRetryAttempts' | 'retryBaseDelaySeconds' | 'errorNotification'>;
   workflow: { name: string };

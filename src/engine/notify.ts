@@ -1,6 +1,6 @@
 import { run } from '../db/sql.ts';
 import { maskPii } from '../observability/mask.ts';
-import { sendProviderRequest } from '../providers/http-provider.ts';
+import type { ProviderOutcome } from '../providers/outcome.ts';
 import type { EngineDeps } from './types.ts';
 
 /** A failure to tell an account's admin about: the execution at the version its failure was committed. */
@@ -11,47 +11,69 @@ export interface FailureNotice {
   adminEmail: string;
   workflowName: string;
   error: string;
+  /** Attempts already made at this notification; 0 (the default) for the first. */
+  attempt?: number;
 }
 
-/** Logs the notification once per failure, clearing `notify_pending` (migration `notification_recovery`). */
-const LOG_NOTIFICATION = { name: 'notification-log', text: 'SELECT flowmachine_log_notification($1::uuid, $2::integer, $3, $4, $5::jsonb) AS logged' };
+/** Delay after the first failed attempt; it doubles after each further one. */
+export const NOTIFY_BASE_DELAY_MS = 30_000;
+/** Longest delay between two attempts. */
+export const NOTIFY_MAX_DELAY_MS = 3_600_000;
 
 /**
- * Emails the account's admin that an execution failed, through the email provider, and logs
- * `notification_sent` (or `notification_failed`). Runs after the failure is committed, so a broken
- * notification can never lose the execution's state; the commit leaves `notify_pending` set until the
- * notification is logged, so the sweeper notifies a failure whose worker died first. The idempotency
- * key is the same on both paths, and of two notifying the same failure only the first logs it.
+ * When to try a notification again after attempt number `attempt` (0 for the first) came to `outcome`,
+ * or null when it is settled: sent, failed permanently, or that was the last of `maxAttempts`. The delay
+ * is 30 s · 2^attempt capped at 1 h, and never shorter than a provider's Retry-After.
  */
-export async function notifyFailure(deps: EngineDeps, notice: FailureNotice): Promise<void> {
-  const { executionId, accountId, version, adminEmail, workflowName, error } = notice;
-  const message = {
+export function resolveNextAttempt(outcome: ProviderOutcome, attempt: number, maxAttempts: number, now: Date): Date | null {
+  if (outcome.kind === 'success' || outcome.kind === 'permanent' || attempt + 1 >= maxAttempts) return null;
+  const backoffMs = Math.min(NOTIFY_BASE_DELAY_MS * 2 ** attempt, NOTIFY_MAX_DELAY_MS);
+  return new Date(now.getTime() + Math.max(backoffMs, outcome.kind === 'rate_limited' ? outcome.retryAfterMs : 0));
+}
+
+/** Logs one attempt, if it still is the next one (migration `notification_retries`). */
+const LOG_NOTIFICATION = {
+  name: 'notification-log-attempt',
+  text: 'SELECT flowmachine_log_notification($1::uuid, $2::integer, $3::integer, $4, $5, $6::jsonb, $7::timestamptz) AS logged',
+};
+
+/**
+ * Makes one attempt at emailing the account's admin that an execution failed, through the email
+ * channel, and logs it: `notification_sent`, or `notification_failed` with the attempt number and either
+ * the next attempt's time (a transient failure: the notification stays pending and the sweeper makes
+ * that attempt) or `final: true`. Runs after the failure is committed, so a broken notification can
+ * never lose the execution's state; the commit leaves `notify_pending` set until the notification is
+ * settled, so the sweeper also notifies a failure whose worker died first. Every attempt carries the
+ * same idempotency key, and of two senders making the same attempt only the first logs it.
+ * Returns whether this call logged the attempt.
+ */
+export async function notifyFailure(deps: EngineDeps, notice: FailureNotice): Promise<boolean> {
+  const { executionId, accountId, version, adminEmail, workflowName, error, attempt = 0 } = notice;
+  const outcome = await deps.email.send({
     to: adminEmail,
     subject: `Workflow "${workflowName}" failed for an execution`,
     body: `Execution ${executionId} of workflow "${workflowName}" failed: ${error}`,
-    execution_id: executionId,
-    step_id: 'error_notification',
-    workflow_name: workflowName,
-    error_message: error,
-  };
-  const outcome = deps.config.EMAIL_HTTP_URL
-    ? await sendProviderRequest(
-        { url: deps.config.EMAIL_HTTP_URL, body: message, idempotencyKey: `${executionId}:error_notification:${version}`, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS },
-        deps.clock,
-      )
-    : ({ kind: 'success', status: 0 } as const);
+    executionId,
+    stepId: 'error_notification',
+    idempotencyKey: `${executionId}:error_notification:${version}`,
+    fields: { workflow_name: workflowName, error_message: error },
+  });
   const sent = outcome.kind === 'success';
+  const nextAt = resolveNextAttempt(outcome, attempt, deps.config.NOTIFY_MAX_ATTEMPTS, deps.clock.now());
   const eventType = sent ? 'notification_sent' : 'notification_failed';
   const details = sent
-    ? { to: adminEmail, workflow_name: workflowName, error_message: error, delivered: Boolean(deps.config.EMAIL_HTTP_URL) }
-    : { to: adminEmail, error: outcome.error };
-  const logged = await run<{ logged: boolean }>(deps.pool, LOG_NOTIFICATION, [executionId, version, eventType, sent ? 'SUCCESS' : 'FAILED', JSON.stringify(maskPii(details))])
+    ? { to: adminEmail, workflow_name: workflowName, error_message: error, attempt: attempt + 1, delivered: deps.email.kind !== 'none' }
+    : { to: adminEmail, attempt: attempt + 1, error: outcome.error, ...(nextAt ? { next_attempt_at: nextAt.toISOString() } : { final: true }) };
+  const logged = await run<{ logged: boolean }>(deps.pool, LOG_NOTIFICATION, [
+    executionId, version, attempt, eventType, sent ? 'SUCCESS' : 'FAILED', JSON.stringify(maskPii(details)), nextAt,
+  ])
     .then(([row]) => row?.logged === true)
     .catch((e: Error) => {
       deps.logger.error('notification log failed; the sweeper will notify again', { execution_id: executionId, error: e.message });
       return false;
     });
-  if (!logged) return;
+  if (!logged) return false;
   deps.metrics.executionEvents.inc({ event_type: eventType });
   deps.logger.info(eventType, { execution_id: executionId, account_id: accountId, ...details });
+  return true;
 }

@@ -33,13 +33,17 @@ const RESPREAD = {
     GROUP BY a.id HAVING sum(s.quota) = 0 AND sum(s.used) < a.concurrent_executions_per_account`,
 };
 
-/** Failures whose admin notification was never logged (its worker died), older than a worker takes to notify. */
+/**
+ * Failures whose admin notification is pending and due: the first attempt once the failure is older than
+ * a worker takes to notify ($1; its worker died), a retry once its notify_after has come ($2).
+ */
 const UNNOTIFIED = {
   name: 'sweep-unnotified',
   text: `SELECT e.id AS "executionId", e.account_id AS "accountId", e.version, a.admin_email AS "adminEmail", w.name AS "workflowName",
-      coalesce(e.last_error, 'failed') AS error
+      coalesce(e.last_error, 'failed') AS error, e.notify_attempts AS attempt
     FROM executions e JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
-    WHERE e.notify_pending AND e.finished_at < $1 AND e.status = 'FAILED' ORDER BY e.finished_at LIMIT 100`,
+    WHERE e.notify_pending AND e.status = 'FAILED' AND CASE WHEN e.notify_after IS NULL THEN e.finished_at < $1 ELSE e.notify_after <= $2 END
+    ORDER BY coalesce(e.notify_after, e.finished_at) LIMIT 100`,
 };
 
 /** Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS. */
@@ -57,7 +61,7 @@ export interface SweepReport {
   rebuilt: boolean;
   enqueued: number;
   admitted: number;
-  /** Failures notified because their worker died before it logged the notification. */
+  /** Notification attempts made: failures whose worker died before notifying, and retries now due. */
   notified: number;
 }
 
@@ -69,7 +73,8 @@ export interface SweepReport {
  *   bounded slice of the candidates per sweep;
  * - gives slots back to accounts whose limit was lowered below their use once they are under it, and
  *   admits executions waiting in line when their account has free slots;
- * - notifies the admin of failures whose worker died before it logged the notification;
+ * - notifies the admin of failures whose worker died before it logged the notification, and retries
+ *   the notifications whose earlier attempt failed transiently once their next attempt is due;
  * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution, walking the
  *   table from its start in batches of `limits.batch` (not from the cursor an earlier sweep left).
  * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
@@ -115,7 +120,7 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
       await deps.queue.add(work);
       admitted += work.length;
     }
-    const unnotified = await run<FailureNotice>(deps.pool, UNNOTIFIED, [new Date(staleBefore.getTime() - deps.config.PROVIDER_TIMEOUT_MS)]);
+    const unnotified = await run<FailureNotice>(deps.pool, UNNOTIFIED, [new Date(staleBefore.getTime() - deps.config.PROVIDER_TIMEOUT_MS), now]);
     await Promise.all(unnotified.map((notice) => notifyFailure(deps, notice)));
     return { rebuilt, enqueued, admitted, notified: unnotified.length };
   };

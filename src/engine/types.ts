@@ -15,6 +15,7 @@ import type { Pool, PrismaClient } from '../db/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Redis } from 'ioredis';
+import type { EmailChannel } from '../providers/email-channel.ts';
 import type { WorkQueue } from './work.ts';
 
 /** Execution statuses (CONTRACT.md). */
@@ -38,6 +39,8 @@ export interface EngineDeps {
   config: Config;
   logger: Logger;
   metrics: Metrics;
+  /** Where `send_email` steps and admin notifications go (HTTP, SMTP or nowhere). */
+  email: EmailChannel;
 }
 
 /** One entry of an execution's log, before it is masked and stored. */

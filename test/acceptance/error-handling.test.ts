@@ -23,6 +23,7 @@ describe('Feature: Error Handling and Retry Logic', () => {
 
   const start = async (definition: unknown = sequential) => h.trigger((await h.createWorkflow(definition)).id, (await h.createContact()).id);
   const row = (id: string) => h.db.execution.findUniqueOrThrow({ where: { id } });
+  const notificationsOf = (id: string) => h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id);
 
   it('Scenario: Retry action on transient error', async () => {
     const id = await start();
@@ -118,13 +119,28 @@ describe('Feature: Error Handling and Retry Logic', () => {
     expect(sent?.details).toMatchObject({ workflow_name: 'Onboarding', to: 'o***@example.com' });
   });
 
-  it('a failing notification never loses the failed execution', async () => {
+  it('a failing notification never loses the failed execution, and is retried: 503 then 200 is logged failed once, sent once', async () => {
     await h.api.patch('/account/settings', { max_retry_attempts: 0 });
     const id = await start();
-    h.provider.script({ status: 503 }, { status: 500 });
+    h.provider.script({ status: 503 }, { status: 503 });
     await h.step(id);
-    expect((await row(id)).status).toBe('FAILED');
-    expect((await h.logsOf(id)).map((l) => l.eventType)).toContain('notification_failed');
+    expect(await row(id)).toMatchObject({ status: 'FAILED', notifyPending: true, notifyAttempts: 1, notifyAfter: new Date(clock.now().getTime() + 30_000) });
+    const failed = (await h.logsOf(id)).filter((l) => l.eventType === 'notification_failed');
+    expect(failed.map((l) => l.details)).toEqual([
+      { to: expect.stringMatching(/\*\*\*@example\.com$/), attempt: 1, error: expect.stringContaining('HTTP 503'), next_attempt_at: new Date(clock.now().getTime() + 30_000).toISOString() },
+    ]);
+    const sweep = createSweeper(h.deps);
+    await sweep();
+    expect(notificationsOf(id)).toHaveLength(1); // not due yet
+    clock.advance(30_000);
+    await sweep(); // the provider answers 200 now
+    await sweep();
+    const notifications = (await h.logsOf(id)).filter((l) => l.eventType.startsWith('notification_'));
+    expect(notifications.map((l) => l.eventType)).toEqual(['notification_failed', 'notification_sent']);
+    expect(notifications[1]!.details).toMatchObject({ attempt: 2 });
+    const key = `${id}:error_notification:${(await row(id)).version}`;
+    expect(notificationsOf(id).map((r) => r.idempotencyKey)).toEqual([key, key]); // delivered once, on the second attempt
+    expect(await row(id)).toMatchObject({ status: 'FAILED', notifyPending: false });
   });
 
   it('no notification when error_notification is off', async () => {
@@ -169,6 +185,88 @@ describe('Feature: Error Handling and Retry Logic', () => {
     expect((await h.logsOf(id)).filter((l) => l.eventType.startsWith('notification_'))).toHaveLength(2); // the worker's and one of the two
     const keys = new Set(h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id).map((r) => r.idempotencyKey));
     expect([...keys]).toEqual([`${id}:error_notification:${failed.version}`]);
+  });
+
+  it('retries a notification with back-off (30 s doubling, at most 1 h) up to NOTIFY_MAX_ATTEMPTS, then gives up', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0 });
+    const id = await start();
+    h.provider.setDefault({ status: 503 });
+    await h.step(id); // the step fails, and so does the first attempt at notifying
+    const sweep = createSweeper(h.deps);
+    const delays: number[] = [];
+    for (let guard = 0; guard < 20; guard += 1) {
+      const { notifyPending, notifyAfter } = await row(id);
+      if (!notifyPending) break;
+      delays.push(notifyAfter!.getTime() - clock.now().getTime());
+      clock.set(notifyAfter!);
+      await sweep();
+    }
+    expect(delays).toEqual([30, 60, 120, 240, 480, 960, 1920, 3600, 3600].map((seconds) => seconds * 1000));
+    const failed = (await h.logsOf(id)).filter((l) => l.eventType === 'notification_failed').map((l) => l.details as Record<string, unknown>);
+    expect(failed.map((d) => d.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(h.config.NOTIFY_MAX_ATTEMPTS).toBe(10);
+    expect(failed.slice(0, -1).every((d) => typeof d.next_attempt_at === 'string' && d.final === undefined)).toBe(true);
+    expect(failed.at(-1)).toMatchObject({ final: true });
+    expect(failed.at(-1)!.next_attempt_at).toBeUndefined();
+    clock.advance(3_600_000);
+    await sweep();
+    expect(notificationsOf(id)).toHaveLength(10);
+    expect(new Set(notificationsOf(id).map((r) => r.idempotencyKey))).toEqual(new Set([`${id}:error_notification:${(await row(id)).version}`]));
+    expect((await h.logsOf(id)).map((l) => l.eventType)).not.toContain('notification_sent');
+  });
+
+  it('a notification refused permanently (4xx) is not retried', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0 });
+    const id = await start();
+    h.provider.script({ status: 503 }, { status: 400 });
+    await h.step(id);
+    expect(await row(id)).toMatchObject({ status: 'FAILED', notifyPending: false, notifyAttempts: 1, notifyAfter: null });
+    const failed = (await h.logsOf(id)).filter((l) => l.eventType === 'notification_failed');
+    expect(failed.map((l) => l.details)).toEqual([{ to: expect.stringMatching(/\*\*\*@example\.com$/), attempt: 1, error: expect.stringContaining('HTTP 400'), final: true }]);
+    clock.advance(3_600_000);
+    await createSweeper(h.deps)();
+    expect(notificationsOf(id)).toHaveLength(1);
+  });
+
+  it('two senders making the same attempt log it once, attempt after attempt', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0 });
+    const id = await start();
+    h.provider.script({ status: 503 }, { status: 503 }, { status: 503 }, { status: 503 });
+    await h.step(id); // attempt 1 fails
+    const failed = await row(id);
+    const notice = { executionId: id, accountId: failed.accountId, version: failed.version, adminEmail: 'admin@example.com', workflowName: 'W', error: 'HTTP 503', attempt: 1 };
+    // A slow sweeper and another one both make attempt 2; both fail.
+    expect((await Promise.all([notifyFailure(h.deps, notice), notifyFailure(h.deps, notice)])).sort()).toEqual([false, true]);
+    const due = (await row(id)).notifyAfter!;
+    expect(due.getTime() - clock.now().getTime()).toBe(60_000);
+    clock.set(due);
+    // Two worker processes' sweepers make attempt 3 at once; it succeeds.
+    await Promise.all([createSweeper(h.deps)(), createSweeper(h.deps)()]);
+    const logged = (await h.logsOf(id)).filter((l) => l.eventType.startsWith('notification_'));
+    expect(logged.map((l) => [l.eventType, (l.details as { attempt: number }).attempt])).toEqual([
+      ['notification_failed', 1],
+      ['notification_failed', 2],
+      ['notification_sent', 3],
+    ]);
+    expect(await row(id)).toMatchObject({ notifyPending: false, notifyAttempts: 3 });
+    expect(new Set(notificationsOf(id).map((r) => r.idempotencyKey))).toEqual(new Set([`${id}:error_notification:${failed.version}`]));
+  });
+
+  it('a new failure after a manual retry starts its notification afresh, with its own key', async () => {
+    await h.api.patch('/account/settings', { max_retry_attempts: 0 });
+    const id = await start();
+    h.provider.script({ status: 503 }, { status: 503 }, { status: 503 });
+    await h.step(id); // fails; its notification fails transiently and stays pending
+    const first = await row(id);
+    expect(first).toMatchObject({ notifyPending: true, notifyAttempts: 1 });
+    expect((await h.api.post(`/executions/${id}/retry`)).status).toBe(200);
+    expect(await row(id)).toMatchObject({ notifyPending: false }); // the old failure is no longer notified
+    await h.step(id); // fails again; this notification is answered 200
+    const second = await row(id);
+    expect(second).toMatchObject({ status: 'FAILED', notifyPending: false, notifyAttempts: 1, notifyAfter: null });
+    const logged = (await h.logsOf(id)).filter((l) => l.eventType.startsWith('notification_'));
+    expect(logged.map((l) => [l.eventType, (l.details as { attempt: number }).attempt])).toEqual([['notification_failed', 1], ['notification_sent', 1]]);
+    expect(notificationsOf(id).map((r) => r.idempotencyKey)).toEqual([`${id}:error_notification:${first.version}`, `${id}:error_notification:${second.version}`]);
   });
 
   it('a provider that hangs past the timeout is a transient failure', async () => {

@@ -50,7 +50,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     const execution = await db.execution.create({
       data: {
         accountId: account.id, workflowId: workflow.id, workflowVersionId: version.id, contactId: contact.id, status: 'PAUSED', snapshot: { value: 'x', context: {} },
-        version: 3, currentStepIndex: 1, totalSteps: 4, retryCount: 2, completionReason: 'r', lastError: 'e', goalEvent: 'g', nextRunAt: now, waiting: true, slotShard: 2, notifyPending: true,
+        version: 3, currentStepIndex: 1, totalSteps: 4, retryCount: 2, completionReason: 'r', lastError: 'e', goalEvent: 'g', nextRunAt: now, waiting: true, slotShard: 2, notifyPending: true, notifyAttempts: 2, notifyAfter: now,
         payload: { a: 1 }, createdAt: now, updatedAt: now, finishedAt: now,
       },
     });
