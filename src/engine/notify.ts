@@ -1,3 +1,4 @@
+import { dateAfter } from '../clock.ts';
 import { run } from '../db/sql.ts';
 import { maskPii } from '../observability/mask.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
@@ -23,12 +24,13 @@ export const NOTIFY_MAX_DELAY_MS = 3_600_000;
 /**
  * When to try a notification again after attempt number `attempt` (0 for the first) came to `outcome`,
  * or null when it is settled: sent, failed permanently, or that was the last of `maxAttempts`. The delay
- * is 30 s · 2^attempt capped at 1 h, and never shorter than a provider's Retry-After.
+ * is 30 s · 2^attempt capped at 1 h, and never shorter than a provider's Retry-After (itself capped at 1 h).
  */
 export function resolveNextAttempt(outcome: ProviderOutcome, attempt: number, maxAttempts: number, now: Date): Date | null {
   if (outcome.kind === 'success' || outcome.kind === 'permanent' || attempt + 1 >= maxAttempts) return null;
   const backoffMs = Math.min(NOTIFY_BASE_DELAY_MS * 2 ** attempt, NOTIFY_MAX_DELAY_MS);
-  return new Date(now.getTime() + Math.max(backoffMs, outcome.kind === 'rate_limited' ? outcome.retryAfterMs : 0));
+  const retryAfterMs = outcome.kind === 'rate_limited' ? Math.min(outcome.retryAfterMs ?? 0, NOTIFY_MAX_DELAY_MS) : 0;
+  return dateAfter(now, Math.max(backoffMs, retryAfterMs));
 }
 
 /** Logs one attempt, if it still is the next one (migration `notification_retries`). */
