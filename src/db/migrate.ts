@@ -77,14 +77,21 @@ export const checksumOf = (sql: string): string => createHash('sha256').update(s
  *    `flowmachine_functions` (or that was never applied), in name order, each in its own transaction.
  * It never drops a function whose file was removed: that takes a dated migration.
  */
-export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, functionsDir = FUNCTIONS_DIR): Promise<MigrateReport> {
+export async function migrate(
+  databaseUrl: string,
+  dir = MIGRATIONS_DIR,
+  functionsDir = FUNCTIONS_DIR,
+): Promise<MigrateReport> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await client.query(CREATE_MIGRATIONS_TABLE);
     await client.query(CREATE_FUNCTIONS_TABLE);
-    const names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const names = (await readdir(dir, { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
     const baselined = (await baselineSquashed(client, dir, names)) ? [BASELINE.name] : [];
     const done = await client.query<{ migration_name: string }>(
       'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
@@ -124,12 +131,22 @@ async function baselineSquashed(client: pg.Client, dir: string, names: string[])
   if (applied.has(BASELINE.name) || squashed.length === 0) return false;
   if (squashed.length < BASELINE.squashed.length) {
     const missing = BASELINE.squashed.filter((name) => !applied.has(name));
-    throw new Error(`cannot baseline: the database applied only part of the migrations ${BASELINE.name} squashed (missing ${missing.join(', ')})`);
+    throw new Error(
+      `cannot baseline: the database applied only part of the migrations ${BASELINE.name} squashed (missing ${missing.join(', ')})`,
+    );
   }
   const sql = await readFile(path.join(dir, BASELINE.name, 'migration.sql'), 'utf8');
   await inTransaction(client, `baseline ${BASELINE.name}`, async () => {
-    await client.query('DELETE FROM "_prisma_migrations" WHERE migration_name = ANY($1::text[])', [[...BASELINE.squashed]]);
-    await recordMigration(client, BASELINE.name, checksumOf(sql), 0, `baselined: squashes ${BASELINE.squashed.join(', ')}`);
+    await client.query('DELETE FROM "_prisma_migrations" WHERE migration_name = ANY($1::text[])', [
+      [...BASELINE.squashed],
+    ]);
+    await recordMigration(
+      client,
+      BASELINE.name,
+      checksumOf(sql),
+      0,
+      `baselined: squashes ${BASELINE.squashed.join(', ')}`,
+    );
   });
   return true;
 }
@@ -137,7 +154,9 @@ async function baselineSquashed(client: pg.Client, dir: string, names: string[])
 /** Applies the function files whose checksum changed; returns their names (file names without `.sql`). */
 async function applyFunctions(client: pg.Client, functionsDir: string): Promise<string[]> {
   const files = (await readdir(functionsDir)).filter((file) => file.endsWith('.sql')).sort();
-  const recorded = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM "flowmachine_functions"');
+  const recorded = await client.query<{ name: string; checksum: string }>(
+    'SELECT name, checksum FROM "flowmachine_functions"',
+  );
   const checksums = new Map(recorded.rows.map((row) => [row.name, row.checksum]));
   const applied: string[] = [];
   for (const file of files) {
@@ -158,7 +177,13 @@ async function applyFunctions(client: pg.Client, functionsDir: string): Promise<
   return applied;
 }
 
-async function recordMigration(client: pg.Client, name: string, checksum: string, steps: number, logs: string | null = null): Promise<void> {
+async function recordMigration(
+  client: pg.Client,
+  name: string,
+  checksum: string,
+  steps: number,
+  logs: string | null = null,
+): Promise<void> {
   await client.query(
     `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, logs, started_at, applied_steps_count)
      VALUES ($1, $2, now(), $3, $4, now(), $5)`,
@@ -186,9 +211,10 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
   await client.connect();
   try {
     const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (exists.rowCount === 0) await client.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`).catch((error: { code?: string }) => {
-      if (error.code !== '42P04') throw error; // created concurrently
-    });
+    if (exists.rowCount === 0)
+      await client.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`).catch((error: { code?: string }) => {
+        if (error.code !== '42P04') throw error; // created concurrently
+      });
   } finally {
     await client.end();
   }

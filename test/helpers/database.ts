@@ -8,8 +8,12 @@ export const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://po
 const PRISMA = path.resolve(import.meta.dirname, '../../prisma');
 // Every dated migration and every function file, by path, so a change to either builds a new template.
 const sqlFiles = [
-  ...readdirSync(path.join(PRISMA, 'migrations')).filter((name) => !name.endsWith('.toml')).map((name) => `migrations/${name}/migration.sql`),
-  ...readdirSync(path.join(PRISMA, 'functions')).filter((name) => name.endsWith('.sql')).map((name) => `functions/${name}`),
+  ...readdirSync(path.join(PRISMA, 'migrations'))
+    .filter((name) => !name.endsWith('.toml'))
+    .map((name) => `migrations/${name}/migration.sql`),
+  ...readdirSync(path.join(PRISMA, 'functions'))
+    .filter((name) => name.endsWith('.sql'))
+    .map((name) => `functions/${name}`),
 ].sort();
 const migrationsHash = createHash('sha256')
   .update(sqlFiles.map((file) => `${file}\n${readFileSync(path.join(PRISMA, file), 'utf8')}`).join('\n'))
