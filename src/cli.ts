@@ -11,7 +11,7 @@ const USAGE = `usage: flowmachine <command>
   start                         migrate, then run the API and a worker in one process
   api                           run the API only
   worker                        run a worker (and its sweeper) only
-  migrate                       apply pending migrations and exit
+  migrate                       apply pending migrations and changed SQL functions, and exit
   check [--stuck-after-ms MS]   check the database's consistency; prints a JSON report, exit 1 on any violation
   accounts create --name NAME --admin-email EMAIL
                                 create an account; prints {"account_id","user_id","api_key"}`;
@@ -23,8 +23,7 @@ export async function main(argv: string[], tracing: Tracing = { shutdown: async 
   switch (command) {
     case 'migrate': {
       await ensureDatabase(config.DATABASE_URL);
-      const applied = await migrate(config.DATABASE_URL);
-      console.log(JSON.stringify({ applied }));
+      console.log(JSON.stringify(await migrate(config.DATABASE_URL)));
       return;
     }
     case 'start':

@@ -61,7 +61,7 @@ describe('processes', () => {
   it('api and worker run as separate processes, several workers at once', async () => {
     const migrated = cli(['migrate'], env);
     expect(migrated.status).toBe(0);
-    expect(JSON.parse(migrated.stdout.trim())).toEqual({ applied: [] });
+    expect(JSON.parse(migrated.stdout.trim())).toEqual({ migrations: [], baselined: [], functions: [] });
     const account = JSON.parse(cli(['accounts', 'create', '--name', 'Split', '--admin-email', 'ops@example.com'], env).stdout.trim());
     const api = await startProcess('api', { ...env, PORT: '0' });
     const workers = [await startProcess('worker', env), await startProcess('worker', env)];

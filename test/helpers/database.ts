@@ -5,12 +5,21 @@ import pg from 'pg';
 
 /** Server the tests use; the same defaults as the engine's. */
 export const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const MIGRATIONS = path.resolve(import.meta.dirname, '../../prisma/migrations');
+const PRISMA = path.resolve(import.meta.dirname, '../../prisma');
+// Every dated migration and every function file, by path, so a change to either builds a new template.
+const sqlFiles = [
+  ...readdirSync(path.join(PRISMA, 'migrations'))
+    .filter((name) => !name.endsWith('.toml'))
+    .map((name) => `migrations/${name}/migration.sql`),
+  ...readdirSync(path.join(PRISMA, 'functions'))
+    .filter((name) => name.endsWith('.sql'))
+    .map((name) => `functions/${name}`),
+].sort();
 const migrationsHash = createHash('sha256')
-  .update(readdirSync(MIGRATIONS).filter((name) => !name.endsWith('.toml')).sort().map((name) => readFileSync(path.join(MIGRATIONS, name, 'migration.sql'), 'utf8')).join('\n'))
+  .update(sqlFiles.map((file) => `${file}\n${readFileSync(path.join(PRISMA, file), 'utf8')}`).join('\n'))
   .digest('hex')
   .slice(0, 12);
-/** Database migrated once per set of migrations by the global setup; each test file clones it. */
+/** Database migrated once per set of migrations and functions by the global setup; each test file clones it. */
 export const TEMPLATE_DB = `fm_template_${migrationsHash}`;
 export const TEST_DB_PREFIX = 'fm_test_';
 

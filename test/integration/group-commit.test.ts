@@ -114,7 +114,7 @@ describe('group commit', () => {
   it('batches that take and give back slots on every shard at once neither deadlock nor send anyone to the waiting line', async () => {
     const ids = await h.enrollNew(workflowId, 400);
     // Admitted in batches, all of them: each batch keeps to one or two shards, so none finds every shard
-    // held by another and none waits in line (migration shard_affinity).
+    // held by another and none waits in line (flowmachine_take_slot's shard affinity).
     const admitted = await Promise.all(ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })));
     expect(admitted.filter((a) => a?.admitted !== 'ACTIVE')).toEqual([]);
     const loaded = await Promise.all(ids.map(load));

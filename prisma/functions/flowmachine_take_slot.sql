@@ -1,9 +1,24 @@
--- Group commit (src/db/batch.ts) admits many executions in one transaction. Each admission took the
--- emptiest shard no other transaction held, so one batch came to hold most of the account's shards until
--- its commit, the others found every shard with room held and fell back to locking them all, and two
--- batches doing so deadlocked (the one Postgres picked, and everyone after it, waited in line).
--- A transaction now keeps taking slots from the shard it took its last one from while that shard has
--- room, and only then moves to another, so a batch holds one or two shards.
+-- flowmachine_take_slot(p_account, p_in_line) -> smallint
+--
+-- Takes one of the account's concurrency slots and returns its shard, or NULL when none is free (or, with
+-- p_in_line, when executions are waiting in line: they go first).
+--
+-- Input:
+--   p_account  accounts.id
+--   p_in_line  true: respect the waiting line (NULL while any execution of the account waits in it)
+-- Returns: the shard whose `used` was incremented (the caller stores it in executions.slot_shard and gives
+--   the slot back there), or NULL: no slot taken.
+-- Invariants:
+--   - Takes a slot only from a shard with used < quota, so used <= quota always holds.
+--   - Lock order: a shard that no one holds (SKIP LOCKED, never waiting), or else all of the account's
+--     shards in shard order, then it looks again: a slot given back meanwhile is seen, and one given back
+--     later finds the execution in line. Two callers doing that at once, each holding a shard the other
+--     waits for, deadlock: the one Postgres picks gets NULL (and waits in line, to be admitted by the next
+--     slot given back) instead of an error.
+--   - Shard affinity: a transaction keeps taking slots from the shard it took its last one from
+--     (transaction setting flowmachine.slot_shard) while that shard has room, and starts from the
+--     connection's own shard (backend pid) otherwise, so connections mostly update different rows and a
+--     group commit (src/db/batch.ts) of many admissions holds one or two shards, not most of them.
 CREATE OR REPLACE FUNCTION flowmachine_take_slot(p_account uuid, p_in_line boolean) RETURNS smallint
 LANGUAGE plpgsql AS $$
 DECLARE

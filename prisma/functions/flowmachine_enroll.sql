@@ -1,10 +1,24 @@
--- Enrolls a contact in a workflow in one call: serialised per workflow and contact by a transaction
--- advisory lock, checks the pair's latest execution (deduplication window, reentry rule) and, when it
--- may start, inserts the execution (QUEUED) with its execution_started log entry.
--- Each statement of a plpgsql function under READ COMMITTED takes a new snapshot, so the check made
--- after the lock sees every execution committed by a concurrent trigger that held it before.
--- Returns 'started' with the new execution, or 'duplicate' / 'already_enrolled' with the latest one.
-CREATE FUNCTION flowmachine_enroll(
+-- flowmachine_enroll(p_account, p_workflow, p_version_id, p_version, p_contact, p_reentry, p_window_ms,
+--                    p_snapshot, p_total_steps, p_goal_event, p_payload, p_trace, p_now)
+--   -> TABLE (kind, execution)
+--
+-- Enrolls a contact in a workflow: checks the pair's latest execution (deduplication window, reentry
+-- rule) and, when it may start, inserts the execution (QUEUED) with its execution_started log entry.
+--
+-- Input:
+--   p_account, p_workflow, p_contact  who is enrolled where (checked by the caller, flowmachine_trigger)
+--   p_version_id, p_version           the workflow version the execution runs
+--   p_reentry     'after_completion', 'always' or 'never'
+--   p_window_ms   a running execution of the pair younger than this is a duplicate
+--   p_snapshot, p_total_steps, p_goal_event, p_payload, p_trace  the new execution's initial values
+--   p_now         the caller's clock (created_at, updated_at, the window)
+-- Returns one row: 'started' with the new execution, or 'duplicate' / 'already_enrolled' with the latest
+--   one (nothing written).
+-- Invariant: of concurrent triggers of one workflow and contact, at most one starts an execution within
+--   the window. They are serialised by a transaction advisory lock on the pair, and each statement of a
+--   plpgsql function under READ COMMITTED takes a new snapshot, so the check made after the lock sees
+--   every execution committed by a trigger that held it before.
+CREATE OR REPLACE FUNCTION flowmachine_enroll(
   p_account uuid, p_workflow uuid, p_version_id uuid, p_version integer, p_contact uuid, p_reentry text, p_window_ms integer,
   p_snapshot jsonb, p_total_steps integer, p_goal_event text, p_payload jsonb, p_trace jsonb, p_now timestamptz)
 RETURNS TABLE (kind text, execution uuid)
@@ -38,19 +52,4 @@ BEGIN
   INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, status, step_index, timestamp, details)
     VALUES (new_id, p_account, p_workflow, p_contact, 'execution_started', 'QUEUED', 0, p_now, jsonb_build_object('workflow_version', p_version));
   RETURN QUERY SELECT 'started'::text, new_id;
-END $$;
-
--- Enrolls several contacts in one call (bulk enrollment), each exactly as flowmachine_enroll does, in
--- the order given (callers sort them, so concurrent calls take the advisory locks in one order).
--- p_traces holds one trace context per contact. Returns one row per contact.
-CREATE FUNCTION flowmachine_enroll_many(
-  p_account uuid, p_workflow uuid, p_version_id uuid, p_version integer, p_contacts uuid[], p_reentry text, p_window_ms integer,
-  p_snapshot jsonb, p_total_steps integer, p_goal_event text, p_payload jsonb, p_traces jsonb, p_now timestamptz)
-RETURNS TABLE (contact uuid, kind text, execution uuid)
-LANGUAGE plpgsql AS $$
-BEGIN
-  FOR i IN 1..coalesce(array_length(p_contacts, 1), 0) LOOP
-    RETURN QUERY SELECT p_contacts[i], e.kind, e.execution FROM flowmachine_enroll(p_account, p_workflow, p_version_id, p_version,
-      p_contacts[i], p_reentry, p_window_ms, p_snapshot, p_total_steps, p_goal_event, p_payload, p_traces -> (i - 1), p_now) e;
-  END LOOP;
 END $$;

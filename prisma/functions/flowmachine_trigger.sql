@@ -1,12 +1,21 @@
+-- flowmachine_trigger(p_account, p_workflow, p_contact, p_version_id, p_reentry, p_window_ms, p_snapshot,
+--                     p_total_steps, p_goal_event, p_payload, p_trace, p_now)
+--   -> TABLE (kind, execution, version_id)
+--
 -- A trigger in one call, for a caller that has compiled the workflow version it expects to be current:
 -- checks the workflow (in the account), the contact (in the account, not deleted) and their states in
 -- the order the API answers them, then, when the workflow's current version is p_version_id, enrolls
 -- exactly as flowmachine_enroll does, in the same transaction.
--- Returns one row: kind is 'workflow_not_found', 'contact_not_found', 'inactive' or 'opted_out' (nothing
--- written); 'stale' when the current version is not p_version_id (version_id names the current one,
--- NULL when the workflow has no row for it: the caller compiles that version and calls again); or what
--- flowmachine_enroll returned ('started', 'duplicate', 'already_enrolled') with the execution.
-CREATE FUNCTION flowmachine_trigger(
+--
+-- Input: as flowmachine_enroll; p_version_id is the version the caller compiled.
+-- Returns one row:
+--   kind 'workflow_not_found', 'contact_not_found', 'inactive' or 'opted_out': nothing written;
+--   'stale': the current version is not p_version_id (version_id names the current one, NULL when the
+--     workflow has no row for it): the caller compiles that version and calls again;
+--   or what flowmachine_enroll returned ('started', 'duplicate', 'already_enrolled') with the execution.
+--   version_id is the workflow's current version in every case but 'workflow_not_found'.
+-- Callers: src/engine/trigger.ts (alone or many in one statement).
+CREATE OR REPLACE FUNCTION flowmachine_trigger(
   p_account uuid, p_workflow uuid, p_contact uuid, p_version_id uuid, p_reentry text, p_window_ms integer,
   p_snapshot jsonb, p_total_steps integer, p_goal_event text, p_payload jsonb, p_trace jsonb, p_now timestamptz)
 RETURNS TABLE (kind text, execution uuid, version_id uuid)

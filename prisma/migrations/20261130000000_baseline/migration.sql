@@ -1,3 +1,16 @@
+-- The schema as of 2026-11-30, squashing the migrations 20261126000000_init to 20261127070000_shard_affinity
+-- (a database that applied them is recorded as having applied this one; see src/db/migrate.ts).
+-- Tables, indexes and constraints only: the plpgsql functions and the accounts_spread_slots trigger live in
+-- prisma/functions/, applied after the dated migrations.
+--
+-- executions: no indexed column changes in a step (status changes aside), so Postgres updates the row in
+-- place (HOT) without a new entry in every index; fillfactor 80 keeps free space on each page for those.
+-- account_slots: an account's concurrency slots, split into shards so that executions starting and
+-- stopping at once don't all queue for one counter row (prisma/functions/flowmachine_take_slot.sql).
+-- executions.seq: creation order, so the waiting line is first come, first served even within a millisecond.
+-- executions.notify_pending: a failure whose admin notification is not logged yet
+-- (prisma/functions/flowmachine_log_notification.sql).
+
 -- CreateTable
 CREATE TABLE "accounts" (
     "id" UUID NOT NULL,
@@ -7,11 +20,20 @@ CREATE TABLE "accounts" (
     "max_retry_attempts" INTEGER NOT NULL DEFAULT 3,
     "retry_base_delay_seconds" INTEGER NOT NULL DEFAULT 60,
     "error_notification" BOOLEAN NOT NULL DEFAULT true,
-    "active_executions" INTEGER NOT NULL DEFAULT 0,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updated_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "accounts_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "account_slots" (
+    "account_id" UUID NOT NULL,
+    "shard" SMALLINT NOT NULL,
+    "used" INTEGER NOT NULL DEFAULT 0,
+    "quota" INTEGER NOT NULL DEFAULT 0,
+
+    CONSTRAINT "account_slots_pkey" PRIMARY KEY ("account_id","shard")
 );
 
 -- CreateTable
@@ -102,9 +124,13 @@ CREATE TABLE "executions" (
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "updated_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "finished_at" TIMESTAMPTZ(3),
+    "seq" BIGSERIAL NOT NULL,
+    "trace_context" JSONB,
+    "notify_pending" BOOLEAN NOT NULL DEFAULT false,
+    "slot_shard" SMALLINT,
 
     CONSTRAINT "executions_pkey" PRIMARY KEY ("id")
-);
+) WITH (fillfactor = 80);
 
 -- CreateTable
 CREATE TABLE "execution_logs" (
@@ -153,22 +179,20 @@ CREATE INDEX "executions_workflow_id_status_created_at_idx" ON "executions"("wor
 CREATE INDEX "executions_contact_id_workflow_id_created_at_idx" ON "executions"("contact_id", "workflow_id", "created_at" DESC);
 
 -- CreateIndex
-CREATE INDEX "executions_contact_id_status_idx" ON "executions"("contact_id", "status");
-
--- CreateIndex
-CREATE INDEX "executions_account_id_status_waiting_created_at_idx" ON "executions"("account_id", "status", "waiting", "created_at");
-
--- CreateIndex
-CREATE INDEX "executions_status_updated_at_idx" ON "executions"("status", "updated_at");
-
--- CreateIndex
 CREATE INDEX "executions_status_next_run_at_idx" ON "executions"("status", "next_run_at");
+
+-- The account's waiting line: only the executions waiting for a slot, so it stays small whatever the
+-- backlog of queued work, and the planner picks it even before the statistics know about a backlog.
+CREATE INDEX "executions_waiting_line_idx" ON "executions"("account_id", "seq") WHERE "status" = 'QUEUED' AND "waiting";
+
+-- Failures whose admin notification is not logged yet, oldest first, for the sweeper.
+CREATE INDEX "executions_notify_pending_idx" ON "executions"("finished_at") WHERE "notify_pending";
 
 -- CreateIndex
 CREATE INDEX "execution_logs_execution_id_id_idx" ON "execution_logs"("execution_id", "id");
 
--- CreateIndex
-CREATE INDEX "execution_logs_account_id_event_type_timestamp_idx" ON "execution_logs"("account_id", "event_type", "timestamp");
+-- AddForeignKey
+ALTER TABLE "account_slots" ADD CONSTRAINT "account_slots_account_id_fkey" FOREIGN KEY ("account_id") REFERENCES "accounts"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 -- AddForeignKey
 ALTER TABLE "users" ADD CONSTRAINT "users_account_id_fkey" FOREIGN KEY ("account_id") REFERENCES "accounts"("id") ON DELETE CASCADE ON UPDATE CASCADE;

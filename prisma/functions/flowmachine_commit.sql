@@ -1,0 +1,96 @@
+-- flowmachine_commit(p_id, p_version, p_set, p_logs, p_tag_op, p_tag, p_slot)
+--   -> TABLE (committed, new_status, new_waiting, admitted, contact)
+--
+-- Commits one engine step in one call: the execution's new state, its log entries, the contact's tag
+-- change and the account's concurrency slot.
+--
+-- Input:
+--   p_id, p_version  the execution and the version the step was computed from (optimistic check)
+--   p_set    new field values, camelCase keys (snapshot, status, currentStepIndex, totalSteps, nextRunAt,
+--            completionReason, retryCount, lastError, finishedAt, notifyPending, updatedAt); an absent key
+--            keeps the stored value, except status (always set) and notifyPending (cleared when absent)
+--   p_logs   execution_logs rows to insert (jsonb array)
+--   p_tag_op 'add', 'remove' or NULL; p_tag the tag
+--   p_slot   'keep'; 'acquire' or 'acquire_in_line' (also respects the waiting line) for an execution
+--            becoming ACTIVE, which instead waits in line (QUEUED, waiting) when no slot is free;
+--            'release' for one leaving ACTIVE, whose slot goes to the longest waiting execution
+-- Returns one row:
+--   committed    false (and nothing written) when the execution is no longer at p_version
+--   new_status, new_waiting  what was stored (an 'acquire' may have turned ACTIVE into QUEUED, waiting)
+--   admitted     [{executionId, version}] admitted with the released slot, or NULL
+--   contact      the contact as committed when the execution stays ACTIVE, so its next step needs no read
+-- Invariants:
+--   - version goes up by exactly one per commit; a step computed from a stale row writes nothing.
+--   - An ACTIVE execution holds exactly one slot (slot_shard); 'release' clears it and gives it back to
+--     that shard (shard 0 for executions admitted before slots had shards).
+--   - Lock order: execution, contact, the account's shards (flowmachine_take_slot), a waiting execution
+--     (SKIP LOCKED). A slot is given back at the end of the call, so its shard is held only for the end of
+--     this call and its commit.
+-- Callers: src/engine/commit.ts (alone or many in one statement), flowmachine_admit_loaded.
+CREATE OR REPLACE FUNCTION flowmachine_commit(p_id uuid, p_version integer, p_set jsonb, p_logs jsonb, p_tag_op text, p_tag text, p_slot text)
+RETURNS TABLE (committed boolean, new_status text, new_waiting boolean, admitted jsonb, contact jsonb)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_account uuid;
+  v_contact uuid;
+  v_shard smallint;
+  v_status text := p_set->>'status';
+  v_waiting boolean := false;
+  v_room boolean;
+  v_admitted jsonb;
+  v_contact_now jsonb;
+BEGIN
+  SELECT e.account_id, e.contact_id, e.slot_shard INTO v_account, v_contact, v_shard FROM executions e WHERE e.id = p_id AND e.version = p_version FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT false, NULL::text, NULL::boolean, NULL::jsonb, NULL::jsonb;
+    RETURN;
+  END IF;
+  IF p_tag_op IS NOT NULL THEN
+    UPDATE contacts SET updated_at = now(),
+      tags = CASE WHEN p_tag_op = 'add' THEN array_append(array_remove(tags, p_tag), p_tag) ELSE array_remove(tags, p_tag) END
+      WHERE id = v_contact;
+  END IF;
+  IF p_slot IN ('acquire', 'acquire_in_line') THEN
+    v_shard := flowmachine_take_slot(v_account, p_slot = 'acquire_in_line');
+    IF v_shard IS NULL THEN
+      v_status := 'QUEUED';
+      v_waiting := true;
+    END IF;
+  END IF;
+  UPDATE executions SET
+    status = v_status,
+    waiting = v_waiting,
+    slot_shard = CASE WHEN p_slot = 'release' THEN NULL ELSE v_shard END,
+    version = p_version + 1,
+    snapshot = COALESCE(p_set->'snapshot', snapshot),
+    current_step_index = COALESCE((p_set->>'currentStepIndex')::integer, current_step_index),
+    total_steps = COALESCE((p_set->>'totalSteps')::integer, total_steps),
+    next_run_at = CASE WHEN p_set ? 'nextRunAt' THEN (p_set->>'nextRunAt')::timestamptz ELSE next_run_at END,
+    completion_reason = CASE WHEN p_set ? 'completionReason' THEN p_set->>'completionReason' ELSE completion_reason END,
+    retry_count = COALESCE((p_set->>'retryCount')::integer, retry_count),
+    last_error = CASE WHEN p_set ? 'lastError' THEN p_set->>'lastError' ELSE last_error END,
+    finished_at = COALESCE((p_set->>'finishedAt')::timestamptz, finished_at),
+    notify_pending = COALESCE((p_set->>'notifyPending')::boolean, false),
+    updated_at = COALESCE((p_set->>'updatedAt')::timestamptz, now())
+  WHERE id = p_id;
+  INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, status, step_index, step_id, duration_ms, timestamp, user_id, details)
+    SELECT p_id, l.account_id, l.workflow_id, l.contact_id, l.event_type, l.status, l.step_index, l.step_id, l.duration_ms, l.timestamp, l.user_id, l.details
+    FROM jsonb_to_recordset(p_logs) AS l(account_id uuid, workflow_id uuid, contact_id uuid, event_type text, status text,
+      step_index integer, step_id text, duration_ms integer, timestamp timestamptz, user_id uuid, details jsonb);
+  IF p_slot = 'release' THEN
+    -- Executions admitted before slots had shards hold a slot of shard 0.
+    UPDATE account_slots SET used = greatest(used - 1, 0) WHERE account_id = v_account AND shard = coalesce(v_shard, 0)
+      RETURNING used < quota INTO v_room;
+    IF v_room THEN
+      SELECT jsonb_agg(jsonb_build_object('executionId', w.execution_id, 'version', w.execution_version)) INTO v_admitted
+        FROM flowmachine_admit_waiting(v_account, 1, coalesce(v_shard, 0)::smallint) w;
+    END IF;
+  END IF;
+  IF v_status = 'ACTIVE' THEN
+    SELECT jsonb_build_object('id', c.id, 'accountId', c.account_id, 'email', c.email, 'phone', c.phone, 'optedIn', c.opted_in,
+      'timezone', c.timezone, 'attributes', c.attributes, 'tags', coalesce(c.tags, '{}'), 'deletedAt', c.deleted_at)
+      INTO v_contact_now FROM contacts c WHERE c.id = v_contact;
+  END IF;
+  RETURN QUERY SELECT true, v_status, v_waiting, v_admitted, v_contact_now;
+END $$;
