@@ -33,7 +33,9 @@ BEGIN
       UPDATE account_slots SET used = used + 1 WHERE account_id = p_account AND shard = p_shard AND used < quota RETURNING shard INTO v_shard;
     END IF;
     EXIT WHEN v_shard IS NULL;
-    UPDATE executions SET status = 'ACTIVE', waiting = false, slot_shard = v_shard, version = next_version + 1, updated_at = now() WHERE id = next_id;
+    -- Admission starts the execution: it is at its first step at least (steps are numbered from 1).
+    UPDATE executions SET status = 'ACTIVE', waiting = false, slot_shard = v_shard, version = next_version + 1,
+      current_step_index = greatest(current_step_index, 1), updated_at = now() WHERE id = next_id;
     execution_id := next_id;
     execution_version := next_version + 1;
     RETURN NEXT;

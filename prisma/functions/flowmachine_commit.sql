@@ -64,7 +64,9 @@ BEGIN
     slot_shard = CASE WHEN p_slot = 'release' THEN NULL ELSE v_shard END,
     version = p_version + 1,
     snapshot = COALESCE(p_set->'snapshot', snapshot),
-    current_step_index = COALESCE((p_set->>'currentStepIndex')::integer, current_step_index),
+    -- An execution that becomes ACTIVE is at its first step at least (steps are numbered from 1).
+    current_step_index = CASE WHEN v_status = 'ACTIVE' THEN greatest(COALESCE((p_set->>'currentStepIndex')::integer, current_step_index), 1)
+      ELSE COALESCE((p_set->>'currentStepIndex')::integer, current_step_index) END,
     total_steps = COALESCE((p_set->>'totalSteps')::integer, total_steps),
     next_run_at = CASE WHEN p_set ? 'nextRunAt' THEN (p_set->>'nextRunAt')::timestamptz ELSE next_run_at END,
     completion_reason = CASE WHEN p_set ? 'completionReason' THEN p_set->>'completionReason' ELSE completion_reason END,

@@ -1,24 +1,28 @@
--- flowmachine_log_notification(p_id, p_version, p_event, p_status, p_details) -> boolean
+-- flowmachine_log_notification(p_id, p_version, p_attempt, p_event, p_status, p_details, p_next_at) -> boolean
 --
--- Logs the admin notification of the failure that left the execution at p_version, once, and clears
--- executions.notify_pending. The commit that fails an execution of an account with error notifications
--- on sets notify_pending (flowmachine_commit, p_set key notifyPending); the notification is sent with its
--- own idempotency key and then logged here. A worker that dies in between leaves the flag set, and the
--- sweeper sends the notification again, with the same key, once the failure is older than the time a
--- worker takes to notify.
+-- Logs one attempt at notifying the account's admin of the failure that left the execution at p_version.
+-- The commit that fails an execution of an account with error notifications on sets notify_pending
+-- (flowmachine_commit, p_set key notifyPending); each attempt is sent with the failure's own idempotency
+-- key and then logged here. A transient failure keeps the notification pending until p_next_at, when the
+-- sweeper makes the next attempt (NOTIFY_MAX_ATTEMPTS at most).
 --
 -- Input:
 --   p_id, p_version  the failed execution and the version its failure was committed at
---   p_event, p_status, p_details  the execution_logs row to insert
--- Returns: whether it logged (false: already logged, or the execution moved on).
--- Invariant: of a worker and the sweeper notifying the same failure, only the first to get here logs
---   (the flag is cleared by a conditional UPDATE, which the second waits for and then finds cleared).
+--   p_attempt        attempts already logged for this failure (0 for the first)
+--   p_event, p_status, p_details  the execution_logs row (notification_sent or notification_failed)
+--   p_next_at        when to try again (stays pending), or NULL when settled: sent, failed permanently,
+--                    or out of attempts (notify_pending is cleared)
+-- Returns: whether it logged (false: that attempt was logged already, or the execution moved on).
+-- Invariant: each attempt is logged exactly once: of a worker and a sweeper (or two sweepers) making the
+--   same attempt, the conditional UPDATE lets only the first through.
 -- Callers: src/engine/notify.ts.
-CREATE OR REPLACE FUNCTION flowmachine_log_notification(p_id uuid, p_version integer, p_event text, p_status text, p_details jsonb)
+DROP FUNCTION IF EXISTS flowmachine_log_notification(uuid, integer, text, text, jsonb);
+CREATE OR REPLACE FUNCTION flowmachine_log_notification(p_id uuid, p_version integer, p_attempt integer, p_event text, p_status text, p_details jsonb, p_next_at timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE executions SET notify_pending = false WHERE id = p_id AND version = p_version AND notify_pending;
+  UPDATE executions SET notify_pending = p_next_at IS NOT NULL, notify_attempts = p_attempt + 1, notify_after = p_next_at
+    WHERE id = p_id AND version = p_version AND notify_pending AND notify_attempts = p_attempt;
   IF NOT FOUND THEN
     RETURN false;
   END IF;

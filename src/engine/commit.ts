@@ -69,7 +69,7 @@ interface CommitResult {
   contact: Parameters<typeof contactOf>[0] | null;
 }
 
-/** One call commits a step: see `flowmachine_commit` in prisma/migrations. */
+/** One call commits a step: see prisma/functions/flowmachine_commit.sql. */
 const COMMIT = { name: 'commit-step', text: 'SELECT * FROM flowmachine_commit($1::uuid, $2::integer, $3::jsonb, $4::jsonb, $5::text, $6::text, $7::text)' };
 /**
  * Several executions' steps committed in one statement (see db/batch.ts), in one order for every batch:

@@ -34,7 +34,7 @@ const COLUMNS = `${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name',
 const RELATED = 'JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';
 const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${COLUMNS}
   FROM executions e ${RELATED} WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
-/** The load of a step's job, with its admission or the resumption of its due timer (migration `resume_on_load`). */
+/** The load of a step's job, with its admission or the resumption of its due timer (prisma/functions/flowmachine_admit_loaded.sql). */
 const LOAD_FOR_JOB = { name: 'load-for-job', text: `SELECT ${COLUMNS},
   flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, e.next_run_at, $3::timestamptz) AS admitted
   FROM executions e ${RELATED} WHERE e.id = $1::uuid` };

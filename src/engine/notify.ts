@@ -33,7 +33,7 @@ export function resolveNextAttempt(outcome: ProviderOutcome, attempt: number, ma
   return dateAfter(now, Math.max(backoffMs, retryAfterMs));
 }
 
-/** Logs one attempt, if it still is the next one (migration `notification_retries`). */
+/** Logs one attempt, if it still is the next one (prisma/functions/flowmachine_log_notification.sql). */
 const LOG_NOTIFICATION = {
   name: 'notification-log-attempt',
   text: 'SELECT flowmachine_log_notification($1::uuid, $2::integer, $3::integer, $4, $5, $6::jsonb, $7::timestamptz) AS logged',

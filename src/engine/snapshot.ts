@@ -33,7 +33,7 @@ export const stepPosition = (stored: StoredSnapshot): number => stored.context.s
 /**
  * Whether an execution has started its first step, i.e. has been admitted (taken a slot) at least once.
  * Only one never admitted is QUEUED with `current_step_index` 0: admission moves the index to at least
- * 1 (migration `step_numbering`).
+ * 1 (prisma/functions/flowmachine_commit.sql, flowmachine_admit_waiting.sql).
  */
 export const hasStarted = (row: { status: string; currentStepIndex: number }): boolean => row.status !== 'QUEUED' || row.currentStepIndex > 0;
 

@@ -45,7 +45,7 @@ export function triggerExecution(deps: EngineDeps, cache: WorkflowCache, request
 
 /**
  * Workflow, contact and version checks, then lock, deduplication and reentry checks, execution and log
- * inserts: one call (migration `trigger_function`).
+ * inserts: one call (prisma/functions/flowmachine_trigger.sql).
  */
 const TRIGGER = {
   name: 'trigger',
@@ -108,7 +108,7 @@ const READ_CONTACTS = {
   name: 'enroll-read-contacts',
   text: 'SELECT id, opted_in AS "optedIn" FROM contacts WHERE id = ANY($1::uuid[]) AND account_id = $2 AND deleted_at IS NULL',
 };
-/** Bulk enrollment of up to {@link ENROLL_CHUNK} contacts (migration `enroll_function`). */
+/** Bulk enrollment of up to {@link ENROLL_CHUNK} contacts (prisma/functions/flowmachine_enroll_many.sql). */
 const ENROLL_MANY = { name: 'enroll-many', text: 'SELECT contact, kind, execution FROM flowmachine_enroll_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)' };
 
 async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
