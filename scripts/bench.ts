@@ -166,7 +166,8 @@ export function requestJson(port: number, method: string, route: string, apiKey?
 export function engineEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('OTEL_') || ['PORT', 'METRICS_PORT', 'EMAIL_HTTP_URL', 'SMS_HTTP_URL', 'QUEUE_PREFIX'].includes(key)) delete env[key];
-  return { ...env, ...extra };
+  // A benchmark measures the engine, not the per-key request limit.
+  return { ...env, API_RATE_LIMIT: '0', ...extra };
 }
 
 /** A flowmachine process started by a benchmark; its output goes to `logFile`. */

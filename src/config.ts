@@ -41,6 +41,17 @@ const configSchema = z.object({
   WORKFLOW_CACHE_MB: z.coerce.number().min(1).max(65_536).default(256),
   /** Where a worker-only process serves `/metrics` and `/health` (unset: not served). */
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Operator ceiling on an account's `concurrent_executions_per_account` (the fairness limit between tenants). */
+  MAX_ACCOUNT_CONCURRENCY: z.coerce.number().int().min(1).max(100_000).default(10_000),
+  /** Requests per second per API key across API processes (0 = off); failed authentications per client address alike. */
+  API_RATE_LIMIT: z.coerce.number().int().min(0).default(1_000),
+  /** When set, `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16).optional(),
+  /** Postgres: connections per process, and the longest a connection attempt, a statement and a lock wait may take. */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1_000).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
+  DATABASE_LOCK_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   /** Largest accepted request body. */
   BODY_LIMIT: z.string().default('100kb'),
   /** Graceful shutdown: how long in-flight steps may take before the process exits anyway. */

@@ -42,7 +42,12 @@ const EXECUTIONS_BY_STATUS = { name: 'executions-by-status', text: 'SELECT statu
  */
 export async function createDeps(config: Config, options: { clock?: Clock; logger?: Logger } = {}): Promise<ApiDeps & { close(): Promise<void> }> {
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
-  const pool = createPool(config.DATABASE_URL);
+  const pool = createPool(config.DATABASE_URL, {
+    max: config.DATABASE_POOL_SIZE,
+    connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: config.DATABASE_LOCK_TIMEOUT_MS,
+  });
   const db = createDb(config.DATABASE_URL, { pool });
   try {
     await pool.query('SELECT 1');
@@ -67,10 +72,15 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
   redis.on('error', (error) => logger.warn('redis connection error', { error: error.message })); // ioredis reconnects on its own
   const queue = new StepQueue(redis, config.QUEUE_PREFIX);
   const metrics = createMetrics();
-  setExecutionsByStatusSource(metrics, async () => {
-    const rows = await run<{ status: string; n: number }>(pool, EXECUTIONS_BY_STATUS, []);
-    return Object.fromEntries(rows.map((row) => [row.status, row.n]));
-  });
+  // A count over every execution: read at most once per EXECUTIONS_GAUGE_TTL_MS whatever the scrapes,
+  // so an unauthenticated /metrics cannot make Postgres scan the table on every request.
+  setExecutionsByStatusSource(
+    metrics,
+    cachedFor(EXECUTIONS_GAUGE_TTL_MS, async () => {
+      const rows = await run<{ status: string; n: number }>(pool, EXECUTIONS_BY_STATUS, []);
+      return Object.fromEntries(rows.map((row) => [row.status, row.n]));
+    }),
+  );
   setQueueDepthSource(metrics, async () => {
     // New executions' first jobs are prioritized (see step-queue.ts): they wait all the same.
     const { waiting = 0, prioritized = 0, ...counts } = await queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
@@ -151,6 +161,25 @@ export async function startRuntime(config: Config, roles: Roles, options: { cloc
       })();
       return stopping;
     },
+  };
+}
+
+/** How long the executions-by-status gauge is served from memory. */
+const EXECUTIONS_GAUGE_TTL_MS = 15_000;
+
+/** `read`, called at most once per `ttlMs` (concurrent callers share the read in flight). */
+function cachedFor<T>(ttlMs: number, read: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | null = null;
+  let readAt = 0;
+  return () => {
+    if (!value || Date.now() - readAt > ttlMs) {
+      readAt = Date.now();
+      value = read().catch((error: unknown) => {
+        value = null;
+        throw error;
+      });
+    }
+    return value;
   };
 }
 

@@ -17,7 +17,13 @@ export interface Caller {
   accountId: string;
   userId: string;
   apiKeyId: string;
+  /** `admin` keys manage keys and account settings; `member` keys do everything else. */
+  role: KeyRole;
 }
+
+/** Roles of API keys. */
+export const KEY_ROLES = ['admin', 'member'] as const;
+export type KeyRole = (typeof KEY_ROLES)[number];
 
 /** The caller of an authenticated request. */
 export function callerOf(request: Request): Caller {

@@ -47,8 +47,8 @@ export const responses = {
     error_notification: z.boolean(), admin_email: z.string(),
   }),
   event: z.object({ accepted: z.boolean(), event: z.string(), goal_completed_executions: z.array(z.string().uuid()) }),
-  apiKey: z.object({ id: z.string().uuid(), name: z.string().nullable(), prefix: z.string(), api_key: z.string() }),
-  apiKeys: z.object({ data: z.array(z.object({ id: z.string().uuid(), name: z.string().nullable(), prefix: z.string(), user_id: z.string().uuid(), created_at: z.string(), revoked_at: z.string().nullable() })) }),
+  apiKey: z.object({ id: z.string().uuid(), name: z.string().nullable(), prefix: z.string(), role: z.enum(['admin', 'member']), api_key: z.string() }),
+  apiKeys: z.object({ data: z.array(z.object({ id: z.string().uuid(), name: z.string().nullable(), prefix: z.string(), role: z.enum(['admin', 'member']), user_id: z.string().uuid(), created_at: z.string(), revoked_at: z.string().nullable() })) }),
   health: z.object({ status: z.enum(['ok', 'unavailable']), postgres: z.boolean(), redis: z.boolean() }),
 };
 
@@ -89,10 +89,10 @@ export const OPERATIONS: Operation[] = [
   { method: 'post', path: `/api/v1/executions/${id}/cancel`, summary: 'Cancel a running execution', ok: [200, responses.execution, 'the execution, CANCELLED'], errors: [400, 401, 404, 409] },
   { method: 'post', path: `/api/v1/executions/${id}/retry`, summary: 'Retry a FAILED execution from the failed step', ok: [200, responses.execution, 'the execution, QUEUED'], errors: [400, 401, 404, 409] },
   { method: 'get', path: '/api/v1/account/settings', summary: 'Account settings', ok: [200, responses.settings, 'settings'], errors: [401] },
-  { method: 'patch', path: '/api/v1/account/settings', summary: 'Change account settings', body: accountSettingsBody, ok: [200, responses.settings, 'settings'], errors: [400, 401] },
-  { method: 'get', path: '/api/v1/api-keys', summary: 'List API keys (never the keys themselves)', ok: [200, responses.apiKeys, 'keys'], errors: [401] },
-  { method: 'post', path: '/api/v1/api-keys', summary: 'Create an API key; the key is shown only in this response', body: createApiKeyBody, ok: [201, responses.apiKey, 'the new key'], errors: [400, 401] },
-  { method: 'delete', path: `/api/v1/api-keys/${id}`, summary: 'Revoke an API key (refused by every API process within 5 s)', ok: [204, null, 'revoked'], errors: [400, 401, 404] },
+  { method: 'patch', path: '/api/v1/account/settings', summary: 'Change account settings (admin keys only; concurrency at most MAX_ACCOUNT_CONCURRENCY)', body: accountSettingsBody, ok: [200, responses.settings, 'settings'], errors: [400, 401, 403] },
+  { method: 'get', path: '/api/v1/api-keys', summary: 'List API keys (never the keys themselves); admin keys only', ok: [200, responses.apiKeys, 'keys'], errors: [401, 403] },
+  { method: 'post', path: '/api/v1/api-keys', summary: 'Create an API key (role admin or member); the key is shown only in this response; admin keys only', body: createApiKeyBody, ok: [201, responses.apiKey, 'the new key'], errors: [400, 401, 403] },
+  { method: 'delete', path: `/api/v1/api-keys/${id}`, summary: 'Revoke an API key (refused by every API process within 5 s); admin keys only', ok: [204, null, 'revoked'], errors: [400, 401, 403, 404] },
   { method: 'get', path: '/health', summary: 'Liveness of Postgres and Redis', ok: [200, responses.health, 'both answer'], errors: [503], auth: false },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', ok: [200, null, 'Prometheus text format'], auth: false },
   { method: 'get', path: '/openapi.json', summary: 'This document', ok: [200, null, 'OpenAPI 3.1'], auth: false },
@@ -100,7 +100,7 @@ export const OPERATIONS: Operation[] = [
 ];
 
 const ERROR_TEXT: Record<number, string> = {
-  400: 'invalid request (every invalid field with its path)', 401: 'missing or invalid API key', 403: 'forbidden (contact opted out)',
+  400: 'invalid request (every invalid field with its path)', 401: 'missing or invalid API key', 403: 'forbidden (contact opted out, or a member key managing keys or settings)',
   404: 'not found (or belongs to another account)', 409: 'conflict with the current state', 413: 'body too large', 415: 'body is not JSON', 503: 'a dependency is down',
 };
 

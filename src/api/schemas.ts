@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_BULK_ENROLL } from '../engine/trigger.ts';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
+import { KEY_ROLES } from './context.ts';
 
 /**
  * Request schemas of the REST API: the single source for validation and for the OpenAPI document.
@@ -79,4 +80,8 @@ export const accountSettingsBody = z
   })
   .partial();
 
-export const createApiKeyBody = z.strictObject({ name: z.string().trim().min(1).max(100).optional() });
+export const createApiKeyBody = z.strictObject({
+  name: z.string().trim().min(1).max(100).optional(),
+  /** `admin` (default) or `member`: members cannot manage keys or account settings. */
+  role: z.enum(KEY_ROLES).optional(),
+});

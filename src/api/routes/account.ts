@@ -1,8 +1,8 @@
 import { Router } from 'express';
 import { issueApiKey } from '../api-keys.ts';
-import type { CallerCache } from '../auth.ts';
+import { requireAdmin, type CallerCache } from '../auth.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
-import { notFound } from '../http-error.ts';
+import { HttpError, notFound } from '../http-error.ts';
 import { accountSettingsBody, createApiKeyBody, uuidParam } from '../schemas.ts';
 import { serializeSettings } from '../serialize.ts';
 import { validate } from '../validate.ts';
@@ -15,8 +15,14 @@ export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
     response.json(serializeSettings(await deps.db.account.findUniqueOrThrow({ where: { id: callerOf(request).accountId } })));
   });
 
-  router.patch('/account/settings', async (request, response) => {
+  router.patch('/account/settings', requireAdmin, async (request, response) => {
     const body = validate(accountSettingsBody, request.body, 'body');
+    const ceiling = deps.config.MAX_ACCOUNT_CONCURRENCY;
+    if (body.concurrent_executions_per_account !== undefined && body.concurrent_executions_per_account > ceiling) {
+      throw new HttpError(400, 'invalid request body', {
+        issues: [{ path: 'body.concurrent_executions_per_account', message: `must be at most ${ceiling} (the operator's MAX_ACCOUNT_CONCURRENCY)` }],
+      });
+    }
     const account = await deps.db.account.update({
       where: { id: callerOf(request).accountId },
       data: {
@@ -30,23 +36,23 @@ export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
     response.json(serializeSettings(account));
   });
 
-  router.get('/api-keys', async (request, response) => {
+  router.get('/api-keys', requireAdmin, async (request, response) => {
     const keys = await deps.db.apiKey.findMany({ where: { accountId: callerOf(request).accountId }, orderBy: { createdAt: 'asc' } });
     response.json({
-      data: keys.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, user_id: k.userId, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
+      data: keys.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, role: k.role, user_id: k.userId, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
     });
   });
 
-  router.post('/api-keys', async (request, response) => {
+  router.post('/api-keys', requireAdmin, async (request, response) => {
     const caller = callerOf(request);
     const body = validate(createApiKeyBody, request.body, 'body');
     const key = issueApiKey();
-    const created = await deps.db.apiKey.create({ data: { accountId: caller.accountId, userId: caller.userId, keyHash: key.hash, prefix: key.prefix, name: body.name ?? null } });
+    const created = await deps.db.apiKey.create({ data: { accountId: caller.accountId, userId: caller.userId, keyHash: key.hash, prefix: key.prefix, name: body.name ?? null, role: body.role ?? 'admin' } });
     // The plaintext key is in this response only; the database keeps its hash.
-    response.status(201).json({ id: created.id, name: created.name, prefix: key.prefix, api_key: key.apiKey });
+    response.status(201).json({ id: created.id, name: created.name, prefix: key.prefix, role: created.role, api_key: key.apiKey });
   });
 
-  router.delete('/api-keys/:id', async (request, response) => {
+  router.delete('/api-keys/:id', requireAdmin, async (request, response) => {
     const caller = callerOf(request);
     const revoked = await deps.db.apiKey.updateManyAndReturn({
       where: { id: validate(uuidParam, request.params.id, 'params'), accountId: caller.accountId, revokedAt: null },
