@@ -98,3 +98,23 @@ describe('caller cache', () => {
     expect(cache.get('unknown-0', 2)).toBeUndefined();
   });
 });
+
+describe('rate limits without Redis', () => {
+  it('fail open, and say so in the log', async () => {
+    const { Redis } = await import('ioredis');
+    const { ApiRateLimits } = await import('../../src/api/rate-limit.ts');
+    // Nothing listens on port 1: every command waits for a connection that never comes.
+    const redis = new Redis('redis://127.0.0.1:1', { maxRetriesPerRequest: null, retryStrategy: () => 1_000 });
+    redis.on('error', () => undefined);
+    const warnings: string[] = [];
+    const logger = { warn: (message: string) => warnings.push(message) } as never;
+    const limits = new ApiRateLimits(redis, 'fmtest', 1, logger);
+    try {
+      for (let i = 0; i < 3; i += 1) await limits.request('key');
+      await limits.checkAddress('127.0.0.1');
+      expect(warnings).toEqual(['rate limiter unavailable; requests are not limited']);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
