@@ -629,7 +629,13 @@ async function startSystem(options: BenchOptions, db: { url: string }, redisUrl:
   cleanup.add(() => Promise.all(processes.map((p) => p.stop())));
   let exits = 0;
   let stopping = false;
-  for (const p of processes) void p.exited.then(() => (stopping ? undefined : ((exits += 1), progress(`${p.name} exited unexpectedly; see ${p.logFile}`))));
+  for (const p of processes) {
+    void p.exited.then(() => {
+      if (stopping) return;
+      exits += 1;
+      progress(`${p.name} exited unexpectedly; see ${p.logFile}`);
+    });
+  }
   const [api, ...workers] = processes as [BenchProcess, ...BenchProcess[]];
 
   for (const tenant of tenants) {

@@ -30,7 +30,7 @@ const JOB_OPTIONS: JobsOptions = {
 const ALONE = 64;
 
 /** Adds the jobs of several callers in one `addBulk` (one pipeline, one round trip). */
-async function addJobs(queue: Queue, lists: StepWork[][]): Promise<void[]> {
+async function addJobs(queue: Queue, lists: StepWork[][]): Promise<undefined[]> {
   await queue.addBulk(
     lists.flat().map(({ delayMs, first, ...data }) => ({
       name: 'step',
@@ -50,7 +50,7 @@ async function addJobs(queue: Queue, lists: StepWork[][]): Promise<void[]> {
 export class StepQueue implements WorkQueue {
   readonly queue: Queue;
   /** Jobs added while two `addBulk` are in flight go together in the next (see db/batch.ts). */
-  private readonly adds: Batcher<Queue, StepWork[], void>;
+  private readonly adds: Batcher<Queue, StepWork[], undefined>;
 
   constructor(private readonly connection: Redis, prefix: string) {
     this.queue = new Queue(STEP_QUEUE, { connection, prefix });
