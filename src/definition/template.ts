@@ -46,7 +46,7 @@ export interface RenderOptions {
    * Applied to each rendered value; the template's own text is kept as written.
    * @defaultValue none (plain text)
    */
-  escape?: (value: string) => string;
+  escapeValue?: (value: string) => string;
 }
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g;
@@ -59,7 +59,10 @@ export function placeholdersOf(template: string): string[] {
   return Array.from(template.matchAll(PLACEHOLDER), (match) => match[1]!);
 }
 
-const tooLong = (label: string, maxChars: number): RenderResult => ({ ok: false, error: `rendered ${label} exceeds ${maxChars} characters` });
+const tooLong = (label: string, maxChars: number): RenderResult => ({
+  ok: false,
+  error: `rendered ${label} exceeds ${maxChars} characters`,
+});
 
 /**
  * Renders `{{name}}` and `{{payload.key}}` placeholders. Unknown names render as an empty string;
@@ -67,7 +70,7 @@ const tooLong = (label: string, maxChars: number): RenderResult => ({ ok: false,
  * `TEMPLATE_LIMITS.valueChars` and a result longer than `maxChars`, without building it further.
  */
 export function renderTemplate(template: string, scope: TemplateScope, options: RenderOptions = {}): RenderResult {
-  const { maxChars = TEMPLATE_LIMITS.messageChars, label = 'text', escape } = options;
+  const { maxChars = TEMPLATE_LIMITS.messageChars, label = 'text', escapeValue } = options;
   let text = '';
   let last = 0;
   for (const match of template.matchAll(PLACEHOLDER)) {
@@ -76,7 +79,7 @@ export function renderTemplate(template: string, scope: TemplateScope, options: 
     if (raw.length > TEMPLATE_LIMITS.valueChars) {
       return { ok: false, error: `value of {{${match[1]}}} exceeds ${TEMPLATE_LIMITS.valueChars} characters` };
     }
-    text += template.slice(last, match.index) + (escape ? escape(raw) : raw);
+    text += template.slice(last, match.index) + (escapeValue ? escapeValue(raw) : raw);
     last = match.index + match[0].length;
     if (text.length > maxChars) return tooLong(label, maxChars);
   }
@@ -93,7 +96,10 @@ export type BodyTemplate = string | Record<string, unknown>;
  * starts like JSON but is not valid JSON, such as `{"age": {{age}}}`) JSON-escapes every value;
  * `text` (any other string) renders plain text.
  */
-export type BodyKind = { kind: 'json'; tree: unknown } | { kind: 'json-text'; template: string } | { kind: 'text'; template: string };
+export type BodyKind =
+  | { kind: 'json'; tree: unknown }
+  | { kind: 'json-text'; template: string }
+  | { kind: 'text'; template: string };
 
 const LOOKS_LIKE_JSON = /^\s*(?:\[|\{(?!\{))/;
 
@@ -127,15 +133,17 @@ export function inspectJsonTemplate(tree: unknown): { placeholders: string[]; de
 }
 
 /**
- * Renders a webhook body to the JSON text to send (see {@link BodyKind}). In a JSON body a rendered
- * value is always JSON-escaped, so contact data can never add keys or change the body's structure.
- * The result is limited to `TEMPLATE_LIMITS.messageChars`.
+ * Renders a webhook body to the text to send (see {@link BodyKind}). In a JSON body a rendered value
+ * is always JSON-escaped, so contact data can never add keys: in a `json` body it is a string value
+ * wherever the template has one; in a `json-text` body it cannot open or close a string. The result is
+ * limited to `TEMPLATE_LIMITS.messageChars`; a `json` body is re-serialised (whitespace is not kept).
  */
 export function renderBody(body: BodyTemplate, scope: TemplateScope): RenderResult {
   const maxChars = TEMPLATE_LIMITS.messageChars;
   const shape = classifyBody(body);
   if (shape.kind === 'text') return renderTemplate(shape.template, scope, { maxChars, label: 'body' });
-  if (shape.kind === 'json-text') return renderTemplate(shape.template, scope, { maxChars, label: 'body', escape: escapeJsonString });
+  if (shape.kind === 'json-text')
+    return renderTemplate(shape.template, scope, { maxChars, label: 'body', escapeValue: escapeJsonString });
   if (inspectJsonTemplate(shape.tree).depth > TEMPLATE_LIMITS.bodyDepth) {
     return { ok: false, error: `body is nested more than ${TEMPLATE_LIMITS.bodyDepth} levels deep` };
   }
@@ -150,7 +158,8 @@ export function renderBody(body: BodyTemplate, scope: TemplateScope): RenderResu
       return null;
     }
     if (Array.isArray(value)) return value.map(render);
-    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, render(child)]));
+    if (value && typeof value === 'object')
+      return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, render(child)]));
     return value;
   };
   const tree = render(shape.tree);
@@ -161,6 +170,8 @@ export function renderBody(body: BodyTemplate, scope: TemplateScope): RenderResu
 
 /** The distinct placeholder names used by some templates (strings, or JSON trees of them), in first-use order. */
 export function templateFields(...templates: unknown[]): string[] {
-  const names = templates.flatMap((template) => (typeof template === 'string' ? placeholdersOf(template) : inspectJsonTemplate(template).placeholders));
+  const names = templates.flatMap((template) =>
+    typeof template === 'string' ? placeholdersOf(template) : inspectJsonTemplate(template).placeholders,
+  );
   return [...new Set(names)];
 }

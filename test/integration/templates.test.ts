@@ -18,7 +18,9 @@ describe('templates through the API, the engine and the provider', () => {
   /** Runs a one-webhook workflow (then a tag step) for a contact with these attributes; returns what the hook received. */
   const runHook = async (body: unknown, attributes: Record<string, unknown>) => {
     const path = `/hook-${Math.random().toString(36).slice(2)}`;
-    const workflow = await h.createWorkflow({ steps: [{ id: 'hook', type: 'webhook', config: { url: `${h.provider.url}${path}`, body } }] });
+    const workflow = await h.createWorkflow({
+      steps: [{ id: 'hook', type: 'webhook', config: { url: `${h.provider.url}${path}`, body } }],
+    });
     const contact = await h.createContact({ attributes });
     const id = await h.trigger(workflow.id, contact.id);
     await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
@@ -37,7 +39,9 @@ describe('templates through the API, the engine and the provider', () => {
 
   it('quotes and backslashes in contact data keep the JSON valid', async () => {
     const tricky = 'O\'Brien "the \\ one"\n\t\u0001 }{';
-    const { body } = await runHook('{"name": "{{first_name}}", "note": "from {{first_name}}!"}', { first_name: tricky });
+    const { body } = await runHook('{"name": "{{first_name}}", "note": "from {{first_name}}!"}', {
+      first_name: tricky,
+    });
     expect(body).toEqual({ name: tricky, note: `from ${tricky}!` });
   });
 
@@ -65,8 +69,14 @@ describe('templates through the API, the engine and the provider', () => {
   });
 
   it('refuses oversized bodies and too many placeholders at POST /workflows, with the path', async () => {
-    const hook = (body: unknown) => ({ steps: [{ id: 'hook', type: 'webhook', config: { url: 'https://hooks.example.com/x', body } }] });
-    for (const body of ['x'.repeat(50_001), { text: 'y'.repeat(50_001) }, '{{a}}'.repeat(TEMPLATE_LIMITS.placeholders + 1)]) {
+    const hook = (body: unknown) => ({
+      steps: [{ id: 'hook', type: 'webhook', config: { url: 'https://hooks.example.com/x', body } }],
+    });
+    for (const body of [
+      'x'.repeat(50_001),
+      { text: 'y'.repeat(50_001) },
+      '{{a}}'.repeat(TEMPLATE_LIMITS.placeholders + 1),
+    ]) {
       const response = await h.api.post('/workflows', { name: 'too big', definition: hook(body) });
       expect(response.status).toBe(400);
       expect(response.body.issues.map((i: { path: string }) => i.path)).toEqual(['definition.steps.0.config.body']);
@@ -74,12 +84,24 @@ describe('templates through the API, the engine and the provider', () => {
     const email = { steps: [{ id: 'mail', type: 'send_email', config: { subject: 'Hi', body: '{{a}}'.repeat(101) } }] };
     const response = await h.api.post('/workflows', { name: 'too many', definition: email });
     expect(response.status).toBe(400);
-    expect(response.body.issues).toEqual([{ path: 'definition.steps.0.config.body', message: 'may hold at most 100 placeholders' }]);
+    expect(response.body.issues).toEqual([
+      { path: 'definition.steps.0.config.body', message: 'may hold at most 100 placeholders' },
+    ]);
   });
 
   it.each([
-    ['a value over the per-placeholder limit', 'Bio: {{bio}}', 'b'.repeat(16_000), 'value of {{bio}} exceeds 2000 characters'],
-    ['a message over the per-message limit', '{{bio}}'.repeat(60), 'b'.repeat(2_000), 'rendered body exceeds 100000 characters'],
+    [
+      'a value over the per-placeholder limit',
+      'Bio: {{bio}}',
+      'b'.repeat(16_000),
+      'value of {{bio}} exceeds 2000 characters',
+    ],
+    [
+      'a message over the per-message limit',
+      '{{bio}}'.repeat(60),
+      'b'.repeat(2_000),
+      'rendered body exceeds 100000 characters',
+    ],
   ])('%s fails the step non-retryably, sends nothing and the execution goes on', async (_, template, bio, error) => {
     const workflow = await h.createWorkflow({
       steps: [
@@ -105,7 +127,9 @@ describe('templates through the API, the engine and the provider', () => {
   });
 
   it('an SMS renders to at most 10,000 characters', async () => {
-    const workflow = await h.createWorkflow({ steps: [{ id: 'sms', type: 'send_sms', config: { body: '{{bio}}'.repeat(6) } }] });
+    const workflow = await h.createWorkflow({
+      steps: [{ id: 'sms', type: 'send_sms', config: { body: '{{bio}}'.repeat(6) } }],
+    });
     const id = await h.trigger(workflow.id, (await h.createContact({ attributes: { bio: 's'.repeat(2_000) } })).id);
     const execution = await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
     expect(execution.last_error).toBe('rendered body exceeds 10000 characters');
@@ -113,7 +137,11 @@ describe('templates through the API, the engine and the provider', () => {
 
   it('a provider error naming a phone number is kept masked in last_error, the API and the admin notification', async () => {
     const providerError = "The 'To' number +15551234567 is invalid";
-    await h.api.patch('/account/settings', { max_retry_attempts: 0, error_notification: true, admin_email: 'ops@example.com' });
+    await h.api.patch('/account/settings', {
+      max_retry_attempts: 0,
+      error_notification: true,
+      admin_email: 'ops@example.com',
+    });
     const workflow = await h.createWorkflow({
       steps: [
         { id: 'sms', type: 'send_sms', config: { body: 'Hi' } },
@@ -125,7 +153,9 @@ describe('templates through the API, the engine and the provider', () => {
     h.provider.script({ status: 400, body: { error: providerError } }, { status: 503, body: { error: providerError } });
     const id = await h.trigger(workflow.id, contact.id);
     const execution = await h.waitForExecution(id, (e) => e.status === 'FAILED');
-    const rows = await h.deps.pool.query<{ last_error: string }>('SELECT last_error FROM executions WHERE id = $1', [id]);
+    const rows = await h.deps.pool.query<{ last_error: string }>('SELECT last_error FROM executions WHERE id = $1', [
+      id,
+    ]);
     for (const stored of [rows.rows[0]!.last_error, execution.last_error]) {
       expect(stored).toContain('503');
       expect(stored).toContain('+*********67');
