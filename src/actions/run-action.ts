@@ -1,6 +1,6 @@
 import type { ActionStep } from '../definition/schema.ts';
 import type { ContactFacts } from '../definition/condition.ts';
-import { renderTemplate } from '../definition/template.ts';
+import { renderBody, renderTemplate, templateFields, TEMPLATE_LIMITS } from '../definition/template.ts';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
@@ -95,29 +95,51 @@ export async function runAction(deps: ActionDeps, step: ActionStep, target: Acti
     }
     case 'send_email': {
       if (!target.contact.optedIn) return { kind: 'skipped', reason: 'contact_opted_out', details: {} };
-      const message = {
-        to: step.config.to ?? target.contact.email,
-        subject: renderTemplate(step.config.subject, scope),
-        body: renderTemplate(step.config.body, scope),
+      const hold = holdOf(deps, 'email', target);
+      const to = step.config.to ?? target.contact.email;
+      // Logs keep the templates and the fields they read, never the rendered personal text.
+      const details = {
+        action_config: { to, subject: step.config.subject, body: step.config.body, fields: templateFields(step.config.subject, step.config.body) },
+        transport: deps.email.kind,
       };
-      const email = { ...message, executionId: target.executionId, stepId: target.stepId, idempotencyKey: idempotencyKey(target.executionId, target.stepId) };
+      const subject = renderTemplate(step.config.subject, scope, { maxChars: TEMPLATE_LIMITS.subjectChars, label: 'subject' });
+      if (!subject.ok) return refused(hold, subject.error, details);
+      const body = renderTemplate(step.config.body, scope, { maxChars: TEMPLATE_LIMITS.messageChars, label: 'body' });
+      if (!body.ok) return refused(hold, body.error, details);
+      const key = idempotencyKey(target.executionId, target.stepId);
+      const email = { to, subject: subject.text, body: body.text, executionId: target.executionId, stepId: target.stepId, idempotencyKey: key };
       const send = deps.email.kind === 'none' ? null : () => deps.email.send(email);
-      return callProvider(deps, holdOf(deps, 'email', target), send, { action_config: message, transport: deps.email.kind });
+      return callProvider(deps, hold, send, details);
     }
     case 'send_sms': {
       if (!target.contact.optedIn) return { kind: 'skipped', reason: 'contact_opted_out', details: {} };
       if (!target.contact.phone) return { kind: 'permanent', status: 0, error: 'contact has no phone number', provider: 'sms', providerKind: 'sms', details: {} };
-      const message = { to: target.contact.phone, body: renderTemplate(step.config.body, scope) };
-      const body = { ...message, execution_id: target.executionId, step_id: target.stepId };
-      return callProvider(deps, holdOf(deps, 'sms', target), httpSender(deps, deps.config.SMS_HTTP_URL, 'POST', body, target), { action_config: message });
+      const hold = holdOf(deps, 'sms', target);
+      const details = { action_config: { to: target.contact.phone, body: step.config.body, fields: templateFields(step.config.body) } };
+      const body = renderTemplate(step.config.body, scope, { maxChars: TEMPLATE_LIMITS.smsChars, label: 'body' });
+      if (!body.ok) return refused(hold, body.error, details);
+      const message = { to: target.contact.phone, body: body.text, execution_id: target.executionId, step_id: target.stepId };
+      return callProvider(deps, hold, httpSender(deps, deps.config.SMS_HTTP_URL, 'POST', message, target), details);
     }
     case 'webhook': {
-      const body = typeof step.config.body === 'string' ? renderTemplate(step.config.body, scope) : step.config.body;
-      const send = httpSender(deps, step.config.url, step.config.method, body, target);
-      return callProvider(deps, holdOf(deps, 'webhook', target, step.config.url), send, { action_config: { url: step.config.url, method: step.config.method } });
+      const hold = holdOf(deps, 'webhook', target, step.config.url);
+      const details = { action_config: { url: step.config.url, method: step.config.method, fields: templateFields(step.config.body) } };
+      const body = step.config.body === undefined ? undefined : renderBody(step.config.body, scope);
+      if (body && !body.ok) return refused(hold, body.error, details);
+      return callProvider(deps, hold, httpSender(deps, step.config.url, step.config.method, body?.text, target), details);
     }
   }
 }
+
+/** A message that may not be sent as rendered (too long): a permanent outcome, so the step is skipped and the execution goes on. */
+const refused = (hold: ProviderHold, error: string, details: Record<string, unknown>): ActionResult => ({
+  kind: 'permanent',
+  status: 0,
+  error,
+  provider: hold.provider,
+  providerKind: hold.kind,
+  details,
+});
 
 /** One provider call, classified. */
 type Sender = () => Promise<ProviderOutcome>;

@@ -1,5 +1,5 @@
 import type { Account, Contact, Execution, ExecutionLog, Workflow } from '../generated/prisma/client.ts';
-import { maskPii } from '../observability/mask.ts';
+import { maskPii, maskText } from '../observability/mask.ts';
 
 /**
  * `progress_percent`: the position of the execution's step over the longest path it is on, rounded
@@ -31,7 +31,8 @@ export const serializeExecution = (e: ExecutionView) => ({
   progress_percent: progressPercent(e),
   retry_count: e.retryCount,
   completion_reason: e.completionReason,
-  last_error: e.lastError,
+  // Stored masked already (rows written before that are masked here).
+  last_error: e.lastError === null ? null : maskText(e.lastError),
   next_run_at: e.nextRunAt?.toISOString() ?? null,
   created_at: e.createdAt.toISOString(),
   updated_at: e.updatedAt.toISOString(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
+import { classifyBody, inspectJsonTemplate, placeholdersOf, TEMPLATE_LIMITS, type BodyTemplate } from './template.ts';
 
 /** Names the compiler uses for terminal states; a step may not take them. */
 export const RESERVED_STEP_IDS = ['completed', 'failed', 'cancelled', 'goal_achieved'] as const;
@@ -11,12 +12,37 @@ const stepId = z
 
 const text = (max: number) => z.string().min(1).max(max);
 
+const tooManyPlaceholders = `may hold at most ${TEMPLATE_LIMITS.placeholders} placeholders`;
+/** Text with placeholders: at most `max` characters and `TEMPLATE_LIMITS.placeholders` placeholders. */
+const template = (max: number) => text(max).refine((value) => placeholdersOf(value).length <= TEMPLATE_LIMITS.placeholders, tooManyPlaceholders);
+
+/** Longest webhook string body, in characters. */
+export const MAX_WEBHOOK_TEXT_BODY = 50_000;
+/** Largest webhook object body, in bytes of its JSON (UTF-8). */
+export const MAX_WEBHOOK_JSON_BODY_BYTES = 50_000;
+
+/** Static limits of a webhook body: size, nesting of a JSON body, placeholders (what data adds is checked at send time). */
+function checkWebhookBody(body: BodyTemplate, ctx: z.RefinementCtx) {
+  if (typeof body === 'string' && body.length > MAX_WEBHOOK_TEXT_BODY) {
+    ctx.addIssue({ code: 'custom', message: `a string body may have at most ${MAX_WEBHOOK_TEXT_BODY} characters` });
+    return;
+  }
+  if (typeof body !== 'string' && Buffer.byteLength(JSON.stringify(body)) > MAX_WEBHOOK_JSON_BODY_BYTES) {
+    ctx.addIssue({ code: 'custom', message: `a JSON body may take at most ${MAX_WEBHOOK_JSON_BODY_BYTES} bytes` });
+    return;
+  }
+  const shape = classifyBody(body);
+  const { placeholders, depth } = shape.kind === 'json' ? inspectJsonTemplate(shape.tree) : { placeholders: placeholdersOf(shape.template), depth: 0 };
+  if (depth > TEMPLATE_LIMITS.bodyDepth) ctx.addIssue({ code: 'custom', message: `a JSON body may be nested at most ${TEMPLATE_LIMITS.bodyDepth} levels deep` });
+  if (placeholders.length > TEMPLATE_LIMITS.placeholders) ctx.addIssue({ code: 'custom', message: tooManyPlaceholders });
+}
+
 const sendEmail = z.strictObject({
   id: stepId,
   type: z.literal('send_email'),
   config: z.strictObject({
-    subject: text(500),
-    body: text(50_000),
+    subject: template(500),
+    body: template(50_000),
     /** Recipient; defaults to the contact's email. */
     to: z.string().email().optional(),
   }),
@@ -25,7 +51,7 @@ const sendEmail = z.strictObject({
 const sendSms = z.strictObject({
   id: stepId,
   type: z.literal('send_sms'),
-  config: z.strictObject({ body: text(1_600) }),
+  config: z.strictObject({ body: template(1_600) }),
 });
 
 const tagStep = <T extends 'add_tag' | 'remove_tag'>(type: T) =>
@@ -47,7 +73,8 @@ const webhook = z.strictObject({
   config: z.strictObject({
     url: z.string().url().refine((url) => /^https?:\/\//.test(url), 'must be an http(s) URL'),
     method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('POST'),
-    body: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+    /** Templated: a string (JSON or plain text) or a JSON object whose string values are templates. */
+    body: z.union([z.string(), z.record(z.string(), z.unknown())]).superRefine(checkWebhookBody).optional(),
   }),
 });
 

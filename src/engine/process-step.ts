@@ -3,6 +3,7 @@ import { dateAfter } from '../clock.ts';
 import { evaluateCondition } from '../definition/condition.ts';
 import { parseDuration } from '../definition/duration.ts';
 import type { ActionStep } from '../definition/schema.ts';
+import { maskText } from '../observability/mask.ts';
 import { withSpan } from '../observability/tracing.ts';
 import type { StepJob } from './work.ts';
 import { rateLimitDelayMs, retryDelayMs } from './backoff.ts';
@@ -168,7 +169,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
       ) };
     case 'permanent':
       return { change: change(
-        { event: { type: 'STEP_SKIPPED' }, retryCount: 0, lastError: result.error },
+        { event: { type: 'STEP_SKIPPED' }, retryCount: 0, lastError: maskText(result.error) },
         { ...base, eventType: 'action_failed', status: 'FAILED', durationMs, details: { error: result.error, http_status: result.status, retryable: false } },
         { ...base, eventType: 'skipped_non_retryable_error', status: 'SKIPPED', details: { error: result.error } },
       ) };
@@ -178,7 +179,7 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
       const held = result.details.held === true;
       if (!held) deps.metrics.rateLimitHits.inc({ provider: result.providerKind });
       return { change: change(
-        { nextRunAt: resumeAt, lastError: result.error },
+        { nextRunAt: resumeAt, lastError: maskText(result.error) },
         {
           ...base,
           eventType: held ? 'action_delayed' : 'rate_limit_hit',
@@ -195,18 +196,18 @@ async function runActionStep(deps: EngineDeps, loaded: LoadedExecution, step: Ac
         const delaySeconds = delayMs / 1000;
         deps.metrics.retries.inc({ action_type: step.type });
         return { change: change(
-          { retryCount: row.retryCount + 1, nextRunAt: dateAfter(finishedAt, delayMs), lastError: result.error },
+          { retryCount: row.retryCount + 1, nextRunAt: dateAfter(finishedAt, delayMs), lastError: maskText(result.error) },
           failedLog,
           { ...base, eventType: 'retry_scheduled', status: 'SCHEDULED', details: { delay_seconds: delaySeconds, retry_count: row.retryCount + 1, error: result.error } },
         ) };
       }
       return {
         change: change(
-          { event: { type: 'STEP_FAILED' }, lastError: result.error, notify: true },
+          { event: { type: 'STEP_FAILED' }, lastError: maskText(result.error), notify: true },
           failedLog,
           { ...base, eventType: 'max_retries_exhausted', status: 'FAILED', details: { retry_count: row.retryCount, error: result.error } },
         ),
-        failure: result.error,
+        failure: maskText(result.error),
       };
     }
   }
