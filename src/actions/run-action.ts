@@ -6,12 +6,18 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { sendProviderRequest } from '../providers/http-provider.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
+import type { WebhookGuard } from '../providers/webhook-guard.ts';
+import type { Dispatcher } from 'undici';
 
-/** What actions need of the process: settings, the Redis that holds rate limits across workers, the clock. */
+/**
+ * What actions need of the process: settings, the Redis that holds rate limits across workers, the
+ * clock, and the guard every webhook goes through.
+ */
 export interface ActionDeps {
   config: Config;
   redis: Redis;
   clock: Clock;
+  webhooks: WebhookGuard;
 }
 
 /** The contact as an action sees it. */
@@ -107,7 +113,12 @@ export async function runAction(deps: ActionDeps, step: ActionStep, target: Acti
     }
     case 'webhook': {
       const body = typeof step.config.body === 'string' ? renderTemplate(step.config.body, scope) : step.config.body;
-      return callProvider(deps, holdOf(deps, 'webhook', target, step.config.url), step.config.url, step.config.method, body, target, { action_config: { url: step.config.url, method: step.config.method } });
+      const hold = holdOf(deps, 'webhook', target, step.config.url);
+      const details = { action_config: { url: step.config.url, method: step.config.method } };
+      // Checked on every attempt: stored definitions predate any allow-list change, and names re-resolve.
+      const route = deps.webhooks.route(step.config.url);
+      if (!route.ok) return { kind: 'permanent', status: 0, error: route.error, provider: hold.provider, providerKind: hold.kind, details };
+      return callProvider(deps, hold, step.config.url, step.config.method, body, target, details, route.dispatcher);
     }
   }
 }
@@ -120,6 +131,7 @@ async function callProvider(
   body: unknown,
   target: ActionTarget,
   details: Record<string, unknown>,
+  dispatcher?: Dispatcher,
 ): Promise<ActionResult> {
   // Without a configured transport the message is recorded but not delivered (development set-ups).
   if (!url) return { kind: 'success', details: { ...details, delivered: false, transport: 'none' } };
@@ -131,6 +143,7 @@ async function callProvider(
   const outcome = await sendProviderRequest(
     { url, method, body, idempotencyKey: idempotencyKey(target.executionId, target.stepId), timeoutMs: deps.config.PROVIDER_TIMEOUT_MS },
     deps.clock,
+    dispatcher,
   );
   if (outcome.kind === 'success') return { kind: 'success', details: { ...details, delivered: true, http_status: outcome.status } };
   if (outcome.kind === 'rate_limited') await holdProvider(deps, hold, outcome.retryAfterMs);

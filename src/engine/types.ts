@@ -14,6 +14,7 @@ import type { BatcherRegistry } from '../db/batch.ts';
 import type { Pool, PrismaClient } from '../db/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { WebhookGuard } from '../providers/webhook-guard.ts';
 import type { Redis } from 'ioredis';
 import type { WorkQueue } from './work.ts';
 
@@ -38,6 +39,8 @@ export interface EngineDeps {
   config: Config;
   logger: Logger;
   metrics: Metrics;
+  /** Send-time address checks of webhook steps, and their connection pools. */
+  webhooks: WebhookGuard;
 }
 
 /** One entry of an execution's log, before it is masked and stored. */
