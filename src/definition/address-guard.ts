@@ -34,19 +34,16 @@ const RESERVED_NAMES = new Set(['localhost', 'metadata', 'metadata.google.intern
 /**
  * Why `address` (an IPv4 or IPv6 address, IPv6 with or without brackets) is not a public unicast
  * address, as a readable kind such as `loopback` or `link-local`; null when it is public. An IPv4-mapped
- * IPv6 address is judged as the IPv4 address it carries. Anything that does not parse as an address is
+ * (or IPv4-compatible) IPv6 address is judged as the IPv4 address it carries. Anything that does not parse as an address is
  * refused (`not an IP address`).
  */
 export function nonPublicKind(address: string): string | null {
   const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
   if (!ipaddr.isValid(bare)) return 'not an IP address';
-  // process() turns ::ffff:a.b.c.d into a.b.c.d, so a mapped loopback is "loopback".
+  // process() turns ::ffff:a.b.c.d (and ::a.b.c.d) into a.b.c.d, so a mapped loopback is "loopback".
   const parsed = ipaddr.process(bare);
-  // ::a.b.c.d (IPv4-compatible, deprecated) is "unicast" to ipaddr.js; nothing public lives in ::/96.
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).parts.slice(0, 6).every((part) => part === 0)) return 'reserved (IPv4-compatible)';
   const range = parsed.range();
-  if (range === 'unicast') return null;
-  return RANGE_LABELS[range] ?? range;
+  return range === 'unicast' ? null : (RANGE_LABELS[range] ?? range);
 }
 
 /** A host as it is compared: lower case, without a trailing dot (`Example.COM.` is `example.com`). */
