@@ -28,10 +28,15 @@ export class AddressNotAllowedError extends FlowmachineError {
  * to a checked address and never resolves again.
  */
 export function createGuardedLookup(resolve: HostResolver): LookupFunction {
+  return lookupThrough(resolve, true);
+}
+
+/** A `lookup` answered by `resolve`, checking every address when `check` is set. */
+function lookupThrough(resolve: HostResolver, check: boolean): LookupFunction {
   return (hostname: string, options: LookupOptions, callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
     resolve(hostname).then(
       (resolved) => {
-        for (const { address } of resolved) {
+        for (const { address } of check ? resolved : []) {
           const kind = nonPublicKind(address);
           if (kind) return callback(new AddressNotAllowedError(`webhook address not allowed: ${hostname} resolves to ${address}, which is ${kind}`), '');
         }
@@ -66,13 +71,15 @@ export interface WebhookGuardOptions {
 }
 
 /**
- * Makes the two connection pools of webhooks: one for allow-listed hosts (no checks), one whose every
- * connection goes through {@link createGuardedLookup}. Neither follows redirects (undici's `request`
+ * Makes the two connection pools of webhooks, both resolving names through `resolve`: one for
+ * allow-listed hosts (no address checks), one whose every connection goes through
+ * {@link createGuardedLookup}. Neither follows redirects (undici's `request`
  * never does), so a 3xx answer cannot send the call on to an address that was not checked.
  */
 export function createWebhookGuard(options: WebhookGuardOptions): WebhookGuard {
-  const open = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
-  const guarded = new Agent({ keepAliveTimeout: 30_000, connections: 128, connect: { lookup: createGuardedLookup(options.resolve ?? systemResolver) } });
+  const resolve = options.resolve ?? systemResolver;
+  const open = new Agent({ keepAliveTimeout: 30_000, connections: 128, connect: { lookup: lookupThrough(resolve, false) } });
+  const guarded = new Agent({ keepAliveTimeout: 30_000, connections: 128, connect: { lookup: createGuardedLookup(resolve) } });
   return {
     route(rawUrl) {
       const url = new URL(rawUrl);
