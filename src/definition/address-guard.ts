@@ -29,7 +29,14 @@ const RANGE_LABELS: Record<string, string> = {
 };
 
 /** Host names that always mean this machine or a cloud provider's metadata service. */
-const RESERVED_NAMES = new Set(['localhost', 'metadata', 'metadata.google.internal', 'metadata.goog', 'instance-data', 'instance-data.ec2.internal']);
+const RESERVED_NAMES = new Set([
+  'localhost',
+  'metadata',
+  'metadata.google.internal',
+  'metadata.goog',
+  'instance-data',
+  'instance-data.ec2.internal',
+]);
 
 /**
  * Why `address` (an IPv4 or IPv6 address, IPv6 with or without brackets) is not a public unicast
@@ -72,7 +79,8 @@ export function normaliseAllowedHost(entry: string): string | null {
   } catch {
     return null;
   }
-  if (url.username || url.password || url.pathname !== '/' || url.search || url.hash || authority.endsWith(':')) return null;
+  if (url.username || url.password || url.pathname !== '/' || url.search || url.hash || authority.endsWith(':'))
+    return null;
   // The URL drops a default port (":80"); keep it from the entry, so "host:80" does not allow every port.
   const port = /:(\d{1,5})$/.exec(authority)?.[1];
   const host = canonicalHost(url.hostname);
@@ -111,6 +119,7 @@ export function webhookUrlRefusal(rawUrl: string, allowedHosts: readonly string[
     const kind = nonPublicKind(host);
     return kind ? `must not point to a ${kind} address (${host}) ${hint}` : null;
   }
-  if (RESERVED_NAMES.has(host) || host.endsWith('.localhost')) return `must not point to ${host} (this machine or a metadata service) ${hint}`;
+  if (RESERVED_NAMES.has(host) || host.endsWith('.localhost'))
+    return `must not point to ${host} (this machine or a metadata service) ${hint}`;
   return null;
 }

@@ -12,7 +12,11 @@ export type HostResolver = (hostname: string) => Promise<readonly LookupAddress[
 
 /** The system resolver (getaddrinfo, as every other connection of the process uses). */
 export const systemResolver: HostResolver = (hostname) =>
-  new Promise((resolve, reject) => dnsLookup(hostname, { all: true, verbatim: true }, (error, addresses) => (error ? reject(error) : resolve(addresses))));
+  new Promise((resolve, reject) =>
+    dnsLookup(hostname, { all: true, verbatim: true }, (error, addresses) =>
+      error ? reject(error) : resolve(addresses),
+    ),
+  );
 
 /** A webhook whose host is, or resolves to, an address it may not reach; never retried. */
 export class AddressNotAllowedError extends FlowmachineError {
@@ -33,17 +37,32 @@ export function createGuardedLookup(resolve: HostResolver): LookupFunction {
 
 /** A `lookup` answered by `resolve`, checking every address when `check` is set. */
 function lookupThrough(resolve: HostResolver, check: boolean): LookupFunction {
-  return (hostname: string, options: LookupOptions, callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+  return (
+    hostname: string,
+    options: LookupOptions,
+    callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ) => {
     resolve(hostname).then(
       (resolved) => {
         for (const { address } of check ? resolved : []) {
           const kind = nonPublicKind(address);
-          if (kind) return callback(new AddressNotAllowedError(`webhook address not allowed: ${hostname} resolves to ${address}, which is ${kind}`), '');
+          if (kind)
+            return callback(
+              new AddressNotAllowedError(
+                `webhook address not allowed: ${hostname} resolves to ${address}, which is ${kind}`,
+              ),
+              '',
+            );
         }
         const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
         const usable = resolved.filter((entry) => !family || entry.family === family);
-        if (usable.length === 0) return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '');
-        if (options.all) return callback(null, usable.map((entry) => ({ ...entry })));
+        if (usable.length === 0)
+          return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '');
+        if (options.all)
+          return callback(
+            null,
+            usable.map((entry) => ({ ...entry })),
+          );
         return callback(null, usable[0]!.address, usable[0]!.family);
       },
       (error: NodeJS.ErrnoException) => callback(error, ''),
@@ -78,8 +97,16 @@ export interface WebhookGuardOptions {
  */
 export function createWebhookGuard(options: WebhookGuardOptions): WebhookGuard {
   const resolve = options.resolve ?? systemResolver;
-  const open = new Agent({ keepAliveTimeout: 30_000, connections: 128, connect: { lookup: lookupThrough(resolve, false) } });
-  const guarded = new Agent({ keepAliveTimeout: 30_000, connections: 128, connect: { lookup: createGuardedLookup(resolve) } });
+  const open = new Agent({
+    keepAliveTimeout: 30_000,
+    connections: 128,
+    connect: { lookup: lookupThrough(resolve, false) },
+  });
+  const guarded = new Agent({
+    keepAliveTimeout: 30_000,
+    connections: 128,
+    connect: { lookup: createGuardedLookup(resolve) },
+  });
   return {
     route(rawUrl) {
       const url = new URL(rawUrl);

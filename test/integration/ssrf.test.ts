@@ -43,16 +43,30 @@ describe('webhook address guard', () => {
     'http://10.0.0.1/',
     'http://metadata.google.internal/computeMetadata/v1/',
   ])('POST /workflows refuses %s with 400 and the path', async (url) => {
-    const response = await h.api.post('/workflows', { name: 'SSRF', definition: { steps: [{ id: 'a', type: 'add_tag', config: { tag: 'x' } }, { id: 'hook', type: 'webhook', config: { url } }] } });
+    const response = await h.api.post('/workflows', {
+      name: 'SSRF',
+      definition: {
+        steps: [
+          { id: 'a', type: 'add_tag', config: { tag: 'x' } },
+          { id: 'hook', type: 'webhook', config: { url } },
+        ],
+      },
+    });
     expect(response.status).toBe(400);
-    expect(response.body.issues).toEqual([{ path: 'definition.steps.1.config.url', message: expect.stringContaining('must not point to') }]);
+    expect(response.body.issues).toEqual([
+      { path: 'definition.steps.1.config.url', message: expect.stringContaining('must not point to') },
+    ]);
   });
 
   it('a loopback port other than the allow-listed one is refused, PUT /definition too', async () => {
     const workflow = await h.createWorkflow(hookThenTag(`${h.provider.url}/hook`));
-    const response = await h.api.put(`/workflows/${workflow.id}/definition`, { definition: hookThenTag('http://127.0.0.1:1/hook') });
+    const response = await h.api.put(`/workflows/${workflow.id}/definition`, {
+      definition: hookThenTag('http://127.0.0.1:1/hook'),
+    });
     expect(response.status).toBe(400);
-    expect(response.body.issues).toEqual([{ path: 'definition.steps.0.config.url', message: expect.stringContaining('loopback address (127.0.0.1)') }]);
+    expect(response.body.issues).toEqual([
+      { path: 'definition.steps.0.config.url', message: expect.stringContaining('loopback address (127.0.0.1)') },
+    ]);
   });
 
   it('a name that resolves to loopback is refused at send time: no request, a permanent failure, the execution goes on', async () => {
@@ -64,7 +78,9 @@ describe('webhook address guard', () => {
     expect(h.provider.received.length).toBe(before);
     const logs = await h.logsOf(id);
     const skipped = logs.find((l) => l.eventType === 'skipped_non_retryable_error');
-    expect(skipped?.details).toEqual({ error: 'webhook address not allowed: rebind.test resolves to 127.0.0.1, which is loopback' });
+    expect(skipped?.details).toEqual({
+      error: 'webhook address not allowed: rebind.test resolves to 127.0.0.1, which is loopback',
+    });
     expect(logs.filter((l) => l.eventType === 'action_failed')).toHaveLength(1);
     expect(logs.some((l) => l.eventType === 'retry_scheduled')).toBe(false);
     expect((await h.db.contact.findFirstOrThrow({ where: { id: execution.contact_id } })).tags).toContain('after_hook');
@@ -72,7 +88,10 @@ describe('webhook address guard', () => {
 
   it('the allow-listed fake provider is delivered to', async () => {
     const before = h.provider.requestsTo('/hook').length;
-    const id = await h.trigger((await h.createWorkflow(hookThenTag(`${h.provider.url}/hook`))).id, (await h.createContact()).id);
+    const id = await h.trigger(
+      (await h.createWorkflow(hookThenTag(`${h.provider.url}/hook`))).id,
+      (await h.createContact()).id,
+    );
     expect((await h.waitForExecution(id, finished)).status).toBe('COMPLETED');
     expect(h.provider.requestsTo('/hook')).toHaveLength(before + 1);
   });
@@ -81,7 +100,10 @@ describe('webhook address guard', () => {
     const other: FakeProvider = await startFakeProvider();
     try {
       h.provider.script({ status: 302, headers: { location: `${other.url}/stolen` } });
-      const id = await h.trigger((await h.createWorkflow(hookThenTag(`${h.provider.url}/hook`))).id, (await h.createContact()).id);
+      const id = await h.trigger(
+        (await h.createWorkflow(hookThenTag(`${h.provider.url}/hook`))).id,
+        (await h.createContact()).id,
+      );
       expect((await h.waitForExecution(id, finished)).status).toBe('COMPLETED');
       const failed = (await h.logsOf(id)).find((l) => l.eventType === 'action_failed');
       expect(failed?.details).toMatchObject({ http_status: 302, retryable: false });
@@ -101,7 +123,10 @@ describe('webhook address guard with the name allow-listed', () => {
 
   it('the same webhook is delivered', async () => {
     const port = new URL(h.provider.url).port;
-    const id = await h.trigger((await h.createWorkflow(hookThenTag(`http://rebind.test:${port}/hook`))).id, (await h.createContact()).id);
+    const id = await h.trigger(
+      (await h.createWorkflow(hookThenTag(`http://rebind.test:${port}/hook`))).id,
+      (await h.createContact()).id,
+    );
     expect((await h.waitForExecution(id, finished)).status).toBe('COMPLETED');
     expect(h.provider.requestsTo('/hook')).toHaveLength(1);
     expect(h.provider.requestsTo('/hook')[0]!.body).toEqual({ hello: 'world' });
@@ -141,7 +166,10 @@ describe('bounded reads of answers', () => {
   it('a 500 with a 200 MB body is transient with a short error, read only in part', async () => {
     global.gc?.();
     const rssBefore = process.memoryUsage().rss;
-    const outcome = await sendProviderRequest({ url, method: 'POST', body: {}, idempotencyKey: 'k', timeoutMs: 10_000 }, systemClock);
+    const outcome = await sendProviderRequest(
+      { url, method: 'POST', body: {}, idempotencyKey: 'k', timeoutMs: 10_000 },
+      systemClock,
+    );
     const grownBy = process.memoryUsage().rss - rssBefore;
     expect(outcome).toMatchObject({ kind: 'transient', status: 500 });
     expect((outcome as { error: string }).error).toMatch(/^HTTP 500: x{300}$/);
@@ -155,7 +183,10 @@ describe('bounded reads of answers', () => {
     const provider = await startFakeProvider();
     try {
       provider.script({ status: 200, body: { id: 'abc', pad: 'y'.repeat(10_000) } });
-      const outcome = await sendProviderRequest({ url: `${provider.url}/ok`, idempotencyKey: 'k', timeoutMs: 5_000 }, systemClock);
+      const outcome = await sendProviderRequest(
+        { url: `${provider.url}/ok`, idempotencyKey: 'k', timeoutMs: 5_000 },
+        systemClock,
+      );
       expect(outcome).toMatchObject({ kind: 'success', status: 200 });
       const body = (outcome as { body?: string }).body!;
       expect(body.startsWith('{"id":"abc","pad":"yyy')).toBe(true);

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { isAllowedHost, nonPublicKind, normaliseAllowedHost, webhookUrlRefusal } from '../../src/definition/address-guard.ts';
+import {
+  isAllowedHost,
+  nonPublicKind,
+  normaliseAllowedHost,
+  webhookUrlRefusal,
+} from '../../src/definition/address-guard.ts';
 import { parseDefinition } from '../../src/definition/schema.ts';
 import { createGuardedLookup } from '../../src/providers/webhook-guard.ts';
 
@@ -42,7 +47,15 @@ describe('nonPublicKind', () => {
     expect(nonPublicKind(address)).toBe(kind);
   });
 
-  it.each(['8.8.8.8', '93.184.215.14', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '[2a00:1450:4001::200e]', '::ffff:8.8.8.8'])('%s is public', (address) => {
+  it.each([
+    '8.8.8.8',
+    '93.184.215.14',
+    '172.32.0.1',
+    '100.128.0.1',
+    '2606:4700:4700::1111',
+    '[2a00:1450:4001::200e]',
+    '::ffff:8.8.8.8',
+  ])('%s is public', (address) => {
     expect(nonPublicKind(address)).toBeNull();
   });
 });
@@ -76,14 +89,24 @@ describe('webhookUrlRefusal (definition time)', () => {
     expect(webhookUrlRefusal(url, [])).toContain(`must not point to a ${kind} address`);
   });
 
-  it.each(['http://localhost:3000/', 'http://LOCALHOST./', 'http://api.localhost/', 'http://metadata.google.internal/computeMetadata/v1/', 'http://metadata.goog/', 'http://instance-data/latest/'])(
-    'refuses the name in %s',
-    (url) => {
-      expect(webhookUrlRefusal(url, [])).toMatch(/must not point to .* \(this machine or a metadata service\)/);
-    },
-  );
+  it.each([
+    'http://localhost:3000/',
+    'http://LOCALHOST./',
+    'http://api.localhost/',
+    'http://metadata.google.internal/computeMetadata/v1/',
+    'http://metadata.goog/',
+    'http://instance-data/latest/',
+  ])('refuses the name in %s', (url) => {
+    expect(webhookUrlRefusal(url, [])).toMatch(/must not point to .* \(this machine or a metadata service\)/);
+  });
 
-  it.each(['https://hooks.example.com/a', 'http://8.8.8.8/', 'https://[2606:4700:4700::1111]/', 'http://internal.example.com/', 'not a url'])('accepts %s', (url) => {
+  it.each([
+    'https://hooks.example.com/a',
+    'http://8.8.8.8/',
+    'https://[2606:4700:4700::1111]/',
+    'http://internal.example.com/',
+    'not a url',
+  ])('accepts %s', (url) => {
     expect(webhookUrlRefusal(url, [])).toBeNull();
   });
 
@@ -129,10 +152,23 @@ describe('parseDefinition with webhookAllowedHosts', () => {
 
   it('reports a literal non-public URL at its path, in branches too', () => {
     const result = parseDefinition(
-      { steps: [hook('https://hooks.example.com/a'), { id: 'c', type: 'condition', config: { has_tag: 'x' }, branches: { true: [], false: [hook('http://169.254.169.254/', 'meta')] } }] },
+      {
+        steps: [
+          hook('https://hooks.example.com/a'),
+          {
+            id: 'c',
+            type: 'condition',
+            config: { has_tag: 'x' },
+            branches: { true: [], false: [hook('http://169.254.169.254/', 'meta')] },
+          },
+        ],
+      },
       { webhookAllowedHosts: [] },
     );
-    expect(result).toEqual({ ok: false, issues: [{ path: 'steps.1.branches.false.0.config.url', message: expect.stringContaining('link-local') }] });
+    expect(result).toEqual({
+      ok: false,
+      issues: [{ path: 'steps.1.branches.false.0.config.url', message: expect.stringContaining('link-local') }],
+    });
   });
 
   it('does not check webhook hosts without the option (stored definitions)', () => {
@@ -140,7 +176,9 @@ describe('parseDefinition with webhookAllowedHosts', () => {
   });
 
   it('accepts an allow-listed host', () => {
-    expect(parseDefinition({ steps: [hook('http://127.0.0.1:1/')] }, { webhookAllowedHosts: ['127.0.0.1:1'] }).ok).toBe(true);
+    expect(parseDefinition({ steps: [hook('http://127.0.0.1:1/')] }, { webhookAllowedHosts: ['127.0.0.1:1'] }).ok).toBe(
+      true,
+    );
   });
 });
 
@@ -154,7 +192,10 @@ describe('createGuardedLookup (send time)', () => {
   };
 
   it('refuses a name if any of its addresses is non-public', async () => {
-    const { error } = await lookupWith([{ address: '93.184.215.14', family: 4 }, { address: '127.0.0.1', family: 4 }])({ all: true });
+    const { error } = await lookupWith([
+      { address: '93.184.215.14', family: 4 },
+      { address: '127.0.0.1', family: 4 },
+    ])({ all: true });
     expect(error?.message).toBe('webhook address not allowed: rebind.test resolves to 127.0.0.1, which is loopback');
   });
 
@@ -164,9 +205,22 @@ describe('createGuardedLookup (send time)', () => {
   });
 
   it('hands back the checked addresses, in the form asked for', async () => {
-    const lookup = lookupWith([{ address: '93.184.215.14', family: 4 }, { address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 }]);
-    expect(await lookup({ all: true })).toMatchObject({ error: null, result: [{ address: '93.184.215.14', family: 4 }, { address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 }] });
+    const lookup = lookupWith([
+      { address: '93.184.215.14', family: 4 },
+      { address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 },
+    ]);
+    expect(await lookup({ all: true })).toMatchObject({
+      error: null,
+      result: [
+        { address: '93.184.215.14', family: 4 },
+        { address: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 },
+      ],
+    });
     expect(await lookup({})).toMatchObject({ error: null, result: '93.184.215.14', family: 4 });
-    expect(await lookup({ family: 6 })).toMatchObject({ error: null, result: '2606:2800:21f:cb07:6820:80da:af6b:8b2c', family: 6 });
+    expect(await lookup({ family: 6 })).toMatchObject({
+      error: null,
+      result: '2606:2800:21f:cb07:6820:80da:af6b:8b2c',
+      family: 6,
+    });
   });
 });
