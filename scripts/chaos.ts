@@ -303,6 +303,8 @@ async function main(): Promise<number> {
     HOST: '127.0.0.1',
     EMAIL_HTTP_URL: provider.emailUrl,
     SMS_HTTP_URL: provider.smsUrl,
+    // The webhook providers listen on loopback, which webhooks may reach only when allow-listed.
+    WEBHOOK_ALLOWED_HOSTS: [broken.url, rejecting.url].map((url) => new URL(url).host).join(','),
     WORKER_CONCURRENCY: '20',
     WORKER_LOCK_MS: '2000',
     STALE_AFTER_MS: '3000',

@@ -1,4 +1,18 @@
 import { z } from 'zod';
+import { normaliseAllowedHost } from './definition/address-guard.ts';
+
+/** A comma-separated list of hosts or `host:port`, each normalised (address-guard.ts); unset is empty. */
+const allowedHostList = z
+  .string()
+  .optional()
+  .transform((value, context) => {
+    const entries = (value ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+    return entries.map((entry) => {
+      const normalised = normaliseAllowedHost(entry);
+      if (normalised === null) context.addIssue({ code: 'custom', message: `"${entry}" is not a host or host:port` });
+      return normalised ?? '';
+    });
+  });
 
 /** Environment of every flowmachine process, parsed once; see CONTRACT.md for the public variables. */
 const configSchema = z.object({
@@ -7,6 +21,12 @@ const configSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+  /**
+   * Hosts (or `host:port`) that webhook steps may reach even though they name or resolve to a loopback,
+   * private, link-local or otherwise non-public address (CONTRACT.md).
+   * @defaultValue none: every webhook must reach a public address
+   */
+  WEBHOOK_ALLOWED_HOSTS: allowedHostList,
   EMAIL_HTTP_URL: z.string().url().optional(),
   SMS_HTTP_URL: z.string().url().optional(),
   /** `smtp://user:pass@host:port` or `smtps://…`: emails go over SMTP when set and EMAIL_HTTP_URL is not. */

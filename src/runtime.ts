@@ -10,6 +10,7 @@ import { run } from './db/sql.ts';
 import { createSweeper } from './engine/sweeper.ts';
 import { WorkflowCache } from './engine/workflow-cache.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
+import { createWebhookGuard, type HostResolver } from './providers/webhook-guard.ts';
 import { createMetrics, setExecutionsByStatusSource, setQueueDepthSource } from './observability/metrics.ts';
 import { createEmailChannel } from './providers/email-channel.ts';
 import { createRedis, Redis } from './queue/redis.ts';
@@ -20,6 +21,14 @@ import { createStepWorker } from './queue/step-worker.ts';
 export interface Roles {
   api: boolean;
   worker: boolean;
+}
+
+/** What the entry points may supply instead of the defaults (tests do). */
+export interface RuntimeOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** How webhook host names are resolved before the address check (default: the system resolver). */
+  resolveHost?: HostResolver;
 }
 
 /** A running flowmachine process. */
@@ -40,7 +49,7 @@ const EXECUTIONS_BY_STATUS = { name: 'executions-by-status', text: 'SELECT statu
  * engine's own statements go straight to `pg`; Prisma serves the API's CRUD routes only, so a worker
  * never loads its query compiler.
  */
-export async function createDeps(config: Config, options: { clock?: Clock; logger?: Logger } = {}): Promise<ApiDeps & { close(): Promise<void> }> {
+export async function createDeps(config: Config, options: RuntimeOptions = {}): Promise<ApiDeps & { close(): Promise<void> }> {
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
   const pool = createPool(config.DATABASE_URL, {
     max: config.DATABASE_POOL_SIZE,
@@ -90,6 +99,7 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
   const deps: ApiDeps = {
     db, pool, batchers: new BatcherRegistry({ pool, metrics, logger }), queue, redis, clock, config, logger, metrics,
     cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }), email: createEmailChannel(config, clock),
+    webhooks: createWebhookGuard({ allowedHosts: config.WEBHOOK_ALLOWED_HOSTS, resolve: options.resolveHost }),
     async health() {
       const [postgres, redisOk] = await Promise.all([
         pool.query('SELECT 1').then(() => true, () => false),
@@ -102,6 +112,7 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
     ...deps,
     async close() {
       await queue.close().catch(() => undefined);
+      await deps.webhooks.close().catch(() => undefined);
       redis.disconnect();
       await deps.email.close();
       await db.$disconnect();
@@ -110,7 +121,7 @@ export async function createDeps(config: Config, options: { clock?: Clock; logge
 }
 
 /** Starts the API and/or the worker (with its sweeper) on shared connections. */
-export async function startRuntime(config: Config, roles: Roles, options: { clock?: Clock; logger?: Logger } = {}): Promise<Runtime> {
+export async function startRuntime(config: Config, roles: Roles, options: RuntimeOptions = {}): Promise<Runtime> {
   const deps = await createDeps(config, options);
   let server: Server | null = null;
   let worker: Worker | null = null;

@@ -7,14 +7,20 @@ import type { Config } from '../config.ts';
 import type { EmailChannel } from '../providers/email-channel.ts';
 import { sendProviderRequest } from '../providers/http-provider.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
+import type { WebhookGuard } from '../providers/webhook-guard.ts';
+import type { Dispatcher } from 'undici';
 
-/** What actions need of the process: settings, the Redis that holds rate limits across workers, the clock. */
+/**
+ * What actions need of the process: settings, the Redis that holds rate limits across workers, the
+ * clock, and the guard every webhook goes through.
+ */
 export interface ActionDeps {
   config: Config;
   redis: Redis;
   clock: Clock;
   /** Where emails go (HTTP, SMTP or nowhere). */
   email: EmailChannel;
+  webhooks: WebhookGuard;
 }
 
 /** The contact as an action sees it. */
@@ -124,14 +130,17 @@ export async function runAction(deps: ActionDeps, step: ActionStep, target: Acti
     case 'webhook': {
       const hold = holdOf(deps, 'webhook', target, step.config.url);
       const details = { action_config: { url: step.config.url, method: step.config.method, fields: templateFields(step.config.body) } };
+      // Checked on every attempt: stored definitions predate any allow-list change, and names re-resolve.
+      const route = deps.webhooks.route(step.config.url);
+      if (!route.ok) return refused(hold, route.error, details);
       const body = step.config.body === undefined ? undefined : renderBody(step.config.body, scope);
       if (body && !body.ok) return refused(hold, body.error, details);
-      return callProvider(deps, hold, httpSender(deps, step.config.url, step.config.method, body?.text, target), details);
+      return callProvider(deps, hold, httpSender(deps, step.config.url, step.config.method, body?.text, target, route.dispatcher), details);
     }
   }
 }
 
-/** A message that may not be sent as rendered (too long): a permanent outcome, so the step is skipped and the execution goes on. */
+/** A message that may not be sent (too long as rendered, or to an address not allowed): a permanent outcome, so the step is skipped and the execution goes on. */
 const refused = (hold: ProviderHold, error: string, details: Record<string, unknown>): ActionResult => ({
   kind: 'permanent',
   status: 0,
@@ -144,11 +153,11 @@ const refused = (hold: ProviderHold, error: string, details: Record<string, unkn
 /** One provider call, classified. */
 type Sender = () => Promise<ProviderOutcome>;
 
-/** A provider call over HTTP to `url`, or null when no URL is configured. */
-function httpSender(deps: ActionDeps, url: string | undefined, method: string, body: unknown, target: ActionTarget): Sender | null {
+/** A provider call over HTTP to `url` (through `dispatcher`, for webhooks), or null when no URL is configured. */
+function httpSender(deps: ActionDeps, url: string | undefined, method: string, body: unknown, target: ActionTarget, dispatcher?: Dispatcher): Sender | null {
   if (!url) return null;
   const key = idempotencyKey(target.executionId, target.stepId);
-  return () => sendProviderRequest({ url, method, body, idempotencyKey: key, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS }, deps.clock);
+  return () => sendProviderRequest({ url, method, body, idempotencyKey: key, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS }, deps.clock, dispatcher);
 }
 
 /** Runs `send` unless calls under `hold` are held back, and turns its outcome into the action's result. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { webhookUrlRefusal } from './address-guard.ts';
 import { parseDuration } from './duration.ts';
 import { classifyBody, inspectJsonTemplate, placeholdersOf, TEMPLATE_LIMITS, type BodyTemplate } from './template.ts';
 
@@ -151,15 +152,28 @@ export const MAX_DEPTH = 32;
 /** Most steps a definition may have, branches included. */
 export const MAX_STEPS = 1_000;
 
+/** Options of {@link parseDefinition}. */
+export interface ParseDefinitionOptions {
+  /**
+   * When set, webhook URLs whose host names a non-public address literally (or `localhost`, or a cloud
+   * metadata name) are refused unless the host or `host:port` is in this list (`WEBHOOK_ALLOWED_HOSTS`,
+   * normalised). Set it for definitions a caller submits; leave it unset to re-read stored definitions,
+   * whose webhooks are checked again when they are sent.
+   * @defaultValue unset: webhook hosts are not checked
+   */
+  webhookAllowedHosts?: readonly string[];
+}
+
 /**
  * Validates an untrusted definition; on failure returns every problem with its path (e.g.
  * `steps.2.config.duration`). Whole-definition rules (unique step ids, nesting depth, step count) are
  * checked on the raw input, so they are reported alongside field errors, and over-deep input never
  * reaches the recursive schema.
  */
-export function parseDefinition(input: unknown): ParseDefinitionResult {
+export function parseDefinition(input: unknown, options: ParseDefinitionOptions = {}): ParseDefinitionResult {
   const structural = structuralIssues(input);
   if (structural.some((issue) => issue.message.startsWith('conditions may be nested'))) return { ok: false, issues: structural };
+  if (options.webhookAllowedHosts) structural.push(...webhookAddressIssues(input, options.webhookAllowedHosts));
   const parsed = definitionSchema.safeParse(input);
   if (parsed.success && structural.length === 0) return { ok: true, definition: parsed.data };
   return { ok: false, issues: [...(parsed.success ? [] : flattenIssues(parsed.error.issues)), ...structural] };
@@ -194,6 +208,29 @@ function structuralIssues(input: unknown): DefinitionIssue[] {
     }
   }
   if (count > MAX_STEPS) issues.push({ path: 'steps', message: `a workflow may have at most ${MAX_STEPS} steps (has ${count})` });
+  return issues;
+}
+
+/** Webhook URLs that name a non-public address literally (address-guard.ts), read from the raw input. */
+function webhookAddressIssues(input: unknown, allowedHosts: readonly string[]): DefinitionIssue[] {
+  const issues: DefinitionIssue[] = [];
+  const steps = (input as { steps?: unknown } | null)?.steps;
+  if (!Array.isArray(steps)) return issues;
+  // Called after structuralIssues has refused over-deep input, so the stack stays bounded.
+  const stack = steps.map((step, index) => ({ step, path: `steps.${index}` })).reverse();
+  while (stack.length > 0) {
+    const { step, path } = stack.pop()!;
+    if (!step || typeof step !== 'object') continue;
+    const { type, config, branches } = step as { type?: unknown; config?: { url?: unknown }; branches?: { true?: unknown; false?: unknown } };
+    if (type === 'webhook' && typeof config?.url === 'string') {
+      const refusal = webhookUrlRefusal(config.url, allowedHosts);
+      if (refusal) issues.push({ path: `${path}.config.url`, message: refusal });
+    }
+    for (const side of ['false', 'true'] as const) {
+      const branch = branches && typeof branches === 'object' ? branches[side] : undefined;
+      if (Array.isArray(branch)) for (let i = branch.length - 1; i >= 0; i -= 1) stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}` });
+    }
+  }
   return issues;
 }
 

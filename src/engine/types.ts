@@ -14,6 +14,7 @@ import type { BatcherRegistry } from '../db/batch.ts';
 import type { Pool, PrismaClient } from '../db/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { WebhookGuard } from '../providers/webhook-guard.ts';
 import type { Redis } from 'ioredis';
 import type { EmailChannel } from '../providers/email-channel.ts';
 import type { WorkQueue } from './work.ts';
@@ -41,6 +42,8 @@ export interface EngineDeps {
   metrics: Metrics;
   /** Where `send_email` steps and admin notifications go (HTTP, SMTP or nowhere). */
   email: EmailChannel;
+  /** Send-time address checks of webhook steps, and their connection pools. */
+  webhooks: WebhookGuard;
 }
 
 /** One entry of an execution's log, before it is masked and stored. */

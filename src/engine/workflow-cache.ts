@@ -82,6 +82,8 @@ export class WorkflowCache {
   compile(versionId: string, definition: unknown): CompiledWorkflow {
     const cached = this.get(versionId);
     if (cached) return cached;
+    // No webhook address check here: a stored definition stays runnable when WEBHOOK_ALLOWED_HOSTS
+    // changes; each webhook is checked when it is sent (providers/webhook-guard.ts).
     const parsed = parseDefinition(definition);
     if (!parsed.ok) throw new FlowmachineError('invalid_stored_definition', `workflow version ${versionId} has an invalid definition`);
     const compiled = compileWorkflow(parsed.definition);

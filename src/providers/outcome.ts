@@ -5,7 +5,8 @@
  * to that provider; permanent → skip the step.
  */
 export type ProviderOutcome =
-  | { kind: 'success'; status: number }
+  /** `body`: the first bytes of the answer (at most `MAX_ANSWER_BYTES`), when it had one. */
+  | { kind: 'success'; status: number; body?: string }
   | { kind: 'transient'; status: number | null; error: string }
   | { kind: 'rate_limited'; status: 429; retryAfterMs: number | null; error: string }
   | { kind: 'permanent'; status: number; error: string };
@@ -28,7 +29,7 @@ export function parseRetryAfter(header: string | null, now: Date): number | null
 
 /** Classifies an HTTP response by status (CONTRACT.md "Providers"). */
 export function classifyResponse(status: number, retryAfter: string | null, now: Date, bodyText = ''): ProviderOutcome {
-  if (status >= 200 && status < 300) return { kind: 'success', status };
+  if (status >= 200 && status < 300) return bodyText ? { kind: 'success', status, body: bodyText } : { kind: 'success', status };
   const error = `HTTP ${status}${bodyText ? `: ${bodyText.slice(0, 300)}` : ''}`;
   if (status === 429) return { kind: 'rate_limited', status, retryAfterMs: parseRetryAfter(retryAfter, now), error };
   if (status >= 500) return { kind: 'transient', status, error };

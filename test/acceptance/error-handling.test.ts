@@ -13,7 +13,8 @@ describe('Feature: Error Handling and Retry Logic', () => {
   let h: Harness;
   const clock = createManualClock(new Date('2026-04-01T12:00:00.000Z'));
   beforeAll(async () => {
-    h = await startHarness({ worker: false, clock });
+    // A webhook to a closed loopback port (127.0.0.1:1) is one of the scenarios: allow loopback on any port.
+    h = await startHarness({ worker: false, clock, env: { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' } });
   });
   afterAll(() => h.stop());
   beforeEach(async () => {

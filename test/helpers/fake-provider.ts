@@ -11,7 +11,7 @@ export interface ReceivedRequest {
 
 /** How the fake provider answers one request. */
 export type FakeResponse =
-  | { status: number; retryAfter?: string; body?: unknown }
+  | { status: number; retryAfter?: string; body?: unknown; headers?: Record<string, string> }
   | { hang: true }
   /** Sends the status line and then one byte every `everyMs`, never finishing (a slow-drip answer). */
   | { drip: true; status?: number; everyMs?: number };
@@ -54,6 +54,7 @@ export async function startFakeProvider() {
       }
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
+      Object.assign(headers, answer.headers);
       const send = () => response.writeHead(answer.status, headers).end(JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
       if (latencyMs > 0) setTimeout(send, latencyMs);
       else send();

@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { processStep } from '../../src/engine/process-step.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { stepJobId } from '../../src/queue/step-queue.ts';
+import type { HostResolver } from '../../src/providers/webhook-guard.ts';
 import { startRuntime, type Runtime } from '../../src/runtime.ts';
 import { createTestDatabase } from './database.ts';
 import { startFakeProvider, type FakeProvider } from './fake-provider.ts';
@@ -15,6 +16,8 @@ export interface HarnessOptions {
   worker?: boolean;
   clock?: Clock;
   env?: Record<string, string>;
+  /** Resolver of webhook host names (the runtime's `resolveHost`); the system's by default. */
+  resolveHost?: HostResolver;
 }
 
 /** A JSON response as the tests see it. */
@@ -44,10 +47,12 @@ export async function startHarness(options: HarnessOptions = {}) {
     WORKER_LOCK_MS: '5000',
     SWEEP_INTERVAL_MS: '200',
     LOG_LEVEL: 'debug',
+    // Webhooks to the fake provider (a loopback address) are allowed; other loopback ports are not.
+    WEBHOOK_ALLOWED_HOSTS: new URL(provider.url).host,
     ...options.env,
   });
   const logger = createLogger({ level: 'debug', stream: new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } }) });
-  const runtime: Runtime = await startRuntime(config, { api: true, worker: options.worker ?? true }, { clock: options.clock, logger });
+  const runtime: Runtime = await startRuntime(config, { api: true, worker: options.worker ?? true }, { clock: options.clock, logger, resolveHost: options.resolveHost });
   const baseUrl = `http://127.0.0.1:${runtime.port}`;
   const account = await createAccount(runtime.deps.db, { name: 'Test account', adminEmail: 'admin@example.com' });
 

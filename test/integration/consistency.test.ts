@@ -20,7 +20,8 @@ describe('consistency check', () => {
   const ids: Record<string, string> = {};
 
   beforeAll(async () => {
-    h = await startHarness({ env: { SWEEP_INTERVAL_MS: '200' } });
+    // `broken` listens on another loopback port than the harness's provider: allow loopback webhooks on any port.
+    h = await startHarness({ env: { SWEEP_INTERVAL_MS: '200', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' } });
     broken = await startFakeProvider();
     broken.setDefault({ status: 503 });
     await h.api.patch('/account/settings', { max_retry_attempts: 1, retry_base_delay_seconds: 1 });

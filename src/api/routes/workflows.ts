@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { parseDefinition, type Definition } from '../../definition/schema.ts';
+import { parseDefinition, type Definition, type ParseDefinitionOptions } from '../../definition/schema.ts';
 import { compileWorkflow } from '../../compiler/compile.ts';
 import { enrollContacts, triggerExecution } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
@@ -9,8 +9,9 @@ import { bulkEnrollBody, createWorkflowBody, listExecutionsQuery, triggerBody, u
 import { serializeExecution, serializeWorkflow } from '../serialize.ts';
 import { validate } from '../validate.ts';
 
-const parseOrRefuse = (input: unknown): Definition => {
-  const parsed = parseDefinition(input);
+/** Parses a definition or answers 400 with every issue; `options` check what a caller submits (not stored ones). */
+const parseOrRefuse = (input: unknown, options: ParseDefinitionOptions = {}): Definition => {
+  const parsed = parseDefinition(input, options);
   if (!parsed.ok) throw new HttpError(400, 'invalid workflow definition', { issues: parsed.issues.map((i) => ({ path: `definition.${i.path}`, message: i.message })) });
   return parsed.definition;
 };
@@ -18,6 +19,8 @@ const parseOrRefuse = (input: unknown): Definition => {
 /** `/workflows`: create, read, new definition versions, activate/pause, trigger, list executions, machine. */
 export function workflowRoutes(deps: ApiDeps): Router {
   const router = Router();
+  // Submitted definitions may not name non-public webhook addresses literally (CONTRACT.md).
+  const submitted: ParseDefinitionOptions = { webhookAllowedHosts: deps.config.WEBHOOK_ALLOWED_HOSTS };
 
   const findWorkflow = async (accountId: string, id: string) => {
     const workflow = await deps.db.workflow.findFirst({ where: { id: validate(uuidParam, id, 'params'), accountId } });
@@ -29,7 +32,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
 
   router.post('/workflows', async (request, response) => {
     const body = validate(createWorkflowBody, request.body, 'body');
-    const definition = parseOrRefuse(body.definition);
+    const definition = parseOrRefuse(body.definition, submitted);
     const workflow = await deps.db.workflow.create({
       data: {
         accountId: callerOf(request).accountId,
@@ -48,7 +51,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
 
   router.put('/workflows/:id/definition', async (request, response) => {
     const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
-    const definition = parseOrRefuse(validate(updateDefinitionBody, request.body, 'body').definition);
+    const definition = parseOrRefuse(validate(updateDefinitionBody, request.body, 'body').definition, submitted);
     // Versions are immutable: running executions keep the version they started on.
     const updated = await deps.db.$transaction(async (tx) => {
       const next = await tx.workflow.update({ where: { id: workflow.id }, data: { currentVersion: { increment: 1 } } });
