@@ -28,7 +28,8 @@ module.exports = {
     {
       name: 'engine-on-interfaces',
       severity: 'error',
-      comment: 'The engine uses the queue through WorkQueue (engine/work.ts): the queue calls the engine, not the other way.',
+      comment:
+        'The engine uses the queue through WorkQueue (engine/work.ts): the queue calls the engine, not the other way.',
       from: { path: '^src/engine/' },
       to: { path: '^src/(queue|api)/' },
     },

@@ -8,7 +8,10 @@ import { register } from 'tsx/esm/api';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 if (!existsSync(`${root}src/generated/prisma/client.ts`)) {
-  const generated = spawnSync(process.execPath, [`${root}scripts/prisma-generate.mjs`], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  const generated = spawnSync(process.execPath, [`${root}scripts/prisma-generate.mjs`], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   if (generated.status !== 0) process.exit(1);
 }
 register();

@@ -19,7 +19,19 @@ import { Pool } from 'undici';
 import { createAccount } from '../src/api/api-keys.ts';
 import { createDb } from '../src/db/client.ts';
 import { startPrivateRedis } from '../test/helpers/redis-server.ts';
-import { benchDefinition, Cleanup, cpuSeconds, createBenchDatabase, engineEnv, insertContacts, percentiles, PostgresCpu, rssMb, startEngineProcess, type Percentiles } from './bench.ts';
+import {
+  benchDefinition,
+  Cleanup,
+  cpuSeconds,
+  createBenchDatabase,
+  engineEnv,
+  insertContacts,
+  percentiles,
+  PostgresCpu,
+  rssMb,
+  startEngineProcess,
+  type Percentiles,
+} from './bench.ts';
 
 /** One endpoint's figures. */
 export interface EndpointResult {
@@ -38,7 +50,12 @@ export interface EndpointResult {
  * 60% COMPLETED, 20% PAUSED on the wait, 10% ACTIVE, 10% FAILED, created over the last 30 days, each with
  * `execution_started`, `action_started` and `action_completed` log entries.
  */
-async function seedExecutions(client: pg.ClientBase, accountId: string, workflowId: string, versionId: string): Promise<void> {
+async function seedExecutions(
+  client: pg.ClientBase,
+  accountId: string,
+  workflowId: string,
+  versionId: string,
+): Promise<void> {
   await client.query(
     `WITH shaped AS (
        SELECT c.id AS contact_id, n, now() - (n % 43200) * interval '1 minute' AS created,
@@ -111,7 +128,12 @@ async function load(
   const began = performance.now();
   const end = began + options.duration * 1000;
   for (let due = began; due < end; ) {
-    for (const now = performance.now(); due <= now && due < end; due += (-Math.log(1 - Math.random()) * 1000) / options.rate) send(due);
+    for (
+      const now = performance.now();
+      due <= now && due < end;
+      due += (-Math.log(1 - Math.random()) * 1000) / options.rate
+    )
+      send(due);
     await sleep(Math.max(0, Math.min(due, end) - performance.now()));
   }
   await Promise.all(inFlight);
@@ -148,7 +170,12 @@ async function main(argv: string[]): Promise<void> {
       'api-node-args': { type: 'string', default: '' },
     },
   });
-  const [executions, rate, duration, connections] = [values.executions, values.rate, values.duration, values.connections].map(Number) as [number, number, number, number];
+  const [executions, rate, duration, connections] = [
+    values.executions,
+    values.rate,
+    values.duration,
+    values.connections,
+  ].map(Number) as [number, number, number, number];
   const progress = (line: string) => console.error(`[api-bench] ${line}`);
   const cleanup = new Cleanup();
   const interrupt = () => void cleanup.run().then(() => process.exit(130));
@@ -169,34 +196,62 @@ async function main(argv: string[]): Promise<void> {
 
     progress(`seeding ${executions} executions into ${db.name}…`);
     const prisma = createDb(db.url, { max: 1 });
-    const account = await createAccount(prisma, { name: 'API bench', adminEmail: 'bench@example.com' }).finally(() => prisma.$disconnect());
+    const account = await createAccount(prisma, { name: 'API bench', adminEmail: 'bench@example.com' }).finally(() =>
+      prisma.$disconnect(),
+    );
     const client = new pg.Client({ connectionString: db.url });
     client.on('error', (error) => progress(`bench connection lost: ${error.message}`));
     await client.connect();
     cleanup.add(() => client.end());
     const workflowId = crypto.randomUUID();
     const versionId = crypto.randomUUID();
-    await client.query(`UPDATE accounts SET concurrent_executions_per_account = 1000000 WHERE id = $1`, [account.account_id]);
-    await client.query(`INSERT INTO workflows (id, account_id, name, status) VALUES ($1, $2, 'API bench', 'active')`, [workflowId, account.account_id]);
-    await client.query(`INSERT INTO workflow_versions (id, workflow_id, version, definition) VALUES ($1, $2, 1, $3)`, [versionId, workflowId, JSON.stringify(benchDefinition('2 days'))]);
+    await client.query(`UPDATE accounts SET concurrent_executions_per_account = 1000000 WHERE id = $1`, [
+      account.account_id,
+    ]);
+    await client.query(`INSERT INTO workflows (id, account_id, name, status) VALUES ($1, $2, 'API bench', 'active')`, [
+      workflowId,
+      account.account_id,
+    ]);
+    await client.query(`INSERT INTO workflow_versions (id, workflow_id, version, definition) VALUES ($1, $2, 1, $3)`, [
+      versionId,
+      workflowId,
+      JSON.stringify(benchDefinition('2 days')),
+    ]);
     await insertContacts(client, account.account_id, executions);
     const seeding = performance.now();
     await seedExecutions(client, account.account_id, workflowId, versionId);
     const ids = (await client.query<{ id: string }>('SELECT id FROM executions')).rows.map((row) => row.id);
     const fresh = await insertContacts(client, account.account_id, Math.ceil(rate * duration * 1.5));
-    const size = (await client.query<{ logs: number; mb: number }>(
-      `SELECT (SELECT count(*)::int FROM execution_logs) AS logs,
+    const size = (
+      await client.query<{ logs: number; mb: number }>(
+        `SELECT (SELECT count(*)::int FROM execution_logs) AS logs,
               ((pg_total_relation_size('executions') + pg_total_relation_size('execution_logs')) / 1048576.0)::float AS mb`,
-    )).rows[0]!;
-    progress(`seeded ${ids.length} executions and ${size.logs} logs (${Math.round(size.mb)} MB) in ${((performance.now() - seeding) / 1000).toFixed(1)} s`);
+      )
+    ).rows[0]!;
+    progress(
+      `seeded ${ids.length} executions and ${size.logs} logs (${Math.round(size.mb)} MB) in ${((performance.now() - seeding) / 1000).toFixed(1)} s`,
+    );
 
-    const api = await startEngineProcess('api', 'api', engineEnv({ DATABASE_URL: db.url, REDIS_URL: redis.url, QUEUE_PREFIX: 'fm', LOG_LEVEL: 'info' }), tmp, values['api-node-args'].split(/\s+/).filter(Boolean));
+    const api = await startEngineProcess(
+      'api',
+      'api',
+      engineEnv({ DATABASE_URL: db.url, REDIS_URL: redis.url, QUEUE_PREFIX: 'fm', LOG_LEVEL: 'info' }),
+      tmp,
+      values['api-node-args'].split(/\s+/).filter(Boolean),
+    );
     cleanup.add(() => api.stop());
     const settings = { rate, duration, connections };
     const warm = { ...settings, duration: 2 };
-    const read = () => ({ method: 'GET' as const, path: `/api/v1/executions/${ids[Math.floor(Math.random() * ids.length)]}` });
+    const read = () => ({
+      method: 'GET' as const,
+      path: `/api/v1/executions/${ids[Math.floor(Math.random() * ids.length)]}`,
+    });
     let nextContact = 0;
-    const trigger = () => ({ method: 'POST' as const, path: `/api/v1/workflows/${workflowId}/trigger`, body: JSON.stringify({ contact_id: fresh[nextContact++ % fresh.length] }) });
+    const trigger = () => ({
+      method: 'POST' as const,
+      path: `/api/v1/workflows/${workflowId}/trigger`,
+      body: JSON.stringify({ contact_id: fresh[nextContact++ % fresh.length] }),
+    });
 
     progress(`GET /executions/{id} at ${rate}/s for ${duration} s…`);
     const target = { port: api.port, apiKey: account.api_key, pid: api.child.pid, client };
@@ -210,13 +265,31 @@ async function main(argv: string[]): Promise<void> {
     errors = get.errors + post.errors;
 
     const f = (value: number | null) => (value === null ? 'n/a' : value.toFixed(1));
-    console.log(`flowmachine api-bench: ${ids.length} executions (${size.logs} logs, ${Math.round(size.mb)} MB), ${rate} requests/s for ${duration} s each, ${connections} connections; API RSS ${Math.round(apiRss)} MB; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)}; ${Math.round((performance.now() - began) / 1000)} s\n`);
-    console.log('| endpoint | requests | achieved req/s | p50 ms | p95 ms | p99 ms | max ms | errors | CPU ms/request: API / Postgres / load generator |');
+    console.log(
+      `flowmachine api-bench: ${ids.length} executions (${size.logs} logs, ${Math.round(size.mb)} MB), ${rate} requests/s for ${duration} s each, ${connections} connections; API RSS ${Math.round(apiRss)} MB; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)}; ${Math.round((performance.now() - began) / 1000)} s\n`,
+    );
+    console.log(
+      '| endpoint | requests | achieved req/s | p50 ms | p95 ms | p99 ms | max ms | errors | CPU ms/request: API / Postgres / load generator |',
+    );
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const r of results) {
-      console.log(`| ${r.endpoint} | ${r.requests} | ${r.perSec.toFixed(0)} | ${f(r.latencyMs.p50)} | ${f(r.latencyMs.p95)} | ${f(r.latencyMs.p99)} | ${f(r.latencyMs.max)} | ${r.errors} | ${r.cpuMs.api.toFixed(2)} / ${r.cpuMs.postgres.toFixed(2)} / ${r.cpuMs.client.toFixed(2)} |`);
+      console.log(
+        `| ${r.endpoint} | ${r.requests} | ${r.perSec.toFixed(0)} | ${f(r.latencyMs.p50)} | ${f(r.latencyMs.p95)} | ${f(r.latencyMs.p99)} | ${f(r.latencyMs.max)} | ${r.errors} | ${r.cpuMs.api.toFixed(2)} / ${r.cpuMs.postgres.toFixed(2)} / ${r.cpuMs.client.toFixed(2)} |`,
+      );
     }
-    if (values.json) console.log(JSON.stringify({ executions: ids.length, logs: size.logs, databaseMb: size.mb, rate, duration, connections, apiRssMb: apiRss, results }));
+    if (values.json)
+      console.log(
+        JSON.stringify({
+          executions: ids.length,
+          logs: size.logs,
+          databaseMb: size.mb,
+          rate,
+          duration,
+          connections,
+          apiRssMb: apiRss,
+          results,
+        }),
+      );
   } finally {
     await cleanup.run();
   }

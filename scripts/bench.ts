@@ -90,10 +90,24 @@ export interface BenchResult {
   floor: { postgresTxPerSec: number; queueJobsPerSec: number; floorPerSec: number };
   triggers: { requested: number; accepted: number; perSec: number; seconds: number };
   /** `medianPerSec`: the median 5-second bucket of the run, what the engine kept up from ramp-up to the last timers. */
-  steps: { total: number; perSec: number; peakPerSec: number; medianPerSec: number; ofFloor: number; jobsStarted: number };
+  steps: {
+    total: number;
+    perSec: number;
+    peakPerSec: number;
+    medianPerSec: number;
+    ofFloor: number;
+    jobsStarted: number;
+  };
   /** Group commit (src/db/batch.ts): mean requests per statement, and batches that failed and were sent again one by one. */
   batches: { loadsPerStatement: number; commitsPerStatement: number; failed: number };
-  executions: { completed: number; notCompleted: number; perSec: number; peakRunning: number; peakWaiting: number; seconds: number };
+  executions: {
+    completed: number;
+    notCompleted: number;
+    perSec: number;
+    peakRunning: number;
+    peakWaiting: number;
+    seconds: number;
+  };
   latencyMs: {
     triggerToFirstAction: Percentiles;
     providerActionP95: number | null;
@@ -106,16 +120,39 @@ export interface BenchResult {
     apiTrigger: Percentiles;
     apiGet: Percentiles;
   };
-  errors: { total: number; http: number; incomplete: number; logErrors: number; exits: number; duplicateSends: number; recovered: number };
+  errors: {
+    total: number;
+    http: number;
+    incomplete: number;
+    logErrors: number;
+    exits: number;
+    duplicateSends: number;
+    recovered: number;
+  };
   /** Peak RSS during the load, and RSS once started and idle (what the runtime itself takes). */
-  memory: { workerRssMb: number; apiRssMb: number; workerIdleRssMb: number; apiIdleRssMb: number; redisPeakMb: number; redisBytesPerInflight: number | null; redisBytesPerWaiting: number | null };
+  memory: {
+    workerRssMb: number;
+    apiRssMb: number;
+    workerIdleRssMb: number;
+    apiIdleRssMb: number;
+    redisPeakMb: number;
+    redisBytesPerInflight: number | null;
+    redisBytesPerWaiting: number | null;
+  };
   /** Footprint, share of HOT updates of `executions`, and its indexes no query used during the run. */
   postgres: { rowsPerExecution: number; bytesPerExecution: number; hotUpdatePercent: number; unusedIndexes: string[] };
   /**
    * CPU used during the load, per engine step: workers, the Postgres backends, Redis, and the API per
    * trigger; `capacityStepsPerSec` is what `machine.cpus` dedicated cores would sustain if CPU were the only limit.
    */
-  cpu: { workerMsPerStep: number; postgresMsPerStep: number; redisMsPerStep: number; apiMsPerTrigger: number; totalMsPerStep: number; capacityStepsPerSec: number };
+  cpu: {
+    workerMsPerStep: number;
+    postgresMsPerStep: number;
+    redisMsPerStep: number;
+    apiMsPerTrigger: number;
+    totalMsPerStep: number;
+    capacityStepsPerSec: number;
+  };
   seconds: number;
 }
 
@@ -136,11 +173,21 @@ export function percentiles(samples: number[]): Percentiles {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
 
 /** One JSON request to 127.0.0.1:`port` over a keep-alive connection; never throws (status 0 on network errors). */
-export function requestJson(port: number, method: string, route: string, apiKey?: string, body?: unknown): Promise<{ status: number; body: any }> {
+export function requestJson(
+  port: number,
+  method: string,
+  route: string,
+  apiKey?: string,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const headers: Record<string, string> = {};
   if (apiKey) headers.authorization = `Bearer ${apiKey}`;
-  if (payload) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) });
+  if (payload)
+    Object.assign(headers, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(payload)),
+    });
   return new Promise((resolve) => {
     const request = http.request({ host: '127.0.0.1', port, method, path: route, headers, agent }, (response) => {
       const chunks: Buffer[] = [];
@@ -165,7 +212,12 @@ export function requestJson(port: number, method: string, route: string, apiKey?
 /** Environment for engine processes: ours, without inherited engine or tracing settings. */
 export function engineEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key.startsWith('OTEL_') || ['PORT', 'METRICS_PORT', 'EMAIL_HTTP_URL', 'SMS_HTTP_URL', 'QUEUE_PREFIX'].includes(key)) delete env[key];
+  for (const key of Object.keys(env))
+    if (
+      key.startsWith('OTEL_') ||
+      ['PORT', 'METRICS_PORT', 'EMAIL_HTTP_URL', 'SMS_HTTP_URL', 'QUEUE_PREFIX'].includes(key)
+    )
+      delete env[key];
   // A benchmark measures the engine, not the per-key request limit.
   return { ...env, API_RATE_LIMIT: '0', ...extra };
 }
@@ -183,14 +235,25 @@ export interface BenchProcess {
 }
 
 /** Starts `flowmachine api|worker` with `/health` on a free port and resolves once it answers 200. */
-export async function startEngineProcess(role: 'api' | 'worker', name: string, env: NodeJS.ProcessEnv, logDir: string, nodeArgs: string[] = []): Promise<BenchProcess> {
+export async function startEngineProcess(
+  role: 'api' | 'worker',
+  name: string,
+  env: NodeJS.ProcessEnv,
+  logDir: string,
+  nodeArgs: string[] = [],
+): Promise<BenchProcess> {
   const port = await freePort();
   const logFile = path.join(logDir, `${name}.log`);
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeArgs, BIN, role], { env: { ...env, [role === 'api' ? 'PORT' : 'METRICS_PORT']: String(port) }, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...nodeArgs, BIN, role], {
+    env: { ...env, [role === 'api' ? 'PORT' : 'METRICS_PORT']: String(port) },
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve((exitCode = code ?? (signal ? -1 : null)))));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve((exitCode = code ?? (signal ? -1 : null)))),
+  );
   for (const deadline = Date.now() + 90_000; ; ) {
     if (exitCode !== undefined) throw new Error(`${name} exited with ${exitCode} before it was ready; see ${logFile}`);
     if ((await requestJson(port, 'GET', '/health')).status === 200) break;
@@ -240,7 +303,9 @@ export class PostgresCpu {
 
   /** Reads every backend's CPU; `baseline` marks what they used so far as not counted. */
   async sample(baseline = false): Promise<void> {
-    const { rows } = await this.client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    const { rows } = await this.client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+    );
     for (const { pid } of rows) {
       const cpu = cpuSeconds(pid);
       if (cpu === null) continue;
@@ -267,7 +332,10 @@ export class Cleanup {
 
   run(): Promise<void> {
     this.done ??= (async () => {
-      for (const step of this.steps.reverse()) await Promise.resolve().then(step).catch((error: Error) => console.error(`clean-up: ${error.message}`));
+      for (const step of this.steps.reverse())
+        await Promise.resolve()
+          .then(step)
+          .catch((error: Error) => console.error(`clean-up: ${error.message}`));
     })();
     return this.done;
   }
@@ -277,9 +345,12 @@ export class Cleanup {
 async function dropAbandonedDatabases(): Promise<void> {
   const client = new pg.Client({ connectionString: ADMIN_URL });
   await client.connect();
-  const { rows } = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^fm_bench_[0-9]+'`).finally(() => client.end());
+  const { rows } = await client
+    .query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^fm_bench_[0-9]+'`)
+    .finally(() => client.end());
   for (const { datname } of rows) {
-    if (Number(/^fm_bench_(\d+)/.exec(datname)![1]) < Date.now() - 6 * 3_600_000) await adminQuery(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    if (Number(/^fm_bench_(\d+)/.exec(datname)![1]) < Date.now() - 6 * 3_600_000)
+      await adminQuery(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
   }
 }
 
@@ -295,7 +366,11 @@ export async function createBenchDatabase(cleanup: Cleanup, suffix = ''): Promis
 }
 
 /** Inserts `count` opted-in contacts of `accountId` in one statement per 10,000; returns their ids in order. */
-export async function insertContacts(client: pg.ClientBase | pg.Pool, accountId: string, count: number): Promise<string[]> {
+export async function insertContacts(
+  client: pg.ClientBase | pg.Pool,
+  accountId: string,
+  count: number,
+): Promise<string[]> {
   const ids: string[] = [];
   for (let from = 1; from <= count; from += 10_000) {
     const to = Math.min(count, from + 9_999);
@@ -325,7 +400,9 @@ function parseMetrics(text: string): Sample[] {
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (!match) continue;
-    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const labels = Object.fromEntries(
+      [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]),
+    );
     samples.push({ name: match[1]!, labels, value: Number(match[3]) });
   }
   return samples;
@@ -336,7 +413,12 @@ function parseMetrics(text: string): Sample[] {
  * within buckets as Prometheus' `histogram_quantile` does; `Infinity` when it lies in the `+Inf` bucket,
  * `null` without observations.
  */
-export function histogramQuantile(q: number, scrapes: string[], name: string, filter: (labels: Record<string, string>) => boolean = () => true): number | null {
+export function histogramQuantile(
+  q: number,
+  scrapes: string[],
+  name: string,
+  filter: (labels: Record<string, string>) => boolean = () => true,
+): number | null {
   const buckets = new Map<number, number>();
   for (const text of scrapes) {
     for (const sample of parseMetrics(text)) {
@@ -362,8 +444,13 @@ export function histogramQuantile(q: number, scrapes: string[], name: string, fi
 }
 
 const sumOf = (scrapes: string[], name: string, kind?: string) =>
-  scrapes.flatMap(parseMetrics).filter((s) => s.name === name && (kind === undefined || s.labels.kind === kind)).reduce((sum, s) => sum + s.value, 0);
-const perBatch = (scrapes: string[], kind: string) => sumOf(scrapes, 'flowmachine_db_batch_size_sum', kind) / Math.max(1, sumOf(scrapes, 'flowmachine_db_batch_size_count', kind));
+  scrapes
+    .flatMap(parseMetrics)
+    .filter((s) => s.name === name && (kind === undefined || s.labels.kind === kind))
+    .reduce((sum, s) => sum + s.value, 0);
+const perBatch = (scrapes: string[], kind: string) =>
+  sumOf(scrapes, 'flowmachine_db_batch_size_sum', kind) /
+  Math.max(1, sumOf(scrapes, 'flowmachine_db_batch_size_count', kind));
 
 // ---------------------------------------------------------------------------------------------------
 // Child roles: the fake provider and the BullMQ floor worker run in their own processes
@@ -418,18 +505,31 @@ async function serveProvider(latencyMs: number): Promise<void> {
 
 const FLOOR_QUEUE = 'floor';
 const FLOOR_PREFIX = 'floor';
-const floorJobOptions = (jobId: string) => ({ jobId, removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 500 } });
+const floorJobOptions = (jobId: string) => ({
+  jobId,
+  removeOnComplete: true,
+  removeOnFail: true,
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 500 },
+});
 
 /** A no-op BullMQ worker whose processor adds the next job of its chain, as an engine step does. */
 async function serveQueueFloor(redisUrl: string, concurrency: number): Promise<void> {
-  const queue = new Queue(FLOOR_QUEUE, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix: FLOOR_PREFIX });
+  const queue = new Queue(FLOOR_QUEUE, {
+    connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
+    prefix: FLOOR_PREFIX,
+  });
   let sequence = 0;
   let completed = 0;
   let counting = false;
   const worker = new Worker(
     FLOOR_QUEUE,
     async (job) => {
-      await queue.add('step', { executionId: job.data.executionId, version: job.data.version + 1 }, floorJobOptions(`${process.pid}.${(sequence += 1)}`));
+      await queue.add(
+        'step',
+        { executionId: job.data.executionId, version: job.data.version + 1 },
+        floorJobOptions(`${process.pid}.${(sequence += 1)}`),
+      );
     },
     { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix: FLOOR_PREFIX, concurrency },
   );
@@ -456,9 +556,17 @@ async function measurePostgresFloor(db: { name: string; url: string }, tmp: stri
   const version = '00000000-0000-4000-8000-00000000f300';
   const snapshot = '{"value":"welcome","context":{"steps":0,"failedStep":null,"reason":null}}';
   await withClient(db.url, async (client) => {
-    await client.query(`INSERT INTO accounts (id, name, admin_email) VALUES ($1, 'floor', 'floor@example.com')`, [account]);
-    await client.query(`INSERT INTO workflows (id, account_id, name, status) VALUES ($1, $2, 'floor', 'active')`, [workflow, account]);
-    await client.query(`INSERT INTO workflow_versions (id, workflow_id, version, definition) VALUES ($1, $2, 1, '{}')`, [version, workflow]);
+    await client.query(`INSERT INTO accounts (id, name, admin_email) VALUES ($1, 'floor', 'floor@example.com')`, [
+      account,
+    ]);
+    await client.query(`INSERT INTO workflows (id, account_id, name, status) VALUES ($1, $2, 'floor', 'active')`, [
+      workflow,
+      account,
+    ]);
+    await client.query(
+      `INSERT INTO workflow_versions (id, workflow_id, version, definition) VALUES ($1, $2, 1, '{}')`,
+      [version, workflow],
+    );
     await client.query(
       `INSERT INTO contacts (id, account_id, email) SELECT md5('floor-contact' || n)::uuid, $1, 'floor' || n || '@example.com' FROM generate_series(1, ${FLOOR_ROWS}) n`,
       [account],
@@ -490,15 +598,36 @@ async function measurePostgresFloor(db: { name: string; url: string }, tmp: stri
     account,
     workflow,
     snapshot: snapshot.replace('"steps":0', '"steps":1').replace('welcome', 'tag'),
-    started: '{"action_type":"send_email","attempt":1,"action_config":{"to":"b***@example.com","subject":"Hi Bench1","body":"Welcome aboard, Bench1!"}}',
+    started:
+      '{"action_type":"send_email","attempt":1,"action_config":{"to":"b***@example.com","subject":"Hi Bench1","body":"Welcome aboard, Bench1!"}}',
     completed: '{"action_type":"send_email"}',
   };
   const admin = new URL(ADMIN_URL);
-  const { stdout } = await promisify(execFile)('pgbench', [
-    '-h', admin.hostname, '-p', admin.port || '5432', '-U', decodeURIComponent(admin.username || 'postgres'),
-    '-n', '-M', 'prepared', '-c', String(FLOOR_CLIENTS), '-j', '2', '-T', String(seconds),
-    ...Object.entries(variables).flatMap(([name, value]) => ['-D', `${name}=${value}`]), '-f', script, db.name,
-  ], { env: { ...process.env, PGPASSWORD: decodeURIComponent(admin.password) } });
+  const { stdout } = await promisify(execFile)(
+    'pgbench',
+    [
+      '-h',
+      admin.hostname,
+      '-p',
+      admin.port || '5432',
+      '-U',
+      decodeURIComponent(admin.username || 'postgres'),
+      '-n',
+      '-M',
+      'prepared',
+      '-c',
+      String(FLOOR_CLIENTS),
+      '-j',
+      '2',
+      '-T',
+      String(seconds),
+      ...Object.entries(variables).flatMap(([name, value]) => ['-D', `${name}=${value}`]),
+      '-f',
+      script,
+      db.name,
+    ],
+    { env: { ...process.env, PGPASSWORD: decodeURIComponent(admin.password) } },
+  );
   const tps = /tps = ([\d.]+)/.exec(stdout);
   if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
   return Number(tps[1]);
@@ -506,12 +635,22 @@ async function measurePostgresFloor(db: { name: string; url: string }, tmp: stri
 
 /** BullMQ no-op job round trips per second (add → a worker processes it → completed), workers × concurrency like the engine's. */
 async function measureQueueFloor(redisUrl: string, options: BenchOptions): Promise<number> {
-  const children = await Promise.all(Array.from({ length: options.workers }, () => forkRole(['bullmq-floor', '--redis', redisUrl, '--worker-concurrency', String(options.workerConcurrency)])));
+  const children = await Promise.all(
+    Array.from({ length: options.workers }, () =>
+      forkRole(['bullmq-floor', '--redis', redisUrl, '--worker-concurrency', String(options.workerConcurrency)]),
+    ),
+  );
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue(FLOOR_QUEUE, { connection, prefix: FLOOR_PREFIX });
   try {
     const chains = 2 * options.workers * options.workerConcurrency;
-    await queue.addBulk(Array.from({ length: chains }, (_, i) => ({ name: 'step', data: { executionId: crypto.randomUUID(), version: 0 }, opts: floorJobOptions(`seed.${i}`) })));
+    await queue.addBulk(
+      Array.from({ length: chains }, (_, i) => ({
+        name: 'step',
+        data: { executionId: crypto.randomUUID(), version: 0 },
+        opts: floorJobOptions(`seed.${i}`),
+      })),
+    );
     await sleep(1_000);
     const started = performance.now();
     for (const { child } of children) child.send('start');
@@ -520,7 +659,12 @@ async function measureQueueFloor(redisUrl: string, options: BenchOptions): Promi
     const seconds = (performance.now() - started) / 1000;
     return counts.reduce((sum, c: { completed: number }) => sum + c.completed, 0) / seconds;
   } finally {
-    await Promise.all(children.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
+    await Promise.all(
+      children.map(
+        ({ child }) =>
+          new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve))),
+      ),
+    );
     await queue.close();
     connection.disconnect();
   }
@@ -532,7 +676,11 @@ async function measureQueueFloor(redisUrl: string, options: BenchOptions): Promi
 /** The benchmark workflow: send_email → add_tag → condition(has_tag) → wait → send_sms. */
 export const benchDefinition = (wait: string) => ({
   steps: [
-    { id: 'welcome', type: 'send_email', config: { subject: 'Hi {{first_name}}', body: 'Welcome aboard, {{first_name}}!' } },
+    {
+      id: 'welcome',
+      type: 'send_email',
+      config: { subject: 'Hi {{first_name}}', body: 'Welcome aboard, {{first_name}}!' },
+    },
     { id: 'tag', type: 'add_tag', config: { tag: 'welcomed' } },
     {
       id: 'welcomed',
@@ -561,12 +709,21 @@ interface Probe {
  * against the jobs in it: bytes per in-flight job (waiting or active) and per delayed job (a waiting execution).
  */
 function fitRedisMemory(probes: Probe[]): { perInflight: number | null; perWaiting: number | null } {
-  let ii = 0, id = 0, dd = 0, ui = 0, ud = 0;
+  let ii = 0,
+    id = 0,
+    dd = 0,
+    ui = 0,
+    ud = 0;
   for (const { usedMemory: u, inflightJobs: i, delayedJobs: d } of probes) {
-    ii += i * i; id += i * d; dd += d * d; ui += u * i; ud += u * d;
+    ii += i * i;
+    id += i * d;
+    dd += d * d;
+    ui += u * i;
+    ud += u * d;
   }
   const det = ii * dd - id * id;
-  if (ii > 0 && dd > 0 && det > 0.05 * ii * dd) return { perInflight: (ui * dd - ud * id) / det, perWaiting: (ud * ii - ui * id) / det };
+  if (ii > 0 && dd > 0 && det > 0.05 * ii * dd)
+    return { perInflight: (ui * dd - ud * id) / det, perWaiting: (ud * ii - ui * id) / det };
   // Collinear samples: attribute everything to the kind of job that dominates.
   if (dd === 0 || ii > dd) return { perInflight: ii > 0 ? ui / ii : null, perWaiting: dd > 0 ? ud / dd : null };
   return { perInflight: null, perWaiting: ud / dd };
@@ -587,7 +744,14 @@ interface System {
   stopping: () => void;
 }
 
-async function startSystem(options: BenchOptions, db: { url: string }, redisUrl: string, tmp: string, cleanup: Cleanup, progress: (line: string) => void): Promise<System> {
+async function startSystem(
+  options: BenchOptions,
+  db: { url: string },
+  redisUrl: string,
+  tmp: string,
+  cleanup: Cleanup,
+  progress: (line: string) => void,
+): Promise<System> {
   const admin = new pg.Pool({ connectionString: db.url, max: 1 });
   admin.on('error', (error) => progress(`bench connection lost (${error.message}); reconnecting`));
   cleanup.add(() => admin.end());
@@ -605,8 +769,15 @@ async function startSystem(options: BenchOptions, db: { url: string }, redisUrl:
   try {
     for (let a = 0; a < options.accounts; a += 1) {
       const account = await createAccount(prisma, { name: `Bench ${a + 1}`, adminEmail: 'bench@example.com' });
-      await admin.query('UPDATE accounts SET concurrent_executions_per_account = $2 WHERE id = $1', [account.account_id, options.executions + 1_000]);
-      tenants.push({ apiKey: account.api_key, contacts: await insertContacts(admin, account.account_id, Math.ceil(options.executions / options.accounts)), workflowId: '' });
+      await admin.query('UPDATE accounts SET concurrent_executions_per_account = $2 WHERE id = $1', [
+        account.account_id,
+        options.executions + 1_000,
+      ]);
+      tenants.push({
+        apiKey: account.api_key,
+        contacts: await insertContacts(admin, account.account_id, Math.ceil(options.executions / options.accounts)),
+        workflowId: '',
+      });
     }
   } finally {
     await prisma.$disconnect();
@@ -624,7 +795,9 @@ async function startSystem(options: BenchOptions, db: { url: string }, redisUrl:
   progress(`starting the API and ${options.workers} workers…`);
   const processes = await Promise.all([
     startEngineProcess('api', 'api', env, tmp, options.apiNodeArgs),
-    ...Array.from({ length: options.workers }, (_, i) => startEngineProcess('worker', `worker-${i + 1}`, env, tmp, options.workerNodeArgs)),
+    ...Array.from({ length: options.workers }, (_, i) =>
+      startEngineProcess('worker', `worker-${i + 1}`, env, tmp, options.workerNodeArgs),
+    ),
   ]);
   cleanup.add(() => Promise.all(processes.map((p) => p.stop())));
   let exits = 0;
@@ -639,11 +812,25 @@ async function startSystem(options: BenchOptions, db: { url: string }, redisUrl:
   const [api, ...workers] = processes as [BenchProcess, ...BenchProcess[]];
 
   for (const tenant of tenants) {
-    const created = await requestJson(api.port, 'POST', '/api/v1/workflows', tenant.apiKey, { name: 'Bench', status: 'active', definition: benchDefinition(options.wait) });
-    if (created.status !== 201) throw new Error(`creating the workflow failed: ${created.status} ${JSON.stringify(created.body)}`);
+    const created = await requestJson(api.port, 'POST', '/api/v1/workflows', tenant.apiKey, {
+      name: 'Bench',
+      status: 'active',
+      definition: benchDefinition(options.wait),
+    });
+    if (created.status !== 201)
+      throw new Error(`creating the workflow failed: ${created.status} ${JSON.stringify(created.body)}`);
     tenant.workflowId = created.body.id;
   }
-  return { admin, monitor, provider: provider.child, api, workers, tenants, exits: () => exits, stopping: () => (stopping = true) };
+  return {
+    admin,
+    monitor,
+    provider: provider.child,
+    api,
+    workers,
+    tenants,
+    exits: () => exits,
+    stopping: () => (stopping = true),
+  };
 }
 
 /** What the load phase observed from outside the engine. */
@@ -677,7 +864,12 @@ async function driveLoad(system: System, options: BenchOptions, progress: (line:
     ]);
     const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
     // BullMQ's event stream is capped (about 10,000 entries): memory that does not grow with jobs.
-    return { used, jobs: used - Number(stream ?? 0), inflight: (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0) + (counts.paused ?? 0), delayed: counts.delayed ?? 0 };
+    return {
+      used,
+      jobs: used - Number(stream ?? 0),
+      inflight: (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0) + (counts.paused ?? 0),
+      delayed: counts.delayed ?? 0,
+    };
   };
   const redisCpu = async () => {
     const info = await monitor.info('cpu');
@@ -697,9 +889,17 @@ async function driveLoad(system: System, options: BenchOptions, progress: (line:
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const [{ rows }, redis] = await Promise.all([admin.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM executions GROUP BY status'), readRedis()]);
+      const [{ rows }, redis] = await Promise.all([
+        admin.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM executions GROUP BY status'),
+        readRedis(),
+      ]);
       redisPeak = Math.max(redisPeak, redis.used);
-      probes.push({ statuses: Object.fromEntries(rows.map((row) => [row.status, row.n])), usedMemory: redis.jobs - baseline.jobs, inflightJobs: redis.inflight, delayedJobs: redis.delayed });
+      probes.push({
+        statuses: Object.fromEntries(rows.map((row) => [row.status, row.n])),
+        usedMemory: redis.jobs - baseline.jobs,
+        inflightJobs: redis.inflight,
+        delayedJobs: redis.delayed,
+      });
       for (const p of [api, ...workers]) rss.set(p.name, Math.max(rss.get(p.name) ?? 0, rssMb(p.child.pid)));
       await postgresCpu.sample();
       await sleep(1_000);
@@ -725,14 +925,22 @@ async function driveLoad(system: System, options: BenchOptions, progress: (line:
       if (wait > 0) await sleep(wait);
       const byTenant = new Map<number, string[]>();
       for (let i = first; i < Math.min(first + unit, options.executions); i += 1) {
-        byTenant.set(i % tenants.length, [...(byTenant.get(i % tenants.length) ?? []), tenants[i % tenants.length]!.contacts[Math.floor(i / tenants.length)]!]);
+        byTenant.set(i % tenants.length, [
+          ...(byTenant.get(i % tenants.length) ?? []),
+          tenants[i % tenants.length]!.contacts[Math.floor(i / tenants.length)]!,
+        ]);
       }
       for (const [index, contactIds] of byTenant) {
         const tenant = tenants[index]!;
         const sent = performance.now();
-        const response = options.bulk > 0
-          ? await requestJson(api.port, 'POST', `/api/v1/workflows/${tenant.workflowId}/enrollments`, tenant.apiKey, { contact_ids: contactIds })
-          : await requestJson(api.port, 'POST', `/api/v1/workflows/${tenant.workflowId}/trigger`, tenant.apiKey, { contact_id: contactIds[0] });
+        const response =
+          options.bulk > 0
+            ? await requestJson(api.port, 'POST', `/api/v1/workflows/${tenant.workflowId}/enrollments`, tenant.apiKey, {
+                contact_ids: contactIds,
+              })
+            : await requestJson(api.port, 'POST', `/api/v1/workflows/${tenant.workflowId}/trigger`, tenant.apiKey, {
+                contact_id: contactIds[0],
+              });
         lastAnswer = performance.now();
         triggerMs.push(lastAnswer - sent);
         if (response.status === 202) accepted.push({ id: response.body.execution_id, apiKey: tenant.apiKey });
@@ -759,7 +967,9 @@ async function driveLoad(system: System, options: BenchOptions, progress: (line:
   };
   const readers = Array.from({ length: 4 }, reader);
   let triggered = false;
-  const triggering = Promise.all(Array.from({ length: Math.min(options.clients, Math.ceil(options.executions / unit)) }, client)).then(() => (triggered = true));
+  const triggering = Promise.all(
+    Array.from({ length: Math.min(options.clients, Math.ceil(options.executions / unit)) }, client),
+  ).then(() => (triggered = true));
 
   // Until every execution was triggered and finished; giving up after a long time without any change.
   const stallMs = 120_000 + durationMs(options.wait);
@@ -773,7 +983,9 @@ async function driveLoad(system: System, options: BenchOptions, progress: (line:
     if (key !== lastKey) [lastKey, lastChange] = [key, performance.now()];
     if (performance.now() - lastReport > 5_000) {
       lastReport = performance.now();
-      progress(`${Math.round((lastReport - t0) / 1000)} s: ${accepted.length} triggered, ${key}; redis jobs ${probe.inflightJobs} + ${probe.delayedJobs} delayed`);
+      progress(
+        `${Math.round((lastReport - t0) / 1000)} s: ${accepted.length} triggered, ${key}; redis jobs ${probe.inflightJobs} + ${probe.delayedJobs} delayed`,
+      );
     }
     if (triggered && (s.COMPLETED ?? 0) + (s.FAILED ?? 0) + (s.CANCELLED ?? 0) >= accepted.length) break;
     if (timeUp()) {
@@ -794,13 +1006,28 @@ async function driveLoad(system: System, options: BenchOptions, progress: (line:
   await Promise.all([triggering, sampler, ...readers]);
   const triggerSeconds = (lastAnswer - t0) / 1000;
   await postgresCpu.sample();
-  const cpuUsed = { workers: processCpu(workers) - cpuBefore.workers, api: processCpu([api]) - cpuBefore.api, redis: (await redisCpu()) - cpuBefore.redis, postgres: postgresCpu.seconds };
-  const scrapes = await Promise.all(workers.map(async (w) => String((await requestJson(w.port, 'GET', '/metrics')).body)));
+  const cpuUsed = {
+    workers: processCpu(workers) - cpuBefore.workers,
+    api: processCpu([api]) - cpuBefore.api,
+    redis: (await redisCpu()) - cpuBefore.redis,
+    postgres: postgresCpu.seconds,
+  };
+  const scrapes = await Promise.all(
+    workers.map(async (w) => String((await requestJson(w.port, 'GET', '/metrics')).body)),
+  );
   return { accepted, triggerMs, getMs, httpErrors, triggerSeconds, probes, rss, idleRss, redisPeak, cpuUsed, scrapes };
 }
 
 /** Reads what the engine recorded (execution logs, sizes, statistics) and assembles the result. */
-async function collectResult(system: System, observed: Observed, context: Pick<BenchResult, 'options' | 'source' | 'floor'> & { loadStart: number; began: number; statsBefore: TableStats }): Promise<BenchResult> {
+async function collectResult(
+  system: System,
+  observed: Observed,
+  context: Pick<BenchResult, 'options' | 'source' | 'floor'> & {
+    loadStart: number;
+    began: number;
+    statsBefore: TableStats;
+  },
+): Promise<BenchResult> {
   const { admin, api, workers } = system;
   const { accepted, probes, scrapes, rss } = observed;
   const { loadStart, began, statsBefore: before, ...shown } = context;
@@ -833,7 +1060,10 @@ async function collectResult(system: System, observed: Observed, context: Pick<B
            pg_total_relation_size('executions') + pg_total_relation_size('execution_logs') AS bytes`);
   const stats = await readTableStats(admin);
   const providerStats = (await ask(system.provider, 'stats')) as { requests: number; distinctKeys: number };
-  const logErrors = [api, ...workers].reduce((sum, p) => sum + (readFileSync(p.logFile, 'utf8').match(/"level":"error"/g)?.length ?? 0), 0);
+  const logErrors = [api, ...workers].reduce(
+    (sum, p) => sum + (readFileSync(p.logFile, 'utf8').match(/"level":"error"/g)?.length ?? 0),
+    0,
+  );
 
   const perSec = (n: number, seconds: number | null) => (seconds && seconds > 0 ? n / seconds : 0);
   const incomplete = context.options.executions - executions.completed;
@@ -841,23 +1071,51 @@ async function collectResult(system: System, observed: Observed, context: Pick<B
   const stepsPerSec = perSec(steps.n, steps.span);
   const redisFit = fitRedisMemory(probes);
   const queueP95 = histogramQuantile(0.95, scrapes, 'flowmachine_queue_latency_seconds');
-  const lastBound = Math.max(...scrapes.flatMap(parseMetrics).filter((m) => m.name === 'flowmachine_queue_latency_seconds_bucket' && m.labels.le !== '+Inf').map((m) => Number(m.labels.le)));
+  const lastBound = Math.max(
+    ...scrapes
+      .flatMap(parseMetrics)
+      .filter((m) => m.name === 'flowmachine_queue_latency_seconds_bucket' && m.labels.le !== '+Inf')
+      .map((m) => Number(m.labels.le)),
+  );
   return {
     ...shown,
     machine: { cpus: os.cpus().length, loadStart, loadEnd: os.loadavg()[0]! },
-    triggers: { requested: context.options.executions, accepted: accepted.length, perSec: perSec(accepted.length, observed.triggerSeconds), seconds: observed.triggerSeconds },
-    steps: { total: steps.n, perSec: stepsPerSec, peakPerSec: (steps.peak ?? 0) / 5, medianPerSec: (steps.median ?? 0) / 5, ofFloor: stepsPerSec / context.floor.floorPerSec, jobsStarted: sumOf(scrapes, 'flowmachine_queue_latency_seconds_count') },
-    batches: { loadsPerStatement: perBatch(scrapes, 'load'), commitsPerStatement: perBatch(scrapes, 'commit'), failed: sumOf(scrapes, 'flowmachine_db_batch_failures_total') },
+    triggers: {
+      requested: context.options.executions,
+      accepted: accepted.length,
+      perSec: perSec(accepted.length, observed.triggerSeconds),
+      seconds: observed.triggerSeconds,
+    },
+    steps: {
+      total: steps.n,
+      perSec: stepsPerSec,
+      peakPerSec: (steps.peak ?? 0) / 5,
+      medianPerSec: (steps.median ?? 0) / 5,
+      ofFloor: stepsPerSec / context.floor.floorPerSec,
+      jobsStarted: sumOf(scrapes, 'flowmachine_queue_latency_seconds_count'),
+    },
+    batches: {
+      loadsPerStatement: perBatch(scrapes, 'load'),
+      commitsPerStatement: perBatch(scrapes, 'commit'),
+      failed: sumOf(scrapes, 'flowmachine_db_batch_failures_total'),
+    },
     executions: {
       completed: executions.completed,
       notCompleted: incomplete,
       perSec: perSec(executions.completed, executions.span),
-      peakRunning: Math.max(0, ...probes.map((p) => (p.statuses.QUEUED ?? 0) + (p.statuses.ACTIVE ?? 0) + (p.statuses.PAUSED ?? 0))),
+      peakRunning: Math.max(
+        0,
+        ...probes.map((p) => (p.statuses.QUEUED ?? 0) + (p.statuses.ACTIVE ?? 0) + (p.statuses.PAUSED ?? 0)),
+      ),
       peakWaiting: Math.max(0, ...probes.map((p) => p.statuses.PAUSED ?? 0)),
       seconds: executions.span ?? 0,
     },
     latencyMs: {
-      triggerToFirstAction: { p50: firstAction.p?.[0] ?? null, p95: firstAction.p?.[1] ?? null, p99: firstAction.p?.[2] ?? null },
+      triggerToFirstAction: {
+        p50: firstAction.p?.[0] ?? null,
+        p95: firstAction.p?.[1] ?? null,
+        p99: firstAction.p?.[2] ?? null,
+      },
       providerActionP95: actions.provider,
       addTagP95: actions.tag,
       queueP95: ms(Number.isFinite(queueP95) ? queueP95 : lastBound),
@@ -889,14 +1147,20 @@ async function collectResult(system: System, observed: Observed, context: Pick<B
       rowsPerExecution: (size.executions + size.logs) / Math.max(1, size.executions),
       bytesPerExecution: Number(size.bytes) / Math.max(1, size.executions),
       hotUpdatePercent: (100 * (stats.hot - before.hot)) / Math.max(1, stats.updates - before.updates),
-      unusedIndexes: Object.keys(stats.scans).filter((index) => stats.scans[index] === before.scans[index]).sort(),
+      unusedIndexes: Object.keys(stats.scans)
+        .filter((index) => stats.scans[index] === before.scans[index])
+        .sort(),
     },
     cpu: cpuPerStep(observed.cpuUsed, steps.n, accepted.length),
     seconds: (performance.now() - began) / 1000,
   };
 }
 
-async function runBench(options: BenchOptions, cleanup: Cleanup, progress: (line: string) => void): Promise<BenchResult> {
+async function runBench(
+  options: BenchOptions,
+  cleanup: Cleanup,
+  progress: (line: string) => void,
+): Promise<BenchResult> {
   const began = performance.now();
   const [source, loadStart] = [sourceState(), os.loadavg()[0]!];
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
@@ -933,9 +1197,19 @@ interface TableStats {
 /** Cumulative update counters of `executions` and the scans of each of its indexes. */
 async function readTableStats(client: pg.ClientBase | pg.Pool): Promise<TableStats> {
   await client.query('SELECT pg_stat_clear_snapshot()');
-  const { rows: [table] } = await client.query(`SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'executions'`);
-  const { rows } = await client.query<{ name: string; scans: number }>(`SELECT indexrelname AS name, idx_scan::int AS scans FROM pg_stat_user_indexes WHERE relname = 'executions'`);
-  return { updates: table.updates, hot: table.hot, scans: Object.fromEntries(rows.map((row) => [row.name, row.scans])) };
+  const {
+    rows: [table],
+  } = await client.query(
+    `SELECT n_tup_upd::int AS updates, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = 'executions'`,
+  );
+  const { rows } = await client.query<{ name: string; scans: number }>(
+    `SELECT indexrelname AS name, idx_scan::int AS scans FROM pg_stat_user_indexes WHERE relname = 'executions'`,
+  );
+  return {
+    updates: table.updates,
+    hot: table.hot,
+    scans: Object.fromEntries(rows.map((row) => [row.name, row.scans])),
+  };
 }
 
 /** Runs `fn` with a connection to `url`, closed afterwards. */
@@ -950,7 +1224,11 @@ export async function withClient<T>(url: string, fn: (client: pg.Client) => Prom
   }
 }
 
-function cpuPerStep(used: { workers: number; api: number; redis: number; postgres: number }, steps: number, triggers: number): BenchResult['cpu'] {
+function cpuPerStep(
+  used: { workers: number; api: number; redis: number; postgres: number },
+  steps: number,
+  triggers: number,
+): BenchResult['cpu'] {
   const per = (seconds: number, n: number) => (n > 0 ? (1000 * seconds) / n : 0);
   const totalMsPerStep = per(used.workers + used.api + used.redis + used.postgres, steps);
   return {
@@ -965,22 +1243,44 @@ function cpuPerStep(used: { workers: number; api: number; redis: number; postgre
 
 /** HEAD and the files under src/ and prisma/ that differ from it. */
 function sourceState(): BenchResult['source'] {
-  const git = (...args: string[]) => spawnSync('git', args, { cwd: path.dirname(BIN), encoding: 'utf8' }).stdout?.trimEnd() ?? '';
-  return { commit: git('rev-parse', '--short', 'HEAD'), changed: git('status', '--porcelain', '--', '../src', '../prisma').split('\n').filter(Boolean).map((l) => l.slice(3)) };
+  const git = (...args: string[]) =>
+    spawnSync('git', args, { cwd: path.dirname(BIN), encoding: 'utf8' }).stdout?.trimEnd() ?? '';
+  return {
+    commit: git('rev-parse', '--short', 'HEAD'),
+    changed: git('status', '--porcelain', '--', '../src', '../prisma')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3)),
+  };
 }
 
 const ms = (seconds: number | null) => (seconds === null ? null : seconds * 1000);
 
 function durationMs(text: string): number {
   const match = /^(\d+)\s*([a-z]+)$/i.exec(text.trim());
-  const unit: Record<string, number> = { s: 1e3, sec: 1e3, second: 1e3, seconds: 1e3, m: 6e4, min: 6e4, minute: 6e4, minutes: 6e4, h: 36e5, hour: 36e5, hours: 36e5 };
+  const unit: Record<string, number> = {
+    s: 1e3,
+    sec: 1e3,
+    second: 1e3,
+    seconds: 1e3,
+    m: 6e4,
+    min: 6e4,
+    minute: 6e4,
+    minutes: 6e4,
+    h: 36e5,
+    hour: 36e5,
+    hours: 36e5,
+  };
   return match ? Number(match[1]) * (unit[match[2]!.toLowerCase()] ?? 0) : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Output
 
-const num = (value: number | null, digits = 0) => (value === null || !Number.isFinite(value) ? 'n/a' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const num = (value: number | null, digits = 0) =>
+  value === null || !Number.isFinite(value)
+    ? 'n/a'
+    : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const trio = (p: Percentiles) => `${num(p.p50, 1)} / ${num(p.p95, 1)} / ${num(p.p99, 1)}`;
 
 /** The result as one Markdown table. */
@@ -990,24 +1290,68 @@ export function formatTable(r: BenchResult): string {
     ['floor: Postgres step tx/s (pgbench, 8 clients)', num(r.floor.postgresTxPerSec)],
     ['floor: BullMQ no-op round trips/s', num(r.floor.queueJobsPerSec)],
     ['floor = min of the two, per s', num(r.floor.floorPerSec)],
-    ['triggers accepted/s', `${num(r.triggers.perSec)} (${r.triggers.accepted}/${r.triggers.requested} in ${num(r.triggers.seconds, 1)} s)`],
-    ['steps completed/s (mean; median 5 s; best 5 s)', `${num(r.steps.perSec)}; ${num(r.steps.medianPerSec)}; ${num(r.steps.peakPerSec)} (${r.steps.total} steps)`],
+    [
+      'triggers accepted/s',
+      `${num(r.triggers.perSec)} (${r.triggers.accepted}/${r.triggers.requested} in ${num(r.triggers.seconds, 1)} s)`,
+    ],
+    [
+      'steps completed/s (mean; median 5 s; best 5 s)',
+      `${num(r.steps.perSec)}; ${num(r.steps.medianPerSec)}; ${num(r.steps.peakPerSec)} (${r.steps.total} steps)`,
+    ],
     ['engine steps/s ÷ floor', `${num(100 * r.steps.ofFloor, 1)} %`],
-    ['loads / commits per statement, mean (batches failed)', `${num(r.batches.loadsPerStatement, 1)} / ${num(r.batches.commitsPerStatement, 1)} (${r.batches.failed})`],
-    ['executions completed/s (first trigger → last completion)', `${num(r.executions.perSec, 1)} (${r.executions.completed} in ${num(r.executions.seconds, 1)} s)`],
+    [
+      'loads / commits per statement, mean (batches failed)',
+      `${num(r.batches.loadsPerStatement, 1)} / ${num(r.batches.commitsPerStatement, 1)} (${r.batches.failed})`,
+    ],
+    [
+      'executions completed/s (first trigger → last completion)',
+      `${num(r.executions.perSec, 1)} (${r.executions.completed} in ${num(r.executions.seconds, 1)} s)`,
+    ],
     ['peak running / waiting executions', `${r.executions.peakRunning} / ${r.executions.peakWaiting}`],
     ['trigger → first action started p50/p95/p99 ms', trio(r.latencyMs.triggerToFirstAction)],
-    [`action time p95 ms: provider (latency ${o.providerLatency} ms) / add_tag`, `${num(r.latencyMs.providerActionP95, 1)} / ${num(r.latencyMs.addTagP95, 1)}`],
-    ['queue latency p95 ms (workers /metrics)', `${r.latencyMs.queueP95Beyond ? '> ' : ''}${num(r.latencyMs.queueP95, 1)}`],
-    ['timer lateness p50 / p99 ms', `${num(r.latencyMs.timerLatenessP50, 1)} / ${num(r.latencyMs.timerLatenessP99, 1)}`],
-    [r.options.bulk ? `API enrollment request (${r.options.bulk} contacts) p50/p95/p99 ms (client)` : 'API trigger p50/p95/p99 ms (client)', trio(r.latencyMs.apiTrigger)],
+    [
+      `action time p95 ms: provider (latency ${o.providerLatency} ms) / add_tag`,
+      `${num(r.latencyMs.providerActionP95, 1)} / ${num(r.latencyMs.addTagP95, 1)}`,
+    ],
+    [
+      'queue latency p95 ms (workers /metrics)',
+      `${r.latencyMs.queueP95Beyond ? '> ' : ''}${num(r.latencyMs.queueP95, 1)}`,
+    ],
+    [
+      'timer lateness p50 / p99 ms',
+      `${num(r.latencyMs.timerLatenessP50, 1)} / ${num(r.latencyMs.timerLatenessP99, 1)}`,
+    ],
+    [
+      r.options.bulk
+        ? `API enrollment request (${r.options.bulk} contacts) p50/p95/p99 ms (client)`
+        : 'API trigger p50/p95/p99 ms (client)',
+      trio(r.latencyMs.apiTrigger),
+    ],
     ['API GET /executions/{id} p50/p95/p99 ms (client)', trio(r.latencyMs.apiGet)],
-    ['errors (http / incomplete / error logs / exits / duplicate sends)', `${r.errors.total} (${r.errors.http} / ${r.errors.incomplete} / ${r.errors.logErrors} / ${r.errors.exits} / ${r.errors.duplicateSends}); recovered ${r.errors.recovered}`],
-    ['RSS MB, peak (idle): worker (max) / API', `${num(r.memory.workerRssMb)} (${num(r.memory.workerIdleRssMb)}) / ${num(r.memory.apiRssMb)} (${num(r.memory.apiIdleRssMb)})`],
-    ['CPU ms per step: workers / Postgres / Redis; API per trigger', `${num(r.cpu.workerMsPerStep, 2)} / ${num(r.cpu.postgresMsPerStep, 2)} / ${num(r.cpu.redisMsPerStep, 2)}; ${num(r.cpu.apiMsPerTrigger, 2)}`],
-    [`CPU-bound capacity on ${r.machine.cpus} dedicated cores (${num(r.cpu.totalMsPerStep, 2)} CPU ms per step, all included)`, `${num(r.cpu.capacityStepsPerSec)} steps/s`],
-    ['Postgres rows / bytes per execution (HOT updates)', `${num(r.postgres.rowsPerExecution, 1)} / ${num(r.postgres.bytesPerExecution)} (${num(r.postgres.hotUpdatePercent)} %)`],
-    ['Redis bytes per in-flight / waiting execution (peak used MB)', `${num(r.memory.redisBytesPerInflight)} / ${num(r.memory.redisBytesPerWaiting)} (${num(r.memory.redisPeakMb, 1)})`],
+    [
+      'errors (http / incomplete / error logs / exits / duplicate sends)',
+      `${r.errors.total} (${r.errors.http} / ${r.errors.incomplete} / ${r.errors.logErrors} / ${r.errors.exits} / ${r.errors.duplicateSends}); recovered ${r.errors.recovered}`,
+    ],
+    [
+      'RSS MB, peak (idle): worker (max) / API',
+      `${num(r.memory.workerRssMb)} (${num(r.memory.workerIdleRssMb)}) / ${num(r.memory.apiRssMb)} (${num(r.memory.apiIdleRssMb)})`,
+    ],
+    [
+      'CPU ms per step: workers / Postgres / Redis; API per trigger',
+      `${num(r.cpu.workerMsPerStep, 2)} / ${num(r.cpu.postgresMsPerStep, 2)} / ${num(r.cpu.redisMsPerStep, 2)}; ${num(r.cpu.apiMsPerTrigger, 2)}`,
+    ],
+    [
+      `CPU-bound capacity on ${r.machine.cpus} dedicated cores (${num(r.cpu.totalMsPerStep, 2)} CPU ms per step, all included)`,
+      `${num(r.cpu.capacityStepsPerSec)} steps/s`,
+    ],
+    [
+      'Postgres rows / bytes per execution (HOT updates)',
+      `${num(r.postgres.rowsPerExecution, 1)} / ${num(r.postgres.bytesPerExecution)} (${num(r.postgres.hotUpdatePercent)} %)`,
+    ],
+    [
+      'Redis bytes per in-flight / waiting execution (peak used MB)',
+      `${num(r.memory.redisBytesPerInflight)} / ${num(r.memory.redisBytesPerWaiting)} (${num(r.memory.redisPeakMb, 1)})`,
+    ],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   return [
@@ -1073,7 +1417,14 @@ export function parseOptions(argv: string[]): BenchOptions {
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === '--role') {
     process.on('disconnect', () => process.exit(0)); // the bench is gone: so is its helper
-    const { values } = parseArgs({ args: argv.slice(2), options: { redis: { type: 'string' }, 'worker-concurrency': { type: 'string' }, 'provider-latency': { type: 'string' } } });
+    const { values } = parseArgs({
+      args: argv.slice(2),
+      options: {
+        redis: { type: 'string' },
+        'worker-concurrency': { type: 'string' },
+        'provider-latency': { type: 'string' },
+      },
+    });
     if (argv[1] === 'provider') return serveProvider(Number(values['provider-latency'] ?? 0));
     if (argv[1] === 'bullmq-floor') return serveQueueFloor(values.redis!, Number(values['worker-concurrency']));
     throw new Error(`unknown role ${argv[1]}`);

@@ -26,8 +26,17 @@ import { checkConsistency, type ConsistencyReport } from '../src/engine/consiste
 import { startFakeProvider, type FakeResponse } from '../test/helpers/fake-provider.ts';
 import { freePort, startPrivateRedis } from '../test/helpers/redis-server.ts';
 import {
-  chaosWorkflow, checkChaosRun, CHAOS_VIOLATIONS, INTERVENTIONS,
-  type Answer, type ChaosRecord, type Fate, type FaultWindow, type InterventionKind, type PlannedExecution, type RecordedRequest,
+  chaosWorkflow,
+  checkChaosRun,
+  CHAOS_VIOLATIONS,
+  INTERVENTIONS,
+  type Answer,
+  type ChaosRecord,
+  type Fate,
+  type FaultWindow,
+  type InterventionKind,
+  type PlannedExecution,
+  type RecordedRequest,
 } from './chaos-checker.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/flowmachine.mjs');
@@ -53,8 +62,14 @@ const seed = Number(args.seed ?? Date.now() % 100_000);
 const total = Number(args.executions ?? (quick ? 150 : 2000));
 const workerCount = Number(args.workers ?? (quick ? 2 : 3));
 const concurrencyLimit = Number(args['concurrency-limit'] ?? (quick ? 25 : 60));
-if (![seed, total, workerCount, concurrencyLimit].every((n) => Number.isInteger(n) && n >= 0) || workerCount < 1 || concurrencyLimit < 1) {
-  console.error('usage: chaos [--seed N] [--executions N] [--workers N] [--concurrency-limit N] [--quick] [--postgres-restart] [--hostile] [--keep]');
+if (
+  ![seed, total, workerCount, concurrencyLimit].every((n) => Number.isInteger(n) && n >= 0) ||
+  workerCount < 1 ||
+  concurrencyLimit < 1
+) {
+  console.error(
+    'usage: chaos [--seed N] [--executions N] [--workers N] [--concurrency-limit N] [--quick] [--postgres-restart] [--hostile] [--keep]',
+  );
   process.exit(2);
 }
 /**
@@ -91,25 +106,67 @@ const random = createRandom(seed);
 // ---------------------------------------------------------------------------------------------
 // The plan: each contact's fate and intervention, and the fault schedule.
 
-const FATE_WEIGHTS: [Fate, number][] = [['basic', 50], ['vip', 25], ['vip_no_phone', 5], ['rejected', 10], ['doomed', 10]];
-const INTERVENTION_WEIGHTS: [InterventionKind | null, number][] = [[null, 66], ['cancel', 8], ['delete', 7], ['goal_early', 6], ['goal_race', 9], ['cancel_vs_goal', 4]];
+const FATE_WEIGHTS: [Fate, number][] = [
+  ['basic', 50],
+  ['vip', 25],
+  ['vip_no_phone', 5],
+  ['rejected', 10],
+  ['doomed', 10],
+];
+const INTERVENTION_WEIGHTS: [InterventionKind | null, number][] = [
+  [null, 66],
+  ['cancel', 8],
+  ['delete', 7],
+  ['goal_early', 6],
+  ['goal_race', 9],
+  ['cancel_vs_goal', 4],
+];
 const plan: PlannedExecution[] = Array.from({ length: total }, (_, index) => {
   const fate = random.weighted(FATE_WEIGHTS);
   const kind = random.weighted(INTERVENTION_WEIGHTS);
   const offsetMs = kind === 'goal_race' ? random.between(-400, 400) : random.between(100, 5_000);
-  const tagAdds = random.next() < 0.2 ? Array.from({ length: 4 }, (_, i) => ({ tag: `api-${i}`, offsetMs: random.between(0, 2_000) })) : [];
-  return { index, contactId: randomUUID(), fate, intervention: kind ? { kind, offsetMs } : null, doubleTrigger: random.next() < 0.05, tagAdds };
+  const tagAdds =
+    random.next() < 0.2
+      ? Array.from({ length: 4 }, (_, i) => ({ tag: `api-${i}`, offsetMs: random.between(0, 2_000) }))
+      : [];
+  return {
+    index,
+    contactId: randomUUID(),
+    fate,
+    intervention: kind ? { kind, offsetMs } : null,
+    doubleTrigger: random.next() < 0.05,
+    tagAdds,
+  };
 });
 
 const FAULT_KINDS = [
-  'worker_sigkill', 'worker_rolling_restart', 'redis_flushall', 'redis_restart', 'provider_503', 'provider_429', 'provider_hang', 'postgres_disconnect', 'postgres_restart',
-  'provider_hostile_retry_after', 'provider_huge_body', 'provider_drip',
+  'worker_sigkill',
+  'worker_rolling_restart',
+  'redis_flushall',
+  'redis_restart',
+  'provider_503',
+  'provider_429',
+  'provider_hang',
+  'postgres_disconnect',
+  'postgres_restart',
+  'provider_hostile_retry_after',
+  'provider_huge_body',
+  'provider_drip',
 ] as const;
 /** With --hostile, the provider also answers 429 with Retry-After 0, huge or garbage, 503 with huge bodies, and drips. */
-const HOSTILE_RETRY_AFTER = ['0', '-1', '10000000000000', '3000000000', 'Fri, 31 Dec 9999 23:59:59 GMT', 'soon', '9'.repeat(300)];
+const HOSTILE_RETRY_AFTER = [
+  '0',
+  '-1',
+  '10000000000000',
+  '3000000000',
+  'Fri, 31 Dec 9999 23:59:59 GMT',
+  'soon',
+  '9'.repeat(300),
+];
 type FaultKind = (typeof FAULT_KINDS)[number];
 const plannedInterventions: Record<string, number> = {};
-for (const p of plan) if (p.intervention) plannedInterventions[p.intervention.kind] = (plannedInterventions[p.intervention.kind] ?? 0) + 1;
+for (const p of plan)
+  if (p.intervention) plannedInterventions[p.intervention.kind] = (plannedInterventions[p.intervention.kind] ?? 0) + 1;
 interface Fault {
   at: number;
   kind: FaultKind;
@@ -122,18 +179,29 @@ const windowMs = loadMs + 5_000;
 const schedule: Fault[] = [];
 {
   const at = () => random.between(2_000, windowMs);
-  const times = (quickCount: number, everyMs: number) => (quick ? quickCount : Math.max(1, Math.ceil(windowMs / everyMs)));
-  for (let i = times(2, 15_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'worker_sigkill', durationMs: random.between(500, 2_500), pick: random.next() });
-  for (let i = times(1, 70_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'worker_rolling_restart', durationMs: 0, pick: 0 });
-  for (let i = times(1, 40_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'redis_flushall', durationMs: 0, pick: 0 });
-  for (let i = times(1, 50_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'redis_restart', durationMs: 0, pick: 0 });
-  for (let i = times(1, 45_000); i > 0; i -= 1) schedule.push({ at: at(), kind: 'postgres_disconnect', durationMs: 0, pick: 0 });
+  const times = (quickCount: number, everyMs: number) =>
+    quick ? quickCount : Math.max(1, Math.ceil(windowMs / everyMs));
+  for (let i = times(2, 15_000); i > 0; i -= 1)
+    schedule.push({ at: at(), kind: 'worker_sigkill', durationMs: random.between(500, 2_500), pick: random.next() });
+  for (let i = times(1, 70_000); i > 0; i -= 1)
+    schedule.push({ at: at(), kind: 'worker_rolling_restart', durationMs: 0, pick: 0 });
+  for (let i = times(1, 40_000); i > 0; i -= 1)
+    schedule.push({ at: at(), kind: 'redis_flushall', durationMs: 0, pick: 0 });
+  for (let i = times(1, 50_000); i > 0; i -= 1)
+    schedule.push({ at: at(), kind: 'redis_restart', durationMs: 0, pick: 0 });
+  for (let i = times(1, 45_000); i > 0; i -= 1)
+    schedule.push({ at: at(), kind: 'postgres_disconnect', durationMs: 0, pick: 0 });
   // Provider outages are short and far apart, so a normal execution's retries (1+2+4+8 s) outlast them.
   const outages: FaultKind[] = ['provider_503', 'provider_429', 'provider_hang'];
   if (args.hostile) outages.push('provider_hostile_retry_after', 'provider_huge_body', 'provider_drip');
   for (let slot = 3_000, n = 0; slot < windowMs; slot += profile.outageEveryMs, n += 1) {
     if (n % outages.length === 0) outages.sort(() => random.next() - 0.5);
-    schedule.push({ at: slot + random.between(0, profile.outageEveryMs / 4), kind: outages[n % outages.length]!, durationMs: random.between(1_500, 3_000), pick: random.next() });
+    schedule.push({
+      at: slot + random.between(0, profile.outageEveryMs / 4),
+      kind: outages[n % outages.length]!,
+      durationMs: random.between(1_500, 3_000),
+      pick: random.next(),
+    });
   }
   schedule.sort((a, b) => a.at - b.at);
   if (args['postgres-restart']) schedule.push({ at: windowMs, kind: 'postgres_restart', durationMs: 0, pick: 0 });
@@ -185,21 +253,34 @@ async function startEngine(role: 'api' | 'worker', env: Record<string, string>):
 async function spawnEngine(role: 'api' | 'worker', env: Record<string, string>): Promise<Engine> {
   const port = await freePort();
   const name = `${role}-${(engineCount += 1)}`;
-  const child = spawn(process.execPath, [BIN, role], { env: { ...env, ...(role === 'api' ? { PORT: String(port) } : { METRICS_PORT: String(port) }) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, role], {
+    env: { ...env, ...(role === 'api' ? { PORT: String(port) } : { METRICS_PORT: String(port) }) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const tail: string[] = [];
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n').filter(Boolean)) {
       tail.push(line);
       if (tail.length > 60) tail.shift();
       const message = /"message":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 120);
-      const error = /"error":"((?:[^"\\]|\\.){0,400})/.exec(line)?.[1]?.replace(/\\n/g, ' ').replace(/[0-9a-f]{8}-[0-9a-f-]{27}(\.\d+)?/g, '<id>').replace(/\s+/g, ' ');
+      const error = /"error":"((?:[^"\\]|\\.){0,400})/
+        .exec(line)?.[1]
+        ?.replace(/\\n/g, ' ')
+        .replace(/[0-9a-f]{8}-[0-9a-f-]{27}(\.\d+)?/g, '<id>')
+        .replace(/\s+/g, ' ');
       const key = error ? `${message} (${error})` : message;
       processMessages.set(key, (processMessages.get(key) ?? 0) + 1);
     }
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
-  const engine: Engine = { name, child, port, stopping: true, exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null)))) };
+  const engine: Engine = {
+    name,
+    child,
+    port,
+    stopping: true,
+    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null)))),
+  };
   engines.add(engine);
   void engine.exited.then((code) => {
     engines.delete(engine);
@@ -208,12 +289,18 @@ async function spawnEngine(role: 'api' | 'worker', env: Record<string, string>):
     say(`${name} exited unexpectedly with ${code}:\n${tail.slice(-60).join('\n')}`);
     // As a supervisor would, start it again so the run goes on; the crash itself is a violation.
     if (!finishing && !interrupted) {
-      void startEngine(role, env).then((restarted) => role === 'api' && (apiPort = restarted.port), (error: Error) => say(`could not start ${role} again: ${error.message}`));
+      void startEngine(role, env).then(
+        (restarted) => role === 'api' && (apiPort = restarted.port),
+        (error: Error) => say(`could not start ${role} again: ${error.message}`),
+      );
     }
   });
   const deadline = Date.now() + 90_000;
   for (;;) {
-    const healthy = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false);
+    const healthy = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (healthy) {
       engine.stopping = false; // from now on an exit the run did not ask for is a problem
       return engine;
@@ -244,7 +331,8 @@ async function cleanup() {
     engine.child.kill('SIGKILL');
   }
   await Promise.all([...engines].map((e) => e.exited));
-  for (const release of cleanups.reverse()) await release().catch((error: Error) => console.error(`cleanup: ${error.message}`));
+  for (const release of cleanups.reverse())
+    await release().catch((error: Error) => console.error(`cleanup: ${error.message}`));
 }
 
 let interrupted = false;
@@ -267,14 +355,18 @@ async function adminQuery(sql: string) {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  console.log(`chaos run: seed ${seed}, ${total} executions, ${workerCount} workers${quick ? ', quick' : ''}${args['postgres-restart'] ? ', with a Postgres restart' : ''}`);
+  console.log(
+    `chaos run: seed ${seed}, ${total} executions, ${workerCount} workers${quick ? ', quick' : ''}${args['postgres-restart'] ? ', with a Postgres restart' : ''}`,
+  );
 
   // Own database on the shared server, own Redis, own providers.
   const dbName = `fm_chaos_${Date.now()}`;
   const dbUrl = new URL(ADMIN_URL);
   dbUrl.pathname = `/${dbName}`;
   await adminQuery(`CREATE DATABASE "${dbName}"`);
-  cleanups.push(async () => (args.keep ? console.log(`kept database ${dbName}`) : adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)));
+  cleanups.push(async () =>
+    args.keep ? console.log(`kept database ${dbName}`) : adminQuery(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`),
+  );
   await migrate(dbUrl.toString());
   const db: PrismaClient = createDb(dbUrl.toString(), { max: 4 });
   cleanups.push(() => db.$disconnect());
@@ -296,7 +388,9 @@ async function main(): Promise<number> {
   const outages: FaultWindow[] = [];
 
   const env: Record<string, string> = {
-    ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OTEL_')) as [string, string][]),
+    ...Object.fromEntries(
+      Object.entries(process.env).filter(([key]) => !key.startsWith('OTEL_')) as [string, string][],
+    ),
     DATABASE_URL: dbUrl.toString(),
     REDIS_URL: redis.url,
     QUEUE_PREFIX: 'chaos',
@@ -315,7 +409,10 @@ async function main(): Promise<number> {
     SHUTDOWN_TIMEOUT_MS: '10000',
     LOG_LEVEL: 'warn',
   };
-  const [api, ...workers] = await Promise.all([startEngine('api', env), ...Array.from({ length: workerCount }, () => startEngine('worker', env))]);
+  const [api, ...workers] = await Promise.all([
+    startEngine('api', env),
+    ...Array.from({ length: workerCount }, () => startEngine('worker', env)),
+  ]);
   apiPort = api!.port;
   say(`started the API and ${workers.length} workers`);
 
@@ -342,9 +439,17 @@ async function main(): Promise<number> {
     }
     return { status: 0, body: null, failed };
   };
-  const settings = await call('PATCH', '/account/settings', { max_retry_attempts: MAX_RETRY_ATTEMPTS, retry_base_delay_seconds: 1, concurrent_executions_per_account: profile.concurrencyLimit });
+  const settings = await call('PATCH', '/account/settings', {
+    max_retry_attempts: MAX_RETRY_ATTEMPTS,
+    retry_base_delay_seconds: 1,
+    concurrent_executions_per_account: profile.concurrencyLimit,
+  });
   if (settings.status !== 200) throw new Error(`settings: ${JSON.stringify(settings.body)}`);
-  const workflow = await call('POST', '/workflows', { name: 'Chaos', status: 'active', definition: chaosWorkflow({ broken: broken.url, rejecting: rejecting.url }, profile.waitSeconds) });
+  const workflow = await call('POST', '/workflows', {
+    name: 'Chaos',
+    status: 'active',
+    definition: chaosWorkflow({ broken: broken.url, rejecting: rejecting.url }, profile.waitSeconds),
+  });
   if (workflow.status !== 201) throw new Error(`workflow: ${JSON.stringify(workflow.body)}`);
   await db.contact.createMany({
     data: plan.map((p) => ({
@@ -353,7 +458,11 @@ async function main(): Promise<number> {
       email: `c${p.index}@chaos.example.com`,
       phone: p.fate === 'vip_no_phone' ? null : `+1555${String(p.index).padStart(7, '0')}`,
       tags: p.fate === 'vip' || p.fate === 'vip_no_phone' ? ['VIP'] : [],
-      attributes: { ref: p.index, first_name: `C${p.index}`, plan: p.fate === 'doomed' || p.fate === 'rejected' ? p.fate : 'basic' },
+      attributes: {
+        ref: p.index,
+        first_name: `C${p.index}`,
+        plan: p.fate === 'doomed' || p.fate === 'rejected' ? p.fate : 'basic',
+      },
     })),
   });
 
@@ -362,7 +471,8 @@ async function main(): Promise<number> {
   const executionOf = new Map<number, string>();
   const pending: Promise<unknown>[] = [];
   /** Background work of the run; its failure is reported, never thrown into the run. */
-  const track = (work: Promise<unknown>, what: string) => pending.push(work.catch((error: Error) => console.error(`${what}: ${error.message}`)));
+  const track = (work: Promise<unknown>, what: string) =>
+    pending.push(work.catch((error: Error) => console.error(`${what}: ${error.message}`)));
   /** The execution of a contact, read again if the database is briefly away (a Postgres restart). */
   const executionOfContact = async (contactId: string) => {
     for (let attempt = 0; ; attempt += 1) {
@@ -388,14 +498,25 @@ async function main(): Promise<number> {
       const applied = answer.status === 202 && (answer.body.goal_completed_executions as string[]).includes(id);
       return { applied, refused: answer.status === 202 && !applied && !answer.failed };
     };
-    const remove = async () => ({ applied: (await callRetrying('DELETE', `/contacts/${p.contactId}`)).status === 204, refused: false });
+    const remove = async () => ({
+      applied: (await callRetrying('DELETE', `/contacts/${p.contactId}`)).status === 204,
+      refused: false,
+    });
     // cancel_vs_goal sends both at once: exactly one may win.
     const answers = await Promise.all(
-      intervention.kind === 'cancel' ? [cancel()] : intervention.kind === 'delete' ? [remove()] : intervention.kind === 'cancel_vs_goal' ? [cancel(), goal()] : [goal()],
+      intervention.kind === 'cancel'
+        ? [cancel()]
+        : intervention.kind === 'delete'
+          ? [remove()]
+          : intervention.kind === 'cancel_vs_goal'
+            ? [cancel(), goal()]
+            : [goal()],
     );
     intervention.doneAt = Date.now();
     const applied = answers.filter((a) => a.applied).length;
-    if (intervention.kind === 'cancel_vs_goal') intervention.winner = applied === 2 ? 'both' : answers[0]!.applied ? 'cancel' : answers[1]!.applied ? 'goal' : undefined;
+    if (intervention.kind === 'cancel_vs_goal')
+      intervention.winner =
+        applied === 2 ? 'both' : answers[0]!.applied ? 'cancel' : answers[1]!.applied ? 'goal' : undefined;
     intervention.result = applied > 0 ? 'applied' : answers.every((a) => a.refused) ? 'refused' : 'error';
     faultCounts[intervention.kind] = (faultCounts[intervention.kind] ?? 0) + 1;
   };
@@ -408,12 +529,18 @@ async function main(): Promise<number> {
       .then((rows) => {
         for (const row of rows) {
           const p = [...racing.values()].find((q) => executionOf.get(q.index) === row.id)!;
-          const atWait = row.status === 'PAUSED' && (row.snapshot as { value: string }).value === 'pause' && row.nextRunAt;
-          const past = ['COMPLETED', 'FAILED', 'CANCELLED'].includes(row.status) || !['welcome', 'tag', 'pause'].includes((row.snapshot as { value: string }).value);
+          const atWait =
+            row.status === 'PAUSED' && (row.snapshot as { value: string }).value === 'pause' && row.nextRunAt;
+          const past =
+            ['COMPLETED', 'FAILED', 'CANCELLED'].includes(row.status) ||
+            !['welcome', 'tag', 'pause'].includes((row.snapshot as { value: string }).value);
           if (!atWait && !past) continue;
           racing.delete(p.index);
           const dueIn = atWait ? row.nextRunAt!.getTime() + p.intervention!.offsetMs - Date.now() : 0;
-          track(sleep(dueIn).then(() => intervene(p)), `${p.intervention!.kind} of contact ${p.index}`);
+          track(
+            sleep(dueIn).then(() => intervene(p)),
+            `${p.intervention!.kind} of contact ${p.index}`,
+          );
         }
       })
       .catch(() => undefined);
@@ -429,7 +556,8 @@ async function main(): Promise<number> {
       inFlight += 1;
       track(
         (async () => {
-          const send = () => callRetrying('POST', `/workflows/${workflow.body.id}/trigger`, { contact_id: p.contactId });
+          const send = () =>
+            callRetrying('POST', `/workflows/${workflow.body.id}/trigger`, { contact_id: p.contactId });
           const answers = await Promise.all(p.doubleTrigger ? [send(), send()] : [send()]);
           const answer = answers.find((a) => a.body?.execution_id) ?? answers[0]!;
           if (p.doubleTrigger) faultCounts.duplicate_trigger = (faultCounts.duplicate_trigger ?? 0) + 1;
@@ -443,13 +571,20 @@ async function main(): Promise<number> {
             return;
           }
           for (const add of p.tagAdds) {
-            track(sleep(add.offsetMs).then(async () => {
-              add.ok = (await callRetrying('POST', `/contacts/${p.contactId}/tags`, { tag: add.tag })).status === 200;
-              faultCounts.api_tag_change = (faultCounts.api_tag_change ?? 0) + 1;
-            }), `tag of contact ${p.index}`);
+            track(
+              sleep(add.offsetMs).then(async () => {
+                add.ok = (await callRetrying('POST', `/contacts/${p.contactId}/tags`, { tag: add.tag })).status === 200;
+                faultCounts.api_tag_change = (faultCounts.api_tag_change ?? 0) + 1;
+              }),
+              `tag of contact ${p.index}`,
+            );
           }
           if (p.intervention?.kind === 'goal_race') racing.set(p.index, p);
-          else if (p.intervention) track(sleep(p.intervention.offsetMs).then(() => intervene(p)), `${p.intervention.kind} of contact ${p.index}`);
+          else if (p.intervention)
+            track(
+              sleep(p.intervention.offsetMs).then(() => intervene(p)),
+              `${p.intervention.kind} of contact ${p.index}`,
+            );
         })(),
         `trigger of contact ${p.index}`,
       );
@@ -467,7 +602,12 @@ async function main(): Promise<number> {
       await sleep(fault.durationMs);
       setMode('ok', { status: 200 });
       // A hanging request fails when the caller gives up, up to PROVIDER_TIMEOUT_MS after the hang ends.
-      if (answer !== 'rate_limited') outages.push({ kind: fault.kind, start, end: Date.now() + (answer === 'hang' ? PROVIDER_TIMEOUT_MS : 0) + 100 });
+      if (answer !== 'rate_limited')
+        outages.push({
+          kind: fault.kind,
+          start,
+          end: Date.now() + (answer === 'hang' ? PROVIDER_TIMEOUT_MS : 0) + 100,
+        });
     };
     switch (fault.kind) {
       case 'worker_sigkill': {
@@ -504,7 +644,11 @@ async function main(): Promise<number> {
         return outage('hang', { hang: true }, 'hangs');
       case 'provider_hostile_retry_after': {
         const retryAfter = HOSTILE_RETRY_AFTER[Math.floor(fault.pick * HOSTILE_RETRY_AFTER.length)]!;
-        return outage('rate_limited', { status: 429, retryAfter }, `answers 429 (Retry-After ${retryAfter.slice(0, 40)})`);
+        return outage(
+          'rate_limited',
+          { status: 429, retryAfter },
+          `answers 429 (Retry-After ${retryAfter.slice(0, 40)})`,
+        );
       }
       case 'provider_huge_body':
         return outage('failure', { status: 503, body: 'x'.repeat(4 << 20) }, 'answers 503 with a 4 MB body');
@@ -515,8 +659,10 @@ async function main(): Promise<number> {
           : outage('failure', { drip: true, status: 503 }, 'answers 503 and drips its body a byte at a time');
       case 'postgres_disconnect':
         // Every connection to the run's own database is dropped, as a restart would; the shared server stays up.
-        say('Postgres: every connection of the run\'s database terminated');
-        await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${dbName}' AND pid <> pg_backend_pid()`);
+        say("Postgres: every connection of the run's database terminated");
+        await adminQuery(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${dbName}' AND pid <> pg_backend_pid()`,
+        );
         return;
       case 'postgres_restart':
         say('Postgres restart (shared server)');
@@ -529,7 +675,10 @@ async function main(): Promise<number> {
     [...new Set(schedule.map((f) => laneOf(f.kind)))].map(async (lane) => {
       for (const fault of schedule.filter((f) => laneOf(f.kind) === lane)) {
         await sleep(t1 + fault.at - Date.now());
-        if (!interrupted) await inject(fault).catch((error: Error) => say(`fault ${fault.kind} could not be injected: ${error.message}`));
+        if (!interrupted)
+          await inject(fault).catch((error: Error) =>
+            say(`fault ${fault.kind} could not be injected: ${error.message}`),
+          );
       }
     }),
   );
@@ -551,11 +700,15 @@ async function main(): Promise<number> {
           const never = 365 * 86_400_000;
           const report = quick
             ? await checkConsistency(db, { stuckAfterMs: never })
-            : await execFileAsync(process.execPath, [BIN, 'check', '--stuck-after-ms', String(never)], { env: { ...env, LOG_LEVEL: 'error' }, maxBuffer: 64 << 20 })
+            : await execFileAsync(process.execPath, [BIN, 'check', '--stuck-after-ms', String(never)], {
+                env: { ...env, LOG_LEVEL: 'error' },
+                maxBuffer: 64 << 20,
+              })
                 .catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }))
                 .then(({ stdout }) => (stdout.trim() ? (JSON.parse(stdout) as ConsistencyReport) : null));
           if (report) live.checks += 1;
-          for (const v of report?.violations ?? []) live.violations.push(`at ${elapsed()}: ${v.kind} ${v.execution_id ?? v.account_id}: ${v.message}`);
+          for (const v of report?.violations ?? [])
+            live.violations.push(`at ${elapsed()}: ${v.kind} ${v.execution_id ?? v.account_id}: ${v.message}`);
         }
       } catch {
         // The database may be restarting; the next tick tries again.
@@ -568,8 +721,11 @@ async function main(): Promise<number> {
   const deadline = Date.now() + profile.drainMs;
   let runningCount = -1;
   while (Date.now() < deadline && !interrupted) {
-    const settled = racing.size === 0 && (await Promise.race([Promise.all(pending).then(() => true), sleep(0).then(() => false)]));
-    runningCount = await db.execution.count({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } }).catch(() => -1);
+    const settled =
+      racing.size === 0 && (await Promise.race([Promise.all(pending).then(() => true), sleep(0).then(() => false)]));
+    runningCount = await db.execution
+      .count({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } })
+      .catch(() => -1);
     if (settled && runningCount === 0) break;
     await sleep(1_000);
   }
@@ -577,16 +733,41 @@ async function main(): Promise<number> {
   sampling = false;
   await sampler;
   await sleep(1_500); // admin notifications are logged just after their execution's last commit
-  say(runningCount === 0 ? 'every execution finished; stopping the processes' : `${runningCount} executions still running; giving up waiting`);
+  say(
+    runningCount === 0
+      ? 'every execution finished; stopping the processes'
+      : `${runningCount} executions still running; giving up waiting`,
+  );
   finishing = true;
   await Promise.all([...engines].map((e) => stopEngine(e, 'SIGTERM')));
 
   // Checks.
   const answerOf = (index: number) => modes.filter((m) => m.from <= index).at(-1)!.answer;
   const requests: RecordedRequest[] = [
-    ...provider.received.map((r, i) => ({ key: r.idempotencyKey, executionId: String(r.body.execution_id), ref: null, stepId: String(r.body.step_id), at: r.at, answer: answerOf(i) })),
-    ...broken.received.map((r) => ({ key: r.idempotencyKey, executionId: null, ref: Number(r.body.ref), stepId: 'doom', at: r.at, answer: 'failure' as const })),
-    ...rejecting.received.map((r) => ({ key: r.idempotencyKey, executionId: null, ref: Number(r.body.ref), stepId: 'reject', at: r.at, answer: 'rejected' as const })),
+    ...provider.received.map((r, i) => ({
+      key: r.idempotencyKey,
+      executionId: String(r.body.execution_id),
+      ref: null,
+      stepId: String(r.body.step_id),
+      at: r.at,
+      answer: answerOf(i),
+    })),
+    ...broken.received.map((r) => ({
+      key: r.idempotencyKey,
+      executionId: null,
+      ref: Number(r.body.ref),
+      stepId: 'doom',
+      at: r.at,
+      answer: 'failure' as const,
+    })),
+    ...rejecting.received.map((r) => ({
+      key: r.idempotencyKey,
+      executionId: null,
+      ref: Number(r.body.ref),
+      stepId: 'reject',
+      at: r.at,
+      answer: 'rejected' as const,
+    })),
   ];
   const record: ChaosRecord = { plan, requests, outages, maxRetryAttempts: MAX_RETRY_ATTEMPTS, processProblems, live };
   if (args.keep) {
@@ -602,9 +783,18 @@ async function main(): Promise<number> {
     '',
     `chaos run  seed ${seed}  ${total} executions  ${workerCount} workers${quick ? '  (quick)' : ''}`,
     'outcomes',
-    ...Object.entries(findings.outcomes).sort().map(([outcome, n]) => row(outcome, n)),
+    ...Object.entries(findings.outcomes)
+      .sort()
+      .map(([outcome, n]) => row(outcome, n)),
     'faults injected',
-    ...[...FAULT_KINDS, ...INTERVENTIONS, 'duplicate_trigger', 'api_tag_change'].filter((kind) => kind !== 'postgres_restart' || args['postgres-restart']).map((kind) => row(kind, `${faultCounts[kind] ?? 0}${kind in plannedInterventions ? ` of ${plannedInterventions[kind]} planned` : ''}`)),
+    ...[...FAULT_KINDS, ...INTERVENTIONS, 'duplicate_trigger', 'api_tag_change']
+      .filter((kind) => kind !== 'postgres_restart' || args['postgres-restart'])
+      .map((kind) =>
+        row(
+          kind,
+          `${faultCounts[kind] ?? 0}${kind in plannedInterventions ? ` of ${plannedInterventions[kind]} planned` : ''}`,
+        ),
+      ),
     'violations by kind',
     ...CHAOS_VIOLATIONS.map((kind) => row(kind, findings.violations[kind])),
     'delivery',
@@ -612,19 +802,36 @@ async function main(): Promise<number> {
     row('idempotency keys', findings.stats.keys),
     row('same-key re-sends after a failure', findings.stats.resendsAfterFailure),
     row('same-key re-sends of a delivered step', findings.stats.duplicatesAfterSuccess),
-    row('in flight when stopped (late)', `${findings.stats.lateInFlight} + ${findings.stats.lateDuplicates} duplicates, at most ${findings.stats.lateMaxMs} ms late`),
+    row(
+      'in flight when stopped (late)',
+      `${findings.stats.lateInFlight} + ${findings.stats.lateDuplicates} duplicates, at most ${findings.stats.lateMaxMs} ms late`,
+    ),
     row('executions failed by outages', findings.stats.failedByOutage),
-    row('unexplained transient failures', `${findings.stats.unexplainedFailures}${findings.stats.unexplainedFailures ? ` (${Object.entries(findings.stats.unexplainedErrors).map(([e, n]) => `${n}× ${e}`).join('; ')})` : ''}`),
+    row(
+      'unexplained transient failures',
+      `${findings.stats.unexplainedFailures}${
+        findings.stats.unexplainedFailures
+          ? ` (${Object.entries(findings.stats.unexplainedErrors)
+              .map(([e, n]) => `${n}× ${e}`)
+              .join('; ')})`
+          : ''
+      }`,
+    ),
     row('recovered log entries', findings.stats.recoveredLogs),
-    row('live consistency checks', `${live.checks} (most ACTIVE at once ${live.maxActive}, most waiting in line ${live.maxWaiting})`),
+    row(
+      'live consistency checks',
+      `${live.checks} (most ACTIVE at once ${live.maxActive}, most waiting in line ${live.maxWaiting})`,
+    ),
     row('failures without admin notification', findings.stats.failedWithoutNotification),
     `violations: ${violationCount}`,
     `duration: ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   ];
   console.log(lines.join('\n'));
-  for (const [kind, messages] of Object.entries(findings.examples)) for (const message of messages) console.log(`  ${kind}: ${message}`);
+  for (const [kind, messages] of Object.entries(findings.examples))
+    for (const message of messages) console.log(`  ${kind}: ${message}`);
   const noisy = [...processMessages.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8);
-  if (noisy.length > 0) console.log(`process warnings and errors (most frequent): ${noisy.map(([m, n]) => `${n}× ${m}`).join('; ')}`);
+  if (noisy.length > 0)
+    console.log(`process warnings and errors (most frequent): ${noisy.map(([m, n]) => `${n}× ${m}`).join('; ')}`);
   return violationCount === 0 ? 0 : 1;
 }
 

@@ -40,7 +40,9 @@ export function toLiteral(value: unknown, indent = ''): string {
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value);
     if (entries.length === 0) return '{}';
-    const lines = entries.map(([key, item]) => `${inner}${IDENTIFIER.test(key) ? key : quote(key)}: ${toLiteral(item, inner)},\n`);
+    const lines = entries.map(
+      ([key, item]) => `${inner}${IDENTIFIER.test(key) ? key : quote(key)}: ${toLiteral(item, inner)},\n`,
+    );
     return `{\n${lines.join('')}${indent}}`;
   }
   return typeof value === 'string' ? quote(value) : JSON.stringify(value);
@@ -62,7 +64,9 @@ export function renderMachineModule(name: string, config: unknown): string {
 export function compileDefinitionFile(name: string, dir = MACHINES_DIR) {
   const parsed = parseDefinition(JSON.parse(readFileSync(join(dir, `${name}${DEFINITION_SUFFIX}`), 'utf8')));
   if (!parsed.ok) {
-    throw new Error(`${name}${DEFINITION_SUFFIX} is invalid:\n${parsed.issues.map((issue) => `  ${issue.path}: ${issue.message}`).join('\n')}`);
+    throw new Error(
+      `${name}${DEFINITION_SUFFIX} is invalid:\n${parsed.issues.map((issue) => `  ${issue.path}: ${issue.message}`).join('\n')}`,
+    );
   }
   return compileWorkflow(parsed.definition, name);
 }
@@ -90,7 +94,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       console.error(`out of date: ${stale.map((name) => `${name}.machine.ts`).join(', ')} (run npm run machines)`);
       process.exitCode = 1;
     } else {
-      console.log(stale.length > 0 ? `wrote ${stale.map((name) => `${name}.machine.ts`).join(', ')}` : 'machines are up to date');
+      console.log(
+        stale.length > 0 ? `wrote ${stale.map((name) => `${name}.machine.ts`).join(', ')}` : 'machines are up to date',
+      );
     }
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));

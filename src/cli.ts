@@ -38,7 +38,9 @@ export async function main(argv: string[], tracing: Tracing = { shutdown: async 
       const { values } = parseArgs({ args: rest, options: { 'stuck-after-ms': { type: 'string' } } });
       const db = createDb(config.DATABASE_URL, { max: 2 });
       try {
-        const report = await checkConsistency(db, { stuckAfterMs: values['stuck-after-ms'] ? Number(values['stuck-after-ms']) : undefined });
+        const report = await checkConsistency(db, {
+          stuckAfterMs: values['stuck-after-ms'] ? Number(values['stuck-after-ms']) : undefined,
+        });
         console.log(JSON.stringify(report, null, 2));
         process.exitCode = report.ok ? 0 : 1;
       } finally {
@@ -47,8 +49,17 @@ export async function main(argv: string[], tracing: Tracing = { shutdown: async 
       return;
     }
     case 'accounts': {
-      const { values, positionals } = parseArgs({ args: rest, options: { name: { type: 'string' }, 'admin-email': { type: 'string' } }, allowPositionals: true });
-      if (positionals[0] !== 'create' || !values.name || !values['admin-email'] || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(values['admin-email'])) {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { name: { type: 'string' }, 'admin-email': { type: 'string' } },
+        allowPositionals: true,
+      });
+      if (
+        positionals[0] !== 'create' ||
+        !values.name ||
+        !values['admin-email'] ||
+        !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(values['admin-email'])
+      ) {
         throw new Error('usage: flowmachine accounts create --name NAME --admin-email EMAIL');
       }
       const db = createDb(config.DATABASE_URL, { max: 1 });
@@ -72,7 +83,10 @@ async function serve(config: ReturnType<typeof loadConfig>, roles: Roles, tracin
     runtime
       .stop()
       .then(() => tracing.shutdown())
-      .then(() => process.exit(0), () => process.exit(1));
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

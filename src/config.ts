@@ -6,7 +6,10 @@ const allowedHostList = z
   .string()
   .optional()
   .transform((value, context) => {
-    const entries = (value ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+    const entries = (value ?? '')
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean);
     return entries.map((entry) => {
       const normalised = normaliseAllowedHost(entry);
       if (normalised === null) context.addIssue({ code: 'custom', message: `"${entry}" is not a host or host:port` });

@@ -42,14 +42,20 @@ export interface Runtime {
   stop(): Promise<void>;
 }
 
-const EXECUTIONS_BY_STATUS = { name: 'executions-by-status', text: 'SELECT status, count(*)::integer AS n FROM executions GROUP BY status' };
+const EXECUTIONS_BY_STATUS = {
+  name: 'executions-by-status',
+  text: 'SELECT status, count(*)::integer AS n FROM executions GROUP BY status',
+};
 
 /**
  * Opens connections, failing fast with one clear message when Postgres or Redis does not answer. The
  * engine's own statements go straight to `pg`; Prisma serves the API's CRUD routes only, so a worker
  * never loads its query compiler.
  */
-export async function createDeps(config: Config, options: RuntimeOptions = {}): Promise<ApiDeps & { close(): Promise<void> }> {
+export async function createDeps(
+  config: Config,
+  options: RuntimeOptions = {},
+): Promise<ApiDeps & { close(): Promise<void> }> {
   const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL });
   const pool = createPool(config.DATABASE_URL, {
     max: config.DATABASE_POOL_SIZE,
@@ -62,10 +68,17 @@ export async function createDeps(config: Config, options: RuntimeOptions = {}): 
     await pool.query('SELECT 1');
   } catch (error) {
     await db.$disconnect().catch(() => undefined);
-    throw new Error(`cannot reach Postgres at ${redactUrl(config.DATABASE_URL)}: ${(error as Error).message.split('\n').at(-1)}`);
+    throw new Error(
+      `cannot reach Postgres at ${redactUrl(config.DATABASE_URL)}: ${(error as Error).message.split('\n').at(-1)}`,
+    );
   }
   // A probe that does not retry, so an unreachable Redis is reported at once.
-  const probe = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 5_000 });
+  const probe = new Redis(config.REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 5_000,
+  });
   let probeError: Error | null = null;
   probe.on('error', (error: Error) => (probeError = error));
   try {
@@ -73,7 +86,9 @@ export async function createDeps(config: Config, options: RuntimeOptions = {}): 
     await probe.ping();
   } catch (error) {
     await db.$disconnect();
-    throw new Error(`cannot reach Redis at ${redactUrl(config.REDIS_URL)}: ${(probeError ?? (error as Error)).message}`);
+    throw new Error(
+      `cannot reach Redis at ${redactUrl(config.REDIS_URL)}: ${(probeError ?? (error as Error)).message}`,
+    );
   } finally {
     probe.disconnect();
   }
@@ -92,18 +107,37 @@ export async function createDeps(config: Config, options: RuntimeOptions = {}): 
   );
   setQueueDepthSource(metrics, async () => {
     // New executions' first jobs are prioritized (see step-queue.ts): they wait all the same.
-    const { waiting = 0, prioritized = 0, ...counts } = await queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
+    const {
+      waiting = 0,
+      prioritized = 0,
+      ...counts
+    } = await queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
     return { waiting: waiting + prioritized, ...counts };
   });
   const clock = options.clock ?? systemClock;
   const deps: ApiDeps = {
-    db, pool, batchers: new BatcherRegistry({ pool, metrics, logger }), queue, redis, clock, config, logger, metrics,
-    cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }), email: createEmailChannel(config, clock),
+    db,
+    pool,
+    batchers: new BatcherRegistry({ pool, metrics, logger }),
+    queue,
+    redis,
+    clock,
+    config,
+    logger,
+    metrics,
+    cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }),
+    email: createEmailChannel(config, clock),
     webhooks: createWebhookGuard({ allowedHosts: config.WEBHOOK_ALLOWED_HOSTS, resolve: options.resolveHost }),
     async health() {
       const [postgres, redisOk] = await Promise.all([
-        pool.query('SELECT 1').then(() => true, () => false),
-        redis.ping().then(() => true, () => false),
+        pool.query('SELECT 1').then(
+          () => true,
+          () => false,
+        ),
+        redis.ping().then(
+          () => true,
+          () => false,
+        ),
       ]);
       return { postgres, redis: redisOk };
     },
@@ -135,7 +169,9 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
     const sweep = createSweeper(deps);
     const runSweep = () =>
       sweep()
-        .then((report) => (report.rebuilt || report.admitted || report.notified ? deps.logger.info('sweep', { ...report }) : undefined))
+        .then((report) =>
+          report.rebuilt || report.admitted || report.notified ? deps.logger.info('sweep', { ...report }) : undefined,
+        )
         .catch((error: Error) => deps.logger.warn('sweep failed', { error: error.message }))
         .finally(() => {
           if (sweepTimer) sweepTimer = setTimeout(runSweep, config.SWEEP_INTERVAL_MS).unref();
@@ -145,7 +181,9 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
   const app = roles.api ? createApp(deps) : config.METRICS_PORT !== undefined ? createOpsApp(deps) : null;
   if (app) {
     server = await new Promise<Server>((resolve, reject) => {
-      const listening = app.listen(roles.api ? config.PORT : (config.METRICS_PORT ?? 0), config.HOST, () => resolve(listening));
+      const listening = app.listen(roles.api ? config.PORT : (config.METRICS_PORT ?? 0), config.HOST, () =>
+        resolve(listening),
+      );
       listening.once('error', reject);
     });
     server.keepAliveTimeout = 65_000;
@@ -156,7 +194,10 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
 
   let stopping: Promise<void> | null = null;
   return {
-    deps, server, worker, port,
+    deps,
+    server,
+    worker,
+    port,
     stop() {
       stopping ??= (async () => {
         if (sweepTimer) clearTimeout(sweepTimer);
@@ -166,7 +207,10 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
           server && new Promise<void>((resolve) => server!.close(() => resolve())),
         ]);
         server?.closeIdleConnections();
-        await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref())]);
+        await Promise.race([
+          closing,
+          new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref()),
+        ]);
         workerConnection?.disconnect();
         await deps.close();
       })();

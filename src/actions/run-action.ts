@@ -47,7 +47,11 @@ export interface TagChange {
 export type ActionResult =
   | { kind: 'success'; details: Record<string, unknown>; tagChange?: TagChange }
   | { kind: 'skipped'; reason: string; details: Record<string, unknown> }
-  | (Exclude<ProviderOutcome, { kind: 'success' }> & { provider: string; providerKind: string; details: Record<string, unknown> });
+  | (Exclude<ProviderOutcome, { kind: 'success' }> & {
+      provider: string;
+      providerKind: string;
+      details: Record<string, unknown>;
+    });
 
 /** Key sent with every provider call of one step of one execution; the same on every retry (CONTRACT.md). */
 export const idempotencyKey = (executionId: string, stepId: string) => `${executionId}:${stepId}`;
@@ -97,7 +101,11 @@ export async function runAction(deps: ActionDeps, step: ActionStep, target: Acti
   switch (step.type) {
     case 'add_tag':
     case 'remove_tag': {
-      return { kind: 'success', details: { tag: step.config.tag }, tagChange: { op: step.type === 'add_tag' ? 'add' : 'remove', tag: step.config.tag } };
+      return {
+        kind: 'success',
+        details: { tag: step.config.tag },
+        tagChange: { op: step.type === 'add_tag' ? 'add' : 'remove', tag: step.config.tag },
+      };
     }
     case 'send_email': {
       if (!target.contact.optedIn) return { kind: 'skipped', reason: 'contact_opted_out', details: {} };
@@ -105,37 +113,74 @@ export async function runAction(deps: ActionDeps, step: ActionStep, target: Acti
       const to = step.config.to ?? target.contact.email;
       // Logs keep the templates and the fields they read, never the rendered personal text.
       const details = {
-        action_config: { to, subject: step.config.subject, body: step.config.body, fields: templateFields(step.config.subject, step.config.body) },
+        action_config: {
+          to,
+          subject: step.config.subject,
+          body: step.config.body,
+          fields: templateFields(step.config.subject, step.config.body),
+        },
         transport: deps.email.kind,
       };
-      const subject = renderTemplate(step.config.subject, scope, { maxChars: TEMPLATE_LIMITS.subjectChars, label: 'subject' });
+      const subject = renderTemplate(step.config.subject, scope, {
+        maxChars: TEMPLATE_LIMITS.subjectChars,
+        label: 'subject',
+      });
       if (!subject.ok) return refused(hold, subject.error, details);
       const body = renderTemplate(step.config.body, scope, { maxChars: TEMPLATE_LIMITS.messageChars, label: 'body' });
       if (!body.ok) return refused(hold, body.error, details);
       const key = idempotencyKey(target.executionId, target.stepId);
-      const email = { to, subject: subject.text, body: body.text, executionId: target.executionId, stepId: target.stepId, idempotencyKey: key };
+      const email = {
+        to,
+        subject: subject.text,
+        body: body.text,
+        executionId: target.executionId,
+        stepId: target.stepId,
+        idempotencyKey: key,
+      };
       const send = deps.email.kind === 'none' ? null : () => deps.email.send(email);
       return callProvider(deps, hold, send, details);
     }
     case 'send_sms': {
       if (!target.contact.optedIn) return { kind: 'skipped', reason: 'contact_opted_out', details: {} };
-      if (!target.contact.phone) return { kind: 'permanent', status: 0, error: 'contact has no phone number', provider: 'sms', providerKind: 'sms', details: {} };
+      if (!target.contact.phone)
+        return {
+          kind: 'permanent',
+          status: 0,
+          error: 'contact has no phone number',
+          provider: 'sms',
+          providerKind: 'sms',
+          details: {},
+        };
       const hold = holdOf(deps, 'sms', target);
-      const details = { action_config: { to: target.contact.phone, body: step.config.body, fields: templateFields(step.config.body) } };
+      const details = {
+        action_config: { to: target.contact.phone, body: step.config.body, fields: templateFields(step.config.body) },
+      };
       const body = renderTemplate(step.config.body, scope, { maxChars: TEMPLATE_LIMITS.smsChars, label: 'body' });
       if (!body.ok) return refused(hold, body.error, details);
-      const message = { to: target.contact.phone, body: body.text, execution_id: target.executionId, step_id: target.stepId };
+      const message = {
+        to: target.contact.phone,
+        body: body.text,
+        execution_id: target.executionId,
+        step_id: target.stepId,
+      };
       return callProvider(deps, hold, httpSender(deps, deps.config.SMS_HTTP_URL, 'POST', message, target), details);
     }
     case 'webhook': {
       const hold = holdOf(deps, 'webhook', target, step.config.url);
-      const details = { action_config: { url: step.config.url, method: step.config.method, fields: templateFields(step.config.body) } };
+      const details = {
+        action_config: { url: step.config.url, method: step.config.method, fields: templateFields(step.config.body) },
+      };
       // Checked on every attempt: stored definitions predate any allow-list change, and names re-resolve.
       const route = deps.webhooks.route(step.config.url);
       if (!route.ok) return refused(hold, route.error, details);
       const body = step.config.body === undefined ? undefined : renderBody(step.config.body, scope);
       if (body && !body.ok) return refused(hold, body.error, details);
-      return callProvider(deps, hold, httpSender(deps, step.config.url, step.config.method, body?.text, target, route.dispatcher), details);
+      return callProvider(
+        deps,
+        hold,
+        httpSender(deps, step.config.url, step.config.method, body?.text, target, route.dispatcher),
+        details,
+      );
     }
   }
 }
@@ -154,20 +199,45 @@ const refused = (hold: ProviderHold, error: string, details: Record<string, unkn
 type Sender = () => Promise<ProviderOutcome>;
 
 /** A provider call over HTTP to `url` (through `dispatcher`, for webhooks), or null when no URL is configured. */
-function httpSender(deps: ActionDeps, url: string | undefined, method: string, body: unknown, target: ActionTarget, dispatcher?: Dispatcher): Sender | null {
+function httpSender(
+  deps: ActionDeps,
+  url: string | undefined,
+  method: string,
+  body: unknown,
+  target: ActionTarget,
+  dispatcher?: Dispatcher,
+): Sender | null {
   if (!url) return null;
   const key = idempotencyKey(target.executionId, target.stepId);
-  return () => sendProviderRequest({ url, method, body, idempotencyKey: key, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS }, deps.clock, dispatcher);
+  return () =>
+    sendProviderRequest(
+      { url, method, body, idempotencyKey: key, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS },
+      deps.clock,
+      dispatcher,
+    );
 }
 
 /** Runs `send` unless calls under `hold` are held back, and turns its outcome into the action's result. */
-async function callProvider(deps: ActionDeps, hold: ProviderHold, send: Sender | null, details: Record<string, unknown>): Promise<ActionResult> {
+async function callProvider(
+  deps: ActionDeps,
+  hold: ProviderHold,
+  send: Sender | null,
+  details: Record<string, unknown>,
+): Promise<ActionResult> {
   // Without a configured transport the message is recorded but not delivered (development set-ups).
   if (!send) return { kind: 'success', details: { ...details, delivered: false, transport: 'none' } };
   const { provider, kind: providerKind } = hold;
   const heldFor = await rateLimitRemaining(deps, hold);
   if (heldFor > 0) {
-    return { kind: 'rate_limited', status: 429, retryAfterMs: heldFor, error: `provider ${provider} is rate limited`, provider, providerKind, details: { ...details, held: true } };
+    return {
+      kind: 'rate_limited',
+      status: 429,
+      retryAfterMs: heldFor,
+      error: `provider ${provider} is rate limited`,
+      provider,
+      providerKind,
+      details: { ...details, held: true },
+    };
   }
   const outcome = await send();
   if (outcome.kind === 'success') {

@@ -23,7 +23,9 @@ export async function createAccount(db: PrismaClient, input: { name: string; adm
   return db.$transaction(async (tx) => {
     const account = await tx.account.create({ data: { name: input.name, adminEmail: input.adminEmail } });
     const user = await tx.user.create({ data: { accountId: account.id, email: input.adminEmail, role: 'admin' } });
-    await tx.apiKey.create({ data: { accountId: account.id, userId: user.id, keyHash: key.hash, prefix: key.prefix, name: 'initial' } });
+    await tx.apiKey.create({
+      data: { accountId: account.id, userId: user.id, keyHash: key.hash, prefix: key.prefix, name: 'initial' },
+    });
     return { account_id: account.id, user_id: user.id, api_key: key.apiKey };
   });
 }

@@ -54,9 +54,16 @@ export function createApp(deps: ApiDeps): express.Express {
     response.on('finish', () => {
       const route = request.route ? `${request.baseUrl}${request.route.path}` : 'unmatched';
       const seconds = (performance.now() - started) / 1000;
-      deps.metrics.httpDuration.observe({ method: request.method, route, status: String(response.statusCode) }, seconds);
+      deps.metrics.httpDuration.observe(
+        { method: request.method, route, status: String(response.statusCode) },
+        seconds,
+      );
       deps.logger.log(response.statusCode >= 500 ? 'error' : 'http', 'request', {
-        request_id: id, method: request.method, route, status: response.statusCode, duration_ms: Math.round(seconds * 1000),
+        request_id: id,
+        method: request.method,
+        route,
+        status: response.statusCode,
+        duration_ms: Math.round(seconds * 1000),
       });
     });
     next();
@@ -70,7 +77,9 @@ export function createApp(deps: ApiDeps): express.Express {
   const limits = new ApiRateLimits(deps.redis, deps.config.QUEUE_PREFIX, deps.config.API_RATE_LIMIT, deps.logger);
   api.use(authenticate(deps, callers, limits));
   api.use((request, _response, next) => {
-    const hasBody = request.headers['content-length'] !== undefined && request.headers['content-length'] !== '0' || request.headers['transfer-encoding'] !== undefined;
+    const hasBody =
+      (request.headers['content-length'] !== undefined && request.headers['content-length'] !== '0') ||
+      request.headers['transfer-encoding'] !== undefined;
     if (hasBody && !request.is('application/json')) throw new HttpError(415, 'request body must be application/json');
     next();
   });
@@ -84,21 +93,32 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
     const { status, body, headers } = toErrorResponse(error);
     if (headers) response.set(headers);
-    if (status >= 500) deps.logger.error('request failed', { request_id: (request as Request & { id?: string }).id, error: (error as Error)?.message });
+    if (status >= 500)
+      deps.logger.error('request failed', {
+        request_id: (request as Request & { id?: string }).id,
+        error: (error as Error)?.message,
+      });
     response.status(status).json({ ...body, request_id: (request as Request & { id?: string }).id });
   });
   return app;
 }
 
 /** Maps anything thrown to a status and the contract's error body; never leaks stacks or SQL. */
-function toErrorResponse(error: unknown): { status: number; body: Record<string, unknown>; headers?: Record<string, string> } {
-  if (error instanceof HttpError) return { status: error.status, body: { error: error.message, ...error.details }, headers: error.headers };
+function toErrorResponse(error: unknown): {
+  status: number;
+  body: Record<string, unknown>;
+  headers?: Record<string, string>;
+} {
+  if (error instanceof HttpError)
+    return { status: error.status, body: { error: error.message, ...error.details }, headers: error.headers };
   if (error instanceof URIError) return { status: 400, body: { error: 'malformed URL encoding' } };
   const e = error as { type?: string; status?: number; expose?: boolean; message?: string };
   if (e?.type === 'entity.parse.failed') return { status: 400, body: { error: 'request body is not valid JSON' } };
   if (e?.type === 'entity.too.large') return { status: 413, body: { error: 'request body is too large' } };
-  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return { status: 415, body: { error: 'unsupported request encoding' } };
-  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) return { status: e.status, body: { error: e.message ?? 'bad request' } };
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported')
+    return { status: 415, body: { error: 'unsupported request encoding' } };
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose)
+    return { status: e.status, body: { error: e.message ?? 'bad request' } };
   return { status: 500, body: { error: 'internal error' } };
 }
 

@@ -57,7 +57,8 @@ function put<V>(map: Map<string, V>, key: string, value: V, capacity: number) {
 
 /** Refuses callers whose key is not an admin key (403): key management and account settings. */
 export function requireAdmin(request: Request, _response: Response, next: NextFunction) {
-  if (callerOf(request).role !== 'admin') throw new HttpError(403, 'this API key is not allowed to manage keys or account settings (admin role needed)');
+  if (callerOf(request).role !== 'admin')
+    throw new HttpError(403, 'this API key is not allowed to manage keys or account settings (admin role needed)');
   next();
 }
 

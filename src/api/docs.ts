@@ -7,7 +7,13 @@ const SWAGGER_UI = path.dirname(createRequire(import.meta.url).resolve('swagger-
 
 /** The files of `/docs/assets/`: Swagger UI's bundle and stylesheet (and their source maps) from `swagger-ui-dist`, and our init script. */
 const ASSETS: ReadonlyMap<string, string> = new Map([
-  ...['swagger-ui-bundle.js', 'swagger-ui-bundle.js.map', 'swagger-ui.css', 'swagger-ui.css.map', 'favicon-32x32.png'].map((name) => [name, path.join(SWAGGER_UI, name)] as const),
+  ...[
+    'swagger-ui-bundle.js',
+    'swagger-ui-bundle.js.map',
+    'swagger-ui.css',
+    'swagger-ui.css.map',
+    'favicon-32x32.png',
+  ].map((name) => [name, path.join(SWAGGER_UI, name)] as const),
   ['init.js', path.join(import.meta.dirname, 'docs-init.js')],
 ]);
 

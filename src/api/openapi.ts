@@ -1,54 +1,136 @@
 import { z } from 'zod';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
 import {
-  accountSettingsBody, contactEventBody, createApiKeyBody, createContactBody, createWorkflowBody, listExecutionsQuery,
-  bulkEnrollBody, logsQuery, tagBody, triggerBody, updateContactBody, updateDefinitionBody,
+  accountSettingsBody,
+  contactEventBody,
+  createApiKeyBody,
+  createContactBody,
+  createWorkflowBody,
+  listExecutionsQuery,
+  bulkEnrollBody,
+  logsQuery,
+  tagBody,
+  triggerBody,
+  updateContactBody,
+  updateDefinitionBody,
 } from './schemas.ts';
 
 /** Response schemas: documented in OpenAPI and checked against real responses by the tests. */
 export const responses = {
   error: z.object({ error: z.string(), request_id: z.string().optional() }).catchall(z.unknown()),
   contact: z.object({
-    id: z.string().uuid(), email: z.string(), phone: z.string().nullable(), opted_in: z.boolean(), timezone: z.string().nullable(),
-    tags: z.array(z.string()), attributes: z.record(z.string(), z.unknown()), created_at: z.string(), updated_at: z.string(),
+    id: z.string().uuid(),
+    email: z.string(),
+    phone: z.string().nullable(),
+    opted_in: z.boolean(),
+    timezone: z.string().nullable(),
+    tags: z.array(z.string()),
+    attributes: z.record(z.string(), z.unknown()),
+    created_at: z.string(),
+    updated_at: z.string(),
   }),
   workflow: z.object({
-    id: z.string().uuid(), name: z.string(), status: z.enum(['draft', 'active', 'paused']), version: z.number().int(),
-    definition: z.unknown(), created_at: z.string(), updated_at: z.string(),
+    id: z.string().uuid(),
+    name: z.string(),
+    status: z.enum(['draft', 'active', 'paused']),
+    version: z.number().int(),
+    definition: z.unknown(),
+    created_at: z.string(),
+    updated_at: z.string(),
   }),
   execution: z.object({
-    id: z.string().uuid(), workflow_id: z.string().uuid(), workflow_version_id: z.string().uuid(), contact_id: z.string().uuid(),
-    status: z.enum(EXECUTION_STATUSES), current_step: z.string().nullable(), current_step_index: z.number().int().min(0)
-      .describe('1-based position of the step being run or waited on (or where a failed or cancelled execution stopped): 0 before the first step starts, total_steps once COMPLETED'),
+    id: z.string().uuid(),
+    workflow_id: z.string().uuid(),
+    workflow_version_id: z.string().uuid(),
+    contact_id: z.string().uuid(),
+    status: z.enum(EXECUTION_STATUSES),
+    current_step: z.string().nullable(),
+    current_step_index: z
+      .number()
+      .int()
+      .min(0)
+      .describe(
+        '1-based position of the step being run or waited on (or where a failed or cancelled execution stopped): 0 before the first step starts, total_steps once COMPLETED',
+      ),
     total_steps: z.number().int().describe('steps finished plus the longest path still ahead'),
-    progress_percent: z.number().int().min(0).max(100).describe('floor(100 * current_step_index / total_steps), at most 99 until COMPLETED (100)'),
-    retry_count: z.number().int(), completion_reason: z.string().nullable(),
-    last_error: z.string().nullable(), next_run_at: z.string().nullable(), created_at: z.string(), updated_at: z.string(), finished_at: z.string().nullable(),
+    progress_percent: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .describe('floor(100 * current_step_index / total_steps), at most 99 until COMPLETED (100)'),
+    retry_count: z.number().int(),
+    completion_reason: z.string().nullable(),
+    last_error: z.string().nullable(),
+    next_run_at: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    finished_at: z.string().nullable(),
   }),
   log: z.object({
-    id: z.string(), execution_id: z.string().uuid().nullable(), event_type: z.string(),
-    step_index: z.number().int().nullable().describe('1-based position of the entry\'s step on the path taken; 0 for execution_started, null for other execution-level entries'),
-    step_id: z.string().nullable(), status: z.string(), timestamp: z.string(), duration_ms: z.number().int().nullable(),
-    user_id: z.string().uuid().nullable(), details: z.unknown(),
+    id: z.string(),
+    execution_id: z.string().uuid().nullable(),
+    event_type: z.string(),
+    step_index: z
+      .number()
+      .int()
+      .nullable()
+      .describe(
+        "1-based position of the entry's step on the path taken; 0 for execution_started, null for other execution-level entries",
+      ),
+    step_id: z.string().nullable(),
+    status: z.string(),
+    timestamp: z.string(),
+    duration_ms: z.number().int().nullable(),
+    user_id: z.string().uuid().nullable(),
+    details: z.unknown(),
   }),
-  pagination: z.object({ total: z.number().int(), page: z.number().int(), limit: z.number().int(), total_pages: z.number().int() }),
+  pagination: z.object({
+    total: z.number().int(),
+    page: z.number().int(),
+    limit: z.number().int(),
+    total_pages: z.number().int(),
+  }),
   triggered: z.object({ execution_id: z.string().uuid(), status: z.literal('QUEUED') }),
   duplicate: z.object({ duplicate: z.literal(true), message: z.string(), execution_id: z.string().uuid() }),
   enrolled: z.object({
     started: z.number().int(),
-    results: z.array(z.object({
-      contact_id: z.string().uuid(),
-      outcome: z.enum(['started', 'duplicate', 'already_enrolled', 'contact_not_found', 'opted_out']),
-      execution_id: z.string().uuid().nullable(),
-    })),
+    results: z.array(
+      z.object({
+        contact_id: z.string().uuid(),
+        outcome: z.enum(['started', 'duplicate', 'already_enrolled', 'contact_not_found', 'opted_out']),
+        execution_id: z.string().uuid().nullable(),
+      }),
+    ),
   }),
   settings: z.object({
-    concurrent_executions_per_account: z.number().int(), max_retry_attempts: z.number().int(), retry_base_delay_seconds: z.number().int(),
-    error_notification: z.boolean(), admin_email: z.string(),
+    concurrent_executions_per_account: z.number().int(),
+    max_retry_attempts: z.number().int(),
+    retry_base_delay_seconds: z.number().int(),
+    error_notification: z.boolean(),
+    admin_email: z.string(),
   }),
   event: z.object({ accepted: z.boolean(), event: z.string(), goal_completed_executions: z.array(z.string().uuid()) }),
-  apiKey: z.object({ id: z.string().uuid(), name: z.string().nullable(), prefix: z.string(), role: z.enum(['admin', 'member']), api_key: z.string() }),
-  apiKeys: z.object({ data: z.array(z.object({ id: z.string().uuid(), name: z.string().nullable(), prefix: z.string(), role: z.enum(['admin', 'member']), user_id: z.string().uuid(), created_at: z.string(), revoked_at: z.string().nullable() })) }),
+  apiKey: z.object({
+    id: z.string().uuid(),
+    name: z.string().nullable(),
+    prefix: z.string(),
+    role: z.enum(['admin', 'member']),
+    api_key: z.string(),
+  }),
+  apiKeys: z.object({
+    data: z.array(
+      z.object({
+        id: z.string().uuid(),
+        name: z.string().nullable(),
+        prefix: z.string(),
+        role: z.enum(['admin', 'member']),
+        user_id: z.string().uuid(),
+        created_at: z.string(),
+        revoked_at: z.string().nullable(),
+      }),
+    ),
+  }),
   health: z.object({ status: z.enum(['ok', 'unavailable']), postgres: z.boolean(), redis: z.boolean() }),
 };
 
@@ -68,71 +150,292 @@ interface Operation {
 const id = '{id}';
 /** Every route of the API, with what it takes and answers. The router and this table are checked against each other by the tests. */
 export const OPERATIONS: Operation[] = [
-  { method: 'post', path: '/api/v1/contacts', summary: 'Create a contact', body: createContactBody, ok: [201, responses.contact, 'the contact'], errors: [400, 401, 413, 415] },
-  { method: 'get', path: `/api/v1/contacts/${id}`, summary: 'Get a contact', ok: [200, responses.contact, 'the contact'], errors: [400, 401, 404] },
-  { method: 'patch', path: `/api/v1/contacts/${id}`, summary: 'Update a contact (e.g. opt out)', body: updateContactBody, ok: [200, responses.contact, 'the contact'], errors: [400, 401, 404] },
-  { method: 'delete', path: `/api/v1/contacts/${id}`, summary: 'Delete a contact; its running executions are cancelled with reason contact_deleted', ok: [204, null, 'deleted'], errors: [400, 401, 404] },
-  { method: 'post', path: `/api/v1/contacts/${id}/tags`, summary: 'Add a tag', body: tagBody, ok: [200, responses.contact, 'the contact'], errors: [400, 401, 404] },
-  { method: 'delete', path: `/api/v1/contacts/${id}/tags/{tag}`, summary: 'Remove a tag', ok: [200, responses.contact, 'the contact'], errors: [400, 401, 404] },
-  { method: 'post', path: `/api/v1/contacts/${id}/events`, summary: 'Record a contact event; completes executions whose workflow has it as goal', body: contactEventBody, ok: [202, responses.event, 'accepted'], errors: [400, 401, 404] },
-  { method: 'post', path: '/api/v1/workflows', summary: 'Create a workflow (version 1 of its definition)', body: createWorkflowBody, ok: [201, responses.workflow, 'the workflow'], errors: [400, 401] },
-  { method: 'get', path: `/api/v1/workflows/${id}`, summary: 'Get a workflow with its current definition', ok: [200, responses.workflow, 'the workflow'], errors: [400, 401, 404] },
-  { method: 'put', path: `/api/v1/workflows/${id}/definition`, summary: 'Save a new immutable version of the definition', body: updateDefinitionBody, ok: [200, responses.workflow, 'the workflow'], errors: [400, 401, 404] },
-  { method: 'post', path: `/api/v1/workflows/${id}/activate`, summary: 'Activate a workflow', ok: [200, responses.workflow, 'the workflow'], errors: [400, 401, 404] },
-  { method: 'post', path: `/api/v1/workflows/${id}/pause`, summary: 'Pause a workflow (new triggers are refused)', ok: [200, responses.workflow, 'the workflow'], errors: [400, 401, 404] },
-  { method: 'get', path: `/api/v1/workflows/${id}/machine`, summary: 'The compiled XState machine config (importable into Stately)', ok: [200, z.record(z.string(), z.unknown()), 'machine config'], errors: [400, 401, 404] },
-  { method: 'post', path: `/api/v1/workflows/${id}/trigger`, summary: 'Enroll a contact (200 when a duplicate within 5 s is ignored)', body: triggerBody, ok: [202, responses.triggered, 'execution created, QUEUED'], errors: [400, 401, 403, 404, 409] },
-  { method: 'post', path: `/api/v1/workflows/${id}/enrollments`, summary: 'Enroll up to 1,000 contacts at once, each as a trigger would (outcome per contact: started, duplicate, already_enrolled, contact_not_found, opted_out)', body: bulkEnrollBody, ok: [200, responses.enrolled, 'one outcome per distinct contact, in request order'], errors: [400, 401, 404] },
-  { method: 'get', path: `/api/v1/workflows/${id}/executions`, summary: 'List executions, newest first, filtered by status and created_at range', query: listExecutionsQuery, ok: [200, page(responses.execution), 'a page of executions'], errors: [400, 401, 404] },
-  { method: 'get', path: `/api/v1/executions/${id}`, summary: 'Execution status and progress', ok: [200, responses.execution, 'the execution'], errors: [400, 401, 404] },
-  { method: 'get', path: `/api/v1/executions/${id}/logs`, summary: 'Execution log, oldest first, paginated', query: logsQuery, ok: [200, page(responses.log), 'a page of log entries'], errors: [400, 401, 404] },
-  { method: 'post', path: `/api/v1/executions/${id}/cancel`, summary: 'Cancel a running execution', ok: [200, responses.execution, 'the execution, CANCELLED'], errors: [400, 401, 404, 409] },
-  { method: 'post', path: `/api/v1/executions/${id}/retry`, summary: 'Retry a FAILED execution from the failed step', ok: [200, responses.execution, 'the execution, QUEUED'], errors: [400, 401, 404, 409] },
-  { method: 'get', path: '/api/v1/account/settings', summary: 'Account settings', ok: [200, responses.settings, 'settings'], errors: [401] },
-  { method: 'patch', path: '/api/v1/account/settings', summary: 'Change account settings (admin keys only; concurrency at most MAX_ACCOUNT_CONCURRENCY)', body: accountSettingsBody, ok: [200, responses.settings, 'settings'], errors: [400, 401, 403] },
-  { method: 'get', path: '/api/v1/api-keys', summary: 'List API keys (never the keys themselves); admin keys only', ok: [200, responses.apiKeys, 'keys'], errors: [401, 403] },
-  { method: 'post', path: '/api/v1/api-keys', summary: 'Create an API key (role admin or member); the key is shown only in this response; admin keys only', body: createApiKeyBody, ok: [201, responses.apiKey, 'the new key'], errors: [400, 401, 403] },
-  { method: 'delete', path: `/api/v1/api-keys/${id}`, summary: 'Revoke an API key (refused by every API process within 5 s); admin keys only', ok: [204, null, 'revoked'], errors: [400, 401, 403, 404] },
-  { method: 'get', path: '/health', summary: 'Liveness of Postgres and Redis', ok: [200, responses.health, 'both answer'], errors: [503], auth: false },
-  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', ok: [200, null, 'Prometheus text format'], auth: false },
+  {
+    method: 'post',
+    path: '/api/v1/contacts',
+    summary: 'Create a contact',
+    body: createContactBody,
+    ok: [201, responses.contact, 'the contact'],
+    errors: [400, 401, 413, 415],
+  },
+  {
+    method: 'get',
+    path: `/api/v1/contacts/${id}`,
+    summary: 'Get a contact',
+    ok: [200, responses.contact, 'the contact'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'patch',
+    path: `/api/v1/contacts/${id}`,
+    summary: 'Update a contact (e.g. opt out)',
+    body: updateContactBody,
+    ok: [200, responses.contact, 'the contact'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'delete',
+    path: `/api/v1/contacts/${id}`,
+    summary: 'Delete a contact; its running executions are cancelled with reason contact_deleted',
+    ok: [204, null, 'deleted'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/contacts/${id}/tags`,
+    summary: 'Add a tag',
+    body: tagBody,
+    ok: [200, responses.contact, 'the contact'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'delete',
+    path: `/api/v1/contacts/${id}/tags/{tag}`,
+    summary: 'Remove a tag',
+    ok: [200, responses.contact, 'the contact'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/contacts/${id}/events`,
+    summary: 'Record a contact event; completes executions whose workflow has it as goal',
+    body: contactEventBody,
+    ok: [202, responses.event, 'accepted'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/workflows',
+    summary: 'Create a workflow (version 1 of its definition)',
+    body: createWorkflowBody,
+    ok: [201, responses.workflow, 'the workflow'],
+    errors: [400, 401],
+  },
+  {
+    method: 'get',
+    path: `/api/v1/workflows/${id}`,
+    summary: 'Get a workflow with its current definition',
+    ok: [200, responses.workflow, 'the workflow'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'put',
+    path: `/api/v1/workflows/${id}/definition`,
+    summary: 'Save a new immutable version of the definition',
+    body: updateDefinitionBody,
+    ok: [200, responses.workflow, 'the workflow'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/workflows/${id}/activate`,
+    summary: 'Activate a workflow',
+    ok: [200, responses.workflow, 'the workflow'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/workflows/${id}/pause`,
+    summary: 'Pause a workflow (new triggers are refused)',
+    ok: [200, responses.workflow, 'the workflow'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'get',
+    path: `/api/v1/workflows/${id}/machine`,
+    summary: 'The compiled XState machine config (importable into Stately)',
+    ok: [200, z.record(z.string(), z.unknown()), 'machine config'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/workflows/${id}/trigger`,
+    summary: 'Enroll a contact (200 when a duplicate within 5 s is ignored)',
+    body: triggerBody,
+    ok: [202, responses.triggered, 'execution created, QUEUED'],
+    errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/workflows/${id}/enrollments`,
+    summary:
+      'Enroll up to 1,000 contacts at once, each as a trigger would (outcome per contact: started, duplicate, already_enrolled, contact_not_found, opted_out)',
+    body: bulkEnrollBody,
+    ok: [200, responses.enrolled, 'one outcome per distinct contact, in request order'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'get',
+    path: `/api/v1/workflows/${id}/executions`,
+    summary: 'List executions, newest first, filtered by status and created_at range',
+    query: listExecutionsQuery,
+    ok: [200, page(responses.execution), 'a page of executions'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'get',
+    path: `/api/v1/executions/${id}`,
+    summary: 'Execution status and progress',
+    ok: [200, responses.execution, 'the execution'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'get',
+    path: `/api/v1/executions/${id}/logs`,
+    summary: 'Execution log, oldest first, paginated',
+    query: logsQuery,
+    ok: [200, page(responses.log), 'a page of log entries'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/executions/${id}/cancel`,
+    summary: 'Cancel a running execution',
+    ok: [200, responses.execution, 'the execution, CANCELLED'],
+    errors: [400, 401, 404, 409],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/executions/${id}/retry`,
+    summary: 'Retry a FAILED execution from the failed step',
+    ok: [200, responses.execution, 'the execution, QUEUED'],
+    errors: [400, 401, 404, 409],
+  },
+  {
+    method: 'get',
+    path: '/api/v1/account/settings',
+    summary: 'Account settings',
+    ok: [200, responses.settings, 'settings'],
+    errors: [401],
+  },
+  {
+    method: 'patch',
+    path: '/api/v1/account/settings',
+    summary: 'Change account settings (admin keys only; concurrency at most MAX_ACCOUNT_CONCURRENCY)',
+    body: accountSettingsBody,
+    ok: [200, responses.settings, 'settings'],
+    errors: [400, 401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/v1/api-keys',
+    summary: 'List API keys (never the keys themselves); admin keys only',
+    ok: [200, responses.apiKeys, 'keys'],
+    errors: [401, 403],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/api-keys',
+    summary: 'Create an API key (role admin or member); the key is shown only in this response; admin keys only',
+    body: createApiKeyBody,
+    ok: [201, responses.apiKey, 'the new key'],
+    errors: [400, 401, 403],
+  },
+  {
+    method: 'delete',
+    path: `/api/v1/api-keys/${id}`,
+    summary: 'Revoke an API key (refused by every API process within 5 s); admin keys only',
+    ok: [204, null, 'revoked'],
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/health',
+    summary: 'Liveness of Postgres and Redis',
+    ok: [200, responses.health, 'both answer'],
+    errors: [503],
+    auth: false,
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    ok: [200, null, 'Prometheus text format'],
+    auth: false,
+  },
   { method: 'get', path: '/openapi.json', summary: 'This document', ok: [200, null, 'OpenAPI 3.1'], auth: false },
-  { method: 'get', path: '/docs', summary: 'Interactive API reference (Swagger UI)', ok: [200, null, 'HTML'], auth: false },
+  {
+    method: 'get',
+    path: '/docs',
+    summary: 'Interactive API reference (Swagger UI)',
+    ok: [200, null, 'HTML'],
+    auth: false,
+  },
 ];
 
 const ERROR_TEXT: Record<number, string> = {
-  400: 'invalid request (every invalid field with its path)', 401: 'missing or invalid API key', 403: 'forbidden (contact opted out, or a member key managing keys or settings)',
-  404: 'not found (or belongs to another account)', 409: 'conflict with the current state', 413: 'body too large', 415: 'body is not JSON', 503: 'a dependency is down',
+  400: 'invalid request (every invalid field with its path)',
+  401: 'missing or invalid API key',
+  403: 'forbidden (contact opted out, or a member key managing keys or settings)',
+  404: 'not found (or belongs to another account)',
+  409: 'conflict with the current state',
+  413: 'body too large',
+  415: 'body is not JSON',
+  503: 'a dependency is down',
 };
 
-const schemaOf = (schema: z.ZodType, io: 'input' | 'output' = 'output') => z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' });
+const schemaOf = (schema: z.ZodType, io: 'input' | 'output' = 'output') =>
+  z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' });
 
 /** The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. */
 export function buildOpenApiDocument() {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of OPERATIONS) {
     const parameters = [
-      ...[...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: m[1] === 'id' ? { type: 'string', format: 'uuid' } : { type: 'string' } })),
-      ...Object.entries(op.query?.shape ?? {}).map(([name, schema]) => ({ name, in: 'query', required: false, schema: schemaOf(schema as z.ZodType, 'input') })),
+      ...[...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+        name: m[1],
+        in: 'path',
+        required: true,
+        schema: m[1] === 'id' ? { type: 'string', format: 'uuid' } : { type: 'string' },
+      })),
+      ...Object.entries(op.query?.shape ?? {}).map(([name, schema]) => ({
+        name,
+        in: 'query',
+        required: false,
+        schema: schemaOf(schema as z.ZodType, 'input'),
+      })),
     ];
     const [okStatus, okSchema, okText] = op.ok;
     const responsesDoc: Record<string, unknown> = {
-      [okStatus]: { description: okText, ...(okSchema ? { content: { 'application/json': { schema: schemaOf(okSchema) } } } : {}) },
+      [okStatus]: {
+        description: okText,
+        ...(okSchema ? { content: { 'application/json': { schema: schemaOf(okSchema) } } } : {}),
+      },
     };
-    if (op.path.endsWith('/trigger')) responsesDoc['200'] = { description: 'duplicate trigger ignored', content: { 'application/json': { schema: schemaOf(responses.duplicate) } } };
-    for (const code of new Set([...(op.errors ?? []), ...(op.body ? [400, 413, 415] : []), 500])) responsesDoc[code] = { description: ERROR_TEXT[code] ?? 'internal error', content: { 'application/json': { schema: schemaOf(responses.error) } } };
+    if (op.path.endsWith('/trigger'))
+      responsesDoc['200'] = {
+        description: 'duplicate trigger ignored',
+        content: { 'application/json': { schema: schemaOf(responses.duplicate) } },
+      };
+    for (const code of new Set([...(op.errors ?? []), ...(op.body ? [400, 413, 415] : []), 500]))
+      responsesDoc[code] = {
+        description: ERROR_TEXT[code] ?? 'internal error',
+        content: { 'application/json': { schema: schemaOf(responses.error) } },
+      };
     (paths[op.path] ??= {})[op.method] = {
       summary: op.summary,
       ...(parameters.length ? { parameters } : {}),
-      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.body, 'input') } } } } : {}),
+      ...(op.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.body, 'input') } } } }
+        : {}),
       responses: responsesDoc,
       ...(op.auth === false ? { security: [] } : {}),
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'flowmachine', version: '0.1.0', description: 'Durable workflow execution engine for marketing automation. Request bodies are strict: unknown fields are refused with 400.' },
+    info: {
+      title: 'flowmachine',
+      version: '0.1.0',
+      description:
+        'Durable workflow execution engine for marketing automation. Request bodies are strict: unknown fields are refused with 400.',
+    },
     servers: [{ url: '/' }],
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key from `npx flowmachine accounts create`' } } },
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'API key from `npx flowmachine accounts create`' },
+      },
+    },
     security: [{ bearer: [] }],
     paths,
   };

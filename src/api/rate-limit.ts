@@ -24,7 +24,12 @@ export class ApiRateLimits {
     private readonly logger: Logger,
   ) {
     const make = (name: string) =>
-      new RateLimiterRedis({ storeClient: redis, keyPrefix: `${prefix}:{api-limit}:${name}`, points: perSecond, duration: 1 });
+      new RateLimiterRedis({
+        storeClient: redis,
+        keyPrefix: `${prefix}:{api-limit}:${name}`,
+        points: perSecond,
+        duration: 1,
+      });
     this.perKey = perSecond > 0 ? make('key') : null;
     this.failedAuth = perSecond > 0 ? make('auth-failed') : null;
   }
@@ -61,12 +66,16 @@ export class ApiRateLimits {
   private async guarded<T>(answer: Promise<T>): Promise<T | undefined> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), REDIS_WAIT_MS)));
-    const result = await Promise.race([answer.catch((error: unknown) => error), timeout]).finally(() => clearTimeout(timer));
+    const result = await Promise.race([answer.catch((error: unknown) => error), timeout]).finally(() =>
+      clearTimeout(timer),
+    );
     if (result === 'timeout' || result instanceof Error) {
       const now = Date.now();
       if (now - this.warnedAt > 60_000) {
         this.warnedAt = now;
-        this.logger.warn('rate limiter unavailable; requests are not limited', { error: result === 'timeout' ? 'timeout' : result.message });
+        this.logger.warn('rate limiter unavailable; requests are not limited', {
+          error: result === 'timeout' ? 'timeout' : result.message,
+        });
       }
       return undefined;
     }
@@ -75,10 +84,16 @@ export class ApiRateLimits {
 }
 
 const tooMany = (result: RateLimiterRes) =>
-  new HttpError(429, 'too many requests', {}, { 'retry-after': String(Math.max(1, Math.ceil(result.msBeforeNext / 1000))) });
+  new HttpError(
+    429,
+    'too many requests',
+    {},
+    { 'retry-after': String(Math.max(1, Math.ceil(result.msBeforeNext / 1000))) },
+  );
 
 /** Express handler form of {@link ApiRateLimits.checkAddress}, for routes before authentication. */
-export const limitAddress = (limits: ApiRateLimits) => async (request: Request, _response: Response, next: NextFunction) => {
-  await limits.checkAddress(request.ip ?? 'unknown');
-  next();
-};
+export const limitAddress =
+  (limits: ApiRateLimits) => async (request: Request, _response: Response, next: NextFunction) => {
+    await limits.checkAddress(request.ip ?? 'unknown');
+    next();
+  };

@@ -14,13 +14,22 @@ export function sanitizeBody(request: Request, _response: Response, next: NextFu
   while (pending.length > 0) {
     const { value, path, depth } = pending.pop()!;
     if (typeof value === 'string') {
-      if (!storable(value)) throw new HttpError(400, 'invalid request body', { issues: [{ path, message: 'contains a NUL character or invalid UTF-16' }] });
+      if (!storable(value))
+        throw new HttpError(400, 'invalid request body', {
+          issues: [{ path, message: 'contains a NUL character or invalid UTF-16' }],
+        });
       continue;
     }
     if (!value || typeof value !== 'object') continue;
-    if (depth >= MAX_BODY_DEPTH) throw new HttpError(400, 'invalid request body', { issues: [{ path, message: `nested more than ${MAX_BODY_DEPTH} levels deep` }] });
+    if (depth >= MAX_BODY_DEPTH)
+      throw new HttpError(400, 'invalid request body', {
+        issues: [{ path, message: `nested more than ${MAX_BODY_DEPTH} levels deep` }],
+      });
     for (const [key, child] of Object.entries(value)) {
-      if (!storable(key)) throw new HttpError(400, 'invalid request body', { issues: [{ path, message: 'a key contains a NUL character or invalid UTF-16' }] });
+      if (!storable(key))
+        throw new HttpError(400, 'invalid request body', {
+          issues: [{ path, message: 'a key contains a NUL character or invalid UTF-16' }],
+        });
       pending.push({ value: child, path: `${path}.${key}`, depth: depth + 1 });
     }
   }

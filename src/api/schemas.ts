@@ -12,8 +12,15 @@ export const uuidParam = z.string().uuid();
 
 const email = z.string().trim().toLowerCase().email().max(320);
 const phone = z.string().regex(/^\+?[0-9 ().-]{6,24}$/, 'must be a phone number such as +15551234567');
-const tag = z.string().trim().min(1).max(100).refine((value) => !value.includes('\u0000'), 'must not contain NUL characters');
-const attributes = z.record(z.string().max(100), z.unknown()).refine((value) => JSON.stringify(value).length <= 16_384, 'attributes may take at most 16 KB');
+const tag = z
+  .string()
+  .trim()
+  .min(1)
+  .max(100)
+  .refine((value) => !value.includes('\u0000'), 'must not contain NUL characters');
+const attributes = z
+  .record(z.string().max(100), z.unknown())
+  .refine((value) => JSON.stringify(value).length <= 16_384, 'attributes may take at most 16 KB');
 
 export const createContactBody = z.strictObject({
   email,

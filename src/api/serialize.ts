@@ -15,8 +15,21 @@ export function progressPercent(execution: Pick<Execution, 'status' | 'currentSt
 /** The columns of an execution the API shows. */
 export type ExecutionView = Pick<
   Execution,
-  | 'id' | 'workflowId' | 'workflowVersionId' | 'contactId' | 'status' | 'snapshot' | 'currentStepIndex' | 'totalSteps' | 'retryCount'
-  | 'completionReason' | 'lastError' | 'nextRunAt' | 'createdAt' | 'updatedAt' | 'finishedAt'
+  | 'id'
+  | 'workflowId'
+  | 'workflowVersionId'
+  | 'contactId'
+  | 'status'
+  | 'snapshot'
+  | 'currentStepIndex'
+  | 'totalSteps'
+  | 'retryCount'
+  | 'completionReason'
+  | 'lastError'
+  | 'nextRunAt'
+  | 'createdAt'
+  | 'updatedAt'
+  | 'finishedAt'
 >;
 
 export const serializeExecution = (e: ExecutionView) => ({

@@ -2,7 +2,11 @@ import type { z } from 'zod';
 import { HttpError } from './http-error.ts';
 
 /** Parses a request part with its schema; on failure a 400 naming the path of every invalid field. */
-export function validate<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query' | 'params'): z.infer<S> {
+export function validate<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  where: 'body' | 'query' | 'params',
+): z.infer<S> {
   const parsed = schema.safeParse(value ?? {});
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues.flatMap((issue) =>

@@ -127,9 +127,18 @@ export function compileWorkflow(definition: Definition, id = 'workflow'): Compil
 
   // States in the order designers read them: steps depth-first, then the terminal states.
   const order: string[] = [];
-  const collect = (list: Step[]) => list.forEach((step) => { order.push(step.id); if (step.type === 'condition') { collect(step.branches.true); collect(step.branches.false); } });
+  const collect = (list: Step[]) =>
+    list.forEach((step) => {
+      order.push(step.id);
+      if (step.type === 'condition') {
+        collect(step.branches.true);
+        collect(step.branches.false);
+      }
+    });
   collect(definition.steps);
-  const orderedStates = Object.fromEntries([...order, ...Object.keys(FINAL_STATES)].map((name) => [name, states[name]]));
+  const orderedStates = Object.fromEntries(
+    [...order, ...Object.keys(FINAL_STATES)].map((name) => [name, states[name]]),
+  );
 
   const config = {
     id,
@@ -142,7 +151,14 @@ export function compileWorkflow(definition: Definition, id = 'workflow'): Compil
     states: orderedStates,
   } as unknown as MachineConfig<ExecutionContext, ExecutionEvent>;
 
-  return { machine: buildMachine(config), config, steps, totalSteps, goalEvent: definition.goal?.event ?? null, reentry: definition.reentry };
+  return {
+    machine: buildMachine(config),
+    config,
+    steps,
+    totalSteps,
+    goalEvent: definition.goal?.event ?? null,
+    reentry: definition.reentry,
+  };
 }
 
 /** Builds the runnable machine from a JSON config, supplying the pure assignments and guard it names. */

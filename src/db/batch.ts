@@ -66,7 +66,10 @@ export class Batcher<To, In, Out> {
 
   private async flush(batch: Waiting<In, Out>[]): Promise<void> {
     try {
-      const outs = await this.send(this.to, batch.map((w) => w.item));
+      const outs = await this.send(
+        this.to,
+        batch.map((w) => w.item),
+      );
       batch.forEach((w, i) => w.resolve(outs[i]!));
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);

@@ -29,10 +29,19 @@ export function readField(contact: ContactFacts, field: string): unknown {
 
 /** Reads a dotted path of own properties (`a.b.c`) from plain data; anything else is undefined. */
 export function lookupPath(root: unknown, path: string): unknown {
-  return path.split('.').reduce<unknown>((node, key) => (node && typeof node === 'object' && Object.hasOwn(node, key) ? (node as Record<string, unknown>)[key] : undefined), root);
+  return path
+    .split('.')
+    .reduce<unknown>(
+      (node, key) =>
+        node && typeof node === 'object' && Object.hasOwn(node, key)
+          ? (node as Record<string, unknown>)[key]
+          : undefined,
+      root,
+    );
 }
 
-const asNumber = (value: unknown) => (typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN);
+const asNumber = (value: unknown) =>
+  typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
 
 /** Evaluates a condition against a contact. Pure; a comparison with a missing or mistyped value is false. */
 export function evaluateCondition(condition: Condition, contact: ContactFacts): boolean {

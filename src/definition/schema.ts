@@ -8,14 +8,18 @@ export const RESERVED_STEP_IDS = ['completed', 'failed', 'cancelled', 'goal_achi
 
 const stepId = z
   .string()
-  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'must start with a letter and contain only letters, digits, "_" or "-" (at most 64)')
+  .regex(
+    /^[A-Za-z][A-Za-z0-9_-]{0,63}$/,
+    'must start with a letter and contain only letters, digits, "_" or "-" (at most 64)',
+  )
   .refine((id) => !(RESERVED_STEP_IDS as readonly string[]).includes(id), 'is a reserved name');
 
 const text = (max: number) => z.string().min(1).max(max);
 
 const tooManyPlaceholders = `may hold at most ${TEMPLATE_LIMITS.placeholders} placeholders`;
 /** Text with placeholders: at most `max` characters and `TEMPLATE_LIMITS.placeholders` placeholders. */
-const template = (max: number) => text(max).refine((value) => placeholdersOf(value).length <= TEMPLATE_LIMITS.placeholders, tooManyPlaceholders);
+const template = (max: number) =>
+  text(max).refine((value) => placeholdersOf(value).length <= TEMPLATE_LIMITS.placeholders, tooManyPlaceholders);
 
 /** Longest webhook string body, in characters. */
 export const MAX_WEBHOOK_TEXT_BODY = 50_000;
@@ -33,9 +37,17 @@ function checkWebhookBody(body: BodyTemplate, ctx: z.RefinementCtx) {
     return;
   }
   const shape = classifyBody(body);
-  const { placeholders, depth } = shape.kind === 'json' ? inspectJsonTemplate(shape.tree) : { placeholders: placeholdersOf(shape.template), depth: 0 };
-  if (depth > TEMPLATE_LIMITS.bodyDepth) ctx.addIssue({ code: 'custom', message: `a JSON body may be nested at most ${TEMPLATE_LIMITS.bodyDepth} levels deep` });
-  if (placeholders.length > TEMPLATE_LIMITS.placeholders) ctx.addIssue({ code: 'custom', message: tooManyPlaceholders });
+  const { placeholders, depth } =
+    shape.kind === 'json'
+      ? inspectJsonTemplate(shape.tree)
+      : { placeholders: placeholdersOf(shape.template), depth: 0 };
+  if (depth > TEMPLATE_LIMITS.bodyDepth)
+    ctx.addIssue({
+      code: 'custom',
+      message: `a JSON body may be nested at most ${TEMPLATE_LIMITS.bodyDepth} levels deep`,
+    });
+  if (placeholders.length > TEMPLATE_LIMITS.placeholders)
+    ctx.addIssue({ code: 'custom', message: tooManyPlaceholders });
 }
 
 const sendEmail = z.strictObject({
@@ -72,10 +84,16 @@ const webhook = z.strictObject({
   id: stepId,
   type: z.literal('webhook'),
   config: z.strictObject({
-    url: z.string().url().refine((url) => /^https?:\/\//.test(url), 'must be an http(s) URL'),
+    url: z
+      .string()
+      .url()
+      .refine((url) => /^https?:\/\//.test(url), 'must be an http(s) URL'),
     method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('POST'),
     /** Templated: a string (JSON or plain text) or a JSON object whose string values are templates. */
-    body: z.union([z.string(), z.record(z.string(), z.unknown())]).superRefine(checkWebhookBody).optional(),
+    body: z
+      .union([z.string(), z.record(z.string(), z.unknown())])
+      .superRefine(checkWebhookBody)
+      .optional(),
   }),
 });
 
@@ -90,7 +108,10 @@ export const conditionSchema = z.union([
   z.strictObject({ has_tag: text(100) }),
   z
     .strictObject({ field: text(200), operator: z.enum(OPERATORS), value: scalar.optional() })
-    .refine((c) => c.operator === 'exists' || c.value !== undefined, { message: 'value is required for this operator', path: ['value'] }),
+    .refine((c) => c.operator === 'exists' || c.value !== undefined, {
+      message: 'value is required for this operator',
+      path: ['value'],
+    }),
 ]);
 export type Condition = z.infer<typeof conditionSchema>;
 
@@ -122,20 +143,29 @@ const conditionStep: z.ZodType<ConditionStep> = z.lazy(() =>
 );
 
 export const stepSchema: z.ZodType<Step> = z.lazy(() =>
-  z.discriminatedUnion('type', [sendEmail, sendSms, tagStep('add_tag'), tagStep('remove_tag'), wait, webhook, conditionStep as never]),
+  z.discriminatedUnion('type', [
+    sendEmail,
+    sendSms,
+    tagStep('add_tag'),
+    tagStep('remove_tag'),
+    wait,
+    webhook,
+    conditionStep as never,
+  ]),
 );
 
 /** Re-entry rule: whether a contact may be enrolled again in the same workflow. */
 export const REENTRY = ['always', 'after_completion', 'never'] as const;
 
 /** A workflow definition as designers write it (CONTRACT.md "Workflow definition"). */
-export const definitionSchema = z
-  .strictObject({
-    trigger: z.strictObject({ type: z.enum(['manual', 'event']), event: text(100).optional() }).default({ type: 'manual' }),
-    goal: z.strictObject({ event: text(100) }).optional(),
-    reentry: z.enum(REENTRY).default('after_completion'),
-    steps: z.array(stepSchema).min(1).max(500),
-  });
+export const definitionSchema = z.strictObject({
+  trigger: z
+    .strictObject({ type: z.enum(['manual', 'event']), event: text(100).optional() })
+    .default({ type: 'manual' }),
+  goal: z.strictObject({ event: text(100) }).optional(),
+  reentry: z.enum(REENTRY).default('after_completion'),
+  steps: z.array(stepSchema).min(1).max(500),
+});
 
 export type Definition = z.infer<typeof definitionSchema>;
 
@@ -172,7 +202,8 @@ export interface ParseDefinitionOptions {
  */
 export function parseDefinition(input: unknown, options: ParseDefinitionOptions = {}): ParseDefinitionResult {
   const structural = structuralIssues(input);
-  if (structural.some((issue) => issue.message.startsWith('conditions may be nested'))) return { ok: false, issues: structural };
+  if (structural.some((issue) => issue.message.startsWith('conditions may be nested')))
+    return { ok: false, issues: structural };
   if (options.webhookAllowedHosts) structural.push(...webhookAddressIssues(input, options.webhookAllowedHosts));
   const parsed = definitionSchema.safeParse(input);
   if (parsed.success && structural.length === 0) return { ok: true, definition: parsed.data };
@@ -204,10 +235,13 @@ function structuralIssues(input: unknown): DefinitionIssue[] {
     }
     for (const side of ['false', 'true'] as const) {
       const branch = branches && typeof branches === 'object' ? branches[side] : undefined;
-      if (Array.isArray(branch)) for (let i = branch.length - 1; i >= 0; i -= 1) stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}`, depth: depth + 1 });
+      if (Array.isArray(branch))
+        for (let i = branch.length - 1; i >= 0; i -= 1)
+          stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}`, depth: depth + 1 });
     }
   }
-  if (count > MAX_STEPS) issues.push({ path: 'steps', message: `a workflow may have at most ${MAX_STEPS} steps (has ${count})` });
+  if (count > MAX_STEPS)
+    issues.push({ path: 'steps', message: `a workflow may have at most ${MAX_STEPS} steps (has ${count})` });
   return issues;
 }
 
@@ -221,14 +255,20 @@ function webhookAddressIssues(input: unknown, allowedHosts: readonly string[]): 
   while (stack.length > 0) {
     const { step, path } = stack.pop()!;
     if (!step || typeof step !== 'object') continue;
-    const { type, config, branches } = step as { type?: unknown; config?: { url?: unknown }; branches?: { true?: unknown; false?: unknown } };
+    const { type, config, branches } = step as {
+      type?: unknown;
+      config?: { url?: unknown };
+      branches?: { true?: unknown; false?: unknown };
+    };
     if (type === 'webhook' && typeof config?.url === 'string') {
       const refusal = webhookUrlRefusal(config.url, allowedHosts);
       if (refusal) issues.push({ path: `${path}.config.url`, message: refusal });
     }
     for (const side of ['false', 'true'] as const) {
       const branch = branches && typeof branches === 'object' ? branches[side] : undefined;
-      if (Array.isArray(branch)) for (let i = branch.length - 1; i >= 0; i -= 1) stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}` });
+      if (Array.isArray(branch))
+        for (let i = branch.length - 1; i >= 0; i -= 1)
+          stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}` });
     }
   }
   return issues;

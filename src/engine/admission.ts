@@ -11,10 +11,16 @@ import type { EngineDeps } from './types.ts';
  * come, first served when a slot frees; they hold nothing in Redis meanwhile.
  */
 
-const ADMIT_WAITING = { name: 'admit-waiting', text: 'SELECT execution_id, execution_version FROM flowmachine_admit_waiting($1::uuid, $2::integer)' };
+const ADMIT_WAITING = {
+  name: 'admit-waiting',
+  text: 'SELECT execution_id, execution_version FROM flowmachine_admit_waiting($1::uuid, $2::integer)',
+};
 
 /** Admits up to `limit` waiting executions of the account while slots are free; returns their jobs. */
 export async function admitWaiting(deps: EngineDeps, accountId: string, limit: number): Promise<StepWork[]> {
-  const rows = await run<{ execution_id: string; execution_version: number }>(deps.pool, ADMIT_WAITING, [accountId, limit]);
+  const rows = await run<{ execution_id: string; execution_version: number }>(deps.pool, ADMIT_WAITING, [
+    accountId,
+    limit,
+  ]);
   return rows.map((row) => ({ executionId: row.execution_id, version: row.execution_version }));
 }

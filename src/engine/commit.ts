@@ -10,7 +10,14 @@ import { PREMASKED } from '../observability/logger.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
 import type { StepWork } from './work.ts';
 import { contactOf, type ExecutionRow, type LoadedExecution } from './load.ts';
-import { hasStarted, progressOf, restoreSnapshot, stepPosition, storeSnapshot, type StoredSnapshot } from './snapshot.ts';
+import {
+  hasStarted,
+  progressOf,
+  restoreSnapshot,
+  stepPosition,
+  storeSnapshot,
+  type StoredSnapshot,
+} from './snapshot.ts';
 import type { EngineDeps, ExecutionStatus, LogEntry } from './types.ts';
 
 /** What one engine step changes: an event for the machine, log entries, and row fields the engine owns. */
@@ -70,16 +77,22 @@ interface CommitResult {
 }
 
 /** One call commits a step: see prisma/functions/flowmachine_commit.sql. */
-const COMMIT = { name: 'commit-step', text: 'SELECT * FROM flowmachine_commit($1::uuid, $2::integer, $3::jsonb, $4::jsonb, $5::text, $6::text, $7::text)' };
+const COMMIT = {
+  name: 'commit-step',
+  text: 'SELECT * FROM flowmachine_commit($1::uuid, $2::integer, $3::jsonb, $4::jsonb, $5::text, $6::text, $7::text)',
+};
 /**
  * Several executions' steps committed in one statement (see db/batch.ts), in one order for every batch:
  * the commits that give a slot back last, by shard, so that two batches lock the account's shards in
  * the same order.
  */
-const COMMIT_BATCH = { name: 'commit-steps', text: `SELECT b.i::integer AS i, c.* FROM (
+const COMMIT_BATCH = {
+  name: 'commit-steps',
+  text: `SELECT b.i::integer AS i, c.* FROM (
     SELECT a.x, a.i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(x, i) LEFT JOIN executions e ON e.id = (a.x->>'id')::uuid
     ORDER BY a.x->>'slot' = 'release', e.slot_shard, a.i) AS b
-  CROSS JOIN LATERAL flowmachine_commit((b.x->>'id')::uuid, (b.x->>'version')::integer, b.x->'set', b.x->'logs', b.x->>'tagOp', b.x->>'tag', b.x->>'slot') AS c` };
+  CROSS JOIN LATERAL flowmachine_commit((b.x->>'id')::uuid, (b.x->>'version')::integer, b.x->'set', b.x->'logs', b.x->>'tagOp', b.x->>'tag', b.x->>'slot') AS c`,
+};
 
 /** One execution's commit, as `flowmachine_commit` takes it. */
 interface CommitRequest {
@@ -97,11 +110,15 @@ async function sendCommits(pool: Pool, requests: CommitRequest[]): Promise<(Comm
     const { id, version, set, logs, tagOp, tag, slot } = requests[0]!;
     return run<CommitResult>(pool, COMMIT, [id, version, JSON.stringify(set), JSON.stringify(logs), tagOp, tag, slot]);
   }
-  return inRequestOrder(await run<CommitResult & { i: number }>(pool, COMMIT_BATCH, [JSON.stringify(requests)]), requests.length);
+  return inRequestOrder(
+    await run<CommitResult & { i: number }>(pool, COMMIT_BATCH, [JSON.stringify(requests)]),
+    requests.length,
+  );
 }
 
 /** The execution's trace context, carried by each of its jobs so all its steps join one trace. */
-export const traceOf = (row: { traceContext: unknown }) => (row.traceContext ?? undefined) as Record<string, string> | undefined;
+export const traceOf = (row: { traceContext: unknown }) =>
+  (row.traceContext ?? undefined) as Record<string, string> | undefined;
 
 const EFFECT_TYPES = new Set<string>(['executeAction', 'evaluateCondition', 'startTimer', 'finishExecution']);
 
@@ -127,7 +144,11 @@ export interface Inline {
  * provider call it repeats carries the same idempotency key.
  */
 function stagesBefore(change: Change, next: Step | undefined, tagChange: TagChange | undefined): boolean {
-  return change.event?.type === 'TIMER_FIRED' || next?.type === 'condition' || ((next?.type === 'add_tag' || next?.type === 'remove_tag') && !tagChange);
+  return (
+    change.event?.type === 'TIMER_FIRED' ||
+    next?.type === 'condition' ||
+    ((next?.type === 'add_tag' || next?.type === 'remove_tag') && !tagChange)
+  );
 }
 
 /** The contact's tags after a tag change, as `flowmachine_commit` applies it. */
@@ -142,7 +163,13 @@ function withTag(contact: ExecutionRow['contact'], { op, tag }: TagChange): Exec
  * account's concurrency slot. Only after the commit is the next work enqueued (or handed to `inline`).
  * Returns `null` when another process changed the execution first (the caller reloads or gives up).
  */
-export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, change: Change, inline?: Inline, pending?: Pending): Promise<Committed | null> {
+export async function commitChange(
+  deps: EngineDeps,
+  loaded: LoadedExecution,
+  change: Change,
+  inline?: Inline,
+  pending?: Pending,
+): Promise<Committed | null> {
   const { row, workflow } = loaded;
   const now = deps.clock.now();
   let stored = change.rewind ?? (row.snapshot as unknown as StoredSnapshot);
@@ -173,7 +200,12 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
       case 'startTimer':
         status = 'PAUSED';
         nextRunAt = dateAfter(now, effect.params.delayMs);
-        logs.push({ eventType: 'wait_started', status: 'PAUSED', stepId: effect.params.stepId, details: { duration_ms: effect.params.delayMs, resume_at: nextRunAt.toISOString() } });
+        logs.push({
+          eventType: 'wait_started',
+          status: 'PAUSED',
+          stepId: effect.params.stepId,
+          details: { duration_ms: effect.params.delayMs, resume_at: nextRunAt.toISOString() },
+        });
         break;
       case 'finishExecution': {
         finished = effect.params.state;
@@ -201,16 +233,39 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     ...(finished ? { finishedAt: now } : {}),
     ...(finished === 'failed' && change.notify && row.account.errorNotification ? { notifyPending: true } : {}),
   };
-  const logRows = [...(pending?.logRows ?? []), ...toLogRows(row, logs, stepPosition(stored), change.userId ?? null, now)];
+  const logRows = [
+    ...(pending?.logRows ?? []),
+    ...toLogRows(row, logs, stepPosition(stored), change.userId ?? null, now),
+  ];
   const tagChange = change.tagChange ?? pending?.tagChange;
   const wasActive = row.status === 'ACTIVE';
-  if (inline && wasActive && status === 'ACTIVE' && nextRunAt === null && !change.status && stagesBefore(change, workflow.steps.get(stored.value)?.step, tagChange)) {
+  if (
+    inline &&
+    wasActive &&
+    status === 'ACTIVE' &&
+    nextRunAt === null &&
+    !change.status &&
+    stagesBefore(change, workflow.steps.get(stored.value)?.step, tagChange)
+  ) {
     const contact = change.tagChange ? withTag(row.contact, change.tagChange) : row.contact;
     const stagedRow = { ...row, ...set, snapshot: stored as unknown as ExecutionRow['snapshot'], contact };
-    inline.next = { executionId: row.id, version: row.version, trace: traceOf(row), loaded: { workflow, row: stagedRow }, pending: { set, logRows, tagChange } };
+    inline.next = {
+      executionId: row.id,
+      version: row.version,
+      trace: traceOf(row),
+      loaded: { workflow, row: stagedRow },
+      pending: { set, logRows, tagChange },
+    };
     return { status, version: row.version, finished: null, reason, work, staged: true };
   }
-  const slot = wasActive === (status === 'ACTIVE') ? 'keep' : wasActive ? 'release' : row.status === 'QUEUED' ? 'acquire' : 'acquire_in_line';
+  const slot =
+    wasActive === (status === 'ACTIVE')
+      ? 'keep'
+      : wasActive
+        ? 'release'
+        : row.status === 'QUEUED'
+          ? 'acquire'
+          : 'acquire_in_line';
   const result = await deps.batchers.of('commit', sendCommits).submit({
     id: row.id,
     version: row.version,
@@ -231,11 +286,21 @@ export async function commitChange(deps: EngineDeps, loaded: LoadedExecution, ch
     // Far-future timers stay in Postgres; the sweeper promotes them to Redis shortly before they are due.
     const next = { executionId: row.id, version, delayMs, trace: traceOf(row) };
     if (inline && status === 'ACTIVE' && delayMs <= 0 && result.contact) {
-      const committedRow = { ...row, ...set, status, snapshot: stored as unknown as ExecutionRow['snapshot'], version, waiting, contact: contactOf(result.contact) };
+      const committedRow = {
+        ...row,
+        ...set,
+        status,
+        snapshot: stored as unknown as ExecutionRow['snapshot'],
+        version,
+        waiting,
+        contact: contactOf(result.contact),
+      };
       inline.next = { ...next, loaded: { workflow, row: committedRow } };
     } else if (delayMs <= deps.config.TIMER_HORIZON_MS) work.unshift(next);
   }
-  await deps.queue.enqueue(work, (error) => deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: row.id, error: error.message }));
+  await deps.queue.enqueue(work, (error) =>
+    deps.logger.warn('enqueue failed; the sweeper will retry', { execution_id: row.id, error: error.message }),
+  );
   observe(deps, row, logRows, finished, status);
   return { status, version, finished, reason, work };
 }
@@ -264,7 +329,13 @@ function toLogRows(row: LoadedExecution['row'], logs: LogEntry[], stepIndex: num
 }
 
 /** Metrics and one log line per log entry, with the fields as stored (masked once, for both). */
-function observe(deps: EngineDeps, row: LoadedExecution['row'], logRows: LogRow[], finished: FinalState | null, status: ExecutionStatus) {
+function observe(
+  deps: EngineDeps,
+  row: LoadedExecution['row'],
+  logRows: LogRow[],
+  finished: FinalState | null,
+  status: ExecutionStatus,
+) {
   for (const entry of logRows) {
     deps.metrics.executionEvents.inc({ event_type: entry.event_type });
     deps.logger.info(entry.event_type, {

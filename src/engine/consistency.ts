@@ -89,12 +89,17 @@ export const STEP_FINISHED_EVENTS: Record<string, (details: Record<string, unkno
   action_completed: () => ({ type: 'STEP_DONE' }),
   action_skipped: () => ({ type: 'STEP_SKIPPED' }),
   skipped_non_retryable_error: () => ({ type: 'STEP_SKIPPED' }),
-  condition_evaluated: (details) => (typeof details.result === 'boolean' ? { type: 'CONDITION_RESULT', result: details.result } : null),
+  condition_evaluated: (details) =>
+    typeof details.result === 'boolean' ? { type: 'CONDITION_RESULT', result: details.result } : null,
   wait_completed: () => ({ type: 'TIMER_FIRED' }),
 };
 
 /** The entry that ends an execution, per terminal status. */
-export const TERMINAL_LOGS: Record<string, string> = { execution_completed: 'COMPLETED', execution_failed: 'FAILED', execution_cancelled: 'CANCELLED' };
+export const TERMINAL_LOGS: Record<string, string> = {
+  execution_completed: 'COMPLETED',
+  execution_failed: 'FAILED',
+  execution_cancelled: 'CANCELLED',
+};
 
 /**
  * Entries that may follow the terminal one: the admin notification is sent after the failure is
@@ -147,19 +152,39 @@ export async function checkConsistency(db: PrismaClient, options: ConsistencyOpt
     async (tx) => {
       await tx.$executeRaw`SET TRANSACTION READ ONLY`;
       const accountRows = await checkAccounts(tx, report);
-      const executionCount = await checkExecutions(tx, { now, stuckAfterMs: options.stuckAfterMs ?? 300_000, batchSize: options.batchSize ?? 500 }, report);
+      const executionCount = await checkExecutions(
+        tx,
+        { now, stuckAfterMs: options.stuckAfterMs ?? 300_000, batchSize: options.batchSize ?? 500 },
+        report,
+      );
       return { executions: executionCount, accounts: accountRows };
     },
     { isolationLevel: 'RepeatableRead', timeout: 30 * 60_000, maxWait: 30_000 },
   );
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  return { ok: total === 0, checked_at: now.toISOString(), executions, accounts, violations_total: total, violations_by_kind: counts, violations: listed };
+  return {
+    ok: total === 0,
+    checked_at: now.toISOString(),
+    executions,
+    accounts,
+    violations_total: total,
+    violations_by_kind: counts,
+    violations: listed,
+  };
 }
 
 async function checkAccounts(tx: Tx, report: (v: Violation) => void): Promise<number> {
   // One statement, so the counters and the counts are read at the same instant. An ACTIVE execution with
   // no shard holds a slot of shard 0 (admitted before slots had shards).
-  const rows = await tx.$queryRaw<{ id: string; limit: number; active: number; quota: number; shards: { shard: number; used: number; holders: number }[] }[]>`
+  const rows = await tx.$queryRaw<
+    {
+      id: string;
+      limit: number;
+      active: number;
+      quota: number;
+      shards: { shard: number; used: number; holders: number }[];
+    }[]
+  >`
     WITH holders AS (
       SELECT account_id, coalesce(slot_shard, 0) AS shard, count(*)::int AS holders FROM executions WHERE status = 'ACTIVE' GROUP BY 1, 2),
     shards AS (
@@ -171,19 +196,35 @@ async function checkAccounts(tx: Tx, report: (v: Violation) => void): Promise<nu
     FROM accounts a LEFT JOIN shards s ON s.account_id = a.id GROUP BY a.id`;
   for (const row of rows) {
     for (const shard of row.shards.filter((s) => s.used !== s.holders)) {
-      report({ kind: 'active_count_mismatch', account_id: row.id, message: `slot shard ${shard.shard} counts ${shard.used} but ${shard.holders} ACTIVE executions hold its slots` });
+      report({
+        kind: 'active_count_mismatch',
+        account_id: row.id,
+        message: `slot shard ${shard.shard} counts ${shard.used} but ${shard.holders} ACTIVE executions hold its slots`,
+      });
     }
     if (row.quota !== row.limit && row.quota !== 0) {
-      report({ kind: 'slot_quota_mismatch', account_id: row.id, message: `slot quotas add up to ${row.quota}, not the limit of ${row.limit}` });
+      report({
+        kind: 'slot_quota_mismatch',
+        account_id: row.id,
+        message: `slot quotas add up to ${row.quota}, not the limit of ${row.limit}`,
+      });
     }
     if (row.active > row.limit && row.quota !== 0) {
-      report({ kind: 'active_over_limit', account_id: row.id, message: `${row.active} ACTIVE executions exceed the limit of ${row.limit}` });
+      report({
+        kind: 'active_over_limit',
+        account_id: row.id,
+        message: `${row.active} ACTIVE executions exceed the limit of ${row.limit}`,
+      });
     }
   }
   return rows.length;
 }
 
-async function checkExecutions(tx: Tx, options: { now: Date; stuckAfterMs: number; batchSize: number }, report: (v: Violation) => void): Promise<number> {
+async function checkExecutions(
+  tx: Tx,
+  options: { now: Date; stuckAfterMs: number; batchSize: number },
+  report: (v: Violation) => void,
+): Promise<number> {
   const cache = new WorkflowCache();
   const invalid = new Set<string>();
   let cursor: string | undefined;
@@ -193,11 +234,28 @@ async function checkExecutions(tx: Tx, options: { now: Date; stuckAfterMs: numbe
       where: cursor ? { id: { gt: cursor } } : {},
       orderBy: { id: 'asc' },
       take: options.batchSize,
-      select: { id: true, accountId: true, workflowVersionId: true, status: true, snapshot: true, currentStepIndex: true, completionReason: true, nextRunAt: true, finishedAt: true, updatedAt: true, waiting: true },
+      select: {
+        id: true,
+        accountId: true,
+        workflowVersionId: true,
+        status: true,
+        snapshot: true,
+        currentStepIndex: true,
+        completionReason: true,
+        nextRunAt: true,
+        finishedAt: true,
+        updatedAt: true,
+        waiting: true,
+      },
     });
     if (rows.length === 0) break;
-    const versions = [...new Set(rows.map((r) => r.workflowVersionId))].filter((id) => !cache.get(id) && !invalid.has(id));
-    for (const version of await tx.workflowVersion.findMany({ where: { id: { in: versions } }, select: { id: true, definition: true } })) {
+    const versions = [...new Set(rows.map((r) => r.workflowVersionId))].filter(
+      (id) => !cache.get(id) && !invalid.has(id),
+    );
+    for (const version of await tx.workflowVersion.findMany({
+      where: { id: { in: versions } },
+      select: { id: true, definition: true },
+    })) {
       try {
         cache.compile(version.id, version.definition);
       } catch {
@@ -212,7 +270,13 @@ async function checkExecutions(tx: Tx, options: { now: Date; stuckAfterMs: numbe
     const byExecution = new Map<string, CheckedLog[]>(rows.map((r) => [r.id, []]));
     for (const log of logs) byExecution.get(log.executionId!)!.push(log);
     for (const row of rows) {
-      for (const violation of checkExecution(row, byExecution.get(row.id) ?? [], cache.get(row.workflowVersionId) ?? null, options)) report(violation);
+      for (const violation of checkExecution(
+        row,
+        byExecution.get(row.id) ?? [],
+        cache.get(row.workflowVersionId) ?? null,
+        options,
+      ))
+        report(violation);
     }
     checked += rows.length;
     cursor = rows.at(-1)!.id;
@@ -224,14 +288,21 @@ async function checkExecutions(tx: Tx, options: { now: Date; stuckAfterMs: numbe
  * The invariants of one execution, given its row, its log in insertion order and its compiled
  * workflow (`null` when the stored definition no longer compiles). Pure.
  */
-export function checkExecution(row: CheckedExecution, logs: CheckedLog[], workflow: CompiledWorkflow | null, options: { now: Date; stuckAfterMs: number }): Violation[] {
+export function checkExecution(
+  row: CheckedExecution,
+  logs: CheckedLog[],
+  workflow: CompiledWorkflow | null,
+  options: { now: Date; stuckAfterMs: number },
+): Violation[] {
   const violations: Violation[] = [];
-  const add = (kind: ViolationKind, message: string) => violations.push({ kind, execution_id: row.id, account_id: row.accountId, message });
+  const add = (kind: ViolationKind, message: string) =>
+    violations.push({ kind, execution_id: row.id, account_id: row.accountId, message });
   const terminal = isTerminal(row.status);
 
   // Row fields that do not need the snapshot.
   if (terminal && !row.finishedAt) add('terminal_fields', `${row.status} without finished_at`);
-  if (terminal && row.nextRunAt) add('terminal_fields', `${row.status} with next_run_at ${row.nextRunAt.toISOString()}`);
+  if (terminal && row.nextRunAt)
+    add('terminal_fields', `${row.status} with next_run_at ${row.nextRunAt.toISOString()}`);
   if (row.status === 'PAUSED' && !row.nextRunAt) add('paused_without_timer', 'PAUSED without next_run_at');
   if (row.waiting && row.status !== 'QUEUED') add('status_mismatch', `waiting in line with status ${row.status}`);
   checkStuck(row, options, add);
@@ -246,8 +317,12 @@ export function checkExecution(row: CheckedExecution, logs: CheckedLog[], workfl
     add('terminal_log', `${ends.length > 0 ? ends.join(', ') : 'no terminal entry'} for a ${row.status} execution`);
   }
   const end = segment.findIndex((l) => l.eventType in TERMINAL_LOGS);
-  const after = end < 0 ? [] : segment.slice(end + 1).filter((l) => !(l.eventType in TERMINAL_LOGS) && !AFTER_TERMINAL_LOGS.has(l.eventType));
-  if (after.length > 0) add('log_after_terminal', `entries after ${segment[end]!.eventType}: ${after.map((l) => l.eventType).join(', ')}`);
+  const after =
+    end < 0
+      ? []
+      : segment.slice(end + 1).filter((l) => !(l.eventType in TERMINAL_LOGS) && !AFTER_TERMINAL_LOGS.has(l.eventType));
+  if (after.length > 0)
+    add('log_after_terminal', `entries after ${segment[end]!.eventType}: ${after.map((l) => l.eventType).join(', ')}`);
 
   // Finished steps: one entry per step of the path.
   const finished = logs.filter((l) => l.eventType in STEP_FINISHED_EVENTS);
@@ -258,45 +333,72 @@ export function checkExecution(row: CheckedExecution, logs: CheckedLog[], workfl
   // The snapshot itself.
   const parsed = storedSnapshotSchema.safeParse(row.snapshot);
   if (!parsed.success) {
-    add('snapshot_invalid', `snapshot does not parse: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    add(
+      'snapshot_invalid',
+      `snapshot does not parse: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
     return violations;
   }
   const stored = parsed.data;
-  if (perStep.size !== stored.context.steps) add('log_step_count', `${perStep.size} steps finished in the log, snapshot context.steps ${stored.context.steps}`);
+  if (perStep.size !== stored.context.steps)
+    add('log_step_count', `${perStep.size} steps finished in the log, snapshot context.steps ${stored.context.steps}`);
   // Index 0 (not started) is possible only for an execution never admitted: no step in its log, and not running or failed.
-  const begun = row.currentStepIndex !== 0 || ['ACTIVE', 'PAUSED', 'FAILED'].includes(row.status) || logs.some((l) => l.stepId !== null);
+  const begun =
+    row.currentStepIndex !== 0 ||
+    ['ACTIVE', 'PAUSED', 'FAILED'].includes(row.status) ||
+    logs.some((l) => l.stepId !== null);
   const expectedIndex = stepIndexOf(stored, begun);
   if (row.currentStepIndex !== expectedIndex) {
-    add('step_index_mismatch', `current_step_index ${row.currentStepIndex}, expected ${expectedIndex} (snapshot context.steps ${stored.context.steps})`);
+    add(
+      'step_index_mismatch',
+      `current_step_index ${row.currentStepIndex}, expected ${expectedIndex} (snapshot context.steps ${stored.context.steps})`,
+    );
   }
   checkStatus(row, stored, workflow, add);
   if (workflow && perStep.size === finished.length) checkPath(stored, finished, workflow, add);
   return violations;
 }
 
-function checkStuck(row: CheckedExecution, options: { now: Date; stuckAfterMs: number }, add: (kind: ViolationKind, message: string) => void) {
+function checkStuck(
+  row: CheckedExecution,
+  options: { now: Date; stuckAfterMs: number },
+  add: (kind: ViolationKind, message: string) => void,
+) {
   const limit = options.now.getTime() - options.stuckAfterMs;
   const age = (date: Date) => `${Math.round((options.now.getTime() - date.getTime()) / 1000)} s`;
   if (row.status === 'PAUSED' || (row.status === 'ACTIVE' && row.nextRunAt)) {
-    if (row.nextRunAt && row.nextRunAt.getTime() < limit) add('stuck', `${row.status} with a timer overdue by ${age(row.nextRunAt)}`);
-  } else if ((row.status === 'ACTIVE' || (row.status === 'QUEUED' && !row.waiting)) && row.updatedAt.getTime() < limit) {
+    if (row.nextRunAt && row.nextRunAt.getTime() < limit)
+      add('stuck', `${row.status} with a timer overdue by ${age(row.nextRunAt)}`);
+  } else if (
+    (row.status === 'ACTIVE' || (row.status === 'QUEUED' && !row.waiting)) &&
+    row.updatedAt.getTime() < limit
+  ) {
     add('stuck', `${row.status} and untouched for ${age(row.updatedAt)}`);
   }
 }
 
-function checkStatus(row: CheckedExecution, stored: StoredSnapshot, workflow: CompiledWorkflow | null, add: (kind: ViolationKind, message: string) => void) {
+function checkStatus(
+  row: CheckedExecution,
+  stored: StoredSnapshot,
+  workflow: CompiledWorkflow | null,
+  add: (kind: ViolationKind, message: string) => void,
+) {
   const final = stored.value in FINAL_STATES ? FINAL_STATES[stored.value as FinalState] : null;
   if (final) {
-    if (row.status !== final.status) add('status_mismatch', `snapshot is in ${stored.value} but status is ${row.status}`);
+    if (row.status !== final.status)
+      add('status_mismatch', `snapshot is in ${stored.value} but status is ${row.status}`);
     const reason = stored.context.reason ?? final.reason;
-    if (row.status === final.status && row.completionReason !== reason) add('status_mismatch', `completion_reason ${row.completionReason}, expected ${reason}`);
+    if (row.status === final.status && row.completionReason !== reason)
+      add('status_mismatch', `completion_reason ${row.completionReason}, expected ${reason}`);
     return;
   }
-  if (isTerminal(row.status)) add('status_mismatch', `status ${row.status} but the snapshot is at step ${stored.value}`);
+  if (isTerminal(row.status))
+    add('status_mismatch', `status ${row.status} but the snapshot is at step ${stored.value}`);
   if (!workflow) return;
   const step = workflow.steps.get(stored.value)?.step;
   if (!step) add('snapshot_invalid', `snapshot names ${stored.value}, which is not a step of its workflow`);
-  else if (row.status === 'PAUSED' && step.type !== 'wait') add('status_mismatch', `PAUSED at ${step.type} step ${step.id}`);
+  else if (row.status === 'PAUSED' && step.type !== 'wait')
+    add('status_mismatch', `PAUSED at ${step.type} step ${step.id}`);
 }
 
 /** Where replaying finished-step entries led: the state reached, or the first entry off the machine's path. */
@@ -316,9 +418,16 @@ export function replayFinishedSteps(workflow: CompiledWorkflow, finished: Checke
     const at = String(snapshot.value);
     const event = STEP_FINISHED_EVENTS[entry.eventType]?.((entry.details ?? {}) as Record<string, unknown>);
     if (entry.stepId !== at || !event) {
-      return { at, problem: `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result recorded)'}` };
+      return {
+        at,
+        problem: `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result recorded)'}`,
+      };
     }
-    if (entry.stepIndex !== index + 1) return { at, problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index + 1}` };
+    if (entry.stepIndex !== index + 1)
+      return {
+        at,
+        problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index + 1}`,
+      };
     [snapshot] = transition(workflow.machine, snapshot, event);
   }
   return { at: String(snapshot.value), problem: null };
@@ -328,12 +437,25 @@ export function replayFinishedSteps(workflow: CompiledWorkflow, finished: Checke
  * The replay must end where the snapshot is: a failed execution at the step that failed, a cancelled
  * or goal-completed one at some step (where it was stopped), any other at its snapshot's state.
  */
-function checkPath(stored: StoredSnapshot, finished: CheckedLog[], workflow: CompiledWorkflow, add: (kind: ViolationKind, message: string) => void) {
+function checkPath(
+  stored: StoredSnapshot,
+  finished: CheckedLog[],
+  workflow: CompiledWorkflow,
+  add: (kind: ViolationKind, message: string) => void,
+) {
   const replay = replayFinishedSteps(workflow, finished);
   if (replay.problem) return add('log_path', replay.problem);
   const expected =
-    stored.value === 'failed' ? stored.context.failedStep
-    : stored.value === 'cancelled' || stored.value === 'goal_achieved' ? (replay.at in FINAL_STATES ? null : replay.at)
-    : stored.value;
-  if (replay.at !== expected) add('log_path', `the log leads to ${replay.at} but the snapshot is ${stored.value}${stored.value === 'failed' ? ` (failed at ${stored.context.failedStep})` : ''}`);
+    stored.value === 'failed'
+      ? stored.context.failedStep
+      : stored.value === 'cancelled' || stored.value === 'goal_achieved'
+        ? replay.at in FINAL_STATES
+          ? null
+          : replay.at
+        : stored.value;
+  if (replay.at !== expected)
+    add(
+      'log_path',
+      `the log leads to ${replay.at} but the snapshot is ${stored.value}${stored.value === 'failed' ? ` (failed at ${stored.context.failedStep})` : ''}`,
+    );
 }

@@ -6,7 +6,10 @@ import { RUNNING_STATUSES, type EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
 /** Result of an operator command on one execution. */
-export type ControlResult = { kind: 'ok'; committed: Committed } | { kind: 'not_found' } | { kind: 'conflict'; status: string };
+export type ControlResult =
+  | { kind: 'ok'; committed: Committed }
+  | { kind: 'not_found' }
+  | { kind: 'conflict'; status: string };
 
 const isRunning = (status: string) => (RUNNING_STATUSES as string[]).includes(status);
 
@@ -36,22 +39,38 @@ async function applyWithRetry(
 }
 
 /** Cancels a running execution; the log records who did it. Finished executions are refused. */
-export function cancelExecution(deps: EngineDeps, cache: WorkflowCache, accountId: string, executionId: string, userId: string | null) {
+export function cancelExecution(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  accountId: string,
+  executionId: string,
+  userId: string | null,
+) {
   return applyWithRetry(deps, cache, executionId, accountId, ({ row }) =>
-    isRunning(row.status) ? { event: { type: 'CANCEL', reason: 'cancelled' }, logs: [], userId } : { refuse: row.status },
+    isRunning(row.status)
+      ? { event: { type: 'CANCEL', reason: 'cancelled' }, logs: [], userId }
+      : { refuse: row.status },
   );
 }
 
 /** Sends a machine event (goal, contact deletion) to a running execution; finished ones are left alone. */
 export function sendEvent(deps: EngineDeps, cache: WorkflowCache, executionId: string, event: ExecutionEvent) {
-  return applyWithRetry(deps, cache, executionId, undefined, ({ row }) => (isRunning(row.status) ? { event, logs: [] } : { refuse: row.status }));
+  return applyWithRetry(deps, cache, executionId, undefined, ({ row }) =>
+    isRunning(row.status) ? { event, logs: [] } : { refuse: row.status },
+  );
 }
 
 /**
  * Re-runs a FAILED execution from the step that failed: back to QUEUED with `retry_count` 0.
  * Any other status is refused.
  */
-export function retryExecution(deps: EngineDeps, cache: WorkflowCache, accountId: string, executionId: string, userId: string | null) {
+export function retryExecution(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  accountId: string,
+  executionId: string,
+  userId: string | null,
+) {
   return applyWithRetry(deps, cache, executionId, accountId, ({ row }) => {
     const stored = row.snapshot as unknown as StoredSnapshot;
     if (row.status !== 'FAILED' || !stored.context.failedStep) return { refuse: row.status };
@@ -62,13 +81,26 @@ export function retryExecution(deps: EngineDeps, cache: WorkflowCache, accountId
       nextRunAt: null,
       lastError: null,
       userId,
-      logs: [{ eventType: 'manual_retry', status: 'QUEUED', stepId: stored.context.failedStep, details: { previous_retry_count: row.retryCount } }],
+      logs: [
+        {
+          eventType: 'manual_retry',
+          status: 'QUEUED',
+          stepId: stored.context.failedStep,
+          details: { previous_retry_count: row.retryCount },
+        },
+      ],
     };
   });
 }
 
 /** Completes every running execution of the contact whose workflow has `eventName` as its goal. */
-export async function achieveGoal(deps: EngineDeps, cache: WorkflowCache, accountId: string, contactId: string, eventName: string): Promise<string[]> {
+export async function achieveGoal(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  accountId: string,
+  contactId: string,
+  eventName: string,
+): Promise<string[]> {
   const executions = await deps.db.execution.findMany({
     where: { accountId, contactId, goalEvent: eventName, status: { in: [...RUNNING_STATUSES] } },
     select: { id: true },
@@ -82,10 +114,21 @@ export async function achieveGoal(deps: EngineDeps, cache: WorkflowCache, accoun
 }
 
 /** Soft-deletes a contact and cancels its running executions with reason `contact_deleted` (no error notification). */
-export async function deleteContact(deps: EngineDeps, cache: WorkflowCache, accountId: string, contactId: string): Promise<boolean> {
-  const updated = await deps.db.contact.updateMany({ where: { id: contactId, accountId, deletedAt: null }, data: { deletedAt: deps.clock.now() } });
+export async function deleteContact(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  accountId: string,
+  contactId: string,
+): Promise<boolean> {
+  const updated = await deps.db.contact.updateMany({
+    where: { id: contactId, accountId, deletedAt: null },
+    data: { deletedAt: deps.clock.now() },
+  });
   if (updated.count === 0) return false;
-  const executions = await deps.db.execution.findMany({ where: { contactId, status: { in: [...RUNNING_STATUSES] } }, select: { id: true } });
+  const executions = await deps.db.execution.findMany({
+    where: { contactId, status: { in: [...RUNNING_STATUSES] } },
+    select: { id: true },
+  });
   for (const { id } of executions) await sendEvent(deps, cache, id, { type: 'CANCEL', reason: 'contact_deleted' });
   return true;
 }

@@ -8,8 +8,20 @@ import type { WorkflowCache } from './workflow-cache.ts';
 
 /** An execution row with what one engine step needs: its contact, account settings and workflow name. */
 export type ExecutionRow = Omit<Execution, 'seq' | 'slotShard' | 'notifyPending' | 'notifyAttempts' | 'notifyAfter'> & {
-  contact: Pick<Contact, 'id' | 'accountId' | 'email' | 'phone' | 'optedIn' | 'timezone' | 'attributes' | 'tags' | 'deletedAt'>;
-  account: Pick<Account, 'id' | 'name' | 'adminEmail' | 'concurrentExecutionsPerAccount' | 'maxRetryAttempts' | 'retryBaseDelaySeconds' | 'errorNotification'>;
+  contact: Pick<
+    Contact,
+    'id' | 'accountId' | 'email' | 'phone' | 'optedIn' | 'timezone' | 'attributes' | 'tags' | 'deletedAt'
+  >;
+  account: Pick<
+    Account,
+    | 'id'
+    | 'name'
+    | 'adminEmail'
+    | 'concurrentExecutionsPerAccount'
+    | 'maxRetryAttempts'
+    | 'retryBaseDelaySeconds'
+    | 'errorNotification'
+  >;
   workflow: { name: string };
 };
 
@@ -31,18 +43,28 @@ const ACCOUNT = `json_build_object('id', a.id, 'name', a.name, 'adminEmail', a.a
   'concurrentExecutionsPerAccount', a.concurrent_executions_per_account, 'maxRetryAttempts', a.max_retry_attempts,
   'retryBaseDelaySeconds', a.retry_base_delay_seconds, 'errorNotification', a.error_notification) AS account`;
 const COLUMNS = `${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow`;
-const RELATED = 'JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';
-const LOAD_EXECUTION = { name: 'load-execution', text: `SELECT ${COLUMNS}
-  FROM executions e ${RELATED} WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)` };
+const RELATED =
+  'JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';
+const LOAD_EXECUTION = {
+  name: 'load-execution',
+  text: `SELECT ${COLUMNS}
+  FROM executions e ${RELATED} WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)`,
+};
 /** The load of a step's job, with its admission or the resumption of its due timer (prisma/functions/flowmachine_admit_loaded.sql). */
-const LOAD_FOR_JOB = { name: 'load-for-job', text: `SELECT ${COLUMNS},
+const LOAD_FOR_JOB = {
+  name: 'load-for-job',
+  text: `SELECT ${COLUMNS},
   flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, e.next_run_at, $3::timestamptz) AS admitted
-  FROM executions e ${RELATED} WHERE e.id = $1::uuid` };
+  FROM executions e ${RELATED} WHERE e.id = $1::uuid`,
+};
 /** Several jobs' loads in one statement (see db/batch.ts); `i` is the job's place in the batch. */
-const LOAD_FOR_JOBS = { name: 'load-for-jobs', text: `SELECT b.i::integer AS i, ${COLUMNS},
+const LOAD_FOR_JOBS = {
+  name: 'load-for-jobs',
+  text: `SELECT b.i::integer AS i, ${COLUMNS},
   flowmachine_admit_loaded(e.id, b.version, e.version, e.status, e.waiting, e.next_run_at, b.now) AS admitted
   FROM unnest($1::uuid[], $2::integer[], $3::timestamptz[]) WITH ORDINALITY AS b(id, version, now, i)
-  JOIN executions e ON e.id = b.id ${RELATED}` };
+  JOIN executions e ON e.id = b.id ${RELATED}`,
+};
 
 interface LoadRequest {
   executionId: string;
@@ -56,14 +78,20 @@ async function sendLoads(pool: Pool, requests: LoadRequest[]): Promise<(LoadedRa
     const { executionId, version, now } = requests[0]!;
     return run<LoadedRaw>(pool, LOAD_FOR_JOB, [executionId, version, now]);
   }
-  const columns = [requests.map((r) => r.executionId), requests.map((r) => r.version), requests.map((r) => r.now.toISOString())];
+  const columns = [
+    requests.map((r) => r.executionId),
+    requests.map((r) => r.version),
+    requests.map((r) => r.now.toISOString()),
+  ];
   return inRequestOrder(await run<LoadedRaw & { i: number }>(pool, LOAD_FOR_JOBS, columns), requests.length);
 }
 
 const READ_VERSION = { name: 'load-version', text: 'SELECT definition FROM workflow_versions WHERE id = $1' };
 
 /** A contact read as JSON (json_build_object turns timestamps into strings). */
-export const contactOf = (raw: Omit<ExecutionRow['contact'], 'deletedAt'> & { deletedAt: string | null }): ExecutionRow['contact'] => ({
+export const contactOf = (
+  raw: Omit<ExecutionRow['contact'], 'deletedAt'> & { deletedAt: string | null },
+): ExecutionRow['contact'] => ({
   ...raw,
   deletedAt: raw.deletedAt ? new Date(raw.deletedAt) : null,
 });
@@ -93,7 +121,9 @@ export async function loadForJob(
   cache: WorkflowCache,
   job: { executionId: string; version: number },
 ): Promise<{ loaded: LoadedExecution; admitted: string | null } | null> {
-  const raw = await deps.batchers.of('load', sendLoads).submit({ executionId: job.executionId, version: job.version, now: deps.clock.now() });
+  const raw = await deps.batchers
+    .of('load', sendLoads)
+    .submit({ executionId: job.executionId, version: job.version, now: deps.clock.now() });
   if (!raw) return null;
   const { admitted, ...rest } = raw;
   return { loaded: await withWorkflow(deps, cache, rest), admitted };
@@ -108,7 +138,11 @@ async function withWorkflow(deps: EngineDeps, cache: WorkflowCache, raw: RawRow)
 }
 
 /** The compiled machine of a workflow version, read from Postgres only the first time. */
-export async function compiledVersion(deps: EngineDeps, cache: WorkflowCache, versionId: string): Promise<CompiledWorkflow> {
+export async function compiledVersion(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  versionId: string,
+): Promise<CompiledWorkflow> {
   const cached = cache.get(versionId);
   if (cached) return cached;
   const [version] = await run<{ definition: unknown }>(deps.pool, READ_VERSION, [versionId]);

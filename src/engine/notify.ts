@@ -26,7 +26,12 @@ export const NOTIFY_MAX_DELAY_MS = 3_600_000;
  * or null when it is settled: sent, failed permanently, or that was the last of `maxAttempts`. The delay
  * is 30 s · 2^attempt capped at 1 h, and never shorter than a provider's Retry-After (itself capped at 1 h).
  */
-export function resolveNextAttempt(outcome: ProviderOutcome, attempt: number, maxAttempts: number, now: Date): Date | null {
+export function resolveNextAttempt(
+  outcome: ProviderOutcome,
+  attempt: number,
+  maxAttempts: number,
+  now: Date,
+): Date | null {
   if (outcome.kind === 'success' || outcome.kind === 'permanent' || attempt + 1 >= maxAttempts) return null;
   const backoffMs = Math.min(NOTIFY_BASE_DELAY_MS * 2 ** attempt, NOTIFY_MAX_DELAY_MS);
   const retryAfterMs = outcome.kind === 'rate_limited' ? Math.min(outcome.retryAfterMs ?? 0, NOTIFY_MAX_DELAY_MS) : 0;
@@ -64,14 +69,34 @@ export async function notifyFailure(deps: EngineDeps, notice: FailureNotice): Pr
   const nextAt = resolveNextAttempt(outcome, attempt, deps.config.NOTIFY_MAX_ATTEMPTS, deps.clock.now());
   const eventType = sent ? 'notification_sent' : 'notification_failed';
   const details = sent
-    ? { to: adminEmail, workflow_name: workflowName, error_message: error, attempt: attempt + 1, delivered: deps.email.kind !== 'none' }
-    : { to: adminEmail, attempt: attempt + 1, error: outcome.error, ...(nextAt ? { next_attempt_at: nextAt.toISOString() } : { final: true }) };
+    ? {
+        to: adminEmail,
+        workflow_name: workflowName,
+        error_message: error,
+        attempt: attempt + 1,
+        delivered: deps.email.kind !== 'none',
+      }
+    : {
+        to: adminEmail,
+        attempt: attempt + 1,
+        error: outcome.error,
+        ...(nextAt ? { next_attempt_at: nextAt.toISOString() } : { final: true }),
+      };
   const logged = await run<{ logged: boolean }>(deps.pool, LOG_NOTIFICATION, [
-    executionId, version, attempt, eventType, sent ? 'SUCCESS' : 'FAILED', JSON.stringify(maskPii(details)), nextAt,
+    executionId,
+    version,
+    attempt,
+    eventType,
+    sent ? 'SUCCESS' : 'FAILED',
+    JSON.stringify(maskPii(details)),
+    nextAt,
   ])
     .then(([row]) => row?.logged === true)
     .catch((e: Error) => {
-      deps.logger.error('notification log failed; the sweeper will notify again', { execution_id: executionId, error: e.message });
+      deps.logger.error('notification log failed; the sweeper will notify again', {
+        execution_id: executionId,
+        error: e.message,
+      });
       return false;
     });
   if (!logged) return false;

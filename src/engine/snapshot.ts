@@ -35,7 +35,8 @@ export const stepPosition = (stored: StoredSnapshot): number => stored.context.s
  * Only one never admitted is QUEUED with `current_step_index` 0: admission moves the index to at least
  * 1 (prisma/functions/flowmachine_commit.sql, flowmachine_admit_waiting.sql).
  */
-export const hasStarted = (row: { status: string; currentStepIndex: number }): boolean => row.status !== 'QUEUED' || row.currentStepIndex > 0;
+export const hasStarted = (row: { status: string; currentStepIndex: number }): boolean =>
+  row.status !== 'QUEUED' || row.currentStepIndex > 0;
 
 /**
  * `current_step_index` of a snapshot: the steps done once completed; otherwise 0 while the execution

@@ -97,14 +97,33 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
     const staleBefore = new Date(now.getTime() - deps.config.STALE_AFTER_MS);
     let enqueued = 0;
 
-    const timers = await run<{ id: string; version: number; nextRunAt: Date; traceContext: unknown }>(deps.pool, TIMERS, [horizon, promotedUntil]);
-    enqueued += await enqueue(deps, batch, timers.map((t) => ({ executionId: t.id, version: t.version, delayMs: t.nextRunAt!.getTime() - now.getTime(), recovered: rebuilt || undefined, trace: traceOf(t) })));
+    const timers = await run<{ id: string; version: number; nextRunAt: Date; traceContext: unknown }>(
+      deps.pool,
+      TIMERS,
+      [horizon, promotedUntil],
+    );
+    enqueued += await enqueue(
+      deps,
+      batch,
+      timers.map((t) => ({
+        executionId: t.id,
+        version: t.version,
+        delayMs: t.nextRunAt!.getTime() - now.getTime(),
+        recovered: rebuilt || undefined,
+        trace: traceOf(t),
+      })),
+    );
     promotedUntil = horizon;
 
     // After a Redis loss everything is rebuilt at once; otherwise each sweep checks the next
     // STALE_ROWS_PER_SWEEP candidates, going round the table, so a large backlog costs each sweep little.
     for (let examined = 0; rebuilt || examined < limits.staleRowsPerSweep; examined += batch) {
-      const stuck = await run<{ id: string; version: number; traceContext: unknown }>(deps.pool, STUCK, [staleBefore, rebuilt, staleCursor ?? null, batch]);
+      const stuck = await run<{ id: string; version: number; traceContext: unknown }>(deps.pool, STUCK, [
+        staleBefore,
+        rebuilt,
+        staleCursor ?? null,
+        batch,
+      ]);
       // A backlog older than STALE_AFTER_MS still has its jobs: only the missing ones are rebuilt.
       const work = stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true, trace: traceOf(s) }));
       enqueued += await enqueue(deps, batch, rebuilt ? work : await deps.queue.missing(work));
@@ -120,7 +139,10 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
       await deps.queue.add(work);
       admitted += work.length;
     }
-    const unnotified = await run<FailureNotice>(deps.pool, UNNOTIFIED, [new Date(staleBefore.getTime() - deps.config.PROVIDER_TIMEOUT_MS), now]);
+    const unnotified = await run<FailureNotice>(deps.pool, UNNOTIFIED, [
+      new Date(staleBefore.getTime() - deps.config.PROVIDER_TIMEOUT_MS),
+      now,
+    ]);
     await Promise.all(unnotified.map((notice) => notifyFailure(deps, notice)));
     return { rebuilt, enqueued, admitted, notified: unnotified.length };
   };

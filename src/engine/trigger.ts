@@ -34,13 +34,21 @@ export type TriggerResult =
  * triggers cannot both pass the deduplication check; then enqueues the first step. One call of
  * `flowmachine_trigger` when the workflow's current version is compiled here already.
  */
-export function triggerExecution(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
-  return withSpan('trigger execution', { 'flowmachine.workflow_id': request.workflowId, 'flowmachine.contact_id': request.contactId }, async (span) => {
-    const result = await enroll(deps, cache, request);
-    span.setAttribute('flowmachine.trigger_result', result.kind);
-    if ('executionId' in result) span.setAttribute('flowmachine.execution_id', result.executionId);
-    return result;
-  });
+export function triggerExecution(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  request: TriggerRequest,
+): Promise<TriggerResult> {
+  return withSpan(
+    'trigger execution',
+    { 'flowmachine.workflow_id': request.workflowId, 'flowmachine.contact_id': request.contactId },
+    async (span) => {
+      const result = await enroll(deps, cache, request);
+      span.setAttribute('flowmachine.trigger_result', result.kind);
+      if ('executionId' in result) span.setAttribute('flowmachine.execution_id', result.executionId);
+      return result;
+    },
+  );
 }
 
 /**
@@ -62,7 +70,8 @@ const TRIGGER_BATCH = {
       ORDER BY a.x->>'workflow' COLLATE "C", a.x->>'contact' COLLATE "C", a.i) AS b
     CROSS JOIN LATERAL flowmachine_trigger((b.x->>'account')::uuid, (b.x->>'workflow')::uuid, (b.x->>'contact')::uuid, (b.x->>'version')::uuid,
       b.x->>'reentry', (b.x->>'windowMs')::integer, nullif(b.x->'snapshot', 'null'), (b.x->>'totalSteps')::integer, b.x->>'goalEvent',
-      b.x->'payload', b.x->'trace', (b.x->>'now')::timestamptz) AS t` };
+      b.x->'payload', b.x->'trace', (b.x->>'now')::timestamptz) AS t`,
+};
 
 /** One trigger's call of `flowmachine_trigger`; `snapshot`, `payload` and `trace` are JSON text already. */
 interface TriggerCall {
@@ -84,11 +93,30 @@ type TriggerAnswer = { kind: TriggerRow; execution: string | null; versionId: st
 async function sendTriggers(pool: Pool, calls: TriggerCall[]): Promise<(TriggerAnswer | undefined)[]> {
   if (calls.length === 1) {
     const c = calls[0]!;
-    return run<TriggerAnswer>(pool, TRIGGER, [c.account, c.workflow, c.contact, c.version, c.reentry, c.windowMs, c.snapshot, c.totalSteps, c.goalEvent, c.payload, c.trace, c.now]);
+    return run<TriggerAnswer>(pool, TRIGGER, [
+      c.account,
+      c.workflow,
+      c.contact,
+      c.version,
+      c.reentry,
+      c.windowMs,
+      c.snapshot,
+      c.totalSteps,
+      c.goalEvent,
+      c.payload,
+      c.trace,
+      c.now,
+    ]);
   }
   // The JSON texts go in as they are, not parsed and serialised again.
-  const batch = calls.map(({ snapshot, payload, trace, ...rest }) => `${JSON.stringify(rest).slice(0, -1)},"snapshot":${snapshot ?? 'null'},"payload":${payload},"trace":${trace}}`);
-  return inRequestOrder(await run<TriggerAnswer & { i: number }>(pool, TRIGGER_BATCH, [`[${batch.join(',')}]`]), calls.length);
+  const batch = calls.map(
+    ({ snapshot, payload, trace, ...rest }) =>
+      `${JSON.stringify(rest).slice(0, -1)},"snapshot":${snapshot ?? 'null'},"payload":${payload},"trace":${trace}}`,
+  );
+  return inRequestOrder(
+    await run<TriggerAnswer & { i: number }>(pool, TRIGGER_BATCH, [`[${batch.join(',')}]`]),
+    calls.length,
+  );
 }
 
 /** The `BLOCKED` log entries of refused triggers: one per (contact, execution) pair. */
@@ -109,7 +137,10 @@ const READ_CONTACTS = {
   text: 'SELECT id, opted_in AS "optedIn" FROM contacts WHERE id = ANY($1::uuid[]) AND account_id = $2 AND deleted_at IS NULL',
 };
 /** Bulk enrollment of up to {@link ENROLL_CHUNK} contacts (prisma/functions/flowmachine_enroll_many.sql). */
-const ENROLL_MANY = { name: 'enroll-many', text: 'SELECT contact, kind, execution FROM flowmachine_enroll_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)' };
+const ENROLL_MANY = {
+  name: 'enroll-many',
+  text: 'SELECT contact, kind, execution FROM flowmachine_enroll_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)',
+};
 
 async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
   const { accountId, workflowId, contactId } = request;
@@ -122,15 +153,25 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
     const initial = compiled && cache.initialOf(compiled);
     // flowmachine_trigger answers every call with one row.
     const row = (await deps.batchers.of('trigger', sendTriggers).submit({
-      account: accountId, workflow: workflowId, contact: contactId, version: versionId ?? null, reentry: compiled?.reentry ?? null,
-      windowMs: DEDUPLICATION_WINDOW_MS, snapshot: initial?.snapshot ?? null, totalSteps: initial?.totalSteps ?? null,
-      goalEvent: compiled?.goalEvent ?? null, payload, trace: JSON.stringify(trace), now: deps.clock.now(),
+      account: accountId,
+      workflow: workflowId,
+      contact: contactId,
+      version: versionId ?? null,
+      reentry: compiled?.reentry ?? null,
+      windowMs: DEDUPLICATION_WINDOW_MS,
+      snapshot: initial?.snapshot ?? null,
+      totalSteps: initial?.totalSteps ?? null,
+      goalEvent: compiled?.goalEvent ?? null,
+      payload,
+      trace: JSON.stringify(trace),
+      now: deps.clock.now(),
     }))!;
     const { kind, execution } = row;
     if (row.versionId) cache.sawLatestVersion(workflowId, row.versionId);
     switch (kind) {
       case 'stale':
-        if (!row.versionId) throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
+        if (!row.versionId)
+          throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
         versionId = row.versionId;
         continue;
       case 'workflow_not_found':
@@ -138,10 +179,23 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
       case 'inactive':
         return { kind };
       case 'opted_out':
-        await logRefusals(deps, { accountId, workflowId, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } }, [{ contactId, executionId: null }]);
+        await logRefusals(
+          deps,
+          { accountId, workflowId, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } },
+          [{ contactId, executionId: null }],
+        );
         return { kind };
       case 'duplicate':
-        await logRefusals(deps, { accountId, workflowId, eventType: 'deduplication_blocked', details: { reason: 'duplicate trigger ignored' } }, [{ contactId, executionId: execution }]);
+        await logRefusals(
+          deps,
+          {
+            accountId,
+            workflowId,
+            eventType: 'deduplication_blocked',
+            details: { reason: 'duplicate trigger ignored' },
+          },
+          [{ contactId, executionId: execution }],
+        );
         return { kind, executionId: execution! };
       case 'started':
         await started(deps, accountId, workflowId, [{ executionId: execution!, trace }]);
@@ -162,24 +216,49 @@ async function logRefusals(
 ) {
   if (refused.length === 0) return;
   await run(deps.pool, INSERT_REFUSALS, [
-    refusal.accountId, refusal.workflowId, refused.map((r) => r.contactId), refused.map((r) => r.executionId), refusal.eventType,
-    deps.clock.now(), JSON.stringify(maskPii(refusal.details)),
+    refusal.accountId,
+    refusal.workflowId,
+    refused.map((r) => r.contactId),
+    refused.map((r) => r.executionId),
+    refusal.eventType,
+    deps.clock.now(),
+    JSON.stringify(maskPii(refusal.details)),
   ]);
   deps.metrics.executionEvents.inc({ event_type: refusal.eventType }, refused.length);
   for (const { contactId, executionId } of refused) {
-    deps.logger.info(refusal.eventType, { account_id: refusal.accountId, workflow_id: refusal.workflowId, contact_id: contactId, execution_id: executionId ?? undefined });
+    deps.logger.info(refusal.eventType, {
+      account_id: refusal.accountId,
+      workflow_id: refusal.workflowId,
+      contact_id: contactId,
+      execution_id: executionId ?? undefined,
+    });
   }
 }
 
 /** Puts the first job of new executions on the queue (the sweeper covers a failure), with their metrics and log lines. */
-async function started(deps: EngineDeps, accountId: string, workflowId: string, executions: { executionId: string; trace: Record<string, string> }[]) {
+async function started(
+  deps: EngineDeps,
+  accountId: string,
+  workflowId: string,
+  executions: { executionId: string; trace: Record<string, string> }[],
+) {
   if (executions.length === 0) return;
-  await deps.queue.enqueue(executions.map(({ executionId, trace }) => ({ executionId, version: 0, trace, first: true })), (error) =>
-    deps.logger.warn('enqueue failed; the sweeper will retry', { executions: executions.length, error: error.message }),
+  await deps.queue.enqueue(
+    executions.map(({ executionId, trace }) => ({ executionId, version: 0, trace, first: true })),
+    (error) =>
+      deps.logger.warn('enqueue failed; the sweeper will retry', {
+        executions: executions.length,
+        error: error.message,
+      }),
   );
   deps.metrics.executionsStarted.inc(executions.length);
   deps.metrics.executionEvents.inc({ event_type: 'execution_started' }, executions.length);
-  for (const { executionId } of executions) deps.logger.info('execution_started', { execution_id: executionId, account_id: accountId, workflow_id: workflowId });
+  for (const { executionId } of executions)
+    deps.logger.info('execution_started', {
+      execution_id: executionId,
+      account_id: accountId,
+      workflow_id: workflowId,
+    });
 }
 
 /** What enrolling a contact came to in a bulk enrollment. */
@@ -207,24 +286,44 @@ const ENROLL_CHUNK = 100;
  * Returns one outcome per distinct contact, in the order given.
  */
 export function enrollContacts(deps: EngineDeps, cache: WorkflowCache, request: BulkEnrollRequest) {
-  return withSpan('bulk enrollment', { 'flowmachine.workflow_id': request.workflowId, 'flowmachine.contacts': request.contactIds.length }, async (span) => {
-    const result = await enrollMany(deps, cache, request);
-    if (result.kind === 'done') span.setAttribute('flowmachine.started', result.outcomes.filter((o) => o.outcome === 'started').length);
-    return result;
-  });
+  return withSpan(
+    'bulk enrollment',
+    { 'flowmachine.workflow_id': request.workflowId, 'flowmachine.contacts': request.contactIds.length },
+    async (span) => {
+      const result = await enrollMany(deps, cache, request);
+      if (result.kind === 'done')
+        span.setAttribute('flowmachine.started', result.outcomes.filter((o) => o.outcome === 'started').length);
+      return result;
+    },
+  );
 }
 
-async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkEnrollRequest): Promise<
-  { kind: 'workflow_not_found' | 'inactive' } | { kind: 'done'; outcomes: { contactId: string; outcome: EnrollmentOutcome; executionId?: string }[] }
+async function enrollMany(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  request: BulkEnrollRequest,
+): Promise<
+  | { kind: 'workflow_not_found' | 'inactive' }
+  | { kind: 'done'; outcomes: { contactId: string; outcome: EnrollmentOutcome; executionId?: string }[] }
 > {
   const { accountId, workflowId } = request;
   const contactIds = [...new Set(request.contactIds.map((id) => id.toLowerCase()))];
-  const [workflow] = await run<{ workflowStatus: string; versionId: string | null; version: number | null }>(deps.pool, READ_WORKFLOW, [workflowId, accountId]);
+  const [workflow] = await run<{ workflowStatus: string; versionId: string | null; version: number | null }>(
+    deps.pool,
+    READ_WORKFLOW,
+    [workflowId, accountId],
+  );
   if (!workflow) return { kind: 'workflow_not_found' };
   if (workflow.workflowStatus !== 'active') return { kind: 'inactive' };
-  if (!workflow.versionId) throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
+  if (!workflow.versionId)
+    throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
   const compiled = await compiledVersion(deps, cache, workflow.versionId);
-  const contacts = new Map((await run<{ id: string; optedIn: boolean }>(deps.pool, READ_CONTACTS, [contactIds, accountId])).map((c) => [c.id, c.optedIn]));
+  const contacts = new Map(
+    (await run<{ id: string; optedIn: boolean }>(deps.pool, READ_CONTACTS, [contactIds, accountId])).map((c) => [
+      c.id,
+      c.optedIn,
+    ]),
+  );
   const outcomes = new Map<string, { outcome: EnrollmentOutcome; executionId?: string }>();
   const eligible: string[] = [];
   for (const contactId of contactIds) {
@@ -234,7 +333,13 @@ async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkE
     else eligible.push(contactId);
   }
   const refusal = { accountId, workflowId, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } };
-  await logRefusals(deps, refusal, contactIds.filter((id) => outcomes.get(id)?.outcome === 'opted_out').map((contactId) => ({ contactId, executionId: null })));
+  await logRefusals(
+    deps,
+    refusal,
+    contactIds
+      .filter((id) => outcomes.get(id)?.outcome === 'opted_out')
+      .map((contactId) => ({ contactId, executionId: null })),
+  );
 
   const initial = cache.initialOf(compiled);
   const now = deps.clock.now();
@@ -245,15 +350,38 @@ async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkE
   for (let i = 0; i < eligible.length; i += ENROLL_CHUNK) {
     const chunk = eligible.slice(i, i + ENROLL_CHUNK);
     const news: { executionId: string; trace: Record<string, string> }[] = [];
-    const spans = chunk.map((contactId) => startLinkedRootSpan('trigger execution', { 'flowmachine.workflow_id': workflowId, 'flowmachine.contact_id': contactId }));
+    const spans = chunk.map((contactId) =>
+      startLinkedRootSpan('trigger execution', {
+        'flowmachine.workflow_id': workflowId,
+        'flowmachine.contact_id': contactId,
+      }),
+    );
     try {
-      const rows = await run<{ contact: string; kind: 'started' | 'duplicate' | 'already_enrolled'; execution: string }>(deps.pool, ENROLL_MANY, [
-        accountId, workflowId, workflow.versionId, workflow.version, chunk, compiled.reentry, DEDUPLICATION_WINDOW_MS, initial.snapshot,
-        initial.totalSteps, compiled.goalEvent, JSON.stringify(request.payload ?? {}), JSON.stringify(spans.map((s) => s.carrier)), now,
+      const rows = await run<{
+        contact: string;
+        kind: 'started' | 'duplicate' | 'already_enrolled';
+        execution: string;
+      }>(deps.pool, ENROLL_MANY, [
+        accountId,
+        workflowId,
+        workflow.versionId,
+        workflow.version,
+        chunk,
+        compiled.reentry,
+        DEDUPLICATION_WINDOW_MS,
+        initial.snapshot,
+        initial.totalSteps,
+        compiled.goalEvent,
+        JSON.stringify(request.payload ?? {}),
+        JSON.stringify(spans.map((s) => s.carrier)),
+        now,
       ]);
       rows.forEach((row, index) => {
         outcomes.set(row.contact, { outcome: row.kind, executionId: row.execution });
-        spans[index]!.span.setAttributes({ 'flowmachine.trigger_result': row.kind, 'flowmachine.execution_id': row.execution });
+        spans[index]!.span.setAttributes({
+          'flowmachine.trigger_result': row.kind,
+          'flowmachine.execution_id': row.execution,
+        });
         if (row.kind === 'started') news.push({ executionId: row.execution, trace: spans[index]!.carrier });
         if (row.kind === 'duplicate') duplicates.push({ contactId: row.contact, executionId: row.execution });
       });
@@ -262,6 +390,10 @@ async function enrollMany(deps: EngineDeps, cache: WorkflowCache, request: BulkE
     }
     await started(deps, accountId, workflowId, news);
   }
-  await logRefusals(deps, { ...refusal, eventType: 'deduplication_blocked', details: { reason: 'duplicate trigger ignored' } }, duplicates);
+  await logRefusals(
+    deps,
+    { ...refusal, eventType: 'deduplication_blocked', details: { reason: 'duplicate trigger ignored' } },
+    duplicates,
+  );
   return { kind: 'done', outcomes: contactIds.map((contactId) => ({ contactId, ...outcomes.get(contactId)! })) };
 }

@@ -60,7 +60,8 @@ export class WorkflowCache {
   }
 
   sawLatestVersion(workflowId: string, versionId: string): void {
-    if (!this.latest.has(workflowId) && this.latest.size >= LATEST_CAPACITY) this.latest.delete(this.latest.keys().next().value as string);
+    if (!this.latest.has(workflowId) && this.latest.size >= LATEST_CAPACITY)
+      this.latest.delete(this.latest.keys().next().value as string);
     this.latest.set(workflowId, versionId);
   }
 
@@ -72,7 +73,10 @@ export class WorkflowCache {
     let initial = this.initials.get(compiled);
     if (!initial) {
       const stored = storeSnapshot(initialTransition(compiled.machine)[0]);
-      initial = { snapshot: JSON.stringify(stored), totalSteps: progressOf(compiled, stored, compiled.totalSteps).totalSteps };
+      initial = {
+        snapshot: JSON.stringify(stored),
+        totalSteps: progressOf(compiled, stored, compiled.totalSteps).totalSteps,
+      };
       this.initials.set(compiled, initial);
     }
     return initial;
@@ -85,7 +89,11 @@ export class WorkflowCache {
     // No webhook address check here: a stored definition stays runnable when WEBHOOK_ALLOWED_HOSTS
     // changes; each webhook is checked when it is sent (providers/webhook-guard.ts).
     const parsed = parseDefinition(definition);
-    if (!parsed.ok) throw new FlowmachineError('invalid_stored_definition', `workflow version ${versionId} has an invalid definition`);
+    if (!parsed.ok)
+      throw new FlowmachineError(
+        'invalid_stored_definition',
+        `workflow version ${versionId} has an invalid definition`,
+      );
     const compiled = compileWorkflow(parsed.definition);
     const bytes = estimateCompiledBytes(JSON.stringify(definition).length);
     if (bytes > this.maxBytes) return compiled;

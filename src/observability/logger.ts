@@ -31,7 +31,9 @@ export interface LoggerOptions {
 export const PREMASKED = Symbol('premasked');
 
 // Masks the message and every metadata field; runs after `errors()` so stacks are masked too.
-const maskFields = winston.format((info) => ((info as { [PREMASKED]?: boolean })[PREMASKED] ? info : Object.assign(info, maskPii({ ...info }))));
+const maskFields = winston.format((info) =>
+  (info as { [PREMASKED]?: boolean })[PREMASKED] ? info : Object.assign(info, maskPii({ ...info })),
+);
 
 // Added after masking, like the timestamp: trace and span ids are hex and must reach the log line untouched.
 const traceContext = winston.format((info) => {

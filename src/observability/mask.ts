@@ -137,7 +137,13 @@ function maskString(value: string, key: string | undefined): string {
 function entriesOf(value: object): [string, unknown][] {
   if (value instanceof Error) {
     const cause: [string, unknown][] = 'cause' in value ? [['cause', value.cause]] : [];
-    return [['name', value.name], ['message', value.message], ['stack', value.stack], ...cause, ...Object.entries(value)];
+    return [
+      ['name', value.name],
+      ['message', value.message],
+      ['stack', value.stack],
+      ...cause,
+      ...Object.entries(value),
+    ];
   }
   return Object.entries(value);
 }

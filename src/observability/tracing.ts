@@ -39,22 +39,35 @@ export async function startTracing(options: { serviceName?: string } = {}): Prom
   const { register } = await import('node:module');
   register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
   // Loaded lazily: the SDK is heavy and most test and CLI runs never export.
-  const [{ NodeSDK }, { OTLPTraceExporter }, { HttpInstrumentation }, { IORedisInstrumentation }, { PgInstrumentation }, { PrismaInstrumentation }, { UndiciInstrumentation }] =
-    await Promise.all([
-      import('@opentelemetry/sdk-node'),
-      import('@opentelemetry/exporter-trace-otlp-http'),
-      import('@opentelemetry/instrumentation-http'),
-      import('@opentelemetry/instrumentation-ioredis'),
-      import('@opentelemetry/instrumentation-pg'),
-      import('@prisma/instrumentation'),
-      import('@opentelemetry/instrumentation-undici'),
-    ]);
+  const [
+    { NodeSDK },
+    { OTLPTraceExporter },
+    { HttpInstrumentation },
+    { IORedisInstrumentation },
+    { PgInstrumentation },
+    { PrismaInstrumentation },
+    { UndiciInstrumentation },
+  ] = await Promise.all([
+    import('@opentelemetry/sdk-node'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/instrumentation-http'),
+    import('@opentelemetry/instrumentation-ioredis'),
+    import('@opentelemetry/instrumentation-pg'),
+    import('@prisma/instrumentation'),
+    import('@opentelemetry/instrumentation-undici'),
+  ]);
   const sdk = new NodeSDK({
     serviceName: env.OTEL_SERVICE_NAME || options.serviceName || 'flowmachine',
     // Any other OTEL_TRACES_EXPORTER value (console, zipkin, a list) is left to the SDK to resolve.
     ...(!exporter || exporter === 'otlp' ? { traceExporter: new OTLPTraceExporter() } : {}),
     // HTTP (the API's server spans; provider calls go through undici), Postgres (Prisma and node-postgres) and Redis spans.
-    instrumentations: [new HttpInstrumentation(), new UndiciInstrumentation(), new PrismaInstrumentation(), new PgInstrumentation(), new IORedisInstrumentation()],
+    instrumentations: [
+      new HttpInstrumentation(),
+      new UndiciInstrumentation(),
+      new PrismaInstrumentation(),
+      new PgInstrumentation(),
+      new IORedisInstrumentation(),
+    ],
     metricReaders: [],
     logRecordProcessors: [],
   });
@@ -81,7 +94,10 @@ export function injectTraceContext(): Record<string, string> {
  * enrollment gets its own trace, linked to the request's). Returns the span, to end, and its context
  * as {@link injectTraceContext} would give it.
  */
-export function startLinkedRootSpan(name: string, attributes: Attributes): { span: Span; carrier: Record<string, string> } {
+export function startLinkedRootSpan(
+  name: string,
+  attributes: Attributes,
+): { span: Span; carrier: Record<string, string> } {
   const active = trace.getActiveSpan()?.spanContext();
   const span = tracer.startSpan(name, { root: true, attributes, links: active ? [{ context: active }] : [] });
   const carrier: Record<string, string> = {};

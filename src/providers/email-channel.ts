@@ -43,7 +43,12 @@ export function createEmailChannel(config: Config, clock: Clock): EmailChannel {
           {
             url: httpUrl,
             body: {
-              to: message.to, subject: message.subject, body: message.body, execution_id: message.executionId, step_id: message.stepId, ...message.fields,
+              to: message.to,
+              subject: message.subject,
+              body: message.body,
+              execution_id: message.executionId,
+              step_id: message.stepId,
+              ...message.fields,
             },
             idempotencyKey: message.idempotencyKey,
             timeoutMs: config.PROVIDER_TIMEOUT_MS,

@@ -24,7 +24,10 @@ const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
  * buffered nor downloaded (the connection is closed, not reused). A body that fails midway keeps what
  * arrived. Decoded as UTF-8; a character cut at the cap becomes U+FFFD.
  */
-export async function readBodyPrefix(body: Dispatcher.ResponseData['body'], maxBytes = MAX_ANSWER_BYTES): Promise<string> {
+export async function readBodyPrefix(
+  body: Dispatcher.ResponseData['body'],
+  maxBytes = MAX_ANSWER_BYTES,
+): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   // Destroying an unfinished body emits an error (RequestAbortedError); it is expected here.
@@ -51,26 +54,42 @@ export async function readBodyPrefix(body: Dispatcher.ResponseData['body'], maxB
  * (webhook-guard.ts) is a permanent outcome: nothing was sent, and a retry would be refused again.
  * Does not follow redirects.
  */
-export async function sendProviderRequest(request: ProviderRequest, clock: Clock, via: Dispatcher = dispatcher): Promise<ProviderOutcome> {
+export async function sendProviderRequest(
+  request: ProviderRequest,
+  clock: Clock,
+  via: Dispatcher = dispatcher,
+): Promise<ProviderOutcome> {
   const method = (request.method ?? 'POST') as 'POST' | 'GET';
   try {
     const response = await httpRequest(request.url, {
       method,
       dispatcher: via,
       headers: { 'content-type': 'application/json', 'idempotency-key': request.idempotencyKey },
-      body: method === 'GET' || request.body === undefined ? undefined : typeof request.body === 'string' ? request.body : JSON.stringify(request.body),
+      body:
+        method === 'GET' || request.body === undefined
+          ? undefined
+          : typeof request.body === 'string'
+            ? request.body
+            : JSON.stringify(request.body),
       // Bounds the whole exchange: connecting, the provider's answer and its body.
       signal: AbortSignal.timeout(request.timeoutMs),
     });
     const text = await readBodyPrefix(response.body);
     const retryAfter = response.headers['retry-after'];
-    return classifyResponse(response.statusCode, (Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) ?? null, clock.now(), text);
+    return classifyResponse(
+      response.statusCode,
+      (Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) ?? null,
+      clock.now(),
+      text,
+    );
   } catch (thrown) {
     const refused = addressRefusalOf(thrown);
     if (refused) return { kind: 'permanent', status: 0, error: refused.message };
     const error = thrown as Error & { code?: string; cause?: { code?: string } };
     const timedOut = error.name === 'TimeoutError' || error instanceof errors.RequestAbortedError;
-    const reason = timedOut ? `timeout after ${request.timeoutMs} ms` : (error.code ?? error.cause?.code ?? error.message);
+    const reason = timedOut
+      ? `timeout after ${request.timeoutMs} ms`
+      : (error.code ?? error.cause?.code ?? error.message);
     return { kind: 'transient', status: null, error: `request failed: ${reason}` };
   }
 }

@@ -29,7 +29,8 @@ export function parseRetryAfter(header: string | null, now: Date): number | null
 
 /** Classifies an HTTP response by status (CONTRACT.md "Providers"). */
 export function classifyResponse(status: number, retryAfter: string | null, now: Date, bodyText = ''): ProviderOutcome {
-  if (status >= 200 && status < 300) return bodyText ? { kind: 'success', status, body: bodyText } : { kind: 'success', status };
+  if (status >= 200 && status < 300)
+    return bodyText ? { kind: 'success', status, body: bodyText } : { kind: 'success', status };
   const error = `HTTP ${status}${bodyText ? `: ${bodyText.slice(0, 300)}` : ''}`;
   if (status === 429) return { kind: 'rate_limited', status, retryAfterMs: parseRetryAfter(retryAfter, now), error };
   if (status >= 500) return { kind: 'transient', status, error };

@@ -34,7 +34,8 @@ export interface SmtpTransport {
  * retry, so a receiving system can drop a duplicate. The key is hashed because its `:` may not appear
  * in a Message-ID.
  */
-export const messageIdOf = (idempotencyKey: string) => `<${createHash('sha256').update(idempotencyKey).digest('hex')}@flowmachine>`;
+export const messageIdOf = (idempotencyKey: string) =>
+  `<${createHash('sha256').update(idempotencyKey).digest('hex')}@flowmachine>`;
 
 /**
  * Classifies a failed SMTP send (CONTRACT.md "Security and delivery settings", SMTP_URL): a 5xx reply
@@ -47,7 +48,8 @@ export function classifySmtpError(thrown: unknown): Exclude<ProviderOutcome, { k
   const code = error.responseCode;
   if (code !== undefined && code >= 500) return { kind: 'permanent', status: code, error: `SMTP ${reply ?? code}` };
   if (code !== undefined && code >= 400) return { kind: 'transient', status: code, error: `SMTP ${reply ?? code}` };
-  if (error.code === 'EENVELOPE') return { kind: 'permanent', status: 0, error: `SMTP envelope refused: ${error.message}` };
+  if (error.code === 'EENVELOPE')
+    return { kind: 'permanent', status: 0, error: `SMTP envelope refused: ${error.message}` };
   return { kind: 'transient', status: null, error: `SMTP failed: ${error.code ?? error.message}` };
 }
 
@@ -69,7 +71,11 @@ export function createSmtpTransport(settings: SmtpSettings): SmtpTransport {
       // The pool may queue a message behind others: the deadline bounds the whole send, as for HTTP. A
       // message still sent after it is a duplicate of the retry, with the same Message-ID.
       const deadline = new Promise<ProviderOutcome>((resolve) => {
-        const timedOut: ProviderOutcome = { kind: 'transient', status: null, error: `SMTP failed: timeout after ${settings.timeoutMs} ms` };
+        const timedOut: ProviderOutcome = {
+          kind: 'transient',
+          status: null,
+          error: `SMTP failed: timeout after ${settings.timeoutMs} ms`,
+        };
         timer = setTimeout(() => resolve(timedOut), settings.timeoutMs);
       });
       const sending = transporter

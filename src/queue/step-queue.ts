@@ -52,7 +52,10 @@ export class StepQueue implements WorkQueue {
   /** Jobs added while two `addBulk` are in flight go together in the next (see db/batch.ts). */
   private readonly adds: Batcher<Queue, StepWork[], undefined>;
 
-  constructor(private readonly connection: Redis, prefix: string) {
+  constructor(
+    private readonly connection: Redis,
+    prefix: string,
+  ) {
     this.queue = new Queue(STEP_QUEUE, { connection, prefix });
     this.adds = new Batcher(this.queue, addJobs);
   }

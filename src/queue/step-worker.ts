@@ -25,7 +25,10 @@ export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connect
     async (job: Job) => {
       const parsed = stepJobSchema.safeParse(job.data);
       if (!parsed.success) {
-        deps.logger.error('dropped malformed job', { job_id: job.id, issues: parsed.error.issues.map((i) => i.message) });
+        deps.logger.error('dropped malformed job', {
+          job_id: job.id,
+          issues: parsed.error.issues.map((i) => i.message),
+        });
         return 'malformed';
       }
       const redelivered = job.attemptsStarted > 1 || (job.stalledCounter ?? 0) > 0;
@@ -44,11 +47,25 @@ export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connect
           for (let steps = 0; next; steps += 1) {
             const inline: Inline = {};
             const current: StepRun = next;
-            outcome = await withSpan('execution step', { 'flowmachine.execution_id': current.executionId, 'flowmachine.version': current.version, 'flowmachine.recovered': current.recovered, 'flowmachine.worker_id': workerId }, async (span) => {
-              const result = await processStep(deps, cache, current, steps < MAX_STEPS_PER_JOB - 1 && !worker.closing ? inline : undefined);
-              span.setAttribute('flowmachine.step_outcome', result);
-              return result;
-            });
+            outcome = await withSpan(
+              'execution step',
+              {
+                'flowmachine.execution_id': current.executionId,
+                'flowmachine.version': current.version,
+                'flowmachine.recovered': current.recovered,
+                'flowmachine.worker_id': workerId,
+              },
+              async (span) => {
+                const result = await processStep(
+                  deps,
+                  cache,
+                  current,
+                  steps < MAX_STEPS_PER_JOB - 1 && !worker.closing ? inline : undefined,
+                );
+                span.setAttribute('flowmachine.step_outcome', result);
+                return result;
+              },
+            );
             next = inline.next;
           }
           return outcome;

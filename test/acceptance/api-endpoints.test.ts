@@ -19,7 +19,12 @@ describe('Feature: API Endpoints', () => {
     // Given an execution at step 3 of 5 with status ACTIVE: steps 1 and 2 done by the engine, the 3rd due
     const workflow = await h.createWorkflow(emails(5), 'Five mails');
     const id = await h.trigger(workflow.id, (await h.createContact()).id);
-    expect((await h.api.get(`/executions/${id}`)).body).toMatchObject({ status: 'QUEUED', current_step_index: 0, total_steps: 5, progress_percent: 0 });
+    expect((await h.api.get(`/executions/${id}`)).body).toMatchObject({
+      status: 'QUEUED',
+      current_step_index: 0,
+      total_steps: 5,
+      progress_percent: 0,
+    });
     await h.step(id);
     await h.step(id);
 
@@ -50,7 +55,15 @@ describe('Feature: API Endpoints', () => {
     const workflow = await h.createWorkflow(sequential, 'Logged');
     const contact = await h.createContact();
     const id = await h.trigger(workflow.id, contact.id);
-    const types = ['action_started', 'action_completed', 'condition_evaluated', 'wait_started', 'wait_completed', 'retry_scheduled', 'rate_limit_hit'];
+    const types = [
+      'action_started',
+      'action_completed',
+      'condition_evaluated',
+      'wait_started',
+      'wait_completed',
+      'retry_scheduled',
+      'rate_limit_hit',
+    ];
     const start = Date.now();
     await h.db.executionLog.createMany({
       data: Array.from({ length: 49 }, (_, i) => ({
@@ -79,17 +92,33 @@ describe('Feature: API Endpoints', () => {
     expect(first.body.data).toHaveLength(10);
     expect(first.body.pagination).toEqual({ total: 50, page: 1, limit: 10, total_pages: 5 });
     const entries = first.body.data.map((entry: unknown) => responses.log.parse(entry));
-    expect(entries[0]).toMatchObject({ execution_id: id, event_type: 'execution_started', step_index: 0, status: 'QUEUED' });
+    expect(entries[0]).toMatchObject({
+      execution_id: id,
+      event_type: 'execution_started',
+      step_index: 0,
+      status: 'QUEUED',
+    });
     for (const entry of entries) {
-      expect(entry).toEqual(expect.objectContaining({
-        execution_id: id, event_type: expect.any(String), step_index: expect.any(Number), status: expect.any(String), timestamp: expect.any(String),
-      }));
+      expect(entry).toEqual(
+        expect.objectContaining({
+          execution_id: id,
+          event_type: expect.any(String),
+          step_index: expect.any(Number),
+          status: expect.any(String),
+          timestamp: expect.any(String),
+        }),
+      );
       expect(entry).toHaveProperty('duration_ms');
       expect(Date.parse(entry.timestamp)).not.toBeNaN();
     }
     // Oldest first, the rows in insertion order.
     expect(entries.map((e: { id: string }) => e.id)).toEqual(all.slice(0, 10).map((row) => row.id.toString()));
-    expect(entries[1]).toMatchObject({ event_type: 'action_started', step_id: 'step_1', status: 'FAILED', duration_ms: 10 });
+    expect(entries[1]).toMatchObject({
+      event_type: 'action_started',
+      step_id: 'step_1',
+      status: 'FAILED',
+      duration_ms: 10,
+    });
     // Details are masked: no address or number leaves in clear.
     expect(JSON.stringify(first.body)).not.toContain('john.doe@example.com');
     expect(JSON.stringify(first.body)).not.toContain('+15551234567');
@@ -107,10 +136,18 @@ describe('Feature: API Endpoints', () => {
 
     // Every entry is on exactly one page.
     const seen: string[] = [];
-    for (let page = 1; page <= 5; page += 1) seen.push(...(await h.api.get(`/executions/${id}/logs?page=${page}&limit=10`)).body.data.map((e: { id: string }) => e.id));
+    for (let page = 1; page <= 5; page += 1)
+      seen.push(
+        ...(await h.api.get(`/executions/${id}/logs?page=${page}&limit=10`)).body.data.map((e: { id: string }) => e.id),
+      );
     expect(seen).toEqual(all.map((row) => row.id.toString()));
     // The defaults are page 1 and limit 10.
-    expect((await h.api.get(`/executions/${id}/logs`)).body.pagination).toEqual({ total: 50, page: 1, limit: 10, total_pages: 5 });
+    expect((await h.api.get(`/executions/${id}/logs`)).body.pagination).toEqual({
+      total: 50,
+      page: 1,
+      limit: 10,
+      total_pages: 5,
+    });
   });
 
   it('Scenario: List executions with filters', async () => {
@@ -135,21 +172,32 @@ describe('Feature: API Endpoints', () => {
     }
     // A FAILED execution of another workflow never shows up.
     const foreign = await h.trigger(other.id, (await h.createContact()).id);
-    await h.db.execution.update({ where: { id: foreign }, data: { status: 'FAILED', createdAt: new Date('2026-02-10T00:00:00.000Z') } });
+    await h.db.execution.update({
+      where: { id: foreign },
+      data: { status: 'FAILED', createdAt: new Date('2026-02-10T00:00:00.000Z') },
+    });
     const idOf = (createdAt: string) => ids[createdAt]!;
 
     const list = async (query: string) => {
       const response = await h.api.get(`/workflows/${workflow.id}/executions?${query}`);
       expect(response.status, `${query}: ${JSON.stringify(response.body)}`).toBe(200);
       const data = response.body.data.map((entry: unknown) => responses.execution.parse(entry));
-      return { ids: data.map((e: { id: string }) => e.id), data, pagination: responses.pagination.parse(response.body.pagination) };
+      return {
+        ids: data.map((e: { id: string }) => e.id),
+        data,
+        pagination: responses.pagination.parse(response.body.pagination),
+      };
     };
 
     // When I GET /api/v1/workflows/{id}/executions?status=FAILED&from=2026-01-01
     const failed = await list('status=FAILED&from=2026-01-01');
 
     // Then only the FAILED executions created since then, newest created_at first
-    expect(failed.ids).toEqual([idOf('2026-03-15T23:59:59.000Z'), idOf('2026-02-01T00:00:00.000Z'), idOf('2026-01-05T12:00:00.000Z')]);
+    expect(failed.ids).toEqual([
+      idOf('2026-03-15T23:59:59.000Z'),
+      idOf('2026-02-01T00:00:00.000Z'),
+      idOf('2026-01-05T12:00:00.000Z'),
+    ]);
     expect(failed.pagination).toEqual({ total: 3, page: 1, limit: 20, total_pages: 1 });
     for (const e of failed.data) expect(e).toMatchObject({ status: 'FAILED', workflow_id: workflow.id });
     const createdAts = failed.data.map((e: { created_at: string }) => Date.parse(e.created_at));
@@ -166,14 +214,26 @@ describe('Feature: API Endpoints', () => {
     expect((await list('status=FAILED&from=2026-01-01&limit=2&page=3')).ids).toEqual([]);
 
     // `to` alone, and `from` + `to` (bounds are inclusive, date-times with an offset are accepted)
-    expect((await list('to=2026-01-15')).ids).toEqual([idOf('2026-01-10T08:30:00.000Z'), idOf('2026-01-05T12:00:00.000Z'), idOf('2025-12-20T09:00:00.000Z')]);
-    expect((await list('from=2026-01-05T12:00:00Z&to=2026-02-01T00:00:00Z')).ids).toEqual([
-      idOf('2026-02-01T00:00:00.000Z'), idOf('2026-01-20T17:45:00.000Z'), idOf('2026-01-10T08:30:00.000Z'), idOf('2026-01-05T12:00:00.000Z'),
+    expect((await list('to=2026-01-15')).ids).toEqual([
+      idOf('2026-01-10T08:30:00.000Z'),
+      idOf('2026-01-05T12:00:00.000Z'),
+      idOf('2025-12-20T09:00:00.000Z'),
     ]);
-    expect((await list('from=2026-01-05T13:00:00%2B01:00&to=2026-01-10')).ids).toEqual([idOf('2026-01-05T12:00:00.000Z')]);
+    expect((await list('from=2026-01-05T12:00:00Z&to=2026-02-01T00:00:00Z')).ids).toEqual([
+      idOf('2026-02-01T00:00:00.000Z'),
+      idOf('2026-01-20T17:45:00.000Z'),
+      idOf('2026-01-10T08:30:00.000Z'),
+      idOf('2026-01-05T12:00:00.000Z'),
+    ]);
+    expect((await list('from=2026-01-05T13:00:00%2B01:00&to=2026-01-10')).ids).toEqual([
+      idOf('2026-01-05T12:00:00.000Z'),
+    ]);
 
     // Combined filters
-    expect((await list('status=FAILED&from=2026-01-01&to=2026-02-28')).ids).toEqual([idOf('2026-02-01T00:00:00.000Z'), idOf('2026-01-05T12:00:00.000Z')]);
+    expect((await list('status=FAILED&from=2026-01-01&to=2026-02-28')).ids).toEqual([
+      idOf('2026-02-01T00:00:00.000Z'),
+      idOf('2026-01-05T12:00:00.000Z'),
+    ]);
     expect((await list('status=FAILED&to=2025-12-31')).ids).toEqual([idOf('2025-12-20T09:00:00.000Z')]);
     expect((await list('status=ACTIVE&from=2026-02-01&to=2026-02-28')).ids).toEqual([idOf('2026-02-15T10:00:00.000Z')]);
     expect((await list('status=COMPLETED&from=2026-02-01')).ids).toEqual([]);

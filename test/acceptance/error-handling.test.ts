@@ -19,12 +19,18 @@ describe('Feature: Error Handling and Retry Logic', () => {
   afterAll(() => h.stop());
   beforeEach(async () => {
     h.provider.setDefault({ status: 200 });
-    await h.api.patch('/account/settings', { max_retry_attempts: 3, retry_base_delay_seconds: 60, error_notification: true });
+    await h.api.patch('/account/settings', {
+      max_retry_attempts: 3,
+      retry_base_delay_seconds: 60,
+      error_notification: true,
+    });
   });
 
-  const start = async (definition: unknown = sequential) => h.trigger((await h.createWorkflow(definition)).id, (await h.createContact()).id);
+  const start = async (definition: unknown = sequential) =>
+    h.trigger((await h.createWorkflow(definition)).id, (await h.createContact()).id);
   const row = (id: string) => h.db.execution.findUniqueOrThrow({ where: { id } });
-  const notificationsOf = (id: string) => h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id);
+  const notificationsOf = (id: string) =>
+    h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id);
 
   it('Scenario: Retry action on transient error', async () => {
     const id = await start();
@@ -40,7 +46,10 @@ describe('Feature: Error Handling and Retry Logic', () => {
     expect(failed).toMatchObject({ status: 'FAILED', stepId: 'welcome', stepIndex: 1 });
     expect(failed!.details).toMatchObject({ http_status: 503, retryable: true });
     expect(String((failed!.details as { error: string }).error)).toContain('HTTP 503');
-    expect(logs.find((l) => l.eventType === 'retry_scheduled')!.details).toMatchObject({ delay_seconds: 60, retry_count: 1 });
+    expect(logs.find((l) => l.eventType === 'retry_scheduled')!.details).toMatchObject({
+      delay_seconds: 60,
+      retry_count: 1,
+    });
 
     clock.advance(60_000);
     const retry = await h.step(id);
@@ -62,7 +71,9 @@ describe('Feature: Error Handling and Retry Logic', () => {
       clock.advance(execution.nextRunAt!.getTime() - clock.now().getTime());
     }
     expect(delays).toEqual([60_000, 120_000, 240_000]);
-    const scheduled = (await h.logsOf(id)).filter((l) => l.eventType === 'retry_scheduled').map((l) => (l.details as { delay_seconds: number }).delay_seconds);
+    const scheduled = (await h.logsOf(id))
+      .filter((l) => l.eventType === 'retry_scheduled')
+      .map((l) => (l.details as { delay_seconds: number }).delay_seconds);
     expect(scheduled).toEqual([60, 120, 240]);
     const last = await h.step(id); // the job of the third retry carries the 240 s delay
     expect(last.delayMs).toBe(240_000);
@@ -78,13 +89,20 @@ describe('Feature: Error Handling and Retry Logic', () => {
     }
     const failed = await row(id);
     // It keeps the position of the step that failed: step 1.
-    expect(failed).toMatchObject({ status: 'FAILED', retryCount: 3, completionReason: 'max_retries_exhausted', currentStepIndex: 1 });
+    expect(failed).toMatchObject({
+      status: 'FAILED',
+      retryCount: 3,
+      completionReason: 'max_retries_exhausted',
+      currentStepIndex: 1,
+    });
     const types = (await h.logsOf(id)).map((l) => l.eventType);
     expect(types).toContain('max_retries_exhausted');
     expect(types).toContain('execution_failed');
     expect(types).toContain('notification_sent');
     await expect(h.step(id)).rejects.toThrow(/no job in Redis/);
-    const notification = h.provider.received.find((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id);
+    const notification = h.provider.received.find(
+      (r) => r.body.step_id === 'error_notification' && r.body.execution_id === id,
+    );
     expect(notification?.body.to).toBe('admin@example.com');
   });
 
@@ -112,7 +130,9 @@ describe('Feature: Error Handling and Retry Logic', () => {
     h.provider.script({ status: 503 });
     await h.step(id);
     expect((await row(id)).status).toBe('FAILED');
-    const notification = h.provider.received.find((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id)!;
+    const notification = h.provider.received.find(
+      (r) => r.body.step_id === 'error_notification' && r.body.execution_id === id,
+    )!;
     expect(notification.body).toMatchObject({ to: 'ops@example.com', workflow_name: 'Onboarding', execution_id: id });
     expect(String(notification.body.error_message)).toContain('HTTP 503');
     expect(String(notification.body.body)).toContain(id);
@@ -125,10 +145,20 @@ describe('Feature: Error Handling and Retry Logic', () => {
     const id = await start();
     h.provider.script({ status: 503 }, { status: 503 });
     await h.step(id);
-    expect(await row(id)).toMatchObject({ status: 'FAILED', notifyPending: true, notifyAttempts: 1, notifyAfter: new Date(clock.now().getTime() + 30_000) });
+    expect(await row(id)).toMatchObject({
+      status: 'FAILED',
+      notifyPending: true,
+      notifyAttempts: 1,
+      notifyAfter: new Date(clock.now().getTime() + 30_000),
+    });
     const failed = (await h.logsOf(id)).filter((l) => l.eventType === 'notification_failed');
     expect(failed.map((l) => l.details)).toEqual([
-      { to: expect.stringMatching(/\*\*\*@example\.com$/), attempt: 1, error: expect.stringContaining('HTTP 503'), next_attempt_at: new Date(clock.now().getTime() + 30_000).toISOString() },
+      {
+        to: expect.stringMatching(/\*\*\*@example\.com$/),
+        attempt: 1,
+        error: expect.stringContaining('HTTP 503'),
+        next_attempt_at: new Date(clock.now().getTime() + 30_000).toISOString(),
+      },
     ]);
     const sweep = createSweeper(h.deps);
     await sweep();
@@ -158,10 +188,16 @@ describe('Feature: Error Handling and Retry Logic', () => {
     const id = await start();
     await loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 }); // admitted
     // The worker commits the failure as processStep does, then dies before notifying.
-    const committed = await commitChange(h.deps, (await loadExecution(h.deps, h.deps.cache, id))!, { event: { type: 'STEP_FAILED' }, lastError: 'HTTP 503', notify: true, logs: [] });
+    const committed = await commitChange(h.deps, (await loadExecution(h.deps, h.deps.cache, id))!, {
+      event: { type: 'STEP_FAILED' },
+      lastError: 'HTTP 503',
+      notify: true,
+      logs: [],
+    });
     expect(committed?.finished).toBe('failed');
     expect(await row(id)).toMatchObject({ status: 'FAILED', notifyPending: true });
-    const notifications = () => h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id);
+    const notifications = () =>
+      h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id);
     const sweep = createSweeper(h.deps);
     expect((await sweep()).notified).toBe(0); // a live worker may still be notifying
     clock.advance(h.config.STALE_AFTER_MS + h.config.PROVIDER_TIMEOUT_MS + 1);
@@ -180,11 +216,22 @@ describe('Feature: Error Handling and Retry Logic', () => {
     h.provider.script({ status: 503 }, { status: 200 });
     await h.step(id); // fails and notifies
     const failed = await row(id);
-    const notice = { executionId: id, accountId: failed.accountId, version: failed.version, adminEmail: 'admin@example.com', workflowName: 'W', error: 'HTTP 503' };
+    const notice = {
+      executionId: id,
+      accountId: failed.accountId,
+      version: failed.version,
+      adminEmail: 'admin@example.com',
+      workflowName: 'W',
+      error: 'HTTP 503',
+    };
     await h.db.execution.update({ where: { id }, data: { notifyPending: true } }); // as if the first had not logged yet
     await Promise.all([notifyFailure(h.deps, notice), notifyFailure(h.deps, notice)]);
     expect((await h.logsOf(id)).filter((l) => l.eventType.startsWith('notification_'))).toHaveLength(2); // the worker's and one of the two
-    const keys = new Set(h.provider.received.filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id).map((r) => r.idempotencyKey));
+    const keys = new Set(
+      h.provider.received
+        .filter((r) => r.body.step_id === 'error_notification' && r.body.execution_id === id)
+        .map((r) => r.idempotencyKey),
+    );
     expect([...keys]).toEqual([`${id}:error_notification:${failed.version}`]);
   });
 
@@ -203,7 +250,9 @@ describe('Feature: Error Handling and Retry Logic', () => {
       await sweep();
     }
     expect(delays).toEqual([30, 60, 120, 240, 480, 960, 1920, 3600, 3600].map((seconds) => seconds * 1000));
-    const failed = (await h.logsOf(id)).filter((l) => l.eventType === 'notification_failed').map((l) => l.details as Record<string, unknown>);
+    const failed = (await h.logsOf(id))
+      .filter((l) => l.eventType === 'notification_failed')
+      .map((l) => l.details as Record<string, unknown>);
     expect(failed.map((d) => d.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(h.config.NOTIFY_MAX_ATTEMPTS).toBe(10);
     expect(failed.slice(0, -1).every((d) => typeof d.next_attempt_at === 'string' && d.final === undefined)).toBe(true);
@@ -212,7 +261,9 @@ describe('Feature: Error Handling and Retry Logic', () => {
     clock.advance(3_600_000);
     await sweep();
     expect(notificationsOf(id)).toHaveLength(10);
-    expect(new Set(notificationsOf(id).map((r) => r.idempotencyKey))).toEqual(new Set([`${id}:error_notification:${(await row(id)).version}`]));
+    expect(new Set(notificationsOf(id).map((r) => r.idempotencyKey))).toEqual(
+      new Set([`${id}:error_notification:${(await row(id)).version}`]),
+    );
     expect((await h.logsOf(id)).map((l) => l.eventType)).not.toContain('notification_sent');
   });
 
@@ -221,9 +272,21 @@ describe('Feature: Error Handling and Retry Logic', () => {
     const id = await start();
     h.provider.script({ status: 503 }, { status: 400 });
     await h.step(id);
-    expect(await row(id)).toMatchObject({ status: 'FAILED', notifyPending: false, notifyAttempts: 1, notifyAfter: null });
+    expect(await row(id)).toMatchObject({
+      status: 'FAILED',
+      notifyPending: false,
+      notifyAttempts: 1,
+      notifyAfter: null,
+    });
     const failed = (await h.logsOf(id)).filter((l) => l.eventType === 'notification_failed');
-    expect(failed.map((l) => l.details)).toEqual([{ to: expect.stringMatching(/\*\*\*@example\.com$/), attempt: 1, error: expect.stringContaining('HTTP 400'), final: true }]);
+    expect(failed.map((l) => l.details)).toEqual([
+      {
+        to: expect.stringMatching(/\*\*\*@example\.com$/),
+        attempt: 1,
+        error: expect.stringContaining('HTTP 400'),
+        final: true,
+      },
+    ]);
     clock.advance(3_600_000);
     await createSweeper(h.deps)();
     expect(notificationsOf(id)).toHaveLength(1);
@@ -235,9 +298,20 @@ describe('Feature: Error Handling and Retry Logic', () => {
     h.provider.script({ status: 503 }, { status: 503 }, { status: 503 }, { status: 503 });
     await h.step(id); // attempt 1 fails
     const failed = await row(id);
-    const notice = { executionId: id, accountId: failed.accountId, version: failed.version, adminEmail: 'admin@example.com', workflowName: 'W', error: 'HTTP 503', attempt: 1 };
+    const notice = {
+      executionId: id,
+      accountId: failed.accountId,
+      version: failed.version,
+      adminEmail: 'admin@example.com',
+      workflowName: 'W',
+      error: 'HTTP 503',
+      attempt: 1,
+    };
     // A slow sweeper and another one both make attempt 2; both fail.
-    expect((await Promise.all([notifyFailure(h.deps, notice), notifyFailure(h.deps, notice)])).sort()).toEqual([false, true]);
+    expect((await Promise.all([notifyFailure(h.deps, notice), notifyFailure(h.deps, notice)])).sort()).toEqual([
+      false,
+      true,
+    ]);
     const due = (await row(id)).notifyAfter!;
     expect(due.getTime() - clock.now().getTime()).toBe(60_000);
     clock.set(due);
@@ -250,7 +324,9 @@ describe('Feature: Error Handling and Retry Logic', () => {
       ['notification_sent', 3],
     ]);
     expect(await row(id)).toMatchObject({ notifyPending: false, notifyAttempts: 3 });
-    expect(new Set(notificationsOf(id).map((r) => r.idempotencyKey))).toEqual(new Set([`${id}:error_notification:${failed.version}`]));
+    expect(new Set(notificationsOf(id).map((r) => r.idempotencyKey))).toEqual(
+      new Set([`${id}:error_notification:${failed.version}`]),
+    );
   });
 
   it('a new failure after a manual retry starts its notification afresh, with its own key', async () => {
@@ -266,8 +342,14 @@ describe('Feature: Error Handling and Retry Logic', () => {
     const second = await row(id);
     expect(second).toMatchObject({ status: 'FAILED', notifyPending: false, notifyAttempts: 1, notifyAfter: null });
     const logged = (await h.logsOf(id)).filter((l) => l.eventType.startsWith('notification_'));
-    expect(logged.map((l) => [l.eventType, (l.details as { attempt: number }).attempt])).toEqual([['notification_failed', 1], ['notification_sent', 1]]);
-    expect(notificationsOf(id).map((r) => r.idempotencyKey)).toEqual([`${id}:error_notification:${first.version}`, `${id}:error_notification:${second.version}`]);
+    expect(logged.map((l) => [l.eventType, (l.details as { attempt: number }).attempt])).toEqual([
+      ['notification_failed', 1],
+      ['notification_sent', 1],
+    ]);
+    expect(notificationsOf(id).map((r) => r.idempotencyKey)).toEqual([
+      `${id}:error_notification:${first.version}`,
+      `${id}:error_notification:${second.version}`,
+    ]);
   });
 
   it('a provider that hangs past the timeout is a transient failure', async () => {
@@ -281,7 +363,11 @@ describe('Feature: Error Handling and Retry Logic', () => {
 
   it('a refused connection is a transient failure', async () => {
     await h.api.patch('/account/settings', { max_retry_attempts: 3 });
-    const workflow = await h.createWorkflow({ steps: [{ id: 'hook', type: 'webhook', config: { url: 'http://127.0.0.1:1/hook', method: 'POST', body: { a: 1 } } }] });
+    const workflow = await h.createWorkflow({
+      steps: [
+        { id: 'hook', type: 'webhook', config: { url: 'http://127.0.0.1:1/hook', method: 'POST', body: { a: 1 } } },
+      ],
+    });
     const id = await h.trigger(workflow.id, (await h.createContact()).id);
     await h.step(id);
     expect((await row(id)).retryCount).toBe(1);
@@ -301,7 +387,12 @@ describe('Feature: Error Handling and Retry Logic', () => {
     h.provider.setDefault({ status: 200 });
     const response = await h.api.post(`/executions/${id}/retry`);
     expect(response.status).toBe(200);
-    expect(response.body).toMatchObject({ status: 'QUEUED', retry_count: 0, current_step: 'email_2', current_step_index: 2 });
+    expect(response.body).toMatchObject({
+      status: 'QUEUED',
+      retry_count: 0,
+      current_step: 'email_2',
+      current_step_index: 2,
+    });
     expect((await h.logsOf(id)).map((l) => l.eventType)).toContain('manual_retry');
     await h.step(id);
     await h.step(id);
@@ -356,7 +447,9 @@ describe('Feature: Rate Limiting and Throttling', () => {
   });
 
   it('Scenario: Enforce account concurrent execution limit', async () => {
-    for (const running of await h.db.execution.findMany({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } })) {
+    for (const running of await h.db.execution.findMany({
+      where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } },
+    })) {
       expect((await h.api.post(`/executions/${running.id}/cancel`)).status).toBe(200);
     }
     expect(await h.activeSlots()).toBe(0);
@@ -366,20 +459,28 @@ describe('Feature: Rate Limiting and Throttling', () => {
     for (let i = 0; i < 4; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
     await h.deps.redis.del(`${h.config.QUEUE_PREFIX}:rate-limit:email`);
     for (const id of ids) await h.step(id); // admission: two start, two wait in line
-    const statuses = async () => (await h.db.execution.findMany({ where: { id: { in: ids } } })).sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id)).map((e) => e.status);
+    const statuses = async () =>
+      (await h.db.execution.findMany({ where: { id: { in: ids } } }))
+        .sort((a, b) => ids.indexOf(a.id) - ids.indexOf(b.id))
+        .map((e) => e.status);
     expect(await statuses()).toEqual(['ACTIVE', 'ACTIVE', 'QUEUED', 'QUEUED']);
     expect(await h.activeSlots()).toBe(2);
     await h.step(ids[0]!);
     expect(await statuses()).toEqual(['COMPLETED', 'ACTIVE', 'ACTIVE', 'QUEUED']); // first come, first served
     await h.step(ids[1]!);
     expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'ACTIVE', 'ACTIVE']);
-    for (const id of ids.slice(2)) { await h.step(id); await h.step(id); }
+    for (const id of ids.slice(2)) {
+      await h.step(id);
+      await h.step(id);
+    }
     expect(await statuses()).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED']);
     expect(await h.activeSlots()).toBe(0);
   });
 
   it('a wait that ends while the account is at its limit waits in line, then resumes in turn', async () => {
-    for (const running of await h.db.execution.findMany({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } })) {
+    for (const running of await h.db.execution.findMany({
+      where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } },
+    })) {
       expect((await h.api.post(`/executions/${running.id}/cancel`)).status).toBe(200);
     }
     await h.api.patch('/account/settings', { concurrent_executions_per_account: 1 });
@@ -407,7 +508,7 @@ describe('Feature: Rate Limiting and Throttling', () => {
     expect(await h.activeSlots()).toBe(0);
   });
 
-  it('the limit holds at the SPEC\'s 100 active executions', async () => {
+  it("the limit holds at the SPEC's 100 active executions", async () => {
     await h.api.patch('/account/settings', { concurrent_executions_per_account: 100 });
     const workflow = await h.createWorkflow(emails(2));
     const ids: string[] = [];
@@ -415,7 +516,10 @@ describe('Feature: Rate Limiting and Throttling', () => {
     for (const id of ids) await h.step(id);
     const last = ids.at(-1)!;
     expect(await h.db.execution.count({ where: { id: { in: ids }, status: 'ACTIVE' } })).toBe(100);
-    expect(await h.db.execution.findUniqueOrThrow({ where: { id: last } })).toMatchObject({ status: 'QUEUED', waiting: true });
+    expect(await h.db.execution.findUniqueOrThrow({ where: { id: last } })).toMatchObject({
+      status: 'QUEUED',
+      waiting: true,
+    });
     await h.step(ids[0]!);
     expect((await h.db.execution.findUniqueOrThrow({ where: { id: last } })).status).toBe('ACTIVE');
     await h.step(last);

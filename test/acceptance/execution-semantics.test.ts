@@ -33,7 +33,8 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     expect(evaluated!.details).toMatchObject({ result: true });
     expect((await run(vipRun, 2)).status).toBe('COMPLETED');
     expect((await run(regularRun, 4)).status).toBe('COMPLETED');
-    const stepsOf = async (id: string) => (await h.logsOf(id)).filter((l) => l.eventType === 'action_completed').map((l) => l.stepId);
+    const stepsOf = async (id: string) =>
+      (await h.logsOf(id)).filter((l) => l.eventType === 'action_completed').map((l) => l.stepId);
     expect(await stepsOf(vipRun)).toEqual(['welcome', 'vip_sms', 'done_tag']);
     expect(await stepsOf(regularRun)).toEqual(['welcome', 'regular_email', 'done_tag']);
     const regularEvaluated = (await h.logsOf(regularRun)).find((l) => l.eventType === 'condition_evaluated');
@@ -95,7 +96,10 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     expect(after.updatedAt.getTime()).toBe(clock.now().getTime());
     expect(after.version).toBe(before.version + 1);
     const stepLogs = (await h.logsOf(id)).filter((l) => l.stepIndex === 3);
-    expect(stepLogs.map((l) => [l.eventType, l.stepId])).toEqual([['action_started', 'email_3'], ['action_completed', 'email_3']]);
+    expect(stepLogs.map((l) => [l.eventType, l.stepId])).toEqual([
+      ['action_started', 'email_3'],
+      ['action_completed', 'email_3'],
+    ]);
     const next = await h.deps.queue.queue.getJob(stepJobId(id, after.version));
     expect(next?.data).toMatchObject({ executionId: id, version: after.version });
   });
@@ -116,7 +120,12 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     expect(cancelled?.userId).toBe(key.userId);
     expect(h.provider.received.length).toBe(sentBefore);
     // A job that was already running when the cancel landed finds a newer version and stops.
-    expect(await (await import('../../src/engine/process-step.ts')).processStep(h.deps, h.deps.cache, { executionId: id, version: row.version })).toBe('stale');
+    expect(
+      await (await import('../../src/engine/process-step.ts')).processStep(h.deps, h.deps.cache, {
+        executionId: id,
+        version: row.version,
+      }),
+    ).toBe('stale');
     expect((await h.api.post(`/executions/${id}/cancel`)).status).toBe(409);
   });
 
@@ -124,7 +133,12 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     const workflow = await h.createWorkflow(emails(3));
     const id = await h.trigger(workflow.id, (await h.createContact()).id);
     const response = await h.api.post(`/executions/${id}/cancel`);
-    expect(response.body).toMatchObject({ status: 'CANCELLED', current_step_index: 0, total_steps: 3, progress_percent: 0 });
+    expect(response.body).toMatchObject({
+      status: 'CANCELLED',
+      current_step_index: 0,
+      total_steps: 3,
+      progress_percent: 0,
+    });
   });
 
   it('Scenario: Handle contact deletion during execution', async () => {
@@ -164,13 +178,22 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     expect(response.status).toBe(202);
     expect(response.body.goal_completed_executions).toEqual([id]);
     const done = await h.api.get(`/executions/${id}`);
-    expect(done.body).toMatchObject({ status: 'COMPLETED', completion_reason: 'goal_achieved', current_step_index: 5, total_steps: 10, progress_percent: 100 });
+    expect(done.body).toMatchObject({
+      status: 'COMPLETED',
+      completion_reason: 'goal_achieved',
+      current_step_index: 5,
+      total_steps: 10,
+      progress_percent: 100,
+    });
     expect(await h.deps.queue.queue.getJob(stepJobId(id, row.version))).toBeUndefined();
     expect((await h.logsOf(id)).map((l) => l.eventType)).toContain('goal_achieved');
     expect(h.provider.received.length).toBe(sentBefore);
     // Other events and other workflows' goals leave executions alone.
     const other = await h.trigger((await h.createWorkflow(emails(2))).id, contact.id);
-    expect((await h.api.post(`/contacts/${contact.id}/events`, { name: 'newsletter_opened' })).body.goal_completed_executions).toEqual([]);
+    expect(
+      (await h.api.post(`/contacts/${contact.id}/events`, { name: 'newsletter_opened' })).body
+        .goal_completed_executions,
+    ).toEqual([]);
     expect((await h.db.execution.findUniqueOrThrow({ where: { id: other } })).status).toBe('QUEUED');
   });
 

@@ -48,9 +48,15 @@ describe('Feature: Workflow Execution Initiation', () => {
     const first = await h.api.post(`/workflows/${workflow.id}/trigger`, { contact_id: contact.id });
     const again = await h.api.post(`/workflows/${workflow.id}/trigger`, { contact_id: contact.id });
     expect(again.status).toBe(200);
-    expect(again.body).toEqual({ duplicate: true, message: 'duplicate trigger ignored', execution_id: first.body.execution_id });
+    expect(again.body).toEqual({
+      duplicate: true,
+      message: 'duplicate trigger ignored',
+      execution_id: first.body.execution_id,
+    });
     expect(await h.db.execution.count({ where: { contactId: contact.id } })).toBe(1);
-    const logs = await h.db.executionLog.findMany({ where: { contactId: contact.id, eventType: 'deduplication_blocked' } });
+    const logs = await h.db.executionLog.findMany({
+      where: { contactId: contact.id, eventType: 'deduplication_blocked' },
+    });
     expect(logs).toHaveLength(1);
     expect(logs[0]!.executionId).toBe(first.body.execution_id);
   });
@@ -67,12 +73,20 @@ describe('Feature: Workflow Execution Initiation', () => {
   it('a trigger after a new definition version enrolls into that version; earlier executions keep theirs', async () => {
     const workflow = await h.createWorkflow(sequential, 'Versioned');
     const before = await h.trigger(workflow.id, (await h.createContact()).id);
-    const redefined = await h.api.put(`/workflows/${workflow.id}/definition`, { definition: { steps: [{ id: 'only', type: 'add_tag', config: { tag: 'v2' } }] } });
+    const redefined = await h.api.put(`/workflows/${workflow.id}/definition`, {
+      definition: { steps: [{ id: 'only', type: 'add_tag', config: { tag: 'v2' } }] },
+    });
     expect(redefined.status).toBe(200);
     const after = await h.trigger(workflow.id, (await h.createContact()).id);
-    const versions = await h.db.workflowVersion.findMany({ where: { workflowId: workflow.id }, orderBy: { version: 'asc' } });
+    const versions = await h.db.workflowVersion.findMany({
+      where: { workflowId: workflow.id },
+      orderBy: { version: 'asc' },
+    });
     const rows = await Promise.all([before, after].map((id) => h.db.execution.findUniqueOrThrow({ where: { id } })));
-    expect(rows.map((row) => [row.workflowVersionId, row.totalSteps])).toEqual([[versions[0]!.id, 3], [versions[1]!.id, 1]]);
+    expect(rows.map((row) => [row.workflowVersionId, row.totalSteps])).toEqual([
+      [versions[0]!.id, 3],
+      [versions[1]!.id, 1],
+    ]);
     expect(rows.map((row) => (row.snapshot as { value: unknown }).value)).toEqual(['welcome', 'only']);
     expect((await h.logsOf(after)).map((l) => l.details)).toEqual([{ workflow_version: 2 }]);
   });

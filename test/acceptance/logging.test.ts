@@ -75,7 +75,8 @@ describe('Feature: Execution Logging and Audit', () => {
 
     // Nothing unmasked anywhere: every execution log row, every API log response, every log line.
     const allLogs = await h.db.executionLog.findMany();
-    for (const log of allLogs) expect(containsPlainPii(JSON.stringify(log.details)), JSON.stringify(log.details)).toBe(false);
+    for (const log of allLogs)
+      expect(containsPlainPii(JSON.stringify(log.details)), JSON.stringify(log.details)).toBe(false);
     const api = await h.api.get(`/executions/${id}/logs?limit=100`);
     expect(containsPlainPii(JSON.stringify(api.body))).toBe(false);
     expect(h.logLines.length).toBeGreaterThan(10);
@@ -91,9 +92,23 @@ describe('Feature: Execution Logging and Audit', () => {
     await h.api.patch('/account/settings', { max_retry_attempts: 0, error_notification: false });
     const workflow = await h.createWorkflow({
       steps: [
-        { id: 'letter', type: 'send_email', config: { subject: 'For {{first_name}} {{last_name}}', body: 'Dear {{first_name}} {{last_name}}, we ship to {{address}}.' } },
+        {
+          id: 'letter',
+          type: 'send_email',
+          config: {
+            subject: 'For {{first_name}} {{last_name}}',
+            body: 'Dear {{first_name}} {{last_name}}, we ship to {{address}}.',
+          },
+        },
         { id: 'text', type: 'send_sms', config: { body: 'Hi {{first_name}}, parcel for {{address}} is on its way' } },
-        { id: 'hook', type: 'webhook', config: { url: `${h.provider.url}/crm`, body: { customer: '{{first_name}} {{last_name}}', ship_to: ['{{address}}'] } } },
+        {
+          id: 'hook',
+          type: 'webhook',
+          config: {
+            url: `${h.provider.url}/crm`,
+            body: { customer: '{{first_name}} {{last_name}}', ship_to: ['{{address}}'] },
+          },
+        },
         // A body over its limit: the step fails with an error that names the placeholder, never the data.
         { id: 'long', type: 'send_sms', config: { body: '{{note}}' } },
       ],
@@ -101,7 +116,12 @@ describe('Feature: Execution Logging and Audit', () => {
     const contact = await h.createContact({
       email: 'johnathan.smithers@example.com',
       phone: '+15557654321',
-      attributes: { first_name: name, last_name: surname, address: street, note: `${name} ${surname}, ${street}. `.repeat(100) },
+      attributes: {
+        first_name: name,
+        last_name: surname,
+        address: street,
+        note: `${name} ${surname}, ${street}. `.repeat(100),
+      },
     });
     const linesBefore = h.logLines.length;
     const id = await h.trigger(workflow.id, contact.id);
@@ -109,20 +129,32 @@ describe('Feature: Execution Logging and Audit', () => {
 
     // The provider gets the personal text rendered.
     const sent = h.provider.received.filter((r) => r.body.execution_id === id || r.path === '/crm');
-    expect(sent.find((r) => r.path === '/email')?.body).toMatchObject({ subject: `For ${name} ${surname}`, body: `Dear ${name} ${surname}, we ship to ${street}.` });
+    expect(sent.find((r) => r.path === '/email')?.body).toMatchObject({
+      subject: `For ${name} ${surname}`,
+      body: `Dear ${name} ${surname}, we ship to ${street}.`,
+    });
     expect(sent.find((r) => r.path === '/sms')?.body.body).toBe(`Hi ${name}, parcel for ${street} is on its way`);
     expect(h.provider.requestsTo('/crm').at(-1)?.body).toEqual({ customer: `${name} ${surname}`, ship_to: [street] });
 
     // The logs keep the templates and the names of the fields they read.
     const logs = await h.logsOf(id);
-    const configOf = (stepId: string) => (logs.find((l) => l.eventType === 'action_started' && l.stepId === stepId)!.details as { action_config: Record<string, unknown> }).action_config;
+    const configOf = (stepId: string) =>
+      (
+        logs.find((l) => l.eventType === 'action_started' && l.stepId === stepId)!.details as {
+          action_config: Record<string, unknown>;
+        }
+      ).action_config;
     expect(configOf('letter')).toEqual({
       to: 'j***@example.com',
       subject: 'For {{first_name}} {{last_name}}',
       body: 'Dear {{first_name}} {{last_name}}, we ship to {{address}}.',
       fields: ['first_name', 'last_name', 'address'],
     });
-    expect(configOf('text')).toMatchObject({ to: '+*********21', body: 'Hi {{first_name}}, parcel for {{address}} is on its way', fields: ['first_name', 'address'] });
+    expect(configOf('text')).toMatchObject({
+      to: '+*********21',
+      body: 'Hi {{first_name}}, parcel for {{address}} is on its way',
+      fields: ['first_name', 'address'],
+    });
     // Stored as jsonb, an object body's keys come back in jsonb's order: compare the field names as a set.
     expect((configOf('hook').fields as string[]).toSorted()).toEqual(['address', 'first_name', 'last_name']);
 
@@ -132,14 +164,18 @@ describe('Feature: Execution Logging and Audit', () => {
     expect(apiLogs.body.data.length).toBe(logs.length);
     const stored = await h.db.executionLog.findMany();
     const places = [
-      ['execution_logs rows', JSON.stringify(stored, (_, value) => (typeof value === 'bigint' ? String(value) : value))],
+      [
+        'execution_logs rows',
+        JSON.stringify(stored, (_, value) => (typeof value === 'bigint' ? String(value) : value)),
+      ],
       ['GET /executions/{id}', JSON.stringify(execution.body)],
       ['GET /executions/{id}/logs', JSON.stringify(apiLogs.body)],
       ['log lines', h.logLines.slice(linesBefore).join('\n')],
     ] as const;
     expect(h.logLines.length).toBeGreaterThan(linesBefore + 10);
     for (const [where, text] of places) {
-      for (const secret of [name, surname, 'Wallaby', 'johnathan.smithers', '5557654321']) expect(text, `${secret} in ${where}`).not.toContain(secret);
+      for (const secret of [name, surname, 'Wallaby', 'johnathan.smithers', '5557654321'])
+        expect(text, `${secret} in ${where}`).not.toContain(secret);
       expect(containsPlainPii(text), where).toBe(false);
     }
   });

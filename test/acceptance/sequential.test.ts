@@ -14,7 +14,12 @@ describe('Feature: Sequential Action Processing', () => {
     const contact = await h.createContact({ attributes: { first_name: 'John' } });
     const id = await h.trigger(workflow.id, contact.id);
     const done = await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
-    expect(done).toMatchObject({ current_step_index: 3, total_steps: 3, progress_percent: 100, completion_reason: 'completed' });
+    expect(done).toMatchObject({
+      current_step_index: 3,
+      total_steps: 3,
+      progress_percent: 100,
+      completion_reason: 'completed',
+    });
 
     const logs = await h.logsOf(id);
     const completed = logs.filter((l) => l.eventType === 'action_completed');

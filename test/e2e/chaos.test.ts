@@ -10,7 +10,11 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 // are cancelled, deleted and completed by goals. It must find nothing wrong.
 describe('chaos', () => {
   it('a quick seeded chaos run finds no violation', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/chaos.ts', '--quick', '--hostile', '--seed', '1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/chaos.ts', '--quick', '--hostile', '--seed', '1'],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -44,8 +44,10 @@ describe('Scenario: Recover execution after worker crash', () => {
     // running jobs right then: calls are in flight (the provider holds every answer 250 ms), so jobs die
     // mid-call and mid-commit.
     const busyWorker = async () => {
-      for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
-        const owners = new Set((await h.deps.queue.queue.getActive()).map((job) => Number(job.processedBy?.split(':')[1])));
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+        const owners = new Set(
+          (await h.deps.queue.queue.getActive()).map((job) => Number(job.processedBy?.split(':')[1])),
+        );
         const busy = workers.find((w) => owners.has(w.child.pid!));
         if (busy) return busy;
         await new Promise((resolve) => setTimeout(resolve, 5));
@@ -65,7 +67,11 @@ describe('Scenario: Recover execution after worker crash', () => {
 
     // Every step of every execution was delivered, always under the same key.
     const byStep = new Map<string, Set<string | undefined>>();
-    for (const request of h.provider.received) byStep.set(`${request.body.execution_id}:${request.body.step_id}`, (byStep.get(`${request.body.execution_id}:${request.body.step_id}`) ?? new Set()).add(request.idempotencyKey));
+    for (const request of h.provider.received)
+      byStep.set(
+        `${request.body.execution_id}:${request.body.step_id}`,
+        (byStep.get(`${request.body.execution_id}:${request.body.step_id}`) ?? new Set()).add(request.idempotencyKey),
+      );
     for (const id of ids) {
       for (let step = 1; step <= STEPS; step += 1) {
         const keys = byStep.get(`${id}:email_${step}`);
@@ -77,15 +83,23 @@ describe('Scenario: Recover execution after worker crash', () => {
     const logs = await h.db.executionLog.findMany({ where: { executionId: { in: ids } }, orderBy: { id: 'asc' } });
     for (const id of ids) {
       const own = logs.filter((l) => l.executionId === id);
-      expect(own.filter((l) => l.eventType === 'action_completed').map((l) => l.stepId)).toEqual(['email_1', 'email_2', 'email_3']);
+      expect(own.filter((l) => l.eventType === 'action_completed').map((l) => l.stepId)).toEqual([
+        'email_1',
+        'email_2',
+        'email_3',
+      ]);
       expect(own.filter((l) => l.eventType === 'execution_completed')).toHaveLength(1);
     }
     const rows = await h.db.execution.findMany({ where: { id: { in: ids } } });
-    expect(rows.every((r) => r.currentStepIndex === STEPS && (r.snapshot as { value: string }).value === 'completed')).toBe(true);
+    expect(
+      rows.every((r) => r.currentStepIndex === STEPS && (r.snapshot as { value: string }).value === 'completed'),
+    ).toBe(true);
     // The crashes were noticed and logged.
     expect(logs.filter((l) => l.eventType === 'recovered').length).toBeGreaterThan(0);
     const resent = h.provider.received.length - EXECUTIONS * STEPS;
-    console.log(`crash test: ${h.provider.received.length} provider requests for ${EXECUTIONS * STEPS} steps (${resent} same-key re-sends after kills)`);
+    console.log(
+      `crash test: ${h.provider.received.length} provider requests for ${EXECUTIONS * STEPS} steps (${resent} same-key re-sends after kills)`,
+    );
     expect(await h.activeSlots()).toBe(0);
   }, 180_000);
 });

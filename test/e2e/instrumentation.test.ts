@@ -10,7 +10,14 @@ describe('OpenTelemetry export', () => {
   let h: Harness;
   let receiver: Server;
   let engine: EngineProcess | null = null;
-  const spans: { scope: string; name: string; traceId: string; spanId: string; parentSpanId?: string; attributes: { key: string; value: { stringValue?: string } }[] }[] = [];
+  const spans: {
+    scope: string;
+    name: string;
+    traceId: string;
+    spanId: string;
+    parentSpanId?: string;
+    attributes: { key: string; value: { stringValue?: string } }[];
+  }[] = [];
 
   beforeAll(async () => {
     h = await startHarness({ worker: false });
@@ -18,8 +25,17 @@ describe('OpenTelemetry export', () => {
       let body = '';
       request.on('data', (chunk: Buffer) => (body += chunk.toString()));
       request.on('end', () => {
-        const parsed = JSON.parse(body || '{}') as { resourceSpans?: { scopeSpans?: { scope: { name: string }; spans: { name: string; traceId: string; spanId: string; attributes: [] }[] }[] }[] };
-        for (const resource of parsed.resourceSpans ?? []) for (const scope of resource.scopeSpans ?? []) for (const span of scope.spans) spans.push({ scope: scope.scope.name, ...span });
+        const parsed = JSON.parse(body || '{}') as {
+          resourceSpans?: {
+            scopeSpans?: {
+              scope: { name: string };
+              spans: { name: string; traceId: string; spanId: string; attributes: [] }[];
+            }[];
+          }[];
+        };
+        for (const resource of parsed.resourceSpans ?? [])
+          for (const scope of resource.scopeSpans ?? [])
+            for (const span of scope.spans) spans.push({ scope: scope.scope.name, ...span });
         response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
@@ -35,17 +51,21 @@ describe('OpenTelemetry export', () => {
 
   it('exports HTTP, provider call, Postgres, Prisma and Redis spans with the execution spans', async () => {
     const { port } = receiver.address() as { port: number };
-    engine = await startProcess('start', {
-      PORT: '0',
-      DATABASE_URL: h.config.DATABASE_URL,
-      QUEUE_PREFIX: h.config.QUEUE_PREFIX,
-      EMAIL_HTTP_URL: h.provider.emailUrl,
-      SMS_HTTP_URL: h.provider.smsUrl,
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '200',
-      OTEL_SERVICE_NAME: 'flowmachine-test',
-    }, 60_000);
+    engine = await startProcess(
+      'start',
+      {
+        PORT: '0',
+        DATABASE_URL: h.config.DATABASE_URL,
+        QUEUE_PREFIX: h.config.QUEUE_PREFIX,
+        EMAIL_HTTP_URL: h.provider.emailUrl,
+        SMS_HTTP_URL: h.provider.smsUrl,
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+        OTEL_SERVICE_NAME: 'flowmachine-test',
+      },
+      60_000,
+    );
     // Trigger through the engine process's own API, so its HTTP server spans are exported too.
     const apiPort = Number(/"port":(\d+)/.exec(engine.output.join(''))![1]);
     const workflow = await h.createWorkflow(sequential);
@@ -57,24 +77,40 @@ describe('OpenTelemetry export', () => {
     });
     const { execution_id: id } = (await triggered.json()) as { execution_id: string };
     // A CRUD read through the same API: those routes query through Prisma (the engine's own statements go to pg).
-    const read = await fetch(`http://127.0.0.1:${apiPort}/api/v1/workflows/${workflow.id}`, { headers: { authorization: `Bearer ${h.account.api_key}` } });
+    const read = await fetch(`http://127.0.0.1:${apiPort}/api/v1/workflows/${workflow.id}`, {
+      headers: { authorization: `Bearer ${h.account.api_key}` },
+    });
     expect(read.status).toBe(200);
     await h.waitForExecution(id, (e) => e.status === 'COMPLETED', 30_000);
     const deadline = Date.now() + 20_000;
     const scopes = () => new Set(spans.map((s) => s.scope));
-    const wanted = ['@opentelemetry/instrumentation-http', '@opentelemetry/instrumentation-undici', '@opentelemetry/instrumentation-pg', '@opentelemetry/instrumentation-ioredis', 'prisma', 'flowmachine'];
+    const wanted = [
+      '@opentelemetry/instrumentation-http',
+      '@opentelemetry/instrumentation-undici',
+      '@opentelemetry/instrumentation-pg',
+      '@opentelemetry/instrumentation-ioredis',
+      'prisma',
+      'flowmachine',
+    ];
     const actionCount = () => spans.filter((s) => s.scope === 'flowmachine' && s.name.startsWith('action ')).length;
-    while ((!wanted.every((scope) => scopes().has(scope)) || actionCount() < 3) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    while ((!wanted.every((scope) => scopes().has(scope)) || actionCount() < 3) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     expect([...scopes()]).toEqual(expect.arrayContaining(wanted));
     const actions = spans.filter((s) => s.scope === 'flowmachine' && s.name.startsWith('action '));
     expect(actions.map((s) => s.name).sort()).toEqual(['action add_tag', 'action send_email', 'action send_sms']);
     // The trigger request's server span and the execution's spans share one trace.
     const trigger = spans.find((s) => s.scope === 'flowmachine' && s.name === 'trigger execution')!;
-    expect(spans.some((s) => s.scope === '@opentelemetry/instrumentation-http' && s.traceId === trigger.traceId)).toBe(true);
+    expect(spans.some((s) => s.scope === '@opentelemetry/instrumentation-http' && s.traceId === trigger.traceId)).toBe(
+      true,
+    );
     expect(actions.every((a) => a.traceId === trigger.traceId)).toBe(true);
-    expect(spans.some((s) => s.scope === '@opentelemetry/instrumentation-pg' && s.traceId === trigger.traceId)).toBe(true);
+    expect(spans.some((s) => s.scope === '@opentelemetry/instrumentation-pg' && s.traceId === trigger.traceId)).toBe(
+      true,
+    );
     // Each provider call is a client span under its action's span.
-    const calls = spans.filter((s) => s.scope === '@opentelemetry/instrumentation-undici' && s.traceId === trigger.traceId);
+    const calls = spans.filter(
+      (s) => s.scope === '@opentelemetry/instrumentation-undici' && s.traceId === trigger.traceId,
+    );
     const parentOf = (call: (typeof spans)[number]) => actions.find((a) => a.spanId === call.parentSpanId)?.name;
     expect(calls.map(parentOf).sort()).toEqual(['action send_email', 'action send_sms']);
     expect(calls.every((call) => call.name === 'POST')).toBe(true);

@@ -8,7 +8,8 @@ import { startFakeProvider, type FakeProvider } from '../helpers/fake-provider.t
 import { startProcess, type EngineProcess } from '../helpers/processes.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/flowmachine.mjs');
-const cli = (args: string[], env: Record<string, string>) => spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+const cli = (args: string[], env: Record<string, string>) =>
+  spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
 
 // The processes as users run them: `flowmachine start` on an empty database, `accounts create`,
 // separate `api` and `worker` processes, and clear failures when Postgres or Redis is unreachable.
@@ -20,7 +21,13 @@ describe('processes', () => {
 
   beforeAll(async () => {
     provider = await startFakeProvider();
-    env = { DATABASE_URL: databaseUrl(name), QUEUE_PREFIX: `fmtest-${name}`, EMAIL_HTTP_URL: provider.emailUrl, SMS_HTTP_URL: provider.smsUrl, LOG_LEVEL: 'info' };
+    env = {
+      DATABASE_URL: databaseUrl(name),
+      QUEUE_PREFIX: `fmtest-${name}`,
+      EMAIL_HTTP_URL: provider.emailUrl,
+      SMS_HTTP_URL: provider.smsUrl,
+      LOG_LEVEL: 'info',
+    };
   });
   afterAll(async () => {
     for (const process of running) process.kill('SIGKILL');
@@ -42,16 +49,29 @@ describe('processes', () => {
     expect(Object.keys(account).sort()).toEqual(['account_id', 'api_key', 'user_id']);
 
     const call = async (method: string, route: string, body?: unknown) => {
-      const response = await fetch(`http://127.0.0.1:${port}/api/v1${route}`, { method, headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+      const response = await fetch(`http://127.0.0.1:${port}/api/v1${route}`, {
+        method,
+        headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+      });
       return { status: response.status, body: (await response.json()) as any };
     };
-    const contact = await call('POST', '/contacts', { email: 'john@example.com', phone: '+15551234567', opted_in: true });
-    const workflow = await call('POST', '/workflows', { name: 'Welcome Sequence', status: 'active', definition: sequential });
+    const contact = await call('POST', '/contacts', {
+      email: 'john@example.com',
+      phone: '+15551234567',
+      opted_in: true,
+    });
+    const workflow = await call('POST', '/workflows', {
+      name: 'Welcome Sequence',
+      status: 'active',
+      definition: sequential,
+    });
     const trigger = await call('POST', `/workflows/${workflow.body.id}/trigger`, { contact_id: contact.body.id });
     expect(trigger.status).toBe(202);
     const deadline = Date.now() + 20_000;
     let execution = await call('GET', `/executions/${trigger.body.execution_id}`);
-    while (execution.body.status !== 'COMPLETED' && Date.now() < deadline) execution = await call('GET', `/executions/${trigger.body.execution_id}`);
+    while (execution.body.status !== 'COMPLETED' && Date.now() < deadline)
+      execution = await call('GET', `/executions/${trigger.body.execution_id}`);
     expect(execution.body.status).toBe('COMPLETED');
 
     engine.kill('SIGTERM');
@@ -62,25 +82,36 @@ describe('processes', () => {
     const migrated = cli(['migrate'], env);
     expect(migrated.status).toBe(0);
     expect(JSON.parse(migrated.stdout.trim())).toEqual({ migrations: [], baselined: [], functions: [] });
-    const account = JSON.parse(cli(['accounts', 'create', '--name', 'Split', '--admin-email', 'ops@example.com'], env).stdout.trim());
+    const account = JSON.parse(
+      cli(['accounts', 'create', '--name', 'Split', '--admin-email', 'ops@example.com'], env).stdout.trim(),
+    );
     const api = await startProcess('api', { ...env, PORT: '0' });
     const workers = [await startProcess('worker', env), await startProcess('worker', env)];
     running.push(api, ...workers);
     const port = Number(/"port":(\d+)/.exec(api.output.join(''))![1]);
     const call = async (method: string, route: string, body?: unknown) => {
-      const response = await fetch(`http://127.0.0.1:${port}/api/v1${route}`, { method, headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+      const response = await fetch(`http://127.0.0.1:${port}/api/v1${route}`, {
+        method,
+        headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+      });
       return (await response.json()) as any;
     };
     const workflow = await call('POST', '/workflows', { name: 'Split', status: 'active', definition: sequential });
     const ids: string[] = [];
     for (let i = 0; i < 20; i += 1) {
-      const contact = await call('POST', '/contacts', { email: `c${i}@example.com`, phone: '+15551234567', opted_in: true });
+      const contact = await call('POST', '/contacts', {
+        email: `c${i}@example.com`,
+        phone: '+15551234567',
+        opted_in: true,
+      });
       ids.push((await call('POST', `/workflows/${workflow.id}/trigger`, { contact_id: contact.id })).execution_id);
     }
     for (const id of ids) {
       const deadline = Date.now() + 20_000;
       let execution = await call('GET', `/executions/${id}`);
-      while (execution.status !== 'COMPLETED' && Date.now() < deadline) execution = await call('GET', `/executions/${id}`);
+      while (execution.status !== 'COMPLETED' && Date.now() < deadline)
+        execution = await call('GET', `/executions/${id}`);
       expect(execution.status).toBe('COMPLETED');
     }
     for (const process of [api, ...workers]) process.kill('SIGTERM');

@@ -19,7 +19,9 @@ describe('Redis loss', () => {
   let h: Harness;
   beforeAll(async () => {
     redis = await startPrivateRedis();
-    h = await startHarness({ env: { REDIS_URL: redis.url, SWEEP_INTERVAL_MS: '200', STALE_AFTER_MS: '1000', WORKER_CONCURRENCY: '10' } });
+    h = await startHarness({
+      env: { REDIS_URL: redis.url, SWEEP_INTERVAL_MS: '200', STALE_AFTER_MS: '1000', WORKER_CONCURRENCY: '10' },
+    });
   });
   afterAll(async () => {
     await h.stop();
@@ -40,7 +42,10 @@ describe('Redis loss', () => {
       expect(new Set(sent.map((r) => r.body.step_id))).toEqual(new Set(['welcome', 'follow_up']));
       for (const request of sent) expect(request.idempotencyKey).toBe(`${id}:${request.body.step_id}`);
       const logs = await h.logsOf(id);
-      expect(logs.filter((l) => l.eventType === 'action_completed').map((l) => l.stepId)).toEqual(['welcome', 'follow_up']);
+      expect(logs.filter((l) => l.eventType === 'action_completed').map((l) => l.stepId)).toEqual([
+        'welcome',
+        'follow_up',
+      ]);
       expect(logs.filter((l) => l.eventType === 'wait_completed')).toHaveLength(1);
     }
     return ids;

@@ -39,8 +39,18 @@ export async function startFakeProvider() {
       } catch {
         body = { raw: Buffer.concat(chunks).toString() };
       }
-      received.push({ path: request.url ?? '/', method: request.method ?? 'GET', idempotencyKey: request.headers['idempotency-key'] as string | undefined, body, at: Date.now() });
-      for (const waiter of [...waiters]) if (waiter.predicate()) { waiters.splice(waiters.indexOf(waiter), 1); waiter.resolve(); }
+      received.push({
+        path: request.url ?? '/',
+        method: request.method ?? 'GET',
+        idempotencyKey: request.headers['idempotency-key'] as string | undefined,
+        body,
+        at: Date.now(),
+      });
+      for (const waiter of [...waiters])
+        if (waiter.predicate()) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve();
+        }
       const answer = scripted.shift() ?? fallback;
       if ('hang' in answer || 'drip' in answer) {
         hanging.add(response);
@@ -55,7 +65,8 @@ export async function startFakeProvider() {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
       Object.assign(headers, answer.headers);
-      const send = () => response.writeHead(answer.status, headers).end(JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
+      const send = () =>
+        response.writeHead(answer.status, headers).end(JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
       if (latencyMs > 0) setTimeout(send, latencyMs);
       else send();
     });
@@ -88,8 +99,18 @@ export async function startFakeProvider() {
     waitFor(predicate: (requests: ReceivedRequest[]) => boolean, timeoutMs = 20_000): Promise<void> {
       if (predicate(received)) return Promise.resolve();
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`fake provider: condition not met within ${timeoutMs} ms (${received.length} requests)`)), timeoutMs);
-        waiters.push({ predicate: () => predicate(received), resolve: () => { clearTimeout(timer); resolve(); } });
+        const timer = setTimeout(
+          () =>
+            reject(new Error(`fake provider: condition not met within ${timeoutMs} ms (${received.length} requests)`)),
+          timeoutMs,
+        );
+        waiters.push({
+          predicate: () => predicate(received),
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
       });
     },
     async close() {

@@ -6,7 +6,9 @@ import { ADMIN_URL, TEMPLATE_DB, TEST_DB_PREFIX, adminQuery, databaseUrl } from 
 export default async function setup(): Promise<void> {
   const client = new pg.Client({ connectionString: ADMIN_URL });
   await client.connect();
-  const leftovers = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE '${TEST_DB_PREFIX}%'`);
+  const leftovers = await client.query<{ datname: string }>(
+    `SELECT datname FROM pg_database WHERE datname LIKE '${TEST_DB_PREFIX}%'`,
+  );
   await client.end();
   // Only databases of runs that ended long ago: other test runs may be going on right now.
   const staleBefore = Date.now() - 3 * 3_600_000;

@@ -51,35 +51,69 @@ export async function startHarness(options: HarnessOptions = {}) {
     WEBHOOK_ALLOWED_HOSTS: new URL(provider.url).host,
     ...options.env,
   });
-  const logger = createLogger({ level: 'debug', stream: new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } }) });
-  const runtime: Runtime = await startRuntime(config, { api: true, worker: options.worker ?? true }, { clock: options.clock, logger, resolveHost: options.resolveHost });
+  const logger = createLogger({
+    level: 'debug',
+    stream: new Writable({
+      write(chunk, _enc, done) {
+        logLines.push(String(chunk));
+        done();
+      },
+    }),
+  });
+  const runtime: Runtime = await startRuntime(
+    config,
+    { api: true, worker: options.worker ?? true },
+    { clock: options.clock, logger, resolveHost: options.resolveHost },
+  );
   const baseUrl = `http://127.0.0.1:${runtime.port}`;
   const account = await createAccount(runtime.deps.db, { name: 'Test account', adminEmail: 'admin@example.com' });
 
-  const request = async <T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, apiKey = account.api_key): Promise<ApiResponse<T>> => {
+  const request = async <T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    apiKey = account.api_key,
+  ): Promise<ApiResponse<T>> => {
     const response = await fetch(`${baseUrl}${path}`, {
       method,
-      headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await response.text();
     let parsed: unknown = text;
-    try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
     return { status: response.status, body: parsed as T, headers: response.headers };
   };
 
   const api = {
     get: <T = any>(path: string, apiKey?: string) => request<T>('GET', `/api/v1${path}`, undefined, {}, apiKey),
-    post: <T = any>(path: string, body?: unknown, apiKey?: string) => request<T>('POST', `/api/v1${path}`, body ?? {}, {}, apiKey),
-    patch: <T = any>(path: string, body?: unknown, apiKey?: string) => request<T>('PATCH', `/api/v1${path}`, body ?? {}, {}, apiKey),
-    put: <T = any>(path: string, body?: unknown, apiKey?: string) => request<T>('PUT', `/api/v1${path}`, body ?? {}, {}, apiKey),
+    post: <T = any>(path: string, body?: unknown, apiKey?: string) =>
+      request<T>('POST', `/api/v1${path}`, body ?? {}, {}, apiKey),
+    patch: <T = any>(path: string, body?: unknown, apiKey?: string) =>
+      request<T>('PATCH', `/api/v1${path}`, body ?? {}, {}, apiKey),
+    put: <T = any>(path: string, body?: unknown, apiKey?: string) =>
+      request<T>('PUT', `/api/v1${path}`, body ?? {}, {}, apiKey),
     delete: <T = any>(path: string, apiKey?: string) => request<T>('DELETE', `/api/v1${path}`, undefined, {}, apiKey),
     raw: request,
   };
 
   /** Creates a contact through the API. */
   const createContact = async (overrides: Record<string, unknown> = {}) => {
-    const response = await api.post('/contacts', { email: `c${randomBytes(4).toString('hex')}@example.com`, phone: '+15551234567', opted_in: true, ...overrides });
+    const response = await api.post('/contacts', {
+      email: `c${randomBytes(4).toString('hex')}@example.com`,
+      phone: '+15551234567',
+      opted_in: true,
+      ...overrides,
+    });
     if (response.status !== 201) throw new Error(`contact not created: ${JSON.stringify(response.body)}`);
     return response.body as { id: string; email: string };
   };
@@ -105,7 +139,8 @@ export async function startHarness(options: HarnessOptions = {}) {
       [account.account_id, n],
     );
     const response = await api.post(`/workflows/${workflowId}/enrollments`, { contact_ids: rows.map((r) => r.id) });
-    if (response.status !== 200) throw new Error(`enrollment failed: ${response.status} ${JSON.stringify(response.body)}`);
+    if (response.status !== 200)
+      throw new Error(`enrollment failed: ${response.status} ${JSON.stringify(response.body)}`);
     return (response.body.results as { execution_id: string }[]).map((r) => r.execution_id);
   };
 
@@ -115,7 +150,8 @@ export async function startHarness(options: HarnessOptions = {}) {
     for (;;) {
       const { body } = await api.get(`/executions/${id}`);
       if (predicate(body)) return body;
-      if (Date.now() > deadline) throw new Error(`execution ${id} did not reach the expected state; last: ${JSON.stringify(body)}`);
+      if (Date.now() > deadline)
+        throw new Error(`execution ${id} did not reach the expected state; last: ${JSON.stringify(body)}`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   };
@@ -128,7 +164,8 @@ export async function startHarness(options: HarnessOptions = {}) {
   const step = async (executionId: string) => {
     const row = await runtime.deps.db.execution.findUniqueOrThrow({ where: { id: executionId } });
     const job = await runtime.deps.queue.queue.getJob(stepJobId(executionId, row.version));
-    if (!job) throw new Error(`no job in Redis for execution ${executionId} at version ${row.version} (status ${row.status})`);
+    if (!job)
+      throw new Error(`no job in Redis for execution ${executionId} at version ${row.version} (status ${row.status})`);
     const delayMs = job.opts.delay ?? 0;
     await job.remove();
     const outcome = await processStep(runtime.deps, runtime.deps.cache, job.data);
@@ -143,8 +180,23 @@ export async function startHarness(options: HarnessOptions = {}) {
     runtime.deps.db.executionLog.findMany({ where: { executionId }, orderBy: { id: 'asc' } });
 
   return {
-    config, runtime, deps: runtime.deps, db: runtime.deps.db, provider, account, api, baseUrl, logLines,
-    createContact, createWorkflow, enrollNew, trigger, waitForExecution, logsOf, activeSlots, step,
+    config,
+    runtime,
+    deps: runtime.deps,
+    db: runtime.deps.db,
+    provider,
+    account,
+    api,
+    baseUrl,
+    logLines,
+    createContact,
+    createWorkflow,
+    enrollNew,
+    trigger,
+    waitForExecution,
+    logsOf,
+    activeSlots,
+    step,
     async stop() {
       await runtime.stop();
       await provider.close();

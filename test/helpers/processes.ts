@@ -13,12 +13,22 @@ export interface EngineProcess {
 }
 
 /** Starts `flowmachine <role>` with `env`, resolving once it logs that it started. */
-export async function startProcess(role: 'worker' | 'api' | 'start', env: Record<string, string>, timeoutMs = 30_000): Promise<EngineProcess> {
-  const child = spawn(process.execPath, [BIN, role], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startProcess(
+  role: 'worker' | 'api' | 'start',
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<EngineProcess> {
+  const child = spawn(process.execPath, [BIN, role], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${role} did not start within ${timeoutMs} ms:\n${output.join('')}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`${role} did not start within ${timeoutMs} ms:\n${output.join('')}`)),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer) => {
       output.push(chunk.toString());
       if (chunk.toString().includes('"message":"started"')) {

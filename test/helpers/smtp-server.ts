@@ -33,7 +33,13 @@ const decodeWords = (value: string) =>
     .replace(/=\?([^?]+)\?([QB])\?([^?]*)\?=/gi, (_, _charset: string, encoding: string, text: string) =>
       encoding.toUpperCase() === 'B'
         ? Buffer.from(text, 'base64').toString('utf8')
-        : Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1').toString('utf8'));
+        : Buffer.from(
+            text
+              .replace(/_/g, ' ')
+              .replace(/=([0-9A-F]{2})/gi, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+            'latin1',
+          ).toString('utf8'),
+    );
 
 /** Splits a raw message into unfolded header fields and its body (enough for nodemailer's plain-text messages). */
 export function parseMessage(raw: string): { headers: Record<string, string>; body: string } {
@@ -46,7 +52,9 @@ export function parseMessage(raw: string): { headers: Record<string, string>; bo
     if (colon > 0) headers[field.slice(0, colon).trim().toLowerCase()] = decodeWords(field.slice(colon + 1).trim());
   }
   if (/quoted-printable/i.test(headers['content-transfer-encoding'] ?? '')) {
-    body = body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    body = body
+      .replace(/=\r\n/g, '')
+      .replace(/=([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
   }
   return { headers, body: body.replace(/\r\n$/, '') };
 }
@@ -65,7 +73,10 @@ export async function startSmtpServer() {
     if (refusals[0]?.stage !== stage) return null;
     const refusal = refusals.shift()!;
     refused.push({ ...refusal, mail });
-    return Object.assign(new Error(refusal.message ?? (refusal.code >= 500 ? 'mailbox unavailable' : 'try again later')), { responseCode: refusal.code });
+    return Object.assign(
+      new Error(refusal.message ?? (refusal.code >= 500 ? 'mailbox unavailable' : 'try again later')),
+      { responseCode: refusal.code },
+    );
   };
 
   const server = new SMTPServer({
@@ -85,11 +96,21 @@ export async function startSmtpServer() {
       stream.on('end', () => {
         const raw = Buffer.concat(chunks).toString('utf8');
         const { mailFrom, rcptTo } = session.envelope;
-        const mail = { from: mailFrom ? mailFrom.address : '', to: rcptTo.map((r) => r.address), user: session.user as string | undefined, raw, ...parseMessage(raw) };
+        const mail = {
+          from: mailFrom ? mailFrom.address : '',
+          to: rcptTo.map((r) => r.address),
+          user: session.user as string | undefined,
+          raw,
+          ...parseMessage(raw),
+        };
         const refusal = refuse('data', mail);
         if (refusal) return callback(refusal);
         received.push(mail);
-        for (const waiter of [...waiters]) if (waiter.predicate()) { waiters.splice(waiters.indexOf(waiter), 1); waiter.resolve(); }
+        for (const waiter of [...waiters])
+          if (waiter.predicate()) {
+            waiters.splice(waiters.indexOf(waiter), 1);
+            waiter.resolve();
+          }
         callback(null);
       });
     },
@@ -112,8 +133,18 @@ export async function startSmtpServer() {
     waitFor(predicate: (mails: ReceivedMail[]) => boolean, timeoutMs = 20_000): Promise<void> {
       if (predicate(received)) return Promise.resolve();
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`smtp server: condition not met within ${timeoutMs} ms (${received.length} messages)`)), timeoutMs);
-        waiters.push({ predicate: () => predicate(received), resolve: () => { clearTimeout(timer); resolve(); } });
+        const timer = setTimeout(
+          () =>
+            reject(new Error(`smtp server: condition not met within ${timeoutMs} ms (${received.length} messages)`)),
+          timeoutMs,
+        );
+        waiters.push({
+          predicate: () => predicate(received),
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
       });
     },
     close(): Promise<void> {

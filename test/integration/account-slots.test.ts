@@ -16,14 +16,20 @@ describe('account slots in shards', () => {
   });
   afterAll(() => h.stop());
 
-  const shards = () => h.deps.db.accountSlot.findMany({ where: { accountId: h.account.account_id }, orderBy: { shard: 'asc' } });
-  const setLimit = async (limit: number) => expect((await h.api.patch('/account/settings', { concurrent_executions_per_account: limit })).status).toBe(200);
+  const shards = () =>
+    h.deps.db.accountSlot.findMany({ where: { accountId: h.account.account_id }, orderBy: { shard: 'asc' } });
+  const setLimit = async (limit: number) =>
+    expect((await h.api.patch('/account/settings', { concurrent_executions_per_account: limit })).status).toBe(200);
   const statuses = async (ids: string[]) => {
-    const rows = await h.deps.db.execution.findMany({ where: { id: { in: ids } }, select: { status: true, waiting: true } });
+    const rows = await h.deps.db.execution.findMany({
+      where: { id: { in: ids } },
+      select: { status: true, waiting: true },
+    });
     return { active: rows.filter((r) => r.status === 'ACTIVE').length, waiting: rows.filter((r) => r.waiting).length };
   };
   /** Runs the admission of each execution, all at once on the pool's connections. */
-  const admitAll = (ids: string[]) => Promise.all(ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })));
+  const admitAll = (ids: string[]) =>
+    Promise.all(ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })));
   const cancel = async (ids: string[]) => {
     for (const id of ids) expect((await h.api.post(`/executions/${id}/cancel`)).status).toBe(200);
   };
@@ -55,16 +61,28 @@ describe('account slots in shards', () => {
     expect((await shards()).slice(0, 3).map((s) => s.used)).toEqual([67, 67, 66]); // slots taken from every shard
     await consistent();
 
-    const firstWaiting = await h.deps.db.execution.findFirstOrThrow({ where: { id: { in: ids }, waiting: true }, orderBy: { seq: 'asc' } });
-    const holder = await h.deps.db.execution.findFirstOrThrow({ where: { id: { in: ids }, status: 'ACTIVE', slotShard: 2 } });
+    const firstWaiting = await h.deps.db.execution.findFirstOrThrow({
+      where: { id: { in: ids }, waiting: true },
+      orderBy: { seq: 'asc' },
+    });
+    const holder = await h.deps.db.execution.findFirstOrThrow({
+      where: { id: { in: ids }, status: 'ACTIVE', slotShard: 2 },
+    });
     await cancel([holder.id]);
-    expect(await h.deps.db.execution.findUniqueOrThrow({ where: { id: firstWaiting.id } })).toMatchObject({ status: 'ACTIVE', waiting: false, slotShard: 2 });
+    expect(await h.deps.db.execution.findUniqueOrThrow({ where: { id: firstWaiting.id } })).toMatchObject({
+      status: 'ACTIVE',
+      waiting: false,
+      slotShard: 2,
+    });
     expect(await statuses(ids)).toEqual({ active: 200, waiting: 29 });
     await consistent();
   });
 
   it('a limit lowered below what is in use admits no one until the account is under it', async () => {
-    const running = await h.deps.db.execution.findMany({ where: { workflowId, status: 'ACTIVE' }, orderBy: { seq: 'asc' } });
+    const running = await h.deps.db.execution.findMany({
+      where: { workflowId, status: 'ACTIVE' },
+      orderBy: { seq: 'asc' },
+    });
     const waiting = await h.deps.db.execution.count({ where: { workflowId, waiting: true } });
     await setLimit(150);
     expect((await shards()).every((s) => s.quota === 0)).toBe(true);
@@ -81,7 +99,11 @@ describe('account slots in shards', () => {
   });
 
   it('under admissions and releases at once, no shard miscounts, the limit holds, and no one waits while a slot is free', async () => {
-    await cancel((await h.deps.db.execution.findMany({ where: { workflowId, status: { in: ['ACTIVE', 'QUEUED'] } } })).map((r) => r.id));
+    await cancel(
+      (await h.deps.db.execution.findMany({ where: { workflowId, status: { in: ['ACTIVE', 'QUEUED'] } } })).map(
+        (r) => r.id,
+      ),
+    );
     await setLimit(192); // 3 shards of 64
     const ids = await h.enrollNew(workflowId, 400);
     // Admissions of every execution race with cancellations (releases, each handing its slot to the line).
@@ -104,13 +126,18 @@ describe('account slots in shards', () => {
   });
 
   it('from one connection, slots spill over to other shards up to the limit', async () => {
-    await cancel((await h.deps.db.execution.findMany({ where: { workflowId, status: { in: ['ACTIVE', 'QUEUED'] } } })).map((r) => r.id));
+    await cancel(
+      (await h.deps.db.execution.findMany({ where: { workflowId, status: { in: ['ACTIVE', 'QUEUED'] } } })).map(
+        (r) => r.id,
+      ),
+    );
     expect(await h.activeSlots()).toBe(0);
     await setLimit(128); // 2 shards of 64
     const ids = await h.enrollNew(workflowId, 130);
     const client = await h.deps.pool.connect();
     try {
-      for (const id of ids) await client.query(`SELECT flowmachine_admit_loaded($1, 0, 0, 'QUEUED', false, NULL, now())`, [id]);
+      for (const id of ids)
+        await client.query(`SELECT flowmachine_admit_loaded($1, 0, 0, 'QUEUED', false, NULL, now())`, [id]);
     } finally {
       client.release();
     }

@@ -8,12 +8,21 @@ import { startHarness, type ApiResponse, type Harness } from '../helpers/harness
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Things an error body must never carry: stack frames, source locations, SQL or driver text. */
-const LEAK = /\bat\s+\S+\s+\(|\.ts:\d+|node_modules|prisma|\bSELECT\b|\bINSERT\b|\bUPDATE\s+"|\bWHERE\b|invalid input syntax|stack/i;
+const LEAK =
+  /\bat\s+\S+\s+\(|\.ts:\d+|node_modules|prisma|\bSELECT\b|\bINSERT\b|\bUPDATE\s+"|\bWHERE\b|invalid input syntax|stack/i;
 
 const tagStep = { steps: [{ id: 'tag', type: 'add_tag', config: { tag: 'done' } }] };
-const waitStep = { steps: [{ id: 'pause', type: 'wait', config: { duration: '2 hours' } }, { id: 'tag', type: 'add_tag', config: { tag: 'x' } }] };
+const waitStep = {
+  steps: [
+    { id: 'pause', type: 'wait', config: { duration: '2 hours' } },
+    { id: 'tag', type: 'add_tag', config: { tag: 'x' } },
+  ],
+};
 
-interface Issue { path: string; message: string }
+interface Issue {
+  path: string;
+  message: string;
+}
 
 /** Checks the contract's error body and returns it: `{error, request_id, ...details}`, no internals. */
 function expectError(response: ApiResponse, status: number, message?: string | RegExp) {
@@ -43,7 +52,11 @@ describe('API error paths', () => {
   let h: Harness;
   let contactId: string;
   let workflowId: string;
-  let send: (method: string, path: string, options?: { body?: string; headers?: Record<string, string> }) => Promise<ApiResponse>;
+  let send: (
+    method: string,
+    path: string,
+    options?: { body?: string; headers?: Record<string, string> },
+  ) => Promise<ApiResponse>;
 
   beforeAll(async () => {
     h = await startHarness();
@@ -51,10 +64,18 @@ describe('API error paths', () => {
     workflowId = (await h.createWorkflow(tagStep, 'Tagger')).id;
     // Plain fetch with full control of the headers (the harness always adds a Bearer key).
     send = async (method, path, options = {}) => {
-      const response = await fetch(`${h.baseUrl}${path}`, { method, headers: options.headers ?? {}, body: options.body });
+      const response = await fetch(`${h.baseUrl}${path}`, {
+        method,
+        headers: options.headers ?? {},
+        body: options.body,
+      });
       const text = await response.text();
       let body: unknown = text;
-      try { body = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+      try {
+        body = text ? JSON.parse(text) : null;
+      } catch {
+        /* not JSON */
+      }
       return { status: response.status, body, headers: response.headers };
     };
   });
@@ -89,7 +110,13 @@ describe('API error paths', () => {
 
     it('answers 401 to malformed Authorization headers', async () => {
       const malformed = [
-        'Basic dXNlcjpwYXNz', 'Bearer', 'Bearer ', 'Token fm_abc', h.account.api_key, `Bearer ${h.account.api_key} extra`, `Bearer${h.account.api_key}`,
+        'Basic dXNlcjpwYXNz',
+        'Bearer',
+        'Bearer ',
+        'Token fm_abc',
+        h.account.api_key,
+        `Bearer ${h.account.api_key} extra`,
+        `Bearer${h.account.api_key}`,
       ];
       for (const authorization of malformed) {
         const response = await send('GET', '/api/v1/account/settings', { headers: { authorization } });
@@ -99,7 +126,9 @@ describe('API error paths', () => {
 
     it('answers 401 to an unknown key on every /api/v1 route', async () => {
       for (const op of authenticated) {
-        const response = await send(op.method.toUpperCase(), concretePath(op.path, UNKNOWN_ID), { headers: { authorization: 'Bearer fm_thisKeyWasNeverIssuedByTheServer00' } });
+        const response = await send(op.method.toUpperCase(), concretePath(op.path, UNKNOWN_ID), {
+          headers: { authorization: 'Bearer fm_thisKeyWasNeverIssuedByTheServer00' },
+        });
         expectError(response, 401, 'invalid or revoked API key');
       }
       // A key differing from a real one in its last character is unknown too.
@@ -150,7 +179,9 @@ describe('API error paths', () => {
     it('echoes a sane x-request-id on success and on errors', async () => {
       const ok = await send('GET', '/health', { headers: { 'x-request-id': 'trace-42.a_B' } });
       expect(ok.headers.get('x-request-id')).toBe('trace-42.a_B');
-      const failed = await h.api.raw('GET', `/api/v1/contacts/${UNKNOWN_ID}`, undefined, { 'x-request-id': 'my-request-1' });
+      const failed = await h.api.raw('GET', `/api/v1/contacts/${UNKNOWN_ID}`, undefined, {
+        'x-request-id': 'my-request-1',
+      });
       const body = expectError(failed, 404);
       expect(body.request_id).toBe('my-request-1');
     });
@@ -172,7 +203,11 @@ describe('API error paths', () => {
   });
 
   describe('request bodies', () => {
-    const bodyRoutes = () => OPERATIONS.filter((op) => op.body).map((op) => ({ op, path: concretePath(op.path, op.path.startsWith('/api/v1/workflows/') ? workflowId : contactId) }));
+    const bodyRoutes = () =>
+      OPERATIONS.filter((op) => op.body).map((op) => ({
+        op,
+        path: concretePath(op.path, op.path.startsWith('/api/v1/workflows/') ? workflowId : contactId),
+      }));
 
     it('answers 400 to invalid JSON on every route that takes a body', async () => {
       for (const { op, path } of bodyRoutes()) {
@@ -190,31 +225,54 @@ describe('API error paths', () => {
     });
 
     it('answers 413 to a body over 100 kB', async () => {
-      const huge = JSON.stringify({ email: 'a@example.com', opted_in: true, attributes: { blob: 'x'.repeat(101 * 1024) } });
+      const huge = JSON.stringify({
+        email: 'a@example.com',
+        opted_in: true,
+        attributes: { blob: 'x'.repeat(101 * 1024) },
+      });
       const before = await h.db.contact.count();
       for (const { op, path } of bodyRoutes()) {
         expectError(await h.api.raw(op.method.toUpperCase(), path, huge), 413, 'request body is too large');
       }
       expect(await h.db.contact.count()).toBe(before);
       // Just under the limit the body is read and validated (attributes are capped at 16 KB).
-      const under = JSON.stringify({ email: 'a@example.com', opted_in: true, attributes: { blob: 'x'.repeat(90 * 1024) } });
+      const under = JSON.stringify({
+        email: 'a@example.com',
+        opted_in: true,
+        attributes: { blob: 'x'.repeat(90 * 1024) },
+      });
       expectIssues(await h.api.raw('POST', '/api/v1/contacts', under), 'body', ['body.attributes']);
     });
 
     it('answers 415 to a body that is not JSON', async () => {
       for (const { op, path } of bodyRoutes()) {
-        for (const [type, text] of [['text/plain', 'hello'], ['application/x-www-form-urlencoded', 'email=a%40b.co&opted_in=true'], ['application/xml', '<a/>']] as const) {
+        for (const [type, text] of [
+          ['text/plain', 'hello'],
+          ['application/x-www-form-urlencoded', 'email=a%40b.co&opted_in=true'],
+          ['application/xml', '<a/>'],
+        ] as const) {
           const response = await h.api.raw(op.method.toUpperCase(), path, text, { 'content-type': type });
           expectError(response, 415, 'request body must be application/json');
         }
       }
       // A JSON body with a charset parameter is JSON.
-      const ok = await h.api.raw('POST', '/api/v1/contacts', JSON.stringify({ email: 'charset@example.com', opted_in: true }), { 'content-type': 'application/json; charset=utf-8' });
+      const ok = await h.api.raw(
+        'POST',
+        '/api/v1/contacts',
+        JSON.stringify({ email: 'charset@example.com', opted_in: true }),
+        { 'content-type': 'application/json; charset=utf-8' },
+      );
       expect(ok.status).toBe(201);
     });
 
     it('refuses unknown fields with 400 on every route that takes a body (bodies are strict)', async () => {
-      const counts = async () => [await h.db.contact.count(), await h.db.workflow.count(), await h.db.workflowVersion.count(), await h.db.apiKey.count(), await h.db.execution.count()];
+      const counts = async () => [
+        await h.db.contact.count(),
+        await h.db.workflow.count(),
+        await h.db.workflowVersion.count(),
+        await h.db.apiKey.count(),
+        await h.db.execution.count(),
+      ];
       const before = await counts();
       for (const { op, path } of bodyRoutes()) {
         const valid = validBody(op.method, op.path) as Record<string, unknown>;
@@ -222,7 +280,10 @@ describe('API error paths', () => {
         for (const extra of ['unexpected', '__proto__', 'constructor', 'id', 'account_id']) {
           const text = JSON.stringify(valid).replace(/^\{/, `{${JSON.stringify(extra)}:{"polluted":true},`);
           const issues = expectIssues(await h.api.raw(op.method.toUpperCase(), path, text), 'body', []);
-          expect(issues.some((issue) => issue.path === `body.${extra}` && issue.message === 'unknown field'), `${op.method} ${op.path} ${extra}`).toBe(true);
+          expect(
+            issues.some((issue) => issue.path === `body.${extra}` && issue.message === 'unknown field'),
+            `${op.method} ${op.path} ${extra}`,
+          ).toBe(true);
         }
       }
       expect(await counts()).toEqual(before);
@@ -234,17 +295,39 @@ describe('API error paths', () => {
     it('POST /contacts', async () => {
       expectIssues(await h.api.post('/contacts', {}), 'body', ['body.email', 'body.opted_in']);
       expectIssues(
-        await h.api.post('/contacts', { email: 'not-an-email', opted_in: 'yes', phone: 'call me', tags: ['ok', ' '], timezone: '', attributes: ['a'] }),
+        await h.api.post('/contacts', {
+          email: 'not-an-email',
+          opted_in: 'yes',
+          phone: 'call me',
+          tags: ['ok', ' '],
+          timezone: '',
+          attributes: ['a'],
+        }),
         'body',
         ['body.email', 'body.opted_in', 'body.phone', 'body.tags.1', 'body.timezone', 'body.attributes'],
       );
-      expectIssues(await h.api.post('/contacts', { email: 5, opted_in: 1, tags: 'vip' }), 'body', ['body.email', 'body.opted_in', 'body.tags']);
-      expectIssues(await h.api.post('/contacts', { email: 'a@example.com', opted_in: true, tags: Array.from({ length: 101 }, (_, i) => `t${i}`) }), 'body', ['body.tags']);
+      expectIssues(await h.api.post('/contacts', { email: 5, opted_in: 1, tags: 'vip' }), 'body', [
+        'body.email',
+        'body.opted_in',
+        'body.tags',
+      ]);
+      expectIssues(
+        await h.api.post('/contacts', {
+          email: 'a@example.com',
+          opted_in: true,
+          tags: Array.from({ length: 101 }, (_, i) => `t${i}`),
+        }),
+        'body',
+        ['body.tags'],
+      );
     });
 
     it('PATCH /contacts/{id}', async () => {
       expectIssues(await h.api.patch(`/contacts/${contactId}`, { opted_in: 'no' }), 'body', ['body.opted_in']);
-      expectIssues(await h.api.patch(`/contacts/${contactId}`, { email: 'x', phone: 12 }), 'body', ['body.email', 'body.phone']);
+      expectIssues(await h.api.patch(`/contacts/${contactId}`, { email: 'x', phone: 12 }), 'body', [
+        'body.email',
+        'body.phone',
+      ]);
       const stored = await h.db.contact.findUniqueOrThrow({ where: { id: contactId } });
       expect(stored.optedIn).toBe(true);
     });
@@ -260,27 +343,54 @@ describe('API error paths', () => {
 
     it('POST /contacts/{id}/events', async () => {
       expectIssues(await h.api.post(`/contacts/${contactId}/events`, {}), 'body', ['body.name']);
-      expectIssues(await h.api.post(`/contacts/${contactId}/events`, { name: '', properties: 'p' }), 'body', ['body.name', 'body.properties']);
+      expectIssues(await h.api.post(`/contacts/${contactId}/events`, { name: '', properties: 'p' }), 'body', [
+        'body.name',
+        'body.properties',
+      ]);
     });
 
     it('POST /workflows and PUT /workflows/{id}/definition', async () => {
       expectIssues(await h.api.post('/workflows', {}), 'body', ['body.name', 'body.definition']);
-      expectIssues(await h.api.post('/workflows', { name: '  ', definition: tagStep, status: 'running' }), 'body', ['body.name', 'body.status']);
-      const invalid = await h.api.post('/workflows', { name: 'Bad', definition: { steps: [{ id: '1st', type: 'teleport' }, { id: 'w', type: 'wait', config: { duration: 'soon' } }] } });
+      expectIssues(await h.api.post('/workflows', { name: '  ', definition: tagStep, status: 'running' }), 'body', [
+        'body.name',
+        'body.status',
+      ]);
+      const invalid = await h.api.post('/workflows', {
+        name: 'Bad',
+        definition: {
+          steps: [
+            { id: '1st', type: 'teleport' },
+            { id: 'w', type: 'wait', config: { duration: 'soon' } },
+          ],
+        },
+      });
       const body = expectError(invalid, 400, 'invalid workflow definition');
       const paths = (body.issues ?? []).map((issue) => issue.path);
       expect(paths.length).toBeGreaterThanOrEqual(2);
       expect(paths.every((path) => path.startsWith('definition.'))).toBe(true);
-      expect(paths).toEqual(expect.arrayContaining([expect.stringMatching(/^definition\.steps\.0/), expect.stringMatching(/^definition\.steps\.1\.config\.duration/)]));
+      expect(paths).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^definition\.steps\.0/),
+          expect.stringMatching(/^definition\.steps\.1\.config\.duration/),
+        ]),
+      );
       expectIssues(await h.api.put(`/workflows/${workflowId}/definition`, {}), 'body', ['body.definition']);
-      expectError(await h.api.put(`/workflows/${workflowId}/definition`, { definition: { steps: [] } }), 400, 'invalid workflow definition');
+      expectError(
+        await h.api.put(`/workflows/${workflowId}/definition`, { definition: { steps: [] } }),
+        400,
+        'invalid workflow definition',
+      );
       const stored = await h.db.workflow.findUniqueOrThrow({ where: { id: workflowId } });
       expect(stored.currentVersion).toBe(1);
     });
 
     it('POST /workflows/{id}/trigger', async () => {
       expectIssues(await h.api.post(`/workflows/${workflowId}/trigger`, {}), 'body', ['body.contact_id']);
-      expectIssues(await h.api.post(`/workflows/${workflowId}/trigger`, { contact_id: 'not-a-uuid', payload: ['x'] }), 'body', ['body.contact_id', 'body.payload']);
+      expectIssues(
+        await h.api.post(`/workflows/${workflowId}/trigger`, { contact_id: 'not-a-uuid', payload: ['x'] }),
+        'body',
+        ['body.contact_id', 'body.payload'],
+      );
       expect(await h.db.execution.count({ where: { workflowId } })).toBe(0);
     });
 
@@ -299,7 +409,13 @@ describe('API error paths', () => {
       expectIssues(await list('from=2026-13-45'), 'query', ['query.from']);
       expectIssues(await list('from=yesterday'), 'query', ['query.from']);
       expectIssues(await list('to=2026-02-30T25:00:00Z'), 'query', ['query.to']);
-      expectIssues(await list('from=x&to=y&page=z&limit=w&status=v'), 'query', ['query.from', 'query.to', 'query.page', 'query.limit', 'query.status']);
+      expectIssues(await list('from=x&to=y&page=z&limit=w&status=v'), 'query', [
+        'query.from',
+        'query.to',
+        'query.page',
+        'query.limit',
+        'query.status',
+      ]);
       const unknown = expectIssues(await list('sort=created_at'), 'query', ['query.sort']);
       expect(unknown.every((issue) => issue.message === 'unknown field')).toBe(true);
       expect((await list('status=FAILED&from=2026-01-01&to=2026-12-31T23:59:59Z&page=1&limit=100')).status).toBe(200);
@@ -328,9 +444,20 @@ describe('API error paths', () => {
     it('answers 400 naming params to a non-uuid id on every route that takes one', async () => {
       expect(withId.length).toBeGreaterThan(15);
       for (const op of withId) {
-        for (const bad of ['not-a-uuid', '123', UNKNOWN_ID.slice(0, -1), `${UNKNOWN_ID}0`, 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz', "1' OR '1'='1"]) {
+        for (const bad of [
+          'not-a-uuid',
+          '123',
+          UNKNOWN_ID.slice(0, -1),
+          `${UNKNOWN_ID}0`,
+          'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz',
+          "1' OR '1'='1",
+        ]) {
           const body = validBody(op.method, op.path);
-          const response = await h.api.raw(op.method.toUpperCase(), concretePath(op.path, encodeURIComponent(bad)), body === undefined ? undefined : JSON.stringify(body));
+          const response = await h.api.raw(
+            op.method.toUpperCase(),
+            concretePath(op.path, encodeURIComponent(bad)),
+            body === undefined ? undefined : JSON.stringify(body),
+          );
           expectIssues(response, 'params', ['params']);
         }
       }
@@ -339,17 +466,29 @@ describe('API error paths', () => {
     it('answers 404 to an unknown id on every route that takes one', async () => {
       for (const op of withId) {
         const body = validBody(op.method, op.path);
-        const response = await h.api.raw(op.method.toUpperCase(), concretePath(op.path, UNKNOWN_ID), body === undefined ? undefined : JSON.stringify(body));
+        const response = await h.api.raw(
+          op.method.toUpperCase(),
+          concretePath(op.path, UNKNOWN_ID),
+          body === undefined ? undefined : JSON.stringify(body),
+        );
         const error = expectError(response, 404, / not found$/);
         expect(Object.keys(error).sort()).toEqual(['error', 'request_id']);
       }
     });
 
     it('answers 404 to a trigger naming an unknown or deleted contact', async () => {
-      expectError(await h.api.post(`/workflows/${workflowId}/trigger`, { contact_id: UNKNOWN_ID }), 404, 'contact not found');
+      expectError(
+        await h.api.post(`/workflows/${workflowId}/trigger`, { contact_id: UNKNOWN_ID }),
+        404,
+        'contact not found',
+      );
       const gone = await h.createContact();
       expect((await h.api.delete(`/contacts/${gone.id}`)).status).toBe(204);
-      expectError(await h.api.post(`/workflows/${workflowId}/trigger`, { contact_id: gone.id }), 404, 'contact not found');
+      expectError(
+        await h.api.post(`/workflows/${workflowId}/trigger`, { contact_id: gone.id }),
+        404,
+        'contact not found',
+      );
       expectError(await h.api.get(`/contacts/${gone.id}`), 404, 'contact not found');
       expectError(await h.api.delete(`/contacts/${gone.id}`), 404, 'contact not found');
       expect(await h.db.execution.count({ where: { contactId: gone.id } })).toBe(0);
@@ -361,13 +500,23 @@ describe('API error paths', () => {
       const id = await h.trigger(workflowId, (await h.createContact()).id);
       await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
       const before = await h.db.execution.findUniqueOrThrow({ where: { id } });
-      const cancel = expectError(await h.api.post(`/executions/${id}/cancel`), 409, 'cannot cancel an execution with status COMPLETED');
+      const cancel = expectError(
+        await h.api.post(`/executions/${id}/cancel`),
+        409,
+        'cannot cancel an execution with status COMPLETED',
+      );
       expect(cancel.status).toBe('COMPLETED');
-      const retry = expectError(await h.api.post(`/executions/${id}/retry`), 409, 'cannot retry an execution with status COMPLETED');
+      const retry = expectError(
+        await h.api.post(`/executions/${id}/retry`),
+        409,
+        'cannot retry an execution with status COMPLETED',
+      );
       expect(retry.status).toBe('COMPLETED');
       const after = await h.db.execution.findUniqueOrThrow({ where: { id } });
       expect(after).toEqual(before);
-      expect((await h.logsOf(id)).some((log) => log.eventType === 'execution_cancelled' || log.eventType === 'manual_retry')).toBe(false);
+      expect(
+        (await h.logsOf(id)).some((log) => log.eventType === 'execution_cancelled' || log.eventType === 'manual_retry'),
+      ).toBe(false);
     });
 
     it('answers 409 to retry of a running execution and to a second cancel', async () => {
@@ -378,7 +527,11 @@ describe('API error paths', () => {
       const cancelled = await h.api.post(`/executions/${id}/cancel`);
       expect(cancelled.status).toBe(200);
       expect(cancelled.body.status).toBe('CANCELLED');
-      const again = expectError(await h.api.post(`/executions/${id}/cancel`), 409, 'cannot cancel an execution with status CANCELLED');
+      const again = expectError(
+        await h.api.post(`/executions/${id}/cancel`),
+        409,
+        'cannot cancel an execution with status CANCELLED',
+      );
       expect(again.status).toBe('CANCELLED');
       expectError(await h.api.post(`/executions/${id}/retry`), 409, 'cannot retry an execution with status CANCELLED');
       expect((await h.logsOf(id)).filter((log) => log.eventType === 'execution_cancelled')).toHaveLength(1);
@@ -391,7 +544,11 @@ describe('API error paths', () => {
       expectError(await send('POST', '/health'), 404, 'no route for POST /health');
       expectError(await h.api.get('/nope'), 404, 'no route for GET /api/v1/nope');
       expectError(await h.api.get('/contacts'), 404, 'no route for GET /api/v1/contacts');
-      expectError(await h.api.delete(`/workflows/${workflowId}`), 404, `no route for DELETE /api/v1/workflows/${workflowId}`);
+      expectError(
+        await h.api.delete(`/workflows/${workflowId}`),
+        404,
+        `no route for DELETE /api/v1/workflows/${workflowId}`,
+      );
       expectError(await h.api.raw('PUT', `/api/v1/contacts/${contactId}`, '{}'), 404, /^no route for PUT/);
       expectError(await send('GET', '/api/v2/contacts'), 404);
       // Under /api/v1 authentication comes first: no route is revealed to an unauthenticated caller.
@@ -404,7 +561,11 @@ describe('API error paths', () => {
       const response = await h.api.get('/account/settings');
       expect(response.status).toBe(200);
       expect(responses.settings.parse(response.body)).toEqual({
-        concurrent_executions_per_account: 100, max_retry_attempts: 3, retry_base_delay_seconds: 60, error_notification: true, admin_email: 'admin@example.com',
+        concurrent_executions_per_account: 100,
+        max_retry_attempts: 3,
+        retry_base_delay_seconds: 60,
+        error_notification: true,
+        admin_email: 'admin@example.com',
       });
     });
 
@@ -422,10 +583,15 @@ describe('API error paths', () => {
         [{ error_notification: 'yes' }, ['body.error_notification']],
         [{ error_notification: null }, ['body.error_notification']],
         [{ admin_email: 'nobody' }, ['body.admin_email']],
-        [{ admin_email: 5, max_retry_attempts: 'x', error_notification: 0 }, ['body.admin_email', 'body.max_retry_attempts', 'body.error_notification']],
+        [
+          { admin_email: 5, max_retry_attempts: 'x', error_notification: 0 },
+          ['body.admin_email', 'body.max_retry_attempts', 'body.error_notification'],
+        ],
       ];
       for (const [body, paths] of cases) expectIssues(await h.api.patch('/account/settings', body), 'body', paths);
-      expectIssues(await h.api.patch('/account/settings', { max_retry_attempts: 5, name: 'renamed' }), 'body', ['body.name']);
+      expectIssues(await h.api.patch('/account/settings', { max_retry_attempts: 5, name: 'renamed' }), 'body', [
+        'body.name',
+      ]);
       const after = await h.db.account.findUniqueOrThrow({ where: { id: h.account.account_id } });
       expect(after).toEqual(before);
     });
@@ -433,13 +599,23 @@ describe('API error paths', () => {
     it('changes only the given fields', async () => {
       const empty = await h.api.patch('/account/settings', {});
       expect(empty.status).toBe(200);
-      const response = await h.api.patch('/account/settings', { max_retry_attempts: 5, admin_email: '  Ops@Example.COM ' });
+      const response = await h.api.patch('/account/settings', {
+        max_retry_attempts: 5,
+        admin_email: '  Ops@Example.COM ',
+      });
       expect(response.status).toBe(200);
       expect(responses.settings.parse(response.body)).toEqual({
-        concurrent_executions_per_account: 100, max_retry_attempts: 5, retry_base_delay_seconds: 60, error_notification: true, admin_email: 'ops@example.com',
+        concurrent_executions_per_account: 100,
+        max_retry_attempts: 5,
+        retry_base_delay_seconds: 60,
+        error_notification: true,
+        admin_email: 'ops@example.com',
       });
       expect((await h.api.get('/account/settings')).body).toEqual(response.body);
-      const restored = await h.api.patch('/account/settings', { max_retry_attempts: 3, admin_email: 'admin@example.com' });
+      const restored = await h.api.patch('/account/settings', {
+        max_retry_attempts: 3,
+        admin_email: 'admin@example.com',
+      });
       expect(restored.body.max_retry_attempts).toBe(3);
     });
   });

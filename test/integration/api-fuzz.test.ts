@@ -18,10 +18,25 @@ type Operation = (typeof OPERATIONS)[number];
 /** Runs per operation: every route gets its share; about 300 requests in all keep the file well under a minute. */
 const RUNS_PER_OPERATION = 11;
 const POLLUTION_MARKER = 'fmFuzzPolluted';
-const TABLES = ['accounts', 'users', 'api_keys', 'contacts', 'workflows', 'workflow_versions', 'executions', 'execution_logs'] as const;
+const TABLES = [
+  'accounts',
+  'users',
+  'api_keys',
+  'contacts',
+  'workflows',
+  'workflow_versions',
+  'executions',
+  'execution_logs',
+] as const;
 const WITH_UPDATED_AT = new Set(['accounts', 'contacts', 'workflows', 'executions']);
 
-const definition = { goal: { event: 'appointment_booked' }, steps: [{ id: 'pause', type: 'wait', config: { duration: '2 hours' } }, { id: 'tag', type: 'add_tag', config: { tag: 'x' } }] };
+const definition = {
+  goal: { event: 'appointment_booked' },
+  steps: [
+    { id: 'pause', type: 'wait', config: { duration: '2 hours' } },
+    { id: 'tag', type: 'add_tag', config: { tag: 'x' } },
+  ],
+};
 
 /** Removes the inputs listed above (see the header) from generated JSON text; loops so a removal cannot create one. */
 function withoutKnownDefects(text: string): string {
@@ -36,7 +51,14 @@ function withoutKnownDefects(text: string): string {
 const cleanString = (s: string) => s.toWellFormed().replaceAll('\u0000', '');
 
 const strings = fc.string({ unit: 'grapheme', maxLength: 40 }).map(cleanString);
-const anything = fc.anything({ maxDepth: 3, maxKeys: 5, withNullPrototype: true, withBoxedValues: true, withSparseArray: true, stringUnit: 'grapheme' });
+const anything = fc.anything({
+  maxDepth: 3,
+  maxKeys: 5,
+  withNullPrototype: true,
+  withBoxedValues: true,
+  withSparseArray: true,
+  stringUnit: 'grapheme',
+});
 /** Values of every JSON type and then some, for any field. */
 const weird = fc.oneof(
   anything,
@@ -47,7 +69,24 @@ const weird = fc.oneof(
   fc.constant(null),
   fc.array(strings, { maxLength: 4 }),
   fc.dictionary(strings, strings, { maxKeys: 4 }),
-  fc.constantFrom('', ' ', '\t\n', 'true', 'false', '0', '-1', '1e309', '9'.repeat(400), 'null', '[]', '{}', 'NaN', "' OR 1=1 --", '<script>alert(1)</script>', '😀'.repeat(50)),
+  fc.constantFrom(
+    '',
+    ' ',
+    '\t\n',
+    'true',
+    'false',
+    '0',
+    '-1',
+    '1e309',
+    '9'.repeat(400),
+    'null',
+    '[]',
+    '{}',
+    'NaN',
+    "' OR 1=1 --",
+    '<script>alert(1)</script>',
+    '😀'.repeat(50),
+  ),
 );
 
 /** A request body, as data (so a counterexample reads well); {@link renderBody} turns it into text. */
@@ -63,7 +102,8 @@ type Body =
   | { kind: 'none' }
   | { kind: 'valid' };
 
-const fieldsOf = (op: Operation) => Object.keys((op.body as unknown as { shape?: Record<string, unknown> } | undefined)?.shape ?? {});
+const fieldsOf = (op: Operation) =>
+  Object.keys((op.body as unknown as { shape?: Record<string, unknown> } | undefined)?.shape ?? {});
 
 function nested(depth: number, asArray: boolean): unknown {
   let value: unknown = asArray ? [] : { leaf: true };
@@ -73,28 +113,85 @@ function nested(depth: number, asArray: boolean): unknown {
 
 function bodyArbitrary(op: Operation): fc.Arbitrary<Body> {
   const fields = fieldsOf(op);
-  const field = fields.length > 0 ? fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...fields) }, { weight: 1, arbitrary: strings }) : strings;
+  const field =
+    fields.length > 0
+      ? fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...fields) }, { weight: 1, arbitrary: strings })
+      : strings;
   return fc.oneof(
     // Anything at all.
     { weight: 2, arbitrary: anything.map((value): Body => ({ kind: 'anything', value })) },
     // A valid body with one field of a wrong type (or an unknown field).
     { weight: 4, arbitrary: fc.record({ key: field, value: weird }).map((b): Body => ({ kind: 'field', ...b })) },
     // Every field of a wrong type.
-    { weight: 2, arbitrary: fc.array(weird, { minLength: fields.length, maxLength: fields.length }).map((values): Body => ({ kind: 'allFields', values })) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .array(weird, { minLength: fields.length, maxLength: fields.length })
+        .map((values): Body => ({ kind: 'allFields', values })),
+    },
     // Huge strings, under and over the 100 kB limit; objects with thousands of keys.
-    { weight: 1, arbitrary: fc.record({ key: field, length: fc.integer({ min: 5_000, max: 120_000 }), char: fc.constantFrom('x', 'é', '😀') }).map((b): Body => ({ kind: 'huge', ...b })) },
-    { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 12_000 }).map((count): Body => ({ kind: 'manyKeys', count })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ key: field, length: fc.integer({ min: 5_000, max: 120_000 }), char: fc.constantFrom('x', 'é', '😀') })
+        .map((b): Body => ({ kind: 'huge', ...b })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: 1_000, max: 12_000 }).map((count): Body => ({ kind: 'manyKeys', count })),
+    },
     // Deep nesting, in a field or as the whole value (a few hundred levels: see the header).
-    { weight: 2, arbitrary: fc.record({ key: fc.option(field, { nil: null }), depth: fc.integer({ min: 20, max: 400 }), asArray: fc.boolean() }).map((b): Body => ({ kind: 'deep', ...b })) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .record({
+          key: fc.option(field, { nil: null }),
+          depth: fc.integer({ min: 20, max: 400 }),
+          asArray: fc.boolean(),
+        })
+        .map((b): Body => ({ kind: 'deep', ...b })),
+    },
     // Prototype-pollution keys at the top level or inside any field.
-    { weight: 2, arbitrary: fc.record({ key: fc.option(field, { nil: null }), name: fc.constantFrom('__proto__', 'constructor', 'prototype') }).map((b): Body => ({ kind: 'pollution', ...b })) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .record({
+          key: fc.option(field, { nil: null }),
+          name: fc.constantFrom('__proto__', 'constructor', 'prototype'),
+        })
+        .map((b): Body => ({ kind: 'pollution', ...b })),
+    },
     // Text that is not JSON, or JSON the parser is strict about.
     {
       weight: 2,
-      arbitrary: fc.oneof(
-        strings,
-        fc.constantFrom('{', '[', '{"a":', '{"a":1,}', "{'a':1}", 'NaN', 'undefined', '{"a":1e309}', '{"a":-0}', '[]', '{}', 'null', '""', '0', 'true', '\ufeff{}', '{"a":1}{"a":2}', ' \n{} ', '{"email":"a@b.co","email":"c@d.co","opted_in":true}', '{"opted_in":tru}', '['.repeat(50)),
-      ).map((text): Body => ({ kind: 'text', text })),
+      arbitrary: fc
+        .oneof(
+          strings,
+          fc.constantFrom(
+            '{',
+            '[',
+            '{"a":',
+            '{"a":1,}',
+            "{'a':1}",
+            'NaN',
+            'undefined',
+            '{"a":1e309}',
+            '{"a":-0}',
+            '[]',
+            '{}',
+            'null',
+            '""',
+            '0',
+            'true',
+            '\ufeff{}',
+            '{"a":1}{"a":2}',
+            ' \n{} ',
+            '{"email":"a@b.co","email":"c@d.co","opted_in":true}',
+            '{"opted_in":tru}',
+            '['.repeat(50),
+          ),
+        )
+        .map((text): Body => ({ kind: 'text', text })),
     },
     // No body at all, and the valid body (so accepted requests are in the mix too).
     { weight: 1, arbitrary: fc.constant<Body>({ kind: 'none' }) },
@@ -109,22 +206,40 @@ function renderBody(body: Body, valid: Record<string, unknown>, fields: string[]
     return text === undefined ? undefined : withoutKnownDefects(text);
   };
   switch (body.kind) {
-    case 'anything': return json(body.value);
-    case 'field': return json({ ...valid, [body.key]: body.value });
-    case 'allFields': return json(Object.fromEntries(fields.map((f, i) => [f, body.values[i]])));
-    case 'huge': return json({ ...valid, [body.key]: body.char.repeat(Math.ceil(body.length / body.char.length)) });
-    case 'manyKeys': return json({ ...valid, attributes: Object.fromEntries(Array.from({ length: body.count }, (_, i) => [`k${i}`, i])) });
-    case 'deep': return json(body.key === null ? nested(body.depth, body.asArray) : { ...valid, [body.key]: nested(body.depth, body.asArray) });
+    case 'anything':
+      return json(body.value);
+    case 'field':
+      return json({ ...valid, [body.key]: body.value });
+    case 'allFields':
+      return json(Object.fromEntries(fields.map((f, i) => [f, body.values[i]])));
+    case 'huge':
+      return json({ ...valid, [body.key]: body.char.repeat(Math.ceil(body.length / body.char.length)) });
+    case 'manyKeys':
+      return json({
+        ...valid,
+        attributes: Object.fromEntries(Array.from({ length: body.count }, (_, i) => [`k${i}`, i])),
+      });
+    case 'deep':
+      return json(
+        body.key === null
+          ? nested(body.depth, body.asArray)
+          : { ...valid, [body.key]: nested(body.depth, body.asArray) },
+      );
     case 'pollution': {
       // Written as text: a `__proto__` key in an object literal would set the prototype instead.
-      const payload = body.name === 'constructor' ? `{"prototype":{"${POLLUTION_MARKER}":true}}` : `{"${POLLUTION_MARKER}":true}`;
-      const entry = body.key === null ? `"${body.name}":${payload}` : `${JSON.stringify(body.key)}:{"${body.name}":${payload}}`;
+      const payload =
+        body.name === 'constructor' ? `{"prototype":{"${POLLUTION_MARKER}":true}}` : `{"${POLLUTION_MARKER}":true}`;
+      const entry =
+        body.key === null ? `"${body.name}":${payload}` : `${JSON.stringify(body.key)}:{"${body.name}":${payload}}`;
       const base = json(valid)!;
       return base === '{}' ? `{${entry}}` : base.replace(/^\{/, `{${entry},`);
     }
-    case 'text': return withoutKnownDefects(body.text);
-    case 'none': return undefined;
-    case 'valid': return json(valid);
+    case 'text':
+      return withoutKnownDefects(body.text);
+    case 'none':
+      return undefined;
+    case 'valid':
+      return json(valid);
   }
 }
 
@@ -136,9 +251,41 @@ const queryKeys = fc.oneof(
 /** Values either percent-encoded when sent, or sent raw (`raw: true`) to test the query parser itself. */
 const queryValues = fc.oneof(
   fc.integer({ min: -1_000_000, max: 1_000_000 }).map(String),
-  fc.constantFrom('0', '-1', '1', '100', '101', '1000001', '9007199254740993', '99999999999999999999', 'NaN', 'Infinity', '-Infinity', '1e3', '0x10', '1.5', '', ' ', 'null', 'true'),
+  fc.constantFrom(
+    '0',
+    '-1',
+    '1',
+    '100',
+    '101',
+    '1000001',
+    '9007199254740993',
+    '99999999999999999999',
+    'NaN',
+    'Infinity',
+    '-Infinity',
+    '1e3',
+    '0x10',
+    '1.5',
+    '',
+    ' ',
+    'null',
+    'true',
+  ),
   fc.constantFrom('QUEUED', 'ACTIVE', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED', 'failed', 'DONE'),
-  fc.constantFrom('2026-01-01', '2026-13-45', '2026-02-30', 'yesterday', 'now', '2026-01-01T00:00:00Z', '2026-01-01T25:00:00Z', '2026-01-01T00:00:00', '-271821-04-20', '+275760-09-13T00:00:00.000Z', '1/1/2026', '0'),
+  fc.constantFrom(
+    '2026-01-01',
+    '2026-13-45',
+    '2026-02-30',
+    'yesterday',
+    'now',
+    '2026-01-01T00:00:00Z',
+    '2026-01-01T25:00:00Z',
+    '2026-01-01T00:00:00',
+    '-271821-04-20',
+    '+275760-09-13T00:00:00.000Z',
+    '1/1/2026',
+    '0',
+  ),
   fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
   strings,
 );
@@ -146,15 +293,52 @@ const query = fc.array(
   fc.record({ key: queryKeys, value: queryValues, raw: fc.constantFrom(false, false, false, true) }),
   { maxLength: 6 },
 );
-const rawQueryJunk = fc.constantFrom('', '', '', '', '', '', '&&&', '=', '==x', 'page', 'limit=%', 'page=%zz', 'from=%E0%A4%A', 'status=%00', 'limit=%ED%A0%80', 'a[b][c][d][e]=1', `x=${'y'.repeat(3000)}`);
+const rawQueryJunk = fc.constantFrom(
+  '',
+  '',
+  '',
+  '',
+  '',
+  '',
+  '&&&',
+  '=',
+  '==x',
+  'page',
+  'limit=%',
+  'page=%zz',
+  'from=%E0%A4%A',
+  'status=%00',
+  'limit=%ED%A0%80',
+  'a[b][c][d][e]=1',
+  `x=${'y'.repeat(3000)}`,
+);
 
 type IdKind = 'own' | 'unknown' | 'garbage';
 const garbageIds = fc.oneof(
   strings,
   fc.constantFrom(
-    '0', '-1', 'null', 'undefined', 'NaN', '1e309', "' OR '1'='1", '"; DROP TABLE contacts; --', '../../etc/passwd', '..', '.', '%00', '{id}', ':id',
-    '00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '00000000000040008000000000000000', '{00000000-0000-4000-8000-000000000000}',
-    '00000000-0000-4000-8000-0000000000000', 'g0000000-0000-4000-8000-000000000000', 'x'.repeat(3000), '😀',
+    '0',
+    '-1',
+    'null',
+    'undefined',
+    'NaN',
+    '1e309',
+    "' OR '1'='1",
+    '"; DROP TABLE contacts; --',
+    '../../etc/passwd',
+    '..',
+    '.',
+    '%00',
+    '{id}',
+    ':id',
+    '00000000-0000-0000-0000-000000000000',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    '00000000000040008000000000000000',
+    '{00000000-0000-4000-8000-000000000000}',
+    '00000000-0000-4000-8000-0000000000000',
+    'g0000000-0000-4000-8000-000000000000',
+    'x'.repeat(3000),
+    '😀',
   ),
   fc.uuid().map((u) => u.toUpperCase()),
   fc.uuid().map((u) => u.replaceAll('-', '')),
@@ -163,7 +347,17 @@ const garbageIds = fc.oneof(
 
 const contentTypes = fc.oneof(
   { weight: 8, arbitrary: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON') },
-  { weight: 2, arbitrary: fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'application/json; charset=utf-16', 'application/vnd.api+json', 'multipart/form-data; boundary=x') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/json; charset=latin1',
+      'application/json; charset=utf-16',
+      'application/vnd.api+json',
+      'multipart/form-data; boundary=x',
+    ),
+  },
 );
 
 function requestArbitrary(op: Operation) {
@@ -187,20 +381,30 @@ describe('API fuzz: malformed input at every route', () => {
 
   /** Row count, max `updated_at` and a digest of every row, for every table. */
   const snapshot = async () => {
-    const perTable = TABLES.map((table) => `SELECT '${table}' AS name, count(*)::int AS rows, ${WITH_UPDATED_AT.has(table) ? 'max(t.updated_at)::text' : 'NULL::text'} AS updated_at, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest FROM ${table} t`);
+    const perTable = TABLES.map(
+      (table) =>
+        `SELECT '${table}' AS name, count(*)::int AS rows, ${WITH_UPDATED_AT.has(table) ? 'max(t.updated_at)::text' : 'NULL::text'} AS updated_at, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest FROM ${table} t`,
+    );
     const sql = `SELECT * FROM (${perTable.join(' UNION ALL ')}) s ORDER BY name`;
     return h.db.$queryRawUnsafe<{ name: string; rows: number; updated_at: string | null; digest: string }[]>(sql);
   };
 
   /** Puts the "own" resources back the way the generators expect them (a previous accepted request may have changed them). */
   const restoreOwn = async () => {
-    await h.db.contact.updateMany({ where: { id: own.contact, OR: [{ deletedAt: { not: null } }, { optedIn: false }] }, data: { deletedAt: null, optedIn: true } });
-    await h.db.workflow.updateMany({ where: { id: own.workflow, status: { not: 'active' } }, data: { status: 'active' } });
+    await h.db.contact.updateMany({
+      where: { id: own.contact, OR: [{ deletedAt: { not: null } }, { optedIn: false }] },
+      data: { deletedAt: null, optedIn: true },
+    });
+    await h.db.workflow.updateMany({
+      where: { id: own.workflow, status: { not: 'active' } },
+      data: { status: 'active' },
+    });
   };
 
   const validBody = (op: Operation): Record<string, unknown> => {
     const { method, path } = op;
-    if (method === 'post' && path === '/api/v1/contacts') return { email: 'fuzz@example.com', opted_in: true, tags: ['a'], attributes: { plan: 'gold' } };
+    if (method === 'post' && path === '/api/v1/contacts')
+      return { email: 'fuzz@example.com', opted_in: true, tags: ['a'], attributes: { plan: 'gold' } };
     if (method === 'patch' && path.startsWith('/api/v1/contacts/')) return { timezone: 'UTC' };
     if (method === 'post' && path.endsWith('/tags')) return { tag: 'fuzzed' };
     if (path.endsWith('/events')) return { name: 'not_a_goal', properties: { source: 'fuzz' } };
@@ -214,16 +418,30 @@ describe('API fuzz: malformed input at every route', () => {
   };
 
   const ownIdFor = (path: string) =>
-    path.startsWith('/api/v1/contacts/') ? own.contact : path.startsWith('/api/v1/workflows/') ? own.workflow : path.startsWith('/api/v1/executions/') ? own.execution : own.apiKey;
+    path.startsWith('/api/v1/contacts/')
+      ? own.contact
+      : path.startsWith('/api/v1/workflows/')
+        ? own.workflow
+        : path.startsWith('/api/v1/executions/')
+          ? own.execution
+          : own.apiKey;
 
   const describeRequest = (method: string, url: string, text: string | undefined, contentType: string) =>
     `${method} ${url.slice(0, 300)} [${contentType}] ${text === undefined ? '(no body)' : text.slice(0, 300)}`;
 
   async function exercise(op: Operation, request: FuzzRequest): Promise<void> {
     await restoreOwn();
-    const id = request.idKind === 'own' ? ownIdFor(op.path) : request.idKind === 'unknown' ? request.unknownId : encodeURIComponent(cleanString(request.garbageId));
+    const id =
+      request.idKind === 'own'
+        ? ownIdFor(op.path)
+        : request.idKind === 'unknown'
+          ? request.unknownId
+          : encodeURIComponent(cleanString(request.garbageId));
     let path = op.path.replace('{id}', id).replace('{tag}', encodeURIComponent(cleanString(request.tag)));
-    const pairs = request.query.map(({ key, value, raw }) => `${encodeURIComponent(cleanString(key))}=${raw ? value.replace(/[#\s&]/g, '') : encodeURIComponent(cleanString(value))}`);
+    const pairs = request.query.map(
+      ({ key, value, raw }) =>
+        `${encodeURIComponent(cleanString(key))}=${raw ? value.replace(/[#\s&]/g, '') : encodeURIComponent(cleanString(value))}`,
+    );
     if (request.rawQueryJunk) pairs.push(request.rawQueryJunk);
     if (pairs.length > 0) path += `?${pairs.join('&')}`;
 
@@ -238,13 +456,15 @@ describe('API fuzz: malformed input at every route', () => {
     expect(response.status, what).toBeGreaterThanOrEqual(200);
     expect(response.status, what).toBeLessThan(500);
     expect(Object.getOwnPropertyNames(Object.prototype).sort(), what).toEqual(prototypeNames);
-    expect((({}) as Record<string, unknown>)[POLLUTION_MARKER], what).toBeUndefined();
+    expect(({} as Record<string, unknown>)[POLLUTION_MARKER], what).toBeUndefined();
 
     if (response.status >= 300) {
       const parsed = responses.error.safeParse(response.body);
       expect(parsed.success, what).toBe(true);
       expect(parsed.data?.request_id, what).toBe(response.headers.get('x-request-id'));
-      expect(JSON.stringify(response.body), what).not.toMatch(/\.ts:\d+|node_modules|prisma|\bSELECT\b|invalid input syntax|Maximum call stack/i);
+      expect(JSON.stringify(response.body), what).not.toMatch(
+        /\.ts:\d+|node_modules|prisma|\bSELECT\b|invalid input syntax|Maximum call stack/i,
+      );
       expect(await snapshot(), `a refused request changed rows: ${what}`).toEqual(before);
     } else if (response.status === op.ok[0] && op.ok[1]) {
       // Accepted fuzz still answers what the document promises.
@@ -270,15 +490,22 @@ describe('API fuzz: malformed input at every route', () => {
     expect((await h.api.patch(`/contacts/${own.contact}`, { timezone: 'Europe/Oslo' })).status).toBe(200);
     const after = await snapshot();
     expect(after).not.toEqual(before);
-    expect(after.find((t) => t.name === 'contacts')!.updated_at).not.toBe(before.find((t) => t.name === 'contacts')!.updated_at);
+    expect(after.find((t) => t.name === 'contacts')!.updated_at).not.toBe(
+      before.find((t) => t.name === 'contacts')!.updated_at,
+    );
     expect(after.filter((t) => t.name !== 'contacts')).toEqual(before.filter((t) => t.name !== 'contacts'));
     await h.db.apiKey.update({ where: { id: own.apiKey }, data: { name: 'renamed' } });
-    expect((await snapshot()).find((t) => t.name === 'api_keys')!.digest).not.toBe(after.find((t) => t.name === 'api_keys')!.digest);
+    expect((await snapshot()).find((t) => t.name === 'api_keys')!.digest).not.toBe(
+      after.find((t) => t.name === 'api_keys')!.digest,
+    );
   });
 
   for (const op of OPERATIONS) {
     it(`${op.method.toUpperCase()} ${op.path}`, async () => {
-      await fc.assert(fc.asyncProperty(requestArbitrary(op), (request) => exercise(op, request)), { numRuns: RUNS_PER_OPERATION });
+      await fc.assert(
+        fc.asyncProperty(requestArbitrary(op), (request) => exercise(op, request)),
+        { numRuns: RUNS_PER_OPERATION },
+      );
     });
   }
 

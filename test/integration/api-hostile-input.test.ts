@@ -43,7 +43,13 @@ describe('hostile input is refused with 400 and stores nothing', () => {
   });
 
   it('body errors come after authentication', async () => {
-    const response = await h.api.raw('POST', '/api/v1/contacts', '{not json', { 'content-type': 'application/json' }, 'fm_unknown_key_0000000000000000000000');
+    const response = await h.api.raw(
+      'POST',
+      '/api/v1/contacts',
+      '{not json',
+      { 'content-type': 'application/json' },
+      'fm_unknown_key_0000000000000000000000',
+    );
     expect(response.status).toBe(401);
   });
 });

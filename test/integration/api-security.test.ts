@@ -50,7 +50,9 @@ describe('API security', () => {
   it("caps an account's concurrency at the operator's MAX_ACCOUNT_CONCURRENCY", async () => {
     const refused = await h.api.patch('/account/settings', { concurrent_executions_per_account: 501 });
     expect(refused.status).toBe(400);
-    expect(refused.body.issues).toEqual([{ path: 'body.concurrent_executions_per_account', message: expect.stringMatching(/at most 500/) }]);
+    expect(refused.body.issues).toEqual([
+      { path: 'body.concurrent_executions_per_account', message: expect.stringMatching(/at most 500/) },
+    ]);
     expect((await h.api.get('/account/settings')).body.concurrent_executions_per_account).toBe(100);
     expect((await h.api.patch('/account/settings', { concurrent_executions_per_account: 500 })).status).toBe(200);
   });

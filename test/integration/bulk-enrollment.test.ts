@@ -21,22 +21,39 @@ describe('bulk enrollment', () => {
   afterAll(() => h.stop());
 
   it('enrolls every eligible contact, answers one outcome per contact, and runs each execution', async () => {
-    const workflow = await h.createWorkflow({ steps: [...tagThenMail.steps, { id: 'pause', type: 'wait', config: { duration: '1 hour' } }] });
+    const workflow = await h.createWorkflow({
+      steps: [...tagThenMail.steps, { id: 'pause', type: 'wait', config: { duration: '1 hour' } }],
+    });
     const fresh = await Promise.all(Array.from({ length: 110 }, () => h.createContact()));
     const optedOut = await h.createContact({ opted_in: false });
     const deleted = await h.createContact();
     expect((await h.api.delete(`/contacts/${deleted.id}`)).status).toBe(204);
     const other = await createAccount(h.db, { name: 'Other', adminEmail: 'other@example.com' });
-    const foreign = (await h.api.post('/contacts', { email: 'foreign@example.com', opted_in: true }, other.api_key)).body as { id: string };
+    const foreign = (await h.api.post('/contacts', { email: 'foreign@example.com', opted_in: true }, other.api_key))
+      .body as { id: string };
     const running = await h.createContact();
     const runningId = await h.trigger(workflow.id, running.id);
     const unknown = randomUUID();
 
-    const ids = [...fresh.map((c) => c.id), optedOut.id, deleted.id, foreign.id, running.id, unknown, fresh[0]!.id.toUpperCase()];
-    const response = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: ids, payload: { source: 'import' } });
+    const ids = [
+      ...fresh.map((c) => c.id),
+      optedOut.id,
+      deleted.id,
+      foreign.id,
+      running.id,
+      unknown,
+      fresh[0]!.id.toUpperCase(),
+    ];
+    const response = await h.api.post(`/workflows/${workflow.id}/enrollments`, {
+      contact_ids: ids,
+      payload: { source: 'import' },
+    });
     expect(response.status).toBe(200);
     expect(responses.enrolled.safeParse(response.body).success).toBe(true);
-    const { started, results } = response.body as { started: number; results: { contact_id: string; outcome: string; execution_id: string | null }[] };
+    const { started, results } = response.body as {
+      started: number;
+      results: { contact_id: string; outcome: string; execution_id: string | null }[];
+    };
     expect(started).toBe(110);
     expect(results.map((r) => r.contact_id)).toEqual(ids.slice(0, -1)); // the repeated contact is answered once
     const outcomeOf = (id: string) => results.find((r) => r.contact_id === id)!;
@@ -50,17 +67,27 @@ describe('bulk enrollment', () => {
     expect(new Set(startedIds).size).toBe(110);
     // Polled as one count: an awaited condition, not a sleep.
     const deadline = Date.now() + 80_000;
-    while ((await h.db.execution.count({ where: { id: { in: startedIds }, status: 'PAUSED' } })) < 110 && Date.now() < deadline) {
+    while (
+      (await h.db.execution.count({ where: { id: { in: startedIds }, status: 'PAUSED' } })) < 110 &&
+      Date.now() < deadline
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const rows = await h.db.execution.findMany({ where: { id: { in: startedIds } } });
-    expect(rows.filter((row) => row.status !== 'PAUSED').map((row) => [row.status, row.waiting, row.version])).toEqual([]);
+    expect(rows.filter((row) => row.status !== 'PAUSED').map((row) => [row.status, row.waiting, row.version])).toEqual(
+      [],
+    );
     expect(rows.every((row) => (row.payload as { source?: string }).source === 'import')).toBe(true);
     // One email per execution, each under its own key (a starved test machine can make BullMQ hand a
     // job out twice: the second request carries the same key).
     expect(new Set(h.provider.requestsTo('/email').map((r) => r.idempotencyKey)).size).toBe(111);
     const refusals = await h.db.executionLog.findMany({ where: { workflowId: workflow.id, status: 'BLOCKED' } });
-    expect(refusals.map((log) => [log.eventType, log.contactId]).sort()).toEqual([['deduplication_blocked', running.id], ['opt_out_blocked', optedOut.id]].sort());
+    expect(refusals.map((log) => [log.eventType, log.contactId]).sort()).toEqual(
+      [
+        ['deduplication_blocked', running.id],
+        ['opt_out_blocked', optedOut.id],
+      ].sort(),
+    );
   }, 90_000);
 
   it('enrolls a contact again only as the workflow reentry rule allows', async () => {
@@ -70,7 +97,10 @@ describe('bulk enrollment', () => {
     const id = first.body.results[0].execution_id as string;
     await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
     const again = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: [contact.id] });
-    expect(again.body).toEqual({ started: 0, results: [{ contact_id: contact.id, outcome: 'already_enrolled', execution_id: id }] });
+    expect(again.body).toEqual({
+      started: 0,
+      results: [{ contact_id: contact.id, outcome: 'already_enrolled', execution_id: id }],
+    });
   });
 
   it('refuses a request as a whole, changing nothing, when the workflow or the body is wrong', async () => {
@@ -95,7 +125,9 @@ describe('bulk enrollment', () => {
       expect(response.body.error).toBeTypeOf('string');
     }
     const other = await createAccount(h.db, { name: 'Other 2', adminEmail: 'other2@example.com' });
-    expect((await h.api.post(`/workflows/${active.id}/enrollments`, { contact_ids: [contact.id] }, other.api_key)).status).toBe(404);
+    expect(
+      (await h.api.post(`/workflows/${active.id}/enrollments`, { contact_ids: [contact.id] }, other.api_key)).status,
+    ).toBe(404);
     expect(await count()).toBe(before);
   });
 });
@@ -115,12 +147,15 @@ describe('bulk enrollment failing in a later chunk', () => {
     const poison = contacts.at(-1)!; // contacts are enrolled in id order: this one is in the second chunk
     await h.deps.pool.query(`CREATE FUNCTION fail_poison() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.contact_id = '${poison}' THEN RAISE EXCEPTION 'poison contact'; END IF; RETURN NEW; END $$`);
-    await h.deps.pool.query('CREATE TRIGGER fail_poison BEFORE INSERT ON executions FOR EACH ROW EXECUTE FUNCTION fail_poison()');
+    await h.deps.pool.query(
+      'CREATE TRIGGER fail_poison BEFORE INSERT ON executions FOR EACH ROW EXECUTE FUNCTION fail_poison()',
+    );
 
     const response = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: contacts });
     expect(response.status).toBe(500);
     const committed = await h.db.execution.findMany({ where: { workflowId: workflow.id } });
     expect(committed).toHaveLength(100);
-    for (const execution of committed) expect(await h.deps.queue.queue.getJob(stepJobId(execution.id, 0)), execution.id).toBeDefined();
+    for (const execution of committed)
+      expect(await h.deps.queue.queue.getJob(stepJobId(execution.id, 0)), execution.id).toBeDefined();
   });
 });

@@ -6,7 +6,11 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 // `/docs` through the real API: Swagger UI from swagger-ui-dist, every file from this origin, under a strict CSP.
 
 const packageFile = (name: string) => createRequire(import.meta.url).resolve(`swagger-ui-dist/${name}`);
-const CONTENT_TYPES: Record<string, RegExp> = { js: /^(text|application)\/javascript\b/, css: /^text\/css\b/, png: /^image\/png$/ };
+const CONTENT_TYPES: Record<string, RegExp> = {
+  js: /^(text|application)\/javascript\b/,
+  css: /^text\/css\b/,
+  png: /^image\/png$/,
+};
 
 /** The values of every `src`/`href` attribute of the page, in order. */
 const urlsOf = (html: string) => [...html.matchAll(/\b(?:src|href)\s*=\s*["']?([^"'\s>]+)/gi)].map((m) => m[1]!);
@@ -28,10 +32,15 @@ describe('/docs', () => {
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     expect(html).toMatch(/^<!doctype html>/i);
     expect(page.headers.get('x-content-type-options')).toBe('nosniff');
-    const csp = Object.fromEntries(page.headers.get('content-security-policy')!.split(';').map((d) => {
-      const [name, ...values] = d.trim().split(/\s+/);
-      return [name!, values.join(' ')];
-    }));
+    const csp = Object.fromEntries(
+      page.headers
+        .get('content-security-policy')!
+        .split(';')
+        .map((d) => {
+          const [name, ...values] = d.trim().split(/\s+/);
+          return [name!, values.join(' ')];
+        }),
+    );
     expect(csp).toMatchObject({
       'default-src': "'self'",
       'script-src': "'self'",
@@ -49,7 +58,13 @@ describe('/docs', () => {
 
   it('names only same-origin URLs, each answering 200 with its content type, the files of swagger-ui-dist', async () => {
     const urls = urlsOf(html);
-    expect(urls).toEqual(expect.arrayContaining(['/docs/assets/swagger-ui-bundle.js', '/docs/assets/swagger-ui.css', '/docs/assets/init.js']));
+    expect(urls).toEqual(
+      expect.arrayContaining([
+        '/docs/assets/swagger-ui-bundle.js',
+        '/docs/assets/swagger-ui.css',
+        '/docs/assets/init.js',
+      ]),
+    );
     expect(html).not.toMatch(/https?:\/\//i);
     expect(html).not.toMatch(/@import|url\(/i);
     for (const url of urls) {
@@ -81,7 +96,14 @@ describe('/docs', () => {
   });
 
   it('answers 404 for any other asset, a file of the package not listed included', async () => {
-    for (const path of ['/docs/assets/nope.js', '/docs/assets/index.html', '/docs/assets/swagger-initializer.js', '/docs/assets/package.json', '/docs/assets/..%2Fpackage.json', '/docs/assets/']) {
+    for (const path of [
+      '/docs/assets/nope.js',
+      '/docs/assets/index.html',
+      '/docs/assets/swagger-initializer.js',
+      '/docs/assets/package.json',
+      '/docs/assets/..%2Fpackage.json',
+      '/docs/assets/',
+    ]) {
       const response = await fetch(`${h.baseUrl}${path}`);
       expect(response.status, path).toBe(404);
       expect(((await response.json()) as { error: string }).error, path).toMatch(/^no route for/);

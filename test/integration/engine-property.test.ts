@@ -13,11 +13,38 @@ const nextId = () => `s${(counter += 1)}`;
 const stepsArb = (depth: number): fc.Arbitrary<unknown[]> =>
   fc.array(
     fc.oneof(
-      { weight: 3, arbitrary: fc.constantFrom(...TAGS).chain((tag) => fc.constantFrom({ type: 'add_tag', config: { tag } }, { type: 'remove_tag', config: { tag } })) },
-      { weight: 2, arbitrary: fc.constantFrom({ type: 'send_email', config: { subject: 'Hi', body: 'Hello' } }, { type: 'send_sms', config: { body: 'Hi' } }) },
-      { weight: 1, arbitrary: fc.integer({ min: 1, max: 90 }).map((n) => ({ type: 'wait', config: { duration: `${n} seconds` } })) },
+      {
+        weight: 3,
+        arbitrary: fc
+          .constantFrom(...TAGS)
+          .chain((tag) =>
+            fc.constantFrom({ type: 'add_tag', config: { tag } }, { type: 'remove_tag', config: { tag } }),
+          ),
+      },
+      {
+        weight: 2,
+        arbitrary: fc.constantFrom(
+          { type: 'send_email', config: { subject: 'Hi', body: 'Hello' } },
+          { type: 'send_sms', config: { body: 'Hi' } },
+        ),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.integer({ min: 1, max: 90 }).map((n) => ({ type: 'wait', config: { duration: `${n} seconds` } })),
+      },
       ...(depth < 2
-        ? [{ weight: 2, arbitrary: fc.tuple(fc.constantFrom(...TAGS), stepsArb(depth + 1), stepsArb(depth + 1)).map(([tag, yes, no]) => ({ type: 'condition', config: { has_tag: tag }, branches: { true: yes, false: no } })) }]
+        ? [
+            {
+              weight: 2,
+              arbitrary: fc
+                .tuple(fc.constantFrom(...TAGS), stepsArb(depth + 1), stepsArb(depth + 1))
+                .map(([tag, yes, no]) => ({
+                  type: 'condition',
+                  config: { has_tag: tag },
+                  branches: { true: yes, false: no },
+                })),
+            },
+          ]
         : []),
     ),
     { minLength: depth === 0 ? 1 : 0, maxLength: 4 },
@@ -27,7 +54,11 @@ const stepsArb = (depth: number): fc.Arbitrary<unknown[]> =>
 const withIds = (steps: unknown[]): unknown[] =>
   steps.map((step) => {
     const s = step as { type: string; branches?: { true: unknown[]; false: unknown[] } };
-    return { ...s, id: nextId(), ...(s.branches ? { branches: { true: withIds(s.branches.true), false: withIds(s.branches.false) } } : {}) };
+    return {
+      ...s,
+      id: nextId(),
+      ...(s.branches ? { branches: { true: withIds(s.branches.true), false: withIds(s.branches.false) } } : {}),
+    };
   });
 
 /** The path a definition must take for a contact with `tags`, computed independently of the engine. */
@@ -37,7 +68,15 @@ function expectedPath(steps: Step[], tags: Set<string>): string[] {
     path.push(step.id);
     if (step.type === 'add_tag') tags.add(step.config.tag);
     if (step.type === 'remove_tag') tags.delete(step.config.tag);
-    if (step.type === 'condition') path.push(...expectedPath(step.config && 'has_tag' in step.config && tags.has(step.config.has_tag) ? step.branches.true : step.branches.false, tags));
+    if (step.type === 'condition')
+      path.push(
+        ...expectedPath(
+          step.config && 'has_tag' in step.config && tags.has(step.config.has_tag)
+            ? step.branches.true
+            : step.branches.false,
+          tags,
+        ),
+      );
   }
   return path;
 }
@@ -46,7 +85,8 @@ function expectedPath(steps: Step[], tags: Set<string>): string[] {
 function waitDurations(steps: Step[], into = new Map<string, number>()): Map<string, number> {
   for (const step of steps) {
     if (step.type === 'wait') into.set(step.id, parseDuration(step.config.duration)!);
-    if (step.type === 'condition') [step.branches.true, step.branches.false].forEach((branch) => waitDurations(branch, into));
+    if (step.type === 'condition')
+      [step.branches.true, step.branches.false].forEach((branch) => waitDurations(branch, into));
   }
   return into;
 }

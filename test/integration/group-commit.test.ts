@@ -24,7 +24,8 @@ describe('group commit', () => {
     const of = (name: string) => values.find((v) => v.metricName === name && v.labels.kind === kind)?.value ?? 0;
     return { batches: of('flowmachine_db_batch_size_count'), requests: of('flowmachine_db_batch_size_sum') };
   };
-  const failures = async (kind: string) => (await h.deps.metrics.dbBatchFailures.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
+  const failures = async (kind: string) =>
+    (await h.deps.metrics.dbBatchFailures.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
   const load = (id: string) => loadExecution(h.deps, h.deps.cache, id).then((loaded) => loaded!);
 
   it('triggers sent at once go in batches, each answered as if alone, and their first jobs are all enqueued', async () => {
@@ -33,7 +34,11 @@ describe('group commit', () => {
     const unknown = '00000000-0000-4000-8000-000000000000';
     const ids = [...contacts.map((c) => c.id), contacts[0]!.id, optedOut.id, unknown];
     const before = await batches('trigger');
-    const results = await Promise.all(ids.map((contactId) => triggerExecution(h.deps, h.deps.cache, { accountId: h.account.account_id, workflowId, contactId })));
+    const results = await Promise.all(
+      ids.map((contactId) =>
+        triggerExecution(h.deps, h.deps.cache, { accountId: h.account.account_id, workflowId, contactId }),
+      ),
+    );
 
     const after = await batches('trigger');
     // At least one each: a trigger that guessed the workflow's version wrong (none compiled yet) asks again.
@@ -41,7 +46,10 @@ describe('group commit', () => {
     expect(after.batches - before.batches).toBeLessThan(ids.length);
     // The contact triggered twice at once: one of the two started, the other is the duplicate of it.
     const twice = [results[0]!, results[contacts.length]!].sort((a, b) => a.kind.localeCompare(b.kind));
-    expect(twice).toEqual([{ kind: 'duplicate', executionId: expect.any(String) }, { kind: 'started', executionId: expect.any(String) }]);
+    expect(twice).toEqual([
+      { kind: 'duplicate', executionId: expect.any(String) },
+      { kind: 'started', executionId: expect.any(String) },
+    ]);
     expect((twice[0] as { executionId: string }).executionId).toBe((twice[1] as { executionId: string }).executionId);
     const first = [twice[1]!, ...results.slice(1, contacts.length)];
     expect(first.every((r) => r.kind === 'started')).toBe(true);
@@ -51,13 +59,19 @@ describe('group commit', () => {
       const job = await h.deps.queue.queue.getJob(stepJobId((result as { executionId: string }).executionId, 0));
       expect(job?.data).toMatchObject({ version: 0 });
     }
-    expect(await h.db.execution.count({ where: { contactId: { in: contacts.map((c) => c.id) } } })).toBe(contacts.length);
+    expect(await h.db.execution.count({ where: { contactId: { in: contacts.map((c) => c.id) } } })).toBe(
+      contacts.length,
+    );
   });
 
   it('loads sent at once go in batches, and each job gets its own execution, admitted once', async () => {
     const ids = await h.enrollNew(workflowId, 120);
     const unknown = '00000000-0000-4000-8000-000000000000';
-    const jobs = [...ids.map((id) => ({ executionId: id, version: 0 })), { executionId: unknown, version: 0 }, { executionId: ids[0]!, version: 7 }];
+    const jobs = [
+      ...ids.map((id) => ({ executionId: id, version: 0 })),
+      { executionId: unknown, version: 0 },
+      { executionId: ids[0]!, version: 7 },
+    ];
     const before = await batches('load');
     const results = await Promise.all(jobs.map((job) => loadForJob(h.deps, h.deps.cache, job)));
 
@@ -115,7 +129,9 @@ describe('group commit', () => {
     const ids = await h.enrollNew(workflowId, 400);
     // Admitted in batches, all of them: each batch keeps to one or two shards, so none finds every shard
     // held by another and none waits in line (flowmachine_take_slot's shard affinity).
-    const admitted = await Promise.all(ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })));
+    const admitted = await Promise.all(
+      ids.map((id) => loadForJob(h.deps, h.deps.cache, { executionId: id, version: 0 })),
+    );
     expect(admitted.filter((a) => a?.admitted !== 'ACTIVE')).toEqual([]);
     const loaded = await Promise.all(ids.map(load));
     expect(new Set(loaded.map((l) => l.row.id)).size).toBe(ids.length);
@@ -127,7 +143,14 @@ describe('group commit', () => {
     const failedBefore = await failures('commit');
     // In the order of their ids, so each batch gives back slots of many shards, in no particular order.
     const shuffled = [...loaded].sort((a, b) => a.row.id.localeCompare(b.row.id));
-    const committed = await Promise.all(shuffled.map((execution) => commitChange(h.deps, execution, { event: { type: 'STEP_DONE' }, logs: [{ eventType: 'action_completed', status: 'SUCCESS', stepId: 'mail', stepIndex: 1 }] })));
+    const committed = await Promise.all(
+      shuffled.map((execution) =>
+        commitChange(h.deps, execution, {
+          event: { type: 'STEP_DONE' },
+          logs: [{ eventType: 'action_completed', status: 'SUCCESS', stepId: 'mail', stepIndex: 1 }],
+        }),
+      ),
+    );
 
     expect(committed.every((c) => c?.status === 'PAUSED')).toBe(true);
     const after = await batches('commit');

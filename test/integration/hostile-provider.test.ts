@@ -18,12 +18,14 @@ describe('hostile provider answers', () => {
     await h.api.patch('/account/settings', { max_retry_attempts: 3, retry_base_delay_seconds: 60 });
   });
 
-  const start = async (definition: unknown = sequential) => h.trigger((await h.createWorkflow(definition)).id, (await h.createContact()).id);
+  const start = async (definition: unknown = sequential) =>
+    h.trigger((await h.createWorkflow(definition)).id, (await h.createContact()).id);
   const waitOf = async (id: string) => {
     const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
     return row.nextRunAt!.getTime() - clock.now().getTime();
   };
-  const limitLog = async (id: string) => (await h.logsOf(id)).find((l) => l.eventType === 'rate_limit_hit')?.details as Record<string, unknown>;
+  const limitLog = async (id: string) =>
+    (await h.logsOf(id)).find((l) => l.eventType === 'rate_limit_hit')?.details as Record<string, unknown>;
 
   it.each([
     ['0', 60],
@@ -53,7 +55,9 @@ describe('hostile provider answers', () => {
       expect(await waitOf(id)).toBe(3_600_000);
       const log = await limitLog(id);
       expect(log).toMatchObject({ retry_after_seconds: 3_600 });
-      expect(new Date(log.resume_at as string).toISOString()).toBe(new Date(clock.now().getTime() + 3_600_000).toISOString());
+      expect(new Date(log.resume_at as string).toISOString()).toBe(
+        new Date(clock.now().getTime() + 3_600_000).toISOString(),
+      );
       const hold = await h.deps.redis.pttl(`${h.config.QUEUE_PREFIX}:rate-limit:email`);
       expect(hold).toBeGreaterThan(0);
       expect(hold).toBeLessThanOrEqual(3_600_000);
@@ -76,20 +80,34 @@ describe('hostile provider answers', () => {
   });
 
   it("one account's webhook endpoint answering 429 does not hold another account's calls to the same host", async () => {
-    const hook = { steps: [{ id: 'hook', type: 'webhook', config: { url: `${h.provider.url}/hook`, method: 'POST', body: { ok: true } } }] };
+    const hook = {
+      steps: [
+        { id: 'hook', type: 'webhook', config: { url: `${h.provider.url}/hook`, method: 'POST', body: { ok: true } } },
+      ],
+    };
     const a = await start(hook);
     h.provider.script({ status: 429, retryAfter: '30' });
     await h.step(a);
     expect(await waitOf(a)).toBe(30_000);
 
     const other = await createAccount(h.db, { name: 'Other tenant', adminEmail: 'other@example.com' });
-    const created = await h.api.post('/workflows', { name: 'B hook', status: 'active', definition: hook }, other.api_key);
+    const created = await h.api.post(
+      '/workflows',
+      { name: 'B hook', status: 'active', definition: hook },
+      other.api_key,
+    );
     const contact = await h.api.post('/contacts', { email: 'b@example.com', opted_in: true }, other.api_key);
-    const triggered = await h.api.post(`/workflows/${created.body.id}/trigger`, { contact_id: contact.body.id }, other.api_key);
+    const triggered = await h.api.post(
+      `/workflows/${created.body.id}/trigger`,
+      { contact_id: contact.body.id },
+      other.api_key,
+    );
     const calls = h.provider.requestsTo('/hook').length;
     await h.step(triggered.body.execution_id);
     expect(h.provider.requestsTo('/hook').length).toBe(calls + 1);
-    expect((await h.db.execution.findUniqueOrThrow({ where: { id: triggered.body.execution_id } })).status).toBe('COMPLETED');
+    expect((await h.db.execution.findUniqueOrThrow({ where: { id: triggered.body.execution_id } })).status).toBe(
+      'COMPLETED',
+    );
 
     // The same account's next call to that host is held back.
     const again = await start(hook);
@@ -97,6 +115,8 @@ describe('hostile provider answers', () => {
     expect(h.provider.requestsTo('/hook').length).toBe(calls + 1);
     expect((await h.logsOf(again)).map((l) => l.eventType)).toContain('action_delayed');
     // The metric label is the provider's kind, not the tenant's host.
-    expect(await h.deps.metrics.registry.getSingleMetricAsString('flowmachine_rate_limit_hits_total')).toMatch(/provider="webhook"/);
+    expect(await h.deps.metrics.registry.getSingleMetricAsString('flowmachine_rate_limit_hits_total')).toMatch(
+      /provider="webhook"/,
+    );
   });
 });

@@ -28,10 +28,18 @@ describe('GET /metrics', () => {
     expect(response.headers.get('content-type')).toContain('text/plain');
     const text = await response.text();
 
-    expect(sample(text, 'flowmachine_action_duration_seconds_count', 'action_type="send_email",outcome="success"')).toBe(1);
+    expect(
+      sample(text, 'flowmachine_action_duration_seconds_count', 'action_type="send_email",outcome="success"'),
+    ).toBe(1);
     expect(sample(text, 'flowmachine_action_duration_seconds_count', 'outcome="transient"')).toBe(1);
     expect(sample(text, 'flowmachine_queue_latency_seconds_count')).toBeGreaterThanOrEqual(4);
-    expect(sample(text, 'flowmachine_http_request_duration_seconds_count', 'route="/api/v1/workflows/:id/trigger",status="202"')).toBe(1);
+    expect(
+      sample(
+        text,
+        'flowmachine_http_request_duration_seconds_count',
+        'route="/api/v1/workflows/:id/trigger",status="202"',
+      ),
+    ).toBe(1);
     expect(sample(text, 'flowmachine_executions_started_total')).toBe(1);
     expect(sample(text, 'flowmachine_executions_finished_total', 'status="completed"')).toBe(1);
     expect(sample(text, 'flowmachine_execution_events_total', 'event_type="wait_completed"')).toBe(1);
@@ -45,10 +53,20 @@ describe('GET /metrics', () => {
   }, 60_000);
 
   it('a worker-only process serves /metrics and /health on METRICS_PORT', async () => {
-    const worker = await startRuntime({ ...h.config, METRICS_PORT: 0 }, { api: false, worker: true }, { logger: h.deps.logger });
+    const worker = await startRuntime(
+      { ...h.config, METRICS_PORT: 0 },
+      { api: false, worker: true },
+      { logger: h.deps.logger },
+    );
     try {
-      expect(await (await fetch(`http://127.0.0.1:${worker.port}/health`)).json()).toEqual({ status: 'ok', postgres: true, redis: true });
-      expect(await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text()).toContain('flowmachine_worker_jobs_active');
+      expect(await (await fetch(`http://127.0.0.1:${worker.port}/health`)).json()).toEqual({
+        status: 'ok',
+        postgres: true,
+        redis: true,
+      });
+      expect(await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text()).toContain(
+        'flowmachine_worker_jobs_active',
+      );
       expect((await fetch(`http://127.0.0.1:${worker.port}/api/v1/contacts`)).status).toBe(404);
     } finally {
       await worker.stop();

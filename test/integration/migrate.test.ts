@@ -191,7 +191,9 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT least(16, greatest(1, p_limit / p_per_shard)
   }
 
   const laterMigrations = async () =>
-    (await readdir(MIGRATIONS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory() && e.name > BASELINE.name).map((e) => e.name);
+    (await readdir(MIGRATIONS_DIR, { withFileTypes: true }))
+      .filter((e) => e.isDirectory() && e.name > BASELINE.name)
+      .map((e) => e.name);
 
   it('records the baseline as applied, without running it, on a database that applied the squashed chain', async () => {
     const database = await oldChainDatabase(BASELINE.squashed);
@@ -210,7 +212,9 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT least(16, greatest(1, p_limit / p_per_shard)
       database.url,
       'SELECT migration_name, applied_steps_count, logs FROM "_prisma_migrations" ORDER BY migration_name',
     );
-    expect(rows.map((row) => row.migration_name)).toEqual([BASELINE.name, ...(await laterMigrations()), '20261201000000_later'].sort());
+    expect(rows.map((row) => row.migration_name)).toEqual(
+      [BASELINE.name, ...(await laterMigrations()), '20261201000000_later'].sort(),
+    );
     expect(rows[0]?.applied_steps_count).toBe(0);
     expect(rows[0]?.logs).toContain(BASELINE.squashed[0]);
     expect(await migrate(database.url, migrations)).toEqual({ migrations: [], baselined: [], functions: [] });

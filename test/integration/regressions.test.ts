@@ -15,26 +15,44 @@ describe('regressions found by the chaos run', () => {
   afterAll(() => h.stop());
 
   it('a tag step keeps tags added to the contact while the step ran', async () => {
-    const workflow = await h.createWorkflow({ steps: [{ id: 'tag', type: 'add_tag', config: { tag: 'welcomed' } }, { id: 'untag', type: 'remove_tag', config: { tag: 'lead' } }] });
+    const workflow = await h.createWorkflow({
+      steps: [
+        { id: 'tag', type: 'add_tag', config: { tag: 'welcomed' } },
+        { id: 'untag', type: 'remove_tag', config: { tag: 'lead' } },
+      ],
+    });
     const contact = await h.createContact({ tags: ['lead'] });
     const id = await h.trigger(workflow.id, contact.id);
     await h.step(id); // admission and the add_tag step
     // The remove_tag step, with an API tag change landing between its load and its commit.
     const loaded = (await loadExecution(h.deps, h.deps.cache, id))!;
     const step = loaded.workflow.steps.get('untag')!.step as ActionStep;
-    const result = await runAction(h.deps, step, { accountId: h.account.account_id, executionId: id, stepId: 'untag', contact: { ...loaded.row.contact, attributes: {} }, payload: {} });
+    const result = await runAction(h.deps, step, {
+      accountId: h.account.account_id,
+      executionId: id,
+      stepId: 'untag',
+      contact: { ...loaded.row.contact, attributes: {} },
+      payload: {},
+    });
     expect((await h.api.post(`/contacts/${contact.id}/tags`, { tag: 'vip' })).status).toBe(200);
     expect(result.kind).toBe('success');
     if (result.kind !== 'success') return;
-    expect(await commitChange(h.deps, loaded, { event: { type: 'STEP_DONE' }, logs: [], tagChange: result.tagChange })).not.toBeNull();
-    expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags.sort()).toEqual(['vip', 'welcomed']);
+    expect(
+      await commitChange(h.deps, loaded, { event: { type: 'STEP_DONE' }, logs: [], tagChange: result.tagChange }),
+    ).not.toBeNull();
+    expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags.sort()).toEqual([
+      'vip',
+      'welcomed',
+    ]);
   });
 
   it('Postgres terminating the connections does not crash the process', async () => {
     await h.api.get('/account/settings'); // connections in the pool
     const admin = new pg.Client({ connectionString: h.config.DATABASE_URL });
     await admin.connect();
-    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    await admin.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+    );
     await admin.end();
     // The process is still here, and the pool replaces the dropped connections.
     const deadline = Date.now() + 10_000;

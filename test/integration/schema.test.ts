@@ -39,34 +39,130 @@ describe('schema.prisma agrees with the SQL migrations', () => {
 
   it('writes and reads every field of every model', async () => {
     const now = new Date('2026-05-05T05:05:05.555Z');
-    const account = await db.account.create({ data: { name: 'A', adminEmail: 'a@example.com', concurrentExecutionsPerAccount: 7, maxRetryAttempts: 2, retryBaseDelaySeconds: 30, errorNotification: false, createdAt: now, updatedAt: now } });
-    // Shard 0 is created with the account (its limit is below 128); another one is written here.
-    const slot = await db.accountSlot.create({ data: { accountId: account.id, shard: 5, used: 2, quota: 3 } });
-    const user = await db.user.create({ data: { accountId: account.id, email: 'u@example.com', role: 'admin', createdAt: now } });
-    const key = await db.apiKey.create({ data: { accountId: account.id, userId: user.id, keyHash: 'h', prefix: 'fm_abcd', name: 'k', createdAt: now, revokedAt: now } });
-    const contact = await db.contact.create({ data: { accountId: account.id, email: 'c@example.com', phone: '+1555', optedIn: false, timezone: 'Europe/Paris', attributes: { plan: 'pro' }, tags: ['VIP'], deletedAt: now, createdAt: now, updatedAt: now } });
-    const workflow = await db.workflow.create({ data: { accountId: account.id, name: 'W', status: 'active', currentVersion: 2, createdAt: now, updatedAt: now } });
-    const version = await db.workflowVersion.create({ data: { workflowId: workflow.id, version: 2, definition: { steps: [] }, createdAt: now } });
-    const execution = await db.execution.create({
+    const account = await db.account.create({
       data: {
-        accountId: account.id, workflowId: workflow.id, workflowVersionId: version.id, contactId: contact.id, status: 'PAUSED', snapshot: { value: 'x', context: {} },
-        version: 3, currentStepIndex: 1, totalSteps: 4, retryCount: 2, completionReason: 'r', lastError: 'e', goalEvent: 'g', nextRunAt: now, waiting: true, slotShard: 2, notifyPending: true, notifyAttempts: 2, notifyAfter: now,
-        payload: { a: 1 }, createdAt: now, updatedAt: now, finishedAt: now,
+        name: 'A',
+        adminEmail: 'a@example.com',
+        concurrentExecutionsPerAccount: 7,
+        maxRetryAttempts: 2,
+        retryBaseDelaySeconds: 30,
+        errorNotification: false,
+        createdAt: now,
+        updatedAt: now,
       },
     });
-    const log = await db.executionLog.create({ data: { executionId: execution.id, accountId: account.id, workflowId: workflow.id, contactId: contact.id, eventType: 't', stepIndex: 1, stepId: 's', status: 'S', timestamp: now, durationMs: 5, userId: user.id, details: { d: 1 } } });
+    // Shard 0 is created with the account (its limit is below 128); another one is written here.
+    const slot = await db.accountSlot.create({ data: { accountId: account.id, shard: 5, used: 2, quota: 3 } });
+    const user = await db.user.create({
+      data: { accountId: account.id, email: 'u@example.com', role: 'admin', createdAt: now },
+    });
+    const key = await db.apiKey.create({
+      data: {
+        accountId: account.id,
+        userId: user.id,
+        keyHash: 'h',
+        prefix: 'fm_abcd',
+        name: 'k',
+        createdAt: now,
+        revokedAt: now,
+      },
+    });
+    const contact = await db.contact.create({
+      data: {
+        accountId: account.id,
+        email: 'c@example.com',
+        phone: '+1555',
+        optedIn: false,
+        timezone: 'Europe/Paris',
+        attributes: { plan: 'pro' },
+        tags: ['VIP'],
+        deletedAt: now,
+        createdAt: now,
+        updatedAt: now,
+      },
+    });
+    const workflow = await db.workflow.create({
+      data: { accountId: account.id, name: 'W', status: 'active', currentVersion: 2, createdAt: now, updatedAt: now },
+    });
+    const version = await db.workflowVersion.create({
+      data: { workflowId: workflow.id, version: 2, definition: { steps: [] }, createdAt: now },
+    });
+    const execution = await db.execution.create({
+      data: {
+        accountId: account.id,
+        workflowId: workflow.id,
+        workflowVersionId: version.id,
+        contactId: contact.id,
+        status: 'PAUSED',
+        snapshot: { value: 'x', context: {} },
+        version: 3,
+        currentStepIndex: 1,
+        totalSteps: 4,
+        retryCount: 2,
+        completionReason: 'r',
+        lastError: 'e',
+        goalEvent: 'g',
+        nextRunAt: now,
+        waiting: true,
+        slotShard: 2,
+        notifyPending: true,
+        notifyAttempts: 2,
+        notifyAfter: now,
+        payload: { a: 1 },
+        createdAt: now,
+        updatedAt: now,
+        finishedAt: now,
+      },
+    });
+    const log = await db.executionLog.create({
+      data: {
+        executionId: execution.id,
+        accountId: account.id,
+        workflowId: workflow.id,
+        contactId: contact.id,
+        eventType: 't',
+        stepIndex: 1,
+        stepId: 's',
+        status: 'S',
+        timestamp: now,
+        durationMs: 5,
+        userId: user.id,
+        details: { d: 1 },
+      },
+    });
 
     const selectAll = (fields: Record<string, string>) => Object.fromEntries(Object.keys(fields).map((f) => [f, true]));
     const reads = {
-      Account: await db.account.findUniqueOrThrow({ where: { id: account.id }, select: selectAll(TABLES.Account.fields) }),
-      AccountSlot: await db.accountSlot.findUniqueOrThrow({ where: { accountId_shard: { accountId: account.id, shard: 5 } }, select: selectAll(TABLES.AccountSlot.fields) }),
+      Account: await db.account.findUniqueOrThrow({
+        where: { id: account.id },
+        select: selectAll(TABLES.Account.fields),
+      }),
+      AccountSlot: await db.accountSlot.findUniqueOrThrow({
+        where: { accountId_shard: { accountId: account.id, shard: 5 } },
+        select: selectAll(TABLES.AccountSlot.fields),
+      }),
       User: await db.user.findUniqueOrThrow({ where: { id: user.id }, select: selectAll(TABLES.User.fields) }),
       ApiKey: await db.apiKey.findUniqueOrThrow({ where: { id: key.id }, select: selectAll(TABLES.ApiKey.fields) }),
-      Contact: await db.contact.findUniqueOrThrow({ where: { id: contact.id }, select: selectAll(TABLES.Contact.fields) }),
-      Workflow: await db.workflow.findUniqueOrThrow({ where: { id: workflow.id }, select: selectAll(TABLES.Workflow.fields) }),
-      WorkflowVersion: await db.workflowVersion.findUniqueOrThrow({ where: { id: version.id }, select: selectAll(TABLES.WorkflowVersion.fields) }),
-      Execution: await db.execution.findUniqueOrThrow({ where: { id: execution.id }, select: selectAll(TABLES.Execution.fields) }),
-      ExecutionLog: await db.executionLog.findUniqueOrThrow({ where: { id: log.id }, select: selectAll(TABLES.ExecutionLog.fields) }),
+      Contact: await db.contact.findUniqueOrThrow({
+        where: { id: contact.id },
+        select: selectAll(TABLES.Contact.fields),
+      }),
+      Workflow: await db.workflow.findUniqueOrThrow({
+        where: { id: workflow.id },
+        select: selectAll(TABLES.Workflow.fields),
+      }),
+      WorkflowVersion: await db.workflowVersion.findUniqueOrThrow({
+        where: { id: version.id },
+        select: selectAll(TABLES.WorkflowVersion.fields),
+      }),
+      Execution: await db.execution.findUniqueOrThrow({
+        where: { id: execution.id },
+        select: selectAll(TABLES.Execution.fields),
+      }),
+      ExecutionLog: await db.executionLog.findUniqueOrThrow({
+        where: { id: log.id },
+        select: selectAll(TABLES.ExecutionLog.fields),
+      }),
     };
     expect(reads.Account).toEqual(account);
     expect(reads.AccountSlot).toEqual(slot);
@@ -82,15 +178,22 @@ describe('schema.prisma agrees with the SQL migrations', () => {
 
   it('has no column the client does not know', async () => {
     for (const { table, fields } of Object.values(TABLES)) {
-      const columns = await db.$queryRaw<{ column_name: string }[]>`SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ${table}`;
+      const columns = await db.$queryRaw<
+        { column_name: string }[]
+      >`SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ${table}`;
       expect(columns.length, table).toBe(Object.keys(fields).length);
     }
   });
 
   it('records applied migrations the way Prisma Migrate does', async () => {
-    const rows = await db.$queryRaw<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }[]>`
+    const rows = await db.$queryRaw<
+      { migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }[]
+    >`
       SELECT migration_name, checksum, finished_at, applied_steps_count FROM "_prisma_migrations" ORDER BY migration_name`;
-    const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
     expect(rows.map((r) => r.migration_name)).toEqual(names);
     for (const row of rows) {
       const sql = await readFile(path.join(MIGRATIONS_DIR, row.migration_name, 'migration.sql'), 'utf8');

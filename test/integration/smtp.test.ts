@@ -20,7 +20,12 @@ describe('email over SMTP', () => {
     await smtp.close();
   });
   beforeEach(async () => {
-    await h.api.patch('/account/settings', { max_retry_attempts: 3, retry_base_delay_seconds: 1, error_notification: true, admin_email: 'ops@example.com' });
+    await h.api.patch('/account/settings', {
+      max_retry_attempts: 3,
+      retry_base_delay_seconds: 1,
+      error_notification: true,
+      admin_email: 'ops@example.com',
+    });
   });
 
   const start = async () => {
@@ -35,8 +40,16 @@ describe('email over SMTP', () => {
     await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
     const [mail, ...more] = mailsTo(contact.email);
     expect(more).toHaveLength(0);
-    expect(mail).toMatchObject({ from: 'flows@example.org', user: 'flow', body: 'Welcome Ada, write to support@example.com' });
-    expect(mail!.headers).toMatchObject({ subject: 'Hi Ada', 'message-id': messageIdOf(`${id}:welcome`), 'idempotency-key': `${id}:welcome` });
+    expect(mail).toMatchObject({
+      from: 'flows@example.org',
+      user: 'flow',
+      body: 'Welcome Ada, write to support@example.com',
+    });
+    expect(mail!.headers).toMatchObject({
+      subject: 'Hi Ada',
+      'message-id': messageIdOf(`${id}:welcome`),
+      'idempotency-key': `${id}:welcome`,
+    });
     const started = (await h.logsOf(id)).find((l) => l.eventType === 'action_started' && l.stepId === 'welcome');
     expect(started?.details).toMatchObject({ transport: 'smtp', delivered: true, smtp_code: 250 });
     expect(h.provider.requestsTo('/email')).toHaveLength(0);
@@ -48,8 +61,13 @@ describe('email over SMTP', () => {
     await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
     const logs = await h.logsOf(id);
     expect(logs.find((l) => l.eventType === 'action_failed')?.details).toMatchObject({ retryable: true });
-    expect(String((logs.find((l) => l.eventType === 'action_failed')!.details as { error: string }).error)).toContain('451');
-    expect(logs.find((l) => l.eventType === 'retry_scheduled')?.details).toMatchObject({ delay_seconds: 1, retry_count: 1 });
+    expect(String((logs.find((l) => l.eventType === 'action_failed')!.details as { error: string }).error)).toContain(
+      '451',
+    );
+    expect(logs.find((l) => l.eventType === 'retry_scheduled')?.details).toMatchObject({
+      delay_seconds: 1,
+      retry_count: 1,
+    });
     const refused = smtp.refused.find((r) => r.mail?.to.includes(contact.email));
     const delivered = mailsTo(contact.email);
     expect(delivered).toHaveLength(1);
@@ -64,7 +82,10 @@ describe('email over SMTP', () => {
     const logs = await h.logsOf(id);
     expect(logs.map((l) => l.eventType)).toContain('skipped_non_retryable_error');
     expect(logs.map((l) => l.eventType)).not.toContain('retry_scheduled');
-    expect(logs.find((l) => l.eventType === 'action_failed')?.details).toMatchObject({ retryable: false, error: expect.stringContaining('550') });
+    expect(logs.find((l) => l.eventType === 'action_failed')?.details).toMatchObject({
+      retryable: false,
+      error: expect.stringContaining('550'),
+    });
     expect(mailsTo(contact.email)).toHaveLength(0);
   });
 

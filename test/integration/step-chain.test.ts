@@ -6,7 +6,8 @@ import { processStep } from '../../src/engine/process-step.ts';
 import { stepJobId } from '../../src/queue/step-queue.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
-const jobsProcessed = async (h: Harness) => (await h.deps.metrics.queueLatency.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+const jobsProcessed = async (h: Harness) =>
+  (await h.deps.metrics.queueLatency.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
 
 // A worker runs the steps of an execution that are due at once in the same job, each committed first.
 describe('steps due at once run in one job', () => {
@@ -21,8 +22,16 @@ describe('steps due at once run in one job', () => {
       steps: [
         { id: 'tag', type: 'add_tag', config: { tag: 'welcomed' } },
         {
-          id: 'branch', type: 'condition', config: { has_tag: 'welcomed' },
-          branches: { true: [{ id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Welcome' } }, { id: 'pause', type: 'wait', config: { duration: '1 hour' } }], false: [] },
+          id: 'branch',
+          type: 'condition',
+          config: { has_tag: 'welcomed' },
+          branches: {
+            true: [
+              { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Welcome' } },
+              { id: 'pause', type: 'wait', config: { duration: '1 hour' } },
+            ],
+            false: [],
+          },
         },
       ],
     });
@@ -34,8 +43,13 @@ describe('steps due at once run in one job', () => {
     expect(paused.current_step_index).toBeGreaterThan(0);
     const logs = await h.logsOf(id);
     expect(logs.map((log) => [log.eventType, log.stepId])).toEqual([
-      ['execution_started', null], ['action_started', 'tag'], ['action_completed', 'tag'], ['condition_evaluated', 'branch'],
-      ['action_started', 'mail'], ['action_completed', 'mail'], ['wait_started', 'pause'],
+      ['execution_started', null],
+      ['action_started', 'tag'],
+      ['action_completed', 'tag'],
+      ['condition_evaluated', 'branch'],
+      ['action_started', 'mail'],
+      ['action_completed', 'mail'],
+      ['wait_started', 'pause'],
     ]);
     // Three commits: the admission, the tag with the condition (staged, see below), the email with its wait.
     expect((await h.db.execution.findUniqueOrThrow({ where: { id } })).version).toBe(3);
@@ -52,7 +66,12 @@ describe('the execution a committed step hands to the next one', () => {
   afterAll(() => h.stop());
 
   it('is what a fresh load reads, the contact as just committed included', async () => {
-    const workflow = await h.createWorkflow({ steps: [{ id: 'tag', type: 'add_tag', config: { tag: 'vip' } }, { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } }] });
+    const workflow = await h.createWorkflow({
+      steps: [
+        { id: 'tag', type: 'add_tag', config: { tag: 'vip' } },
+        { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } },
+      ],
+    });
     const contact = await h.createContact({ tags: ['lead'] });
     const id = await h.trigger(workflow.id, contact.id);
     const inline: Inline = {};
@@ -62,7 +81,11 @@ describe('the execution a committed step hands to the next one', () => {
     const fresh = (await loadExecution(h.deps, h.deps.cache, id))!;
     const { loaded, ...job } = inline.next!;
     expect(job).toMatchObject({ executionId: id, version: fresh.row.version, delayMs: 0 });
-    const comparable = (row: typeof fresh.row) => ({ ...row, updatedAt: row.updatedAt.getTime(), contact: { ...row.contact, tags: [...row.contact.tags].sort() } });
+    const comparable = (row: typeof fresh.row) => ({
+      ...row,
+      updatedAt: row.updatedAt.getTime(),
+      contact: { ...row.contact, tags: [...row.contact.tags].sort() },
+    });
     expect(comparable(loaded.row)).toEqual(comparable(fresh.row));
     expect(loaded.row.contact.tags.sort()).toEqual(['lead', 'vip']);
   });
@@ -70,7 +93,12 @@ describe('the execution a committed step hands to the next one', () => {
   const tagThenBranch = {
     steps: [
       { id: 'tag', type: 'add_tag', config: { tag: 'vip' } },
-      { id: 'branch', type: 'condition', config: { has_tag: 'vip' }, branches: { true: [{ id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } }], false: [] } },
+      {
+        id: 'branch',
+        type: 'condition',
+        config: { has_tag: 'vip' },
+        branches: { true: [{ id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } }], false: [] },
+      },
     ],
   };
 
@@ -91,11 +119,16 @@ describe('the execution a committed step hands to the next one', () => {
     expect(await processStep(h.deps, h.deps.cache, first.next!, second)).toBe('committed');
     const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
     // Admitted at step 1; the tag and the condition done, at step 3.
-    expect([admitted.row.currentStepIndex, row.version, row.currentStepIndex, second.next?.version]).toEqual([1, 2, 3, 2]);
+    expect([admitted.row.currentStepIndex, row.version, row.currentStepIndex, second.next?.version]).toEqual([
+      1, 2, 3, 2,
+    ]);
     expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags).toEqual(['lead', 'vip']);
     const logs = await h.logsOf(id);
     expect(logs.map((log) => [log.eventType, log.stepId, log.stepIndex])).toEqual([
-      ['execution_started', null, 0], ['action_started', 'tag', 1], ['action_completed', 'tag', 1], ['condition_evaluated', 'branch', 2],
+      ['execution_started', null, 0],
+      ['action_started', 'tag', 1],
+      ['action_completed', 'tag', 1],
+      ['condition_evaluated', 'branch', 2],
     ]);
     expect(logs.at(-1)!.details).toMatchObject({ result: true });
   });
@@ -106,10 +139,18 @@ describe('the execution a committed step hands to the next one', () => {
     const id = await h.trigger(workflow.id, contact.id);
     expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 0 }, {})).toBe('staged');
     // The worker died here. The sweeper or BullMQ hands the execution's version 1 out again.
-    expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 1, recovered: true, redelivered: true })).toBe('committed');
+    expect(
+      await processStep(h.deps, h.deps.cache, { executionId: id, version: 1, recovered: true, redelivered: true }),
+    ).toBe('committed');
     expect(await processStep(h.deps, h.deps.cache, { executionId: id, version: 2 })).toBe('committed');
     const events = (await h.logsOf(id)).map((log) => log.eventType);
-    expect(events).toEqual(['execution_started', 'recovered', 'action_started', 'action_completed', 'condition_evaluated']);
+    expect(events).toEqual([
+      'execution_started',
+      'recovered',
+      'action_started',
+      'action_completed',
+      'condition_evaluated',
+    ]);
     expect((await h.db.contact.findUniqueOrThrow({ where: { id: contact.id } })).tags).toEqual(['vip']);
   });
 
@@ -130,14 +171,24 @@ describe('the execution a committed step hands to the next one', () => {
   });
 
   it('a step that pauses or finishes hands nothing on and enqueues its timer as usual', async () => {
-    const workflow = await h.createWorkflow({ steps: [{ id: 'tag', type: 'add_tag', config: { tag: 'x' } }, { id: 'pause', type: 'wait', config: { duration: '1 hour' } }] });
+    const workflow = await h.createWorkflow({
+      steps: [
+        { id: 'tag', type: 'add_tag', config: { tag: 'x' } },
+        { id: 'pause', type: 'wait', config: { duration: '1 hour' } },
+      ],
+    });
     const contact = await h.createContact();
     const id = await h.trigger(workflow.id, contact.id);
     await h.step(id); // admission + tag
     const loaded = (await loadExecution(h.deps, h.deps.cache, id))!;
     await h.deps.queue.remove(id, loaded.row.version);
     const inline: Inline = {};
-    const committed = await commitChange(h.deps, loaded, { logs: [], status: 'PAUSED', nextRunAt: new Date(h.deps.clock.now().getTime() + 3_600_000) }, inline);
+    const committed = await commitChange(
+      h.deps,
+      loaded,
+      { logs: [], status: 'PAUSED', nextRunAt: new Date(h.deps.clock.now().getTime() + 3_600_000) },
+      inline,
+    );
     expect(committed?.status).toBe('PAUSED');
     expect(inline.next).toBeUndefined();
     expect(await h.deps.queue.queue.getJob(stepJobId(id, committed!.version))).toBeDefined();
@@ -152,7 +203,12 @@ describe('a job given out again after its worker died in the middle of a chain',
   afterAll(() => h.stop());
 
   it('enqueues the step the chain did not get to, and only when redelivered', async () => {
-    const workflow = await h.createWorkflow({ steps: [{ id: 'tag', type: 'add_tag', config: { tag: 'x' } }, { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } }] });
+    const workflow = await h.createWorkflow({
+      steps: [
+        { id: 'tag', type: 'add_tag', config: { tag: 'x' } },
+        { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'x' } },
+      ],
+    });
     const contact = await h.createContact();
     const id = await h.trigger(workflow.id, contact.id);
     // The chain committed admission and the tag step, then its worker died before running the email step.
@@ -207,14 +263,25 @@ describe('a due timer resumes in the load of its job', () => {
     expect(await processStep(h.deps, h.deps.cache, { executionId: id, version }, inline)).toBe('staged');
     // Resumed in the load (committed, its slot taken, its timer kept); the fired timer is staged.
     const resumed = await h.db.execution.findUniqueOrThrow({ where: { id } });
-    expect([resumed.status, resumed.version, resumed.nextRunAt, await h.activeSlots()]).toEqual(['ACTIVE', version + 1, due, slots + 1]);
+    expect([resumed.status, resumed.version, resumed.nextRunAt, await h.activeSlots()]).toEqual([
+      'ACTIVE',
+      version + 1,
+      due,
+      slots + 1,
+    ]);
     expect((await h.logsOf(id)).map((log) => log.eventType)).not.toContain('wait_completed');
     expect(inline.next!.pending!.logRows.map((log) => log.event_type)).toEqual(['wait_completed']);
     // The SMS step commits the fired timer with itself, in one call.
     expect(await processStep(h.deps, h.deps.cache, inline.next!, {})).toBe('committed');
     const done = await h.db.execution.findUniqueOrThrow({ where: { id } });
     expect([done.status, done.version, await h.activeSlots()]).toEqual(['COMPLETED', version + 2, slots]);
-    expect((await h.logsOf(id)).map((log) => log.eventType).slice(-5)).toEqual(['wait_started', 'wait_completed', 'action_started', 'action_completed', 'execution_completed']);
+    expect((await h.logsOf(id)).map((log) => log.eventType).slice(-5)).toEqual([
+      'wait_started',
+      'wait_completed',
+      'action_started',
+      'action_completed',
+      'execution_completed',
+    ]);
     expect(h.provider.requestsTo('/sms')).toHaveLength(1);
   });
 
@@ -229,6 +296,13 @@ describe('a due timer resumes in the load of its job', () => {
     expect((await h.step(id)).outcome).toBe('committed'); // the SMS
     expect((await h.db.execution.findUniqueOrThrow({ where: { id } })).status).toBe('COMPLETED');
     const events = (await h.logsOf(id)).map((log) => log.eventType);
-    expect(events.slice(events.indexOf('wait_started'))).toEqual(['wait_started', 'recovered', 'wait_completed', 'action_started', 'action_completed', 'execution_completed']);
+    expect(events.slice(events.indexOf('wait_started'))).toEqual([
+      'wait_started',
+      'recovered',
+      'wait_completed',
+      'action_started',
+      'action_completed',
+      'execution_completed',
+    ]);
   });
 });

@@ -69,7 +69,10 @@ describe('sweeper', () => {
     await h.db.execution.update({ where: { id: waiting }, data: { waiting: true, version: { increment: 1 } } });
     const report = await sweep();
     expect(report.admitted).toBeGreaterThanOrEqual(1);
-    expect(await h.db.execution.findUniqueOrThrow({ where: { id: waiting } })).toMatchObject({ status: 'ACTIVE', waiting: false });
+    expect(await h.db.execution.findUniqueOrThrow({ where: { id: waiting } })).toMatchObject({
+      status: 'ACTIVE',
+      waiting: false,
+    });
     await h.step(waiting);
     expect((await h.db.execution.findUniqueOrThrow({ where: { id: waiting } })).status).toBe('COMPLETED');
   });

@@ -41,7 +41,10 @@ describe('tenant isolation', () => {
       apiKeys: await h.db.apiKey.findMany({ where: { accountId }, orderBy: { id: 'asc' } }),
       contacts: await h.db.contact.findMany({ where: { accountId }, orderBy: { id: 'asc' } }),
       workflows,
-      versions: await h.db.workflowVersion.findMany({ where: { workflowId: { in: workflows.map((w) => w.id) } }, orderBy: { id: 'asc' } }),
+      versions: await h.db.workflowVersion.findMany({
+        where: { workflowId: { in: workflows.map((w) => w.id) } },
+        orderBy: { id: 'asc' },
+      }),
       executions: await h.db.execution.findMany({ where: { accountId }, orderBy: { id: 'asc' } }),
       logs: await h.db.executionLog.findMany({ where: { accountId }, orderBy: { id: 'asc' } }),
     };
@@ -54,7 +57,17 @@ describe('tenant isolation', () => {
     expect(Object.keys(body).sort()).toEqual(['error', 'request_id']);
     expect(body.error).toMatch(/^(contact|workflow|execution|API key) not found$/);
     const text = JSON.stringify(body);
-    for (const secret of [a.contact.id, a.contact.email, a.workflowId, a.running, a.finished, a.failed, a.keyId, h.account.account_id, h.account.user_id]) {
+    for (const secret of [
+      a.contact.id,
+      a.contact.email,
+      a.workflowId,
+      a.running,
+      a.finished,
+      a.failed,
+      a.keyId,
+      h.account.account_id,
+      h.account.user_id,
+    ]) {
       expect(text).not.toContain(secret);
     }
   };
@@ -67,26 +80,47 @@ describe('tenant isolation', () => {
     a.workflowId = (await h.createWorkflow(waitThenTag, 'A nurture')).id;
     a.running = await h.trigger(a.workflowId, a.contact.id);
     a.finished = await h.trigger(a.workflowId, (await h.createContact()).id);
-    await h.db.execution.update({ where: { id: a.finished }, data: { status: 'COMPLETED', completionReason: 'completed', finishedAt: new Date() } });
+    await h.db.execution.update({
+      where: { id: a.finished },
+      data: { status: 'COMPLETED', completionReason: 'completed', finishedAt: new Date() },
+    });
     a.failed = await h.trigger(a.workflowId, (await h.createContact()).id);
     await h.db.execution.update({
       where: { id: a.failed },
-      data: { status: 'FAILED', completionReason: 'failed', snapshot: { value: 'failed', context: { steps: 0, failedStep: 'pause', reason: 'failed' } } },
+      data: {
+        status: 'FAILED',
+        completionReason: 'failed',
+        snapshot: { value: 'failed', context: { steps: 0, failedStep: 'pause', reason: 'failed' } },
+      },
     });
     const extraKey = await h.api.post('/api-keys', { name: 'A second key' });
     a.keyId = extraKey.body.id;
 
     // A second user of account A with a key of its own, to see whose id a cancellation records.
-    const user = await h.db.user.create({ data: { accountId: h.account.account_id, email: 'operator@example.com', role: 'operator' } });
+    const user = await h.db.user.create({
+      data: { accountId: h.account.account_id, email: 'operator@example.com', role: 'operator' },
+    });
     const issued = issueApiKey();
-    await h.db.apiKey.create({ data: { accountId: h.account.account_id, userId: user.id, keyHash: issued.hash, prefix: issued.prefix, name: 'operator' } });
+    await h.db.apiKey.create({
+      data: {
+        accountId: h.account.account_id,
+        userId: user.id,
+        keyHash: issued.hash,
+        prefix: issued.prefix,
+        name: 'operator',
+      },
+    });
     a.secondUserId = user.id;
     a.secondUserKey = issued.apiKey;
 
     const bContact = await h.api.post('/contacts', { email: 'b-contact@example.com', opted_in: true }, b.api_key);
     expect(bContact.status).toBe(201);
     bContactId = bContact.body.id;
-    const bWorkflow = await h.api.post('/workflows', { name: 'B flow', definition: waitThenTag, status: 'active' }, b.api_key);
+    const bWorkflow = await h.api.post(
+      '/workflows',
+      { name: 'B flow', definition: waitThenTag, status: 'active' },
+      b.api_key,
+    );
     expect(bWorkflow.status).toBe(201);
     bWorkflowId = bWorkflow.body.id;
   });
@@ -140,12 +174,18 @@ describe('tenant isolation', () => {
     expect(bExecutions.body.pagination.total).toBe(0);
     const bSettings = responses.settings.parse((await h.api.get('/account/settings', key)).body);
     expect(bSettings.admin_email).toBe('admin-b@example.com');
-    expect((await h.api.patch('/account/settings', { max_retry_attempts: 9, admin_email: 'changed-b@example.com' }, key)).status).toBe(200);
+    expect(
+      (await h.api.patch('/account/settings', { max_retry_attempts: 9, admin_email: 'changed-b@example.com' }, key))
+        .status,
+    ).toBe(200);
 
     expect(await rowsOfA()).toEqual(before);
     // A still sees and controls all of it.
     expect((await h.api.get(c)).body.email).toBe('secret-a@example.com');
-    expect((await h.api.get('/account/settings')).body).toMatchObject({ max_retry_attempts: 3, admin_email: 'admin@example.com' });
+    expect((await h.api.get('/account/settings')).body).toMatchObject({
+      max_retry_attempts: 3,
+      admin_email: 'admin@example.com',
+    });
     for (const k of aKeys) expect(k.revokedAt).toBeNull();
   });
 

@@ -16,7 +16,9 @@ describe('throttling across processes and accounts', () => {
   afterAll(() => h.stop());
 
   const cancelAll = async () => {
-    for (const running of await h.db.execution.findMany({ where: { accountId: h.account.account_id, status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } })) {
+    for (const running of await h.db.execution.findMany({
+      where: { accountId: h.account.account_id, status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } },
+    })) {
       expect((await h.api.post(`/executions/${running.id}/cancel`)).status).toBe(200);
     }
   };
@@ -57,21 +59,43 @@ describe('throttling across processes and accounts', () => {
 
     const other = await createAccount(h.db, { name: 'Other', adminEmail: 'other@example.com' });
     const contact = await h.api.post('/contacts', { email: 'x@example.com', opted_in: true }, other.api_key);
-    const workflow = await h.api.post('/workflows', { name: 'Other flow', status: 'active', definition: emails(1) }, other.api_key);
-    const started = await h.api.post(`/workflows/${workflow.body.id}/trigger`, { contact_id: contact.body.id }, other.api_key);
+    const workflow = await h.api.post(
+      '/workflows',
+      { name: 'Other flow', status: 'active', definition: emails(1) },
+      other.api_key,
+    );
+    const started = await h.api.post(
+      `/workflows/${workflow.body.id}/trigger`,
+      { contact_id: contact.body.id },
+      other.api_key,
+    );
     await h.step(started.body.execution_id);
-    expect((await h.db.execution.findUniqueOrThrow({ where: { id: started.body.execution_id } })).status).toBe('COMPLETED');
+    expect((await h.db.execution.findUniqueOrThrow({ where: { id: started.body.execution_id } })).status).toBe(
+      'COMPLETED',
+    );
   });
 
   it('attribute conditions choose the branch through the engine', async () => {
     const workflow = await h.createWorkflow({
       steps: [
-        { id: 'check', type: 'condition', config: { field: 'score', operator: 'greater_than', value: 50 }, branches: { true: [{ id: 'hot', type: 'add_tag', config: { tag: 'hot' } }], false: [{ id: 'cold', type: 'add_tag', config: { tag: 'cold' } }] } },
+        {
+          id: 'check',
+          type: 'condition',
+          config: { field: 'score', operator: 'greater_than', value: 50 },
+          branches: {
+            true: [{ id: 'hot', type: 'add_tag', config: { tag: 'hot' } }],
+            false: [{ id: 'cold', type: 'add_tag', config: { tag: 'cold' } }],
+          },
+        },
       ],
     });
     await cancelAll();
     await h.api.patch('/account/settings', { concurrent_executions_per_account: 100 });
-    for (const [score, tag] of [[80, 'hot'], [20, 'cold'], ['75', 'hot']] as const) {
+    for (const [score, tag] of [
+      [80, 'hot'],
+      [20, 'cold'],
+      ['75', 'hot'],
+    ] as const) {
       const contact = await h.createContact({ attributes: { score } });
       const id = await h.trigger(workflow.id, contact.id);
       await h.step(id);

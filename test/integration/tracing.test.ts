@@ -52,13 +52,22 @@ describe('tracing', () => {
     for (const step of steps) expect(step.parentSpanContext?.spanId).toBe(root.spanContext().spanId);
 
     const actions = spans.filter((s) => s.name.startsWith('action ') && s.spanContext().traceId === traceId);
-    expect(actions.map((s) => [s.attributes['flowmachine.step_id'], s.attributes['flowmachine.outcome'], s.attributes['flowmachine.attempt']])).toEqual([
+    expect(
+      actions.map((s) => [
+        s.attributes['flowmachine.step_id'],
+        s.attributes['flowmachine.outcome'],
+        s.attributes['flowmachine.attempt'],
+      ]),
+    ).toEqual([
       ['welcome', 'transient', 1],
       ['welcome', 'success', 2],
       ['follow_up', 'success', 1],
     ]);
     for (const action of actions) {
-      expect(action.attributes).toMatchObject({ 'flowmachine.execution_id': id, 'flowmachine.workflow_id': workflow.id });
+      expect(action.attributes).toMatchObject({
+        'flowmachine.execution_id': id,
+        'flowmachine.workflow_id': workflow.id,
+      });
       expect(action.attributes['flowmachine.workflow_version_id']).toEqual(expect.any(String));
       expect(action.attributes['flowmachine.action_type']).toMatch(/send_(email|sms)/);
     }
@@ -67,11 +76,17 @@ describe('tracing', () => {
   it('gives each execution of a bulk enrollment a trace of its own, linked to the request', async () => {
     const workflow = await h.createWorkflow(withWait('1 hour'));
     const contacts = await Promise.all(Array.from({ length: 3 }, () => h.createContact()));
-    const response = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: contacts.map((c) => c.id) });
+    const response = await h.api.post(`/workflows/${workflow.id}/enrollments`, {
+      contact_ids: contacts.map((c) => c.id),
+    });
     const ids = (response.body.results as { execution_id: string }[]).map((r) => r.execution_id);
     const spans = exporter.getFinishedSpans();
-    const bulk = spans.find((s) => s.name === 'bulk enrollment' && s.attributes['flowmachine.workflow_id'] === workflow.id)!;
-    const roots = ids.map((id) => spans.find((s) => s.name === 'trigger execution' && s.attributes['flowmachine.execution_id'] === id)!);
+    const bulk = spans.find(
+      (s) => s.name === 'bulk enrollment' && s.attributes['flowmachine.workflow_id'] === workflow.id,
+    )!;
+    const roots = ids.map(
+      (id) => spans.find((s) => s.name === 'trigger execution' && s.attributes['flowmachine.execution_id'] === id)!,
+    );
     expect(new Set(roots.map((root) => root.spanContext().traceId)).size).toBe(3);
     for (const [i, root] of roots.entries()) {
       expect(root.parentSpanContext).toBeUndefined();

@@ -4,13 +4,22 @@ import { describe, expect, it } from 'vitest';
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
 
-const importsOf = (file: string) => [...readFileSync(file, 'utf8').matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
+const importsOf = (file: string) =>
+  [...readFileSync(file, 'utf8').matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
 const filesIn = (dir: string): string[] =>
-  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesIn(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesIn(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+  );
 
 /** Where an import points: a folder of src/ ("engine", "api", …) or the package name. */
 const target = (file: string, specifier: string) => {
-  if (!specifier.startsWith('.')) return specifier.startsWith('node:') ? specifier : specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+  if (!specifier.startsWith('.'))
+    return specifier.startsWith('node:')
+      ? specifier
+      : specifier
+          .split('/')
+          .slice(0, specifier.startsWith('@') ? 2 : 1)
+          .join('/');
   const resolved = path.relative(SRC, path.resolve(path.dirname(file), specifier));
   return resolved.includes(path.sep) ? resolved.split(path.sep)[0]! : resolved.replace(/\.ts$/, '');
 };
@@ -22,7 +31,8 @@ describe('architecture', () => {
     const allowed = new Set(['definition', 'compiler', 'zod', 'xstate', 'ipaddr.js']);
     for (const dir of ['definition', 'compiler']) {
       for (const file of filesIn(path.join(SRC, dir))) {
-        for (const specifier of importsOf(file)) expect(allowed.has(target(file, specifier)), `${path.relative(SRC, file)} imports ${specifier}`).toBe(true);
+        for (const specifier of importsOf(file))
+          expect(allowed.has(target(file, specifier)), `${path.relative(SRC, file)} imports ${specifier}`).toBe(true);
       }
     }
   });
@@ -32,7 +42,8 @@ describe('architecture', () => {
       const from = path.relative(SRC, file).split(path.sep)[0]!;
       for (const specifier of importsOf(file)) {
         const to = target(file, specifier);
-        if (to === 'api') expect(['api', 'runtime.ts', 'cli.ts'], `${path.relative(SRC, file)} imports ${specifier}`).toContain(from);
+        if (to === 'api')
+          expect(['api', 'runtime.ts', 'cli.ts'], `${path.relative(SRC, file)} imports ${specifier}`).toContain(from);
         if (to === 'runtime') expect(['cli.ts'], `${path.relative(SRC, file)} imports ${specifier}`).toContain(from);
       }
     }

@@ -24,7 +24,8 @@ function compile(input: unknown, id?: string): CompiledWorkflow {
 }
 
 /** The effects of a transition as plain data (what the engine persists). */
-const effectsOf = (actions: readonly { type: string; params?: unknown }[]) => actions.map(({ type, params }) => ({ type, params }));
+const effectsOf = (actions: readonly { type: string; params?: unknown }[]) =>
+  actions.map(({ type, params }) => ({ type, params }));
 
 const STEP_DONE = { type: 'STEP_DONE' } as const;
 const STEP_SKIPPED = { type: 'STEP_SKIPPED' } as const;
@@ -34,10 +35,21 @@ const TIMER_FIRED = { type: 'TIMER_FIRED' } as const;
 const GOAL = { type: 'GOAL' } as const;
 const isTrue = { type: 'CONDITION_RESULT', result: true } as const;
 const isFalse = { type: 'CONDITION_RESULT', result: false } as const;
-const cancel = (reason?: string): ExecutionEvent => (reason === undefined ? { type: 'CANCEL' } : { type: 'CANCEL', reason });
+const cancel = (reason?: string): ExecutionEvent =>
+  reason === undefined ? { type: 'CANCEL' } : { type: 'CANCEL', reason };
 
 /** Every event the engine sends. */
-const ALL_EVENTS: ExecutionEvent[] = [STEP_DONE, STEP_SKIPPED, RETRY, STEP_FAILED, isTrue, isFalse, TIMER_FIRED, GOAL, cancel('operator')];
+const ALL_EVENTS: ExecutionEvent[] = [
+  STEP_DONE,
+  STEP_SKIPPED,
+  RETRY,
+  STEP_FAILED,
+  isTrue,
+  isFalse,
+  TIMER_FIRED,
+  GOAL,
+  cancel('operator'),
+];
 /**
  * Events for path enumeration. STEP_SKIPPED is left out because it goes exactly where STEP_DONE goes
  * (asserted below); keeping both would double the number of simple paths per action step.
@@ -52,7 +64,10 @@ const serializeState = (snapshot: Snapshot) => JSON.stringify({ value: snapshot.
 const serializeEvents = (events: readonly ExecutionEvent[]) => events.map((event) => JSON.stringify(event)).join(' ');
 /** Every step of a definition, depth-first. */
 const allSteps = (steps: readonly Step[]): Step[] =>
-  steps.flatMap((step) => [step, ...(step.type === 'condition' ? [...allSteps(step.branches.true), ...allSteps(step.branches.false)] : [])]);
+  steps.flatMap((step) => [
+    step,
+    ...(step.type === 'condition' ? [...allSteps(step.branches.true), ...allSteps(step.branches.false)] : []),
+  ]);
 const stepIdsOf = (steps: readonly Step[]) => allSteps(steps).map((step) => step.id);
 
 /**
@@ -129,14 +144,21 @@ function assertEveryPathEnds(compiled: CompiledWorkflow, steps: readonly Step[])
     const events = path.steps.slice(1).map((step) => step.event as ExecutionEvent);
     expect(replay(machine, events).snapshot.value).toBe(path.state.value);
   }
-  expect([...new Set(shortest.map((path) => String(path.state.value)))].sort()).toEqual([...stepIds, 'completed'].sort());
+  expect([...new Set(shortest.map((path) => String(path.state.value)))].sort()).toEqual(
+    [...stepIds, 'completed'].sort(),
+  );
 
   // Every simple path ends in a final state or is the beginning of one that does.
   const paths = simplePaths(machine, PATH_EVENTS);
   const strictPrefixes = (events: ExecutionEvent[]) => events.map((_, i) => serializeEvents(events.slice(0, i)));
-  const prefixesOfFinished = new Set(paths.filter((path) => isDone(path.state)).flatMap((path) => strictPrefixes(path.events)));
+  const prefixesOfFinished = new Set(
+    paths.filter((path) => isDone(path.state)).flatMap((path) => strictPrefixes(path.events)),
+  );
   for (const path of paths) {
-    if (!isDone(path.state)) expect(prefixesOfFinished.has(serializeEvents(path.events)), `path ${serializeEvents(path.events)} stalls`).toBe(true);
+    if (!isDone(path.state))
+      expect(prefixesOfFinished.has(serializeEvents(path.events)), `path ${serializeEvents(path.events)} stalls`).toBe(
+        true,
+      );
   }
 
   // Without failures or interruptions, every maximal path completes, having counted each step it passed.
@@ -157,15 +179,26 @@ function assertEveryPathEnds(compiled: CompiledWorkflow, steps: readonly Step[])
 
 /** Number of distinct ways through a list of steps: a condition adds up its two branches. */
 const routesOf = (steps: readonly Step[]): number =>
-  steps.reduce((total, step) => total * (step.type === 'condition' ? routesOf(step.branches.true) + routesOf(step.branches.false) : 1), 1);
+  steps.reduce(
+    (total, step) =>
+      total * (step.type === 'condition' ? routesOf(step.branches.true) + routesOf(step.branches.false) : 1),
+    1,
+  );
 
 /** Replays events from the initial state; the trace holds every snapshot's value, context and effects. */
 function replay(machine: WorkflowMachine, events: readonly ExecutionEvent[]) {
   let [snapshot, actions] = initialTransition(machine);
-  const trace = [{ value: snapshot.value, context: snapshot.context, status: snapshot.status, effects: effectsOf(actions) }];
+  const trace = [
+    { value: snapshot.value, context: snapshot.context, status: snapshot.status, effects: effectsOf(actions) },
+  ];
   for (const event of events) {
     [snapshot, actions] = transition(machine, snapshot, event);
-    trace.push({ value: snapshot.value, context: snapshot.context, status: snapshot.status, effects: effectsOf(actions) });
+    trace.push({
+      value: snapshot.value,
+      context: snapshot.context,
+      status: snapshot.status,
+      effects: effectsOf(actions),
+    });
   }
   return { snapshot, actions, trace };
 }
@@ -213,8 +246,10 @@ describe('compileWorkflow: initial state', () => {
     expect(effectsOf(actions)).toEqual([{ type: 'executeAction', params: { stepId: 'welcome' } }]);
   });
 
-  it('starts a timer of the wait\'s duration when the first step is a wait', () => {
-    const [snapshot, actions] = initialTransition(compile({ steps: [{ id: 'hold', type: 'wait', config: { duration: '3 days' } }] }).machine);
+  it("starts a timer of the wait's duration when the first step is a wait", () => {
+    const [snapshot, actions] = initialTransition(
+      compile({ steps: [{ id: 'hold', type: 'wait', config: { duration: '3 days' } }] }).machine,
+    );
     expect(snapshot.value).toBe('hold');
     expect(effectsOf(actions)).toEqual([{ type: 'startTimer', params: { stepId: 'hold', delayMs: 3 * 86_400_000 } }]);
   });
@@ -295,7 +330,12 @@ describe('compileWorkflow: transitions', () => {
 
     const emptyTrue = compile({
       steps: [
-        { id: 'check', type: 'condition', config: { has_tag: 'x' }, branches: { true: [], false: [{ id: 'tag_it', type: 'add_tag', config: { tag: 'x' } }] } },
+        {
+          id: 'check',
+          type: 'condition',
+          config: { has_tag: 'x' },
+          branches: { true: [], false: [{ id: 'tag_it', type: 'add_tag', config: { tag: 'x' } }] },
+        },
         { id: 'after', type: 'send_sms', config: { body: 'hello' } },
       ],
     }).machine;
@@ -320,8 +360,14 @@ describe('compileWorkflow: transitions', () => {
     const machine = compile(welcomeSequence).machine;
     const cases: [ExecutionEvent[], ExecutionEvent[]][] = [
       [[], [TIMER_FIRED, isTrue]], // an action step
-      [[STEP_DONE, STEP_DONE], [STEP_DONE, STEP_SKIPPED, RETRY, STEP_FAILED, isFalse]], // a wait
-      [[STEP_DONE, STEP_DONE, TIMER_FIRED], [STEP_DONE, STEP_FAILED, RETRY, TIMER_FIRED]], // a condition
+      [
+        [STEP_DONE, STEP_DONE],
+        [STEP_DONE, STEP_SKIPPED, RETRY, STEP_FAILED, isFalse],
+      ], // a wait
+      [
+        [STEP_DONE, STEP_DONE, TIMER_FIRED],
+        [STEP_DONE, STEP_FAILED, RETRY, TIMER_FIRED],
+      ], // a condition
     ];
     for (const [prefix, ignored] of cases) {
       const { snapshot } = replay(machine, prefix);
@@ -335,7 +381,9 @@ describe('compileWorkflow: transitions', () => {
   it('GOAL from every running state ends in goal_achieved', () => {
     const compiled = compile(welcomeSequence);
     const running = [...stateGraph(compiled.machine, ALL_EVENTS).values()].filter((node) => !isDone(node.snapshot));
-    expect(new Set(running.map((node) => node.snapshot.value))).toEqual(new Set(['welcome', 'tag', 'pause', 'vip', 'vip_sms']));
+    expect(new Set(running.map((node) => node.snapshot.value))).toEqual(
+      new Set(['welcome', 'tag', 'pause', 'vip', 'vip_sms']),
+    );
     for (const { snapshot } of running) {
       const [next, actions] = transition(compiled.machine, snapshot, GOAL);
       expect(next.value).toBe('goal_achieved');
@@ -362,10 +410,15 @@ describe('compileWorkflow: transitions', () => {
 describe('compileWorkflow: step bookkeeping', () => {
   it('counts every step on the path taken, conditions included', () => {
     const machine = compile(nested).machine;
-    expect(replay(machine, [STEP_DONE, isTrue, STEP_DONE, isTrue, STEP_DONE, TIMER_FIRED, STEP_DONE]).snapshot.context.steps).toBe(7);
+    expect(
+      replay(machine, [STEP_DONE, isTrue, STEP_DONE, isTrue, STEP_DONE, TIMER_FIRED, STEP_DONE]).snapshot.context.steps,
+    ).toBe(7);
     expect(replay(machine, [STEP_DONE, isTrue, STEP_DONE, isFalse, STEP_DONE]).snapshot.context.steps).toBe(5);
     expect(replay(machine, [STEP_DONE, isFalse, STEP_DONE, STEP_DONE]).snapshot.context.steps).toBe(4);
-    for (const run of [[STEP_DONE, isTrue, STEP_DONE, isTrue, STEP_DONE, TIMER_FIRED, STEP_DONE], [STEP_DONE, isFalse, STEP_DONE, STEP_DONE]]) {
+    for (const run of [
+      [STEP_DONE, isTrue, STEP_DONE, isTrue, STEP_DONE, TIMER_FIRED, STEP_DONE],
+      [STEP_DONE, isFalse, STEP_DONE, STEP_DONE],
+    ]) {
       expect(replay(machine, run).snapshot.value).toBe('completed');
     }
   });
@@ -385,7 +438,8 @@ describe('compileWorkflow: step bookkeeping', () => {
       const compiled = compile(fixture);
       const runs = simplePaths(compiled.machine, PROGRESS_EVENTS).filter((run) => run.state.value === 'completed');
       const longest = new Map<string, number>();
-      for (const run of runs) run.visited.forEach((id, i) => longest.set(id, Math.max(longest.get(id) ?? 0, run.visited.length - i)));
+      for (const run of runs)
+        run.visited.forEach((id, i) => longest.set(id, Math.max(longest.get(id) ?? 0, run.visited.length - i)));
       expect(new Map([...compiled.steps].map(([id, info]) => [id, info.remaining]))).toEqual(longest);
       expect(compiled.totalSteps).toBe(Math.max(...runs.map((run) => run.state.context.steps)));
     }
@@ -399,10 +453,16 @@ describe('compileWorkflow: step bookkeeping', () => {
   it('compiles step ids that are names of Object.prototype members like any other', () => {
     const ids = ['constructor', 'toString', 'hasOwnProperty', 'valueOf'];
     const compiled = compile({ steps: ids.map((id) => ({ id, type: 'add_tag', config: { tag: id } })) });
-    const { trace } = replay(compiled.machine, ids.map(() => STEP_DONE));
+    const { trace } = replay(
+      compiled.machine,
+      ids.map(() => STEP_DONE),
+    );
     expect(trace.map((entry) => entry.value)).toEqual([...ids, 'completed']);
     expect(ids.map((id) => compiled.steps.get(id)?.remaining)).toEqual([4, 3, 2, 1]);
-    assertEveryPathEnds(compiled, [...compiled.steps.values()].map((info) => info.step));
+    assertEveryPathEnds(
+      compiled,
+      [...compiled.steps.values()].map((info) => info.step),
+    );
   });
 
   it('exposes the goal event', () => {
@@ -421,7 +481,20 @@ describe('compileWorkflow: config', () => {
   it('lists the steps depth-first, then the final states, each final state announcing itself', () => {
     const { config } = compile(nested);
     const states = config.states as Record<string, { type?: string; entry?: unknown }>;
-    expect(Object.keys(states)).toEqual(['a', 'c1', 'b', 'c2', 'd', 'e', 'f', 'g', 'completed', 'goal_achieved', 'failed', 'cancelled']);
+    expect(Object.keys(states)).toEqual([
+      'a',
+      'c1',
+      'b',
+      'c2',
+      'd',
+      'e',
+      'f',
+      'g',
+      'completed',
+      'goal_achieved',
+      'failed',
+      'cancelled',
+    ]);
     for (const name of Object.keys(FINAL_STATES)) {
       expect(states[name]).toEqual({ type: 'final', entry: { type: 'finishExecution', params: { state: name } } });
     }
@@ -443,7 +516,9 @@ describe('compileWorkflow: config', () => {
       for (const path of paths) {
         expect(replay(rebuilt, path.events).trace).toEqual(replay(compiled.machine, path.events).trace);
       }
-      expect(simplePaths(rebuilt, PATH_EVENTS).map((path) => serializeEvents(path.events))).toEqual(paths.map((path) => serializeEvents(path.events)));
+      expect(simplePaths(rebuilt, PATH_EVENTS).map((path) => serializeEvents(path.events))).toEqual(
+        paths.map((path) => serializeEvents(path.events)),
+      );
     }
   });
 
@@ -495,7 +570,8 @@ describe('compiled machines: every path ends in a final state', () => {
 // ---------------------------------------------------------------------------------------------------
 // Properties over random definitions
 
-const shortText = (maxLength: number) => fc.string({ minLength: 1, maxLength }).filter((text) => text.length <= maxLength);
+const shortText = (maxLength: number) =>
+  fc.string({ minLength: 1, maxLength }).filter((text) => text.length <= maxLength);
 const idStem = fc.stringMatching(/^[A-Za-z][A-Za-z0-9_-]{0,10}$/);
 
 type DraftStep = { type: string; config: unknown; branches?: { true: DraftStep[]; false: DraftStep[] } };
@@ -503,7 +579,14 @@ type DraftStep = { type: string; config: unknown; branches?: { true: DraftStep[]
 const actionOrWait: fc.Arbitrary<DraftStep> = fc.oneof(
   fc.record({
     type: fc.constant('send_email'),
-    config: fc.record({ subject: shortText(40), body: shortText(80), to: fc.constantFrom('ops@example.com', 'a.b+tag@mail.example.co.uk') }, { requiredKeys: ['subject', 'body'] }),
+    config: fc.record(
+      {
+        subject: shortText(40),
+        body: shortText(80),
+        to: fc.constantFrom('ops@example.com', 'a.b+tag@mail.example.co.uk'),
+      },
+      { requiredKeys: ['subject', 'body'] },
+    ),
   }),
   fc.record({ type: fc.constant('send_sms'), config: fc.record({ body: shortText(80) }) }),
   fc.record({ type: fc.constantFrom('add_tag', 'remove_tag'), config: fc.record({ tag: shortText(30) }) }),
@@ -522,10 +605,20 @@ const actionOrWait: fc.Arbitrary<DraftStep> = fc.oneof(
     type: fc.constant('webhook'),
     config: fc.record(
       {
-        url: fc.constantFrom('https://hooks.example.com/a', 'http://127.0.0.1:8080/hook?x=1', 'https://example.org/p/q#frag'),
+        url: fc.constantFrom(
+          'https://hooks.example.com/a',
+          'http://127.0.0.1:8080/hook?x=1',
+          'https://example.org/p/q#frag',
+        ),
         method: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE'),
         // A "__proto__" key is not copied by the parser (it never reaches a provider): left out here.
-        body: fc.oneof(fc.string(), fc.dictionary(fc.string().filter((key) => key !== '__proto__'), fc.jsonValue())),
+        body: fc.oneof(
+          fc.string(),
+          fc.dictionary(
+            fc.string().filter((key) => key !== '__proto__'),
+            fc.jsonValue(),
+          ),
+        ),
       },
       { requiredKeys: ['url', 'method'] },
     ),
@@ -565,8 +658,16 @@ const stepsAt = (level: number, minLength: number, maxLength: number): fc.Arbitr
 function withIds(steps: DraftStep[], stems: string[], counter = { next: 0 }): unknown[] {
   return steps.map((draft) => {
     const n = counter.next++;
-    const step: Record<string, unknown> = { id: `${stems[n % stems.length]}_${n}`, type: draft.type, config: draft.config };
-    if (draft.branches) step.branches = { true: withIds(draft.branches.true, stems, counter), false: withIds(draft.branches.false, stems, counter) };
+    const step: Record<string, unknown> = {
+      id: `${stems[n % stems.length]}_${n}`,
+      type: draft.type,
+      config: draft.config,
+    };
+    if (draft.branches)
+      step.branches = {
+        true: withIds(draft.branches.true, stems, counter),
+        false: withIds(draft.branches.false, stems, counter),
+      };
     return step;
   });
 }
@@ -578,7 +679,10 @@ const validDefinition = fc
       stems: fc.array(idStem, { minLength: 1, maxLength: 5 }),
       goal: fc.record({ event: shortText(30) }),
       reentry: fc.constantFrom('always', 'after_completion', 'never'),
-      trigger: fc.oneof(fc.constant({ type: 'manual' }), fc.record({ type: fc.constant('event'), event: shortText(30) })),
+      trigger: fc.oneof(
+        fc.constant({ type: 'manual' }),
+        fc.record({ type: fc.constant('event'), event: shortText(30) }),
+      ),
     },
     { requiredKeys: ['steps', 'stems'] },
   )
@@ -588,9 +692,16 @@ const validDefinition = fc
 
 /** Every place in a JSON tree where a value can be replaced, removed or added. */
 function slotsOf(node: unknown, slots: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = []) {
-  if (Array.isArray(node)) node.forEach((child, index) => { slots.push({ parent: node, key: index }); slotsOf(child, slots); });
+  if (Array.isArray(node))
+    node.forEach((child, index) => {
+      slots.push({ parent: node, key: index });
+      slotsOf(child, slots);
+    });
   else if (node !== null && typeof node === 'object') {
-    for (const [key, child] of Object.entries(node)) { slots.push({ parent: node as Record<string, unknown>, key }); slotsOf(child, slots); }
+    for (const [key, child] of Object.entries(node)) {
+      slots.push({ parent: node as Record<string, unknown>, key });
+      slotsOf(child, slots);
+    }
   }
   return slots;
 }
@@ -608,7 +719,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.record({
   pick: fc.nat(),
   kind: fc.constantFrom('replace', 'remove', 'add'),
   value: fc.anything(),
-  key: fc.oneof(fc.string(), fc.constantFrom('id', 'type', 'config', 'branches', 'true', 'false', 'steps', 'duration', '__proto__')),
+  key: fc.oneof(
+    fc.string(),
+    fc.constantFrom('id', 'type', 'config', 'branches', 'true', 'false', 'steps', 'duration', '__proto__'),
+  ),
 });
 
 /** Applies random mutations to a copy of a definition. */
@@ -623,7 +737,13 @@ function mutate(definition: unknown, mutations: Mutation[]) {
       else parent.splice(at as number, kind === 'replace' ? 1 : 0, value);
     } else if (kind === 'remove') delete parent[at as string];
     // An own property, as JSON.parse makes it, even for a key such as "__proto__".
-    else Object.defineProperty(parent, kind === 'replace' ? at : key, { value, enumerable: true, writable: true, configurable: true });
+    else
+      Object.defineProperty(parent, kind === 'replace' ? at : key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
   }
   return copy;
 }

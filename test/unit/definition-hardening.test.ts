@@ -6,10 +6,24 @@ import { parseRetryAfter } from '../../src/providers/outcome.ts';
 
 // Regression tests for problems found by reviewing the pure core.
 describe('definition hardening', () => {
-  const contact = { email: 'a@example.com', phone: null, optedIn: true, timezone: null, tags: [], attributes: { plan: 'pro' } };
+  const contact = {
+    email: 'a@example.com',
+    phone: null,
+    optedIn: true,
+    timezone: null,
+    tags: [],
+    attributes: { plan: 'pro' },
+  };
 
   it('field lookups never reach object prototypes', () => {
-    for (const field of ['constructor', '__proto__', 'valueOf', 'hasOwnProperty', 'attributes.constructor', 'plan.length']) {
+    for (const field of [
+      'constructor',
+      '__proto__',
+      'valueOf',
+      'hasOwnProperty',
+      'attributes.constructor',
+      'plan.length',
+    ]) {
       expect(readField(contact, field), field).toBeUndefined();
       expect(evaluateCondition({ field, operator: 'exists' }, contact), field).toBe(false);
     }
@@ -17,18 +31,23 @@ describe('definition hardening', () => {
   });
 
   it('templates render prototype names as empty strings', () => {
-    expect(renderTemplate('[{{constructor}}][{{toString}}][{{__proto__}}][{{plan}}]', { plan: 'pro' })).toEqual({ ok: true, text: '[][][][pro]' });
+    expect(renderTemplate('[{{constructor}}][{{toString}}][{{__proto__}}][{{plan}}]', { plan: 'pro' })).toEqual({
+      ok: true,
+      text: '[][][][pro]',
+    });
   });
 
   it('Retry-After accepts only delta-seconds and IMF-fixdate', () => {
     const now = new Date('2026-01-01T00:00:00Z');
-    for (const garbage of ['1.5', '-1', 'Mon 2', 'abc 12', 'tomorrow']) expect(parseRetryAfter(garbage, now), garbage).toBeNull();
+    for (const garbage of ['1.5', '-1', 'Mon 2', 'abc 12', 'tomorrow'])
+      expect(parseRetryAfter(garbage, now), garbage).toBeNull();
     expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now)).toBe(30_000);
   });
 
   it('refuses over-deep nesting with a clear issue instead of overflowing the stack', () => {
     let steps: unknown[] = [{ id: 'leaf', type: 'add_tag', config: { tag: 'x' } }];
-    for (let depth = 0; depth < 600; depth += 1) steps = [{ id: `c${depth}`, type: 'condition', config: { has_tag: 'a' }, branches: { true: steps, false: [] } }];
+    for (let depth = 0; depth < 600; depth += 1)
+      steps = [{ id: `c${depth}`, type: 'condition', config: { has_tag: 'a' }, branches: { true: steps, false: [] } }];
     const result = parseDefinition({ steps });
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.issues[0]!.message).toBe(`conditions may be nested at most ${MAX_DEPTH} deep`);
@@ -43,6 +62,7 @@ describe('definition hardening', () => {
       ],
     });
     expect(result.ok).toBe(false);
-    if (!result.ok) expect(result.issues.map((issue) => issue.path).sort()).toEqual(['steps.1.id', 'steps.2.config.tag']);
+    if (!result.ok)
+      expect(result.issues.map((issue) => issue.path).sort()).toEqual(['steps.1.id', 'steps.2.config.tag']);
   });
 });

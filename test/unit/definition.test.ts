@@ -63,7 +63,11 @@ describe('parseDefinition: valid definitions', () => {
     ['remove_tag', '', { tag: 'lead' }],
     ['wait', '', { duration: '30 seconds' }],
     ['webhook', 'with a string body', { url: 'https://hooks.example.com/a', method: 'PUT', body: 'raw' }],
-    ['webhook', 'with a JSON body', { url: 'http://hooks.example.com/b?x=1', method: 'POST', body: { contact: '{{email}}' } }],
+    [
+      'webhook',
+      'with a JSON body',
+      { url: 'http://hooks.example.com/b?x=1', method: 'POST', body: { contact: '{{email}}' } },
+    ],
     ['webhook', 'without a body', { url: 'https://hooks.example.com/c', method: 'GET' }],
   ])('accepts a %s step %s', (type, _, config) => {
     const step = { id: 'step_1', type, config };
@@ -74,22 +78,32 @@ describe('parseDefinition: valid definitions', () => {
   });
 
   it('defaults a webhook method to POST', () => {
-    const result = parseDefinition(withSteps({ id: 'hook', type: 'webhook', config: { url: 'https://example.com/hook' } }));
+    const result = parseDefinition(
+      withSteps({ id: 'hook', type: 'webhook', config: { url: 'https://example.com/hook' } }),
+    );
     expect(result.ok && result.definition.steps[0]).toMatchObject({ config: { method: 'POST' } });
   });
 
   it('accepts a has_tag condition with steps in both branches', () => {
-    const step = condition('vip', { has_tag: 'VIP' }, [email('yes')], [email('no'), { id: 'later', type: 'wait', config: { duration: '1 day' } }]);
+    const step = condition(
+      'vip',
+      { has_tag: 'VIP' },
+      [email('yes')],
+      [email('no'), { id: 'later', type: 'wait', config: { duration: '1 day' } }],
+    );
     const result = parseDefinition(withSteps(step));
     expect(result.ok && result.definition.steps).toEqual([step]);
   });
 
-  it.each(OPERATORS.filter((operator) => operator !== 'exists'))('accepts a "%s" comparison with a string, number or boolean value', (operator) => {
-    for (const value of ['pro', 42, true]) {
-      const step = condition('check', { field: 'plan', operator, value });
-      expect(parseDefinition(withSteps(step))).toMatchObject({ ok: true, definition: { steps: [step] } });
-    }
-  });
+  it.each(OPERATORS.filter((operator) => operator !== 'exists'))(
+    'accepts a "%s" comparison with a string, number or boolean value',
+    (operator) => {
+      for (const value of ['pro', 42, true]) {
+        const step = condition('check', { field: 'plan', operator, value });
+        expect(parseDefinition(withSteps(step))).toMatchObject({ ok: true, definition: { steps: [step] } });
+      }
+    },
+  );
 
   it('accepts "exists" without a value', () => {
     const step = condition('check', { field: 'attributes.plan', operator: 'exists' });
@@ -97,9 +111,17 @@ describe('parseDefinition: valid definitions', () => {
   });
 
   it('accepts conditions nested in branches', () => {
-    const inner = condition('inner', { field: 'score', operator: 'greater_than', value: 10 }, [email('hot')], [email('cold')]);
+    const inner = condition(
+      'inner',
+      { field: 'score', operator: 'greater_than', value: 10 },
+      [email('hot')],
+      [email('cold')],
+    );
     const step = condition('outer', { has_tag: 'lead' }, [inner], []);
-    expect(parseDefinition(withSteps(step, email('after')))).toMatchObject({ ok: true, definition: { steps: [step, email('after')] } });
+    expect(parseDefinition(withSteps(step, email('after')))).toMatchObject({
+      ok: true,
+      definition: { steps: [step, email('after')] },
+    });
   });
 
   it.each([
@@ -131,7 +153,12 @@ describe('parseDefinition: valid definitions', () => {
 
   it('accepts 500 top-level steps and 1000 steps in all', () => {
     expect(parseDefinition(withSteps(...Array.from({ length: 500 }, (_, i) => email(`e${i}`)))).ok).toBe(true);
-    const half = (k: number) => condition(`c${k}`, { has_tag: 'x' }, Array.from({ length: 499 }, (_, i) => email(`e${k}_${i}`)));
+    const half = (k: number) =>
+      condition(
+        `c${k}`,
+        { has_tag: 'x' },
+        Array.from({ length: 499 }, (_, i) => email(`e${k}_${i}`)),
+      );
     expect(parseDefinition(withSteps(half(1), half(2))).ok).toBe(true);
   });
 });
@@ -152,13 +179,13 @@ describe('parseDefinition: refused definitions', () => {
     expect(pathsOf(input)).toEqual([path]);
   });
 
-  it('refuses an unknown step type at the step\'s type, also inside a branch', () => {
+  it("refuses an unknown step type at the step's type, also inside a branch", () => {
     const [issue] = issuesOf(withSteps({ id: 'a', type: 'fax', config: {} }));
     expect(issue?.path).toBe('steps.0.type');
     expect(issue?.message).toMatch(/send_email/);
-    expect(pathsOf(withSteps(condition('c', { has_tag: 'x' }, [], [email('ok'), { id: 'b', type: 'carrier_pigeon' }])))).toEqual([
-      'steps.0.branches.false.1.type',
-    ]);
+    expect(
+      pathsOf(withSteps(condition('c', { has_tag: 'x' }, [], [email('ok'), { id: 'b', type: 'carrier_pigeon' }]))),
+    ).toEqual(['steps.0.branches.false.1.type']);
     expect(pathsOf(withSteps({ id: 'a', config: {} }))).toEqual(['steps.0.type']);
   });
 
@@ -166,32 +193,73 @@ describe('parseDefinition: refused definitions', () => {
     ['a step without config', { id: 'a', type: 'send_email' }, 'steps.0.config'],
     ['an email without subject', { id: 'a', type: 'send_email', config: { body: 'b' } }, 'steps.0.config.subject'],
     ['an email without body', { id: 'a', type: 'send_email', config: { subject: 's' } }, 'steps.0.config.body'],
-    ['an email with an empty subject', { id: 'a', type: 'send_email', config: { subject: '', body: 'b' } }, 'steps.0.config.subject'],
-    ['an email to a non-address', { id: 'a', type: 'send_email', config: { subject: 's', body: 'b', to: 'nobody' } }, 'steps.0.config.to'],
+    [
+      'an email with an empty subject',
+      { id: 'a', type: 'send_email', config: { subject: '', body: 'b' } },
+      'steps.0.config.subject',
+    ],
+    [
+      'an email to a non-address',
+      { id: 'a', type: 'send_email', config: { subject: 's', body: 'b', to: 'nobody' } },
+      'steps.0.config.to',
+    ],
     ['an SMS without body', { id: 'a', type: 'send_sms', config: {} }, 'steps.0.config.body'],
-    ['an SMS over 1600 characters', { id: 'a', type: 'send_sms', config: { body: 'x'.repeat(1_601) } }, 'steps.0.config.body'],
+    [
+      'an SMS over 1600 characters',
+      { id: 'a', type: 'send_sms', config: { body: 'x'.repeat(1_601) } },
+      'steps.0.config.body',
+    ],
     ['add_tag without tag', { id: 'a', type: 'add_tag', config: {} }, 'steps.0.config.tag'],
     ['remove_tag with an empty tag', { id: 'a', type: 'remove_tag', config: { tag: '' } }, 'steps.0.config.tag'],
     ['a wait without duration', { id: 'a', type: 'wait', config: {} }, 'steps.0.config.duration'],
     ['a webhook without url', { id: 'a', type: 'webhook', config: { method: 'POST' } }, 'steps.0.config.url'],
-    ['a webhook with an unknown method', { id: 'a', type: 'webhook', config: { url: 'https://x.io', method: 'FETCH' } }, 'steps.0.config.method'],
-    ['a webhook with a numeric body', { id: 'a', type: 'webhook', config: { url: 'https://x.io', body: 42 } }, 'steps.0.config.body'],
+    [
+      'a webhook with an unknown method',
+      { id: 'a', type: 'webhook', config: { url: 'https://x.io', method: 'FETCH' } },
+      'steps.0.config.method',
+    ],
+    [
+      'a webhook with a numeric body',
+      { id: 'a', type: 'webhook', config: { url: 'https://x.io', body: 42 } },
+      'steps.0.config.body',
+    ],
     ['a condition without branches', { id: 'a', type: 'condition', config: { has_tag: 'x' } }, 'steps.0.branches'],
-    ['a condition without a false branch', { id: 'a', type: 'condition', config: { has_tag: 'x' }, branches: { true: [] } }, 'steps.0.branches.false'],
+    [
+      'a condition without a false branch',
+      { id: 'a', type: 'condition', config: { has_tag: 'x' }, branches: { true: [] } },
+      'steps.0.branches.false',
+    ],
     ['a condition with an empty config', condition('a', {}), 'steps.0.config.has_tag'],
-    ['a comparison with an unknown operator', condition('a', { field: 'plan', operator: 'like', value: 'p' }), 'steps.0.config.operator'],
-    ['a comparison with an object value', condition('a', { field: 'plan', operator: 'equals', value: { p: 1 } }), 'steps.0.config.value'],
+    [
+      'a comparison with an unknown operator',
+      condition('a', { field: 'plan', operator: 'like', value: 'p' }),
+      'steps.0.config.operator',
+    ],
+    [
+      'a comparison with an object value',
+      condition('a', { field: 'plan', operator: 'equals', value: { p: 1 } }),
+      'steps.0.config.value',
+    ],
   ])('refuses %s with the path of the missing or bad field', (_, step, path) => {
     expect(pathsOf(withSteps(step))).toEqual([path]);
   });
 
-  it.each(['2 parsecs', '0 seconds', '-1 hours', '400 days', '367 days', '53 weeks', '1.5 hours', 'soon', 'hours', '10', ''])(
-    'refuses the duration %j at the wait\'s config.duration',
-    (duration) => {
-      const issues = issuesOf(withSteps(email('a'), { id: 'pause', type: 'wait', config: { duration } }));
-      expect(issues).toEqual([{ path: 'steps.1.config.duration', message: expect.stringMatching(/positive duration/) }]);
-    },
-  );
+  it.each([
+    '2 parsecs',
+    '0 seconds',
+    '-1 hours',
+    '400 days',
+    '367 days',
+    '53 weeks',
+    '1.5 hours',
+    'soon',
+    'hours',
+    '10',
+    '',
+  ])("refuses the duration %j at the wait's config.duration", (duration) => {
+    const issues = issuesOf(withSteps(email('a'), { id: 'pause', type: 'wait', config: { duration } }));
+    expect(issues).toEqual([{ path: 'steps.1.config.duration', message: expect.stringMatching(/positive duration/) }]);
+  });
 
   it('refuses a bad duration inside a branch at its full path', () => {
     const step = condition('c', { has_tag: 'x' }, [{ id: 'w', type: 'wait', config: { duration: '0 seconds' } }]);
@@ -205,24 +273,39 @@ describe('parseDefinition: refused definitions', () => {
   });
 
   it('refuses duplicate step ids inside branches, across branches and against the condition itself', () => {
-    const step = condition('vip', { has_tag: 'VIP' }, [email('welcome'), email('shared')], [email('shared'), email('vip')]);
+    const step = condition(
+      'vip',
+      { has_tag: 'VIP' },
+      [email('welcome'), email('shared')],
+      [email('shared'), email('vip')],
+    );
     expect(pathsOf(withSteps(email('welcome'), step))).toEqual([
       'steps.1.branches.true.0.id',
       'steps.1.branches.false.0.id',
       'steps.1.branches.false.1.id',
     ]);
-    const nested = condition('outer', { has_tag: 'a' }, [condition('inner', { has_tag: 'b' }, [email('deep')], [])], []);
+    const nested = condition(
+      'outer',
+      { has_tag: 'a' },
+      [condition('inner', { has_tag: 'b' }, [email('deep')], [])],
+      [],
+    );
     expect(pathsOf(withSteps(nested, email('deep')))).toEqual(['steps.1.id']);
   });
 
   it.each(RESERVED_STEP_IDS)('refuses the reserved id "%s", also inside a branch', (id) => {
     expect(issuesOf(withSteps(email(id)))).toEqual([{ path: 'steps.0.id', message: 'is a reserved name' }]);
-    expect(pathsOf(withSteps(condition('c', { has_tag: 'x' }, [], [email(id)])))).toEqual(['steps.0.branches.false.0.id']);
+    expect(pathsOf(withSteps(condition('c', { has_tag: 'x' }, [], [email(id)])))).toEqual([
+      'steps.0.branches.false.0.id',
+    ]);
   });
 
-  it.each([['1abc'], ['has space'], ['dots.inside'], [''], [`a${'b'.repeat(64)}`]])('refuses the malformed step id %j', (id) => {
-    expect(pathsOf(withSteps(email(id)))).toEqual(['steps.0.id']);
-  });
+  it.each([['1abc'], ['has space'], ['dots.inside'], [''], [`a${'b'.repeat(64)}`]])(
+    'refuses the malformed step id %j',
+    (id) => {
+      expect(pathsOf(withSteps(email(id)))).toEqual(['steps.0.id']);
+    },
+  );
 
   it('refuses a step id that is not a string', () => {
     expect(pathsOf(withSteps({ ...email('a'), id: 5 }))).toEqual(['steps.0.id']);
@@ -231,9 +314,19 @@ describe('parseDefinition: refused definitions', () => {
   it.each([
     ['the root', { steps: [email('a')], name: 'x' }, '(root)', 'name'],
     ['a step', withSteps({ ...email('a'), delay: 5 }), 'steps.0', 'delay'],
-    ['a step config', withSteps({ id: 'a', type: 'send_sms', config: { body: 'b', subject: 's' } }), 'steps.0.config', 'subject'],
+    [
+      'a step config',
+      withSteps({ id: 'a', type: 'send_sms', config: { body: 'b', subject: 's' } }),
+      'steps.0.config',
+      'subject',
+    ],
     ['a condition config', withSteps(condition('c', { has_tag: 'x', extra: 1 })), 'steps.0.config', 'extra'],
-    ['a condition\'s branches', withSteps({ ...condition('c', { has_tag: 'x' }), branches: { true: [], false: [], maybe: [] } }), 'steps.0.branches', 'maybe'],
+    [
+      "a condition's branches",
+      withSteps({ ...condition('c', { has_tag: 'x' }), branches: { true: [], false: [], maybe: [] } }),
+      'steps.0.branches',
+      'maybe',
+    ],
     ['the trigger', { trigger: { type: 'manual', cron: '* * *' }, steps: [email('a')] }, 'trigger', 'cron'],
     ['the goal', { goal: { event: 'booked', within: '3 days' }, steps: [email('a')] }, 'goal', 'within'],
   ])('refuses an unknown field in %s', (_, input, path, key) => {
@@ -242,7 +335,9 @@ describe('parseDefinition: refused definitions', () => {
   });
 
   it('refuses a condition that mixes has_tag with a comparison', () => {
-    expect(pathsOf(withSteps(condition('c', { has_tag: 'x', field: 'plan', operator: 'exists' })))).toEqual(['steps.0.config']);
+    expect(pathsOf(withSteps(condition('c', { has_tag: 'x', field: 'plan', operator: 'exists' })))).toEqual([
+      'steps.0.config',
+    ]);
   });
 
   it.each(['ftp://example.com/file', 'javascript:alert(1)', 'mailto:ops@example.com', 'not a url', '', 'http://'])(
@@ -254,11 +349,14 @@ describe('parseDefinition: refused definitions', () => {
     },
   );
 
-  it.each(OPERATORS.filter((operator) => operator !== 'exists'))('refuses "%s" without a value at config.value', (operator) => {
-    expect(issuesOf(withSteps(condition('c', { field: 'plan', operator })))).toEqual([
-      { path: 'steps.0.config.value', message: 'value is required for this operator' },
-    ]);
-  });
+  it.each(OPERATORS.filter((operator) => operator !== 'exists'))(
+    'refuses "%s" without a value at config.value',
+    (operator) => {
+      expect(issuesOf(withSteps(condition('c', { field: 'plan', operator })))).toEqual([
+        { path: 'steps.0.config.value', message: 'value is required for this operator' },
+      ]);
+    },
+  );
 
   it('refuses more than 500 steps in one list', () => {
     const issues = issuesOf(withSteps(...Array.from({ length: 501 }, (_, i) => email(`e${i}`))));
@@ -268,7 +366,12 @@ describe('parseDefinition: refused definitions', () => {
   });
 
   it('refuses more than 1000 steps in all, counting those in branches', () => {
-    const big = (k: number) => condition(`c${k}`, { has_tag: 'x' }, Array.from({ length: 400 }, (_, i) => email(`e${k}_${i}`)));
+    const big = (k: number) =>
+      condition(
+        `c${k}`,
+        { has_tag: 'x' },
+        Array.from({ length: 400 }, (_, i) => email(`e${k}_${i}`)),
+      );
     const issues = issuesOf(withSteps(big(1), big(2), big(3)));
     expect(issues).toEqual([{ path: 'steps', message: 'a workflow may have at most 1000 steps (has 1203)' }]);
   });
@@ -279,7 +382,12 @@ describe('parseDefinition: refused definitions', () => {
       steps: [
         { id: 'pause', type: 'wait', config: { duration: '2 parsecs' } },
         { ...email('welcome'), extra: true },
-        condition('vip', { field: 'plan', operator: 'equals' }, [email('completed')], [{ id: 'hook', type: 'webhook', config: { url: 'ftp://x' } }]),
+        condition(
+          'vip',
+          { field: 'plan', operator: 'equals' },
+          [email('completed')],
+          [{ id: 'hook', type: 'webhook', config: { url: 'ftp://x' } }],
+        ),
         { id: 'tag', type: 'add_tag', config: {} },
       ],
     };
@@ -307,7 +415,14 @@ describe('parseDefinition: refused definitions', () => {
       email('failed'),
     );
     expect(pathsOf(input).sort()).toEqual(
-      ['steps.1.id', 'steps.2.config.duration', 'steps.3.branches.true.0.id', 'steps.4.config.url', 'steps.5.config', 'steps.6.id'].sort(),
+      [
+        'steps.1.id',
+        'steps.2.config.duration',
+        'steps.3.branches.true.0.id',
+        'steps.4.config.url',
+        'steps.5.config',
+        'steps.6.id',
+      ].sort(),
     );
   });
 });
@@ -336,12 +451,26 @@ describe('parseDuration', () => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['0 seconds', '0s', '-1 hours', '+1 hours', '1.5 hours', '400 days', '367 days', '53 weeks', '2 parsecs', 'hours', '10', '', '1 2 days', 'one day', '12345678 seconds', '2 hours later'])(
-    'refuses %j',
-    (text) => {
-      expect(parseDuration(text)).toBeNull();
-    },
-  );
+  it.each([
+    '0 seconds',
+    '0s',
+    '-1 hours',
+    '+1 hours',
+    '1.5 hours',
+    '400 days',
+    '367 days',
+    '53 weeks',
+    '2 parsecs',
+    'hours',
+    '10',
+    '',
+    '1 2 days',
+    'one day',
+    '12345678 seconds',
+    '2 hours later',
+  ])('refuses %j', (text) => {
+    expect(parseDuration(text)).toBeNull();
+  });
 
   it('caps durations at MAX_DURATION_MS', () => {
     expect(MAX_DURATION_MS).toBe(366 * DAY);
@@ -368,7 +497,10 @@ describe('parseDuration', () => {
 
 describe('renderTemplate', () => {
   it('replaces placeholders by their values', () => {
-    expect(renderTemplate('Hi {{first_name}}, your plan is {{plan}}.', { first_name: 'Ada', plan: 'pro' })).toEqual({ ok: true, text: 'Hi Ada, your plan is pro.' });
+    expect(renderTemplate('Hi {{first_name}}, your plan is {{plan}}.', { first_name: 'Ada', plan: 'pro' })).toEqual({
+      ok: true,
+      text: 'Hi Ada, your plan is pro.',
+    });
   });
 
   it('allows spaces inside the braces and repeats', () => {
@@ -377,15 +509,27 @@ describe('renderTemplate', () => {
 
   it('reads nested values such as payload keys', () => {
     const scope = { payload: { order: { id: 42 } }, email: 'a@example.com' };
-    expect(renderTemplate('Order {{payload.order.id}} for {{email}}', scope)).toEqual({ ok: true, text: 'Order 42 for a@example.com' });
+    expect(renderTemplate('Order {{payload.order.id}} for {{email}}', scope)).toEqual({
+      ok: true,
+      text: 'Order 42 for a@example.com',
+    });
   });
 
   it('renders unknown, null and undefined values as an empty string', () => {
-    expect(renderTemplate('[{{missing}}][{{none}}][{{undef}}][{{payload.missing.deeper}}]', { none: null, undef: undefined, payload: {} })).toEqual({ ok: true, text: '[][][][]' });
+    expect(
+      renderTemplate('[{{missing}}][{{none}}][{{undef}}][{{payload.missing.deeper}}]', {
+        none: null,
+        undef: undefined,
+        payload: {},
+      }),
+    ).toEqual({ ok: true, text: '[][][][]' });
   });
 
   it('stringifies numbers, booleans and zero', () => {
-    expect(renderTemplate('{{n}} {{zero}} {{yes}} {{no}}', { n: 3.5, zero: 0, yes: true, no: false })).toEqual({ ok: true, text: '3.5 0 true false' });
+    expect(renderTemplate('{{n}} {{zero}} {{yes}} {{no}}', { n: 3.5, zero: 0, yes: true, no: false })).toEqual({
+      ok: true,
+      text: '3.5 0 true false',
+    });
   });
 
   it('leaves text that is not a placeholder alone and evaluates nothing', () => {
@@ -412,7 +556,16 @@ const contact = (overrides: Partial<ContactFacts> = {}): ContactFacts => ({
   optedIn: true,
   timezone: 'Europe/Paris',
   tags: ['VIP', 'lead'],
-  attributes: { plan: 'pro', score: 42, score_text: '17', active: true, empty: '', nothing: null, address: { city: 'Paris' }, skills: ['sql', 2] },
+  attributes: {
+    plan: 'pro',
+    score: 42,
+    score_text: '17',
+    active: true,
+    empty: '',
+    nothing: null,
+    address: { city: 'Paris' },
+    skills: ['sql', 2],
+  },
   ...overrides,
 });
 
@@ -444,7 +597,9 @@ describe('readField', () => {
 
   it('prefers a contact field over an attribute of the same name', () => {
     expect(readField(contact({ attributes: { email: 'other@example.com' } }), 'email')).toBe('ada@example.com');
-    expect(readField(contact({ attributes: { email: 'other@example.com' } }), 'attributes.email')).toBe('other@example.com');
+    expect(readField(contact({ attributes: { email: 'other@example.com' } }), 'attributes.email')).toBe(
+      'other@example.com',
+    );
   });
 });
 
@@ -463,8 +618,12 @@ describe('evaluateCondition', () => {
   it('exists: present values, including 0 and false, but not missing, null or empty', () => {
     expect(compare('plan', 'exists')).toBe(true);
     expect(compare('email', 'exists')).toBe(true);
-    expect(evaluateCondition({ field: 'count', operator: 'exists' }, contact({ attributes: { count: 0, off: false } }))).toBe(true);
-    expect(evaluateCondition({ field: 'off', operator: 'exists' }, contact({ attributes: { count: 0, off: false } }))).toBe(true);
+    expect(
+      evaluateCondition({ field: 'count', operator: 'exists' }, contact({ attributes: { count: 0, off: false } })),
+    ).toBe(true);
+    expect(
+      evaluateCondition({ field: 'off', operator: 'exists' }, contact({ attributes: { count: 0, off: false } })),
+    ).toBe(true);
     expect(compare('missing', 'exists')).toBe(false);
     expect(compare('nothing', 'exists')).toBe(false);
     expect(compare('empty', 'exists')).toBe(false);
@@ -569,7 +728,11 @@ describe('classifyResponse', () => {
   });
 
   it.each([400, 401, 403, 404, 409, 422])('%i is permanent (skip the step)', (status) => {
-    expect(classifyResponse(status, null, now, 'no such recipient')).toEqual({ kind: 'permanent', status, error: `HTTP ${status}: no such recipient` });
+    expect(classifyResponse(status, null, now, 'no such recipient')).toEqual({
+      kind: 'permanent',
+      status,
+      error: `HTTP ${status}: no such recipient`,
+    });
   });
 
   it.each([500, 502, 503, 504])('%i is transient (retry with backoff)', (status) => {
@@ -577,16 +740,27 @@ describe('classifyResponse', () => {
   });
 
   it('429 honours Retry-After in seconds', () => {
-    expect(classifyResponse(429, '7', now)).toEqual({ kind: 'rate_limited', status: 429, retryAfterMs: 7 * SECOND, error: 'HTTP 429' });
+    expect(classifyResponse(429, '7', now)).toEqual({
+      kind: 'rate_limited',
+      status: 429,
+      retryAfterMs: 7 * SECOND,
+      error: 'HTTP 429',
+    });
   });
 
   it('429 honours Retry-After as an HTTP-date relative to now', () => {
-    expect(classifyResponse(429, 'Wed, 21 Oct 2015 07:27:30 GMT', now)).toMatchObject({ kind: 'rate_limited', retryAfterMs: 30 * SECOND });
+    expect(classifyResponse(429, 'Wed, 21 Oct 2015 07:27:30 GMT', now)).toMatchObject({
+      kind: 'rate_limited',
+      retryAfterMs: 30 * SECOND,
+    });
     const later = new Date(now.getTime() + 10 * SECOND);
-    expect(classifyResponse(429, 'Wed, 21 Oct 2015 07:27:30 GMT', later)).toMatchObject({ kind: 'rate_limited', retryAfterMs: 20 * SECOND });
+    expect(classifyResponse(429, 'Wed, 21 Oct 2015 07:27:30 GMT', later)).toMatchObject({
+      kind: 'rate_limited',
+      retryAfterMs: 20 * SECOND,
+    });
   });
 
-  it('429 without a usable Retry-After leaves the wait to the engine (the step\'s back-off)', () => {
+  it("429 without a usable Retry-After leaves the wait to the engine (the step's back-off)", () => {
     expect(classifyResponse(429, 'soon', now)).toMatchObject({ kind: 'rate_limited', retryAfterMs: null });
     expect(classifyResponse(429, null, now)).toMatchObject({ kind: 'rate_limited', retryAfterMs: null });
   });

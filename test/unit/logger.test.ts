@@ -7,7 +7,10 @@ import { createLogger, silentLogger, type Logger } from '../../src/observability
 import { containsPlainPii } from '../../src/observability/mask.ts';
 
 /** A logger writing into memory, and a function returning the parsed lines written so far. */
-function capture(options: { level?: string } = {}): { logger: Logger; lines: () => Promise<Record<string, unknown>[]> } {
+function capture(options: { level?: string } = {}): {
+  logger: Logger;
+  lines: () => Promise<Record<string, unknown>[]>;
+} {
   const stream = new PassThrough();
   let text = '';
   stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
@@ -30,13 +33,22 @@ describe('createLogger', () => {
     const { logger, lines } = capture({ level: 'info' });
     let formatted = 0;
     // Masking walks nested objects; winston itself only copies the top level.
-    const meta = { nested: { get detail() { formatted += 1; return 'x'; } } };
+    const meta = {
+      nested: {
+        get detail() {
+          formatted += 1;
+          return 'x';
+        },
+      },
+    };
     logger.log('http', 'request', meta);
     logger.debug('details', meta);
     logger.level = 'http';
     logger.log('http', 'request', { route: '/api/v1/workflows/:id/trigger' });
     expect(formatted).toBe(0);
-    expect((await lines()).map((line) => [line.level, line.message, line.route])).toEqual([['http', 'request', '/api/v1/workflows/:id/trigger']]);
+    expect((await lines()).map((line) => [line.level, line.message, line.route])).toEqual([
+      ['http', 'request', '/api/v1/workflows/:id/trigger'],
+    ]);
   });
 
   it('writes JSON lines with level, message, ISO timestamp, service and metadata', async () => {

@@ -49,11 +49,15 @@ describe('maskText', () => {
     expect(maskText('Authorization: Bearer eyJhbGciOi.J9x-y_z')).toBe('Authorization: [REDACTED]');
     expect(maskText('sent with Bearer abc.def')).toBe('sent with Bearer [REDACTED]');
     expect(maskText('key fm_abcdefghijklmnopqrstuvwxyz_0123 used')).toBe('key [REDACTED] used');
-    expect(maskText('stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc and sk_test_abc')).toBe('stripe [REDACTED] and [REDACTED]');
+    expect(maskText('stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc and sk_test_abc')).toBe(
+      'stripe [REDACTED] and [REDACTED]',
+    );
     expect(maskText('GET /cb?token=abc123&email=john@example.com&password=hunter2')).toBe(
       'GET /cb?token=[REDACTED]&email=j***@example.com&password=[REDACTED]',
     );
-    expect(maskText('{"api_key":"k 1","client_secret": "s"}')).toBe('{"api_key":"[REDACTED]","client_secret": "[REDACTED]"}');
+    expect(maskText('{"api_key":"k 1","client_secret": "s"}')).toBe(
+      '{"api_key":"[REDACTED]","client_secret": "[REDACTED]"}',
+    );
     expect(maskText("x-api-key: 'abc'")).toBe("x-api-key: '[REDACTED]'");
   });
 
@@ -144,7 +148,9 @@ describe('maskPii', () => {
 
   it('masks arrays, errors and objects with toJSON', () => {
     expect(maskPii(['a@b.co', 'plain', 7])).toEqual(['a***@b.co', 'plain', 7]);
-    const masked = maskPii({ err: new Error('bounce for john@example.com') }) as unknown as { err: Record<string, string> };
+    const masked = maskPii({ err: new Error('bounce for john@example.com') }) as unknown as {
+      err: Record<string, string>;
+    };
     expect(masked.err.name).toBe('Error');
     expect(masked.err.message).toBe('bounce for j***@example.com');
     expect(masked.err.stack).not.toContain('john@');
@@ -196,26 +202,58 @@ describe('properties', () => {
   });
 
   it('never skips text that holds plain PII or a secret, whatever surrounds it', () => {
-    const words = ['pass', 'word', 'secret', 'token', 'api', '_key', 'Bearer ', 'fm_', 'sk_live_', 'x', 'Ab9', '@', 'a.io', '5551234567', '=', ': ', ' ', '"', '-'];
+    const words = [
+      'pass',
+      'word',
+      'secret',
+      'token',
+      'api',
+      '_key',
+      'Bearer ',
+      'fm_',
+      'sk_live_',
+      'x',
+      'Ab9',
+      '@',
+      'a.io',
+      '5551234567',
+      '=',
+      ': ',
+      ' ',
+      '"',
+      '-',
+    ];
     fc.assert(
-      fc.property(fc.array(fc.constantFrom(...words), { maxLength: 12 }).map((parts) => parts.join('')), (text) => {
-        if (containsPlainPii(text)) expect(maskText(text)).not.toBe(text);
-        const secret = /(^|\s)(password|token|secret|api_key)\s*[:=]\s*\w|\bBearer \w|\bfm_\w{20}|\bsk_live_[A-Za-z0-9]/i.test(text);
-        // (an email wins over a secret it overlaps, so only texts without one are checked for [REDACTED])
-        if (secret && !text.includes('@')) expect(maskText(text)).toContain('[REDACTED]');
-      }),
+      fc.property(
+        fc.array(fc.constantFrom(...words), { maxLength: 12 }).map((parts) => parts.join('')),
+        (text) => {
+          if (containsPlainPii(text)) expect(maskText(text)).not.toBe(text);
+          const secret =
+            /(^|\s)(password|token|secret|api_key)\s*[:=]\s*\w|\bBearer \w|\bfm_\w{20}|\bsk_live_[A-Za-z0-9]/i.test(
+              text,
+            );
+          // (an email wins over a secret it overlaps, so only texts without one are checked for [REDACTED])
+          if (secret && !text.includes('@')) expect(maskText(text)).toContain('[REDACTED]');
+        },
+      ),
       { numRuns: 5_000 },
     );
   });
 
   it('uuids and ISO timestamps survive in any surrounding text', () => {
     fc.assert(
-      fc.property(fc.string(), fc.uuid(), fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), fc.string(), (a, uuid, date, b) => {
-        const iso = date.toISOString();
-        const masked = maskText(`${a} ${uuid} ${iso} ${b}`);
-        expect(masked).toContain(uuid);
-        expect(masked).toContain(iso);
-      }),
+      fc.property(
+        fc.string(),
+        fc.uuid(),
+        fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }),
+        fc.string(),
+        (a, uuid, date, b) => {
+          const iso = date.toISOString();
+          const masked = maskText(`${a} ${uuid} ${iso} ${b}`);
+          expect(masked).toContain(uuid);
+          expect(masked).toContain(iso);
+        },
+      ),
     );
   });
 });

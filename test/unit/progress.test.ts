@@ -10,7 +10,10 @@ describe('step numbering', () => {
   const parsed = parseDefinition(emails(5));
   if (!parsed.ok) throw new Error('fixture does not parse');
   const workflow = compileWorkflow(parsed.definition);
-  const at = (value: string, steps: number, failedStep: string | null = null): StoredSnapshot => ({ value, context: { steps, failedStep, reason: null } });
+  const at = (value: string, steps: number, failedStep: string | null = null): StoredSnapshot => ({
+    value,
+    context: { steps, failedStep, reason: null },
+  });
 
   it('the step a snapshot is at has position steps done + 1', () => {
     expect(stepPosition(at('email_1', 0))).toBe(1);

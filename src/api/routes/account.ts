@@ -12,7 +12,9 @@ export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
   const router = Router();
 
   router.get('/account/settings', async (request, response) => {
-    response.json(serializeSettings(await deps.db.account.findUniqueOrThrow({ where: { id: callerOf(request).accountId } })));
+    response.json(
+      serializeSettings(await deps.db.account.findUniqueOrThrow({ where: { id: callerOf(request).accountId } })),
+    );
   });
 
   router.patch('/account/settings', requireAdmin, async (request, response) => {
@@ -20,7 +22,12 @@ export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
     const ceiling = deps.config.MAX_ACCOUNT_CONCURRENCY;
     if (body.concurrent_executions_per_account !== undefined && body.concurrent_executions_per_account > ceiling) {
       throw new HttpError(400, 'invalid request body', {
-        issues: [{ path: 'body.concurrent_executions_per_account', message: `must be at most ${ceiling} (the operator's MAX_ACCOUNT_CONCURRENCY)` }],
+        issues: [
+          {
+            path: 'body.concurrent_executions_per_account',
+            message: `must be at most ${ceiling} (the operator's MAX_ACCOUNT_CONCURRENCY)`,
+          },
+        ],
       });
     }
     const account = await deps.db.account.update({
@@ -37,9 +44,20 @@ export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
   });
 
   router.get('/api-keys', requireAdmin, async (request, response) => {
-    const keys = await deps.db.apiKey.findMany({ where: { accountId: callerOf(request).accountId }, orderBy: { createdAt: 'asc' } });
+    const keys = await deps.db.apiKey.findMany({
+      where: { accountId: callerOf(request).accountId },
+      orderBy: { createdAt: 'asc' },
+    });
     response.json({
-      data: keys.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, role: k.role, user_id: k.userId, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null })),
+      data: keys.map((k) => ({
+        id: k.id,
+        name: k.name,
+        prefix: k.prefix,
+        role: k.role,
+        user_id: k.userId,
+        created_at: k.createdAt.toISOString(),
+        revoked_at: k.revokedAt?.toISOString() ?? null,
+      })),
     });
   });
 
@@ -47,9 +65,20 @@ export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
     const caller = callerOf(request);
     const body = validate(createApiKeyBody, request.body, 'body');
     const key = issueApiKey();
-    const created = await deps.db.apiKey.create({ data: { accountId: caller.accountId, userId: caller.userId, keyHash: key.hash, prefix: key.prefix, name: body.name ?? null, role: body.role ?? 'admin' } });
+    const created = await deps.db.apiKey.create({
+      data: {
+        accountId: caller.accountId,
+        userId: caller.userId,
+        keyHash: key.hash,
+        prefix: key.prefix,
+        name: body.name ?? null,
+        role: body.role ?? 'admin',
+      },
+    });
     // The plaintext key is in this response only; the database keeps its hash.
-    response.status(201).json({ id: created.id, name: created.name, prefix: key.prefix, role: created.role, api_key: key.apiKey });
+    response
+      .status(201)
+      .json({ id: created.id, name: created.name, prefix: key.prefix, role: created.role, api_key: key.apiKey });
   });
 
   router.delete('/api-keys/:id', requireAdmin, async (request, response) => {

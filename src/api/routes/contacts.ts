@@ -12,7 +12,9 @@ export function contactRoutes(deps: ApiDeps): Router {
   const router = Router();
 
   const findContact = async (accountId: string, id: string) => {
-    const contact = await deps.db.contact.findFirst({ where: { id: validate(uuidParam, id, 'params'), accountId, deletedAt: null } });
+    const contact = await deps.db.contact.findFirst({
+      where: { id: validate(uuidParam, id, 'params'), accountId, deletedAt: null },
+    });
     if (!contact) throw notFound('contact');
     return contact;
   };
@@ -64,14 +66,16 @@ export function contactRoutes(deps: ApiDeps): Router {
     const contact = await findContact(callerOf(request).accountId, request.params.id);
     const { tag } = validate(tagBody, request.body, 'body');
     // Appended atomically so a concurrent add_tag step is not overwritten.
-    await deps.db.$executeRaw`UPDATE contacts SET tags = array_append(array_remove(tags, ${tag}), ${tag}), updated_at = now() WHERE id = ${contact.id}::uuid`;
+    await deps.db
+      .$executeRaw`UPDATE contacts SET tags = array_append(array_remove(tags, ${tag}), ${tag}), updated_at = now() WHERE id = ${contact.id}::uuid`;
     response.json(serializeContact(await findContact(contact.accountId, contact.id)));
   });
 
   router.delete('/contacts/:id/tags/:tag', async (request, response) => {
     const contact = await findContact(callerOf(request).accountId, request.params.id);
     const { tag } = validate(tagBody, { tag: request.params.tag }, 'params');
-    await deps.db.$executeRaw`UPDATE contacts SET tags = array_remove(tags, ${tag}), updated_at = now() WHERE id = ${contact.id}::uuid`;
+    await deps.db
+      .$executeRaw`UPDATE contacts SET tags = array_remove(tags, ${tag}), updated_at = now() WHERE id = ${contact.id}::uuid`;
     response.json(serializeContact(await findContact(contact.accountId, contact.id)));
   });
 

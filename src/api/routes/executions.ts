@@ -21,14 +21,18 @@ export function executionRoutes(deps: ApiDeps): Router {
   const router = Router();
 
   const findExecution = async (accountId: string, id: string) => {
-    const [execution] = await run<ExecutionView>(deps.pool, FIND_EXECUTION, [validate(uuidParam, id, 'params'), accountId]);
+    const [execution] = await run<ExecutionView>(deps.pool, FIND_EXECUTION, [
+      validate(uuidParam, id, 'params'),
+      accountId,
+    ]);
     if (!execution) throw notFound('execution');
     return execution;
   };
 
   const answer = async (result: ControlResult, accountId: string, id: string, verb: string) => {
     if (result.kind === 'not_found') throw notFound('execution');
-    if (result.kind === 'conflict') throw new HttpError(409, `cannot ${verb} an execution with status ${result.status}`, { status: result.status });
+    if (result.kind === 'conflict')
+      throw new HttpError(409, `cannot ${verb} an execution with status ${result.status}`, { status: result.status });
     return serializeExecution(await findExecution(accountId, id));
   };
 
@@ -41,21 +45,43 @@ export function executionRoutes(deps: ApiDeps): Router {
     const query = validate(logsQuery, request.query, 'query');
     const [total, rows] = await Promise.all([
       deps.db.executionLog.count({ where: { executionId: execution.id } }),
-      deps.db.executionLog.findMany({ where: { executionId: execution.id }, orderBy: { id: 'asc' }, skip: (query.page - 1) * query.limit, take: query.limit }),
+      deps.db.executionLog.findMany({
+        where: { executionId: execution.id },
+        orderBy: { id: 'asc' },
+        skip: (query.page - 1) * query.limit,
+        take: query.limit,
+      }),
     ]);
-    response.json({ data: rows.map(serializeLog), pagination: { total, page: query.page, limit: query.limit, total_pages: Math.ceil(total / query.limit) } });
+    response.json({
+      data: rows.map(serializeLog),
+      pagination: { total, page: query.page, limit: query.limit, total_pages: Math.ceil(total / query.limit) },
+    });
   });
 
   router.post('/executions/:id/cancel', async (request, response) => {
     const caller = callerOf(request);
     const id = validate(uuidParam, request.params.id, 'params');
-    response.json(await answer(await cancelExecution(deps, deps.cache, caller.accountId, id, caller.userId), caller.accountId, id, 'cancel'));
+    response.json(
+      await answer(
+        await cancelExecution(deps, deps.cache, caller.accountId, id, caller.userId),
+        caller.accountId,
+        id,
+        'cancel',
+      ),
+    );
   });
 
   router.post('/executions/:id/retry', async (request, response) => {
     const caller = callerOf(request);
     const id = validate(uuidParam, request.params.id, 'params');
-    response.json(await answer(await retryExecution(deps, deps.cache, caller.accountId, id, caller.userId), caller.accountId, id, 'retry'));
+    response.json(
+      await answer(
+        await retryExecution(deps, deps.cache, caller.accountId, id, caller.userId),
+        caller.accountId,
+        id,
+        'retry',
+      ),
+    );
   });
 
   return router;

@@ -5,14 +5,24 @@ import { enrollContacts, triggerExecution } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
-import { bulkEnrollBody, createWorkflowBody, listExecutionsQuery, triggerBody, updateDefinitionBody, uuidParam } from '../schemas.ts';
+import {
+  bulkEnrollBody,
+  createWorkflowBody,
+  listExecutionsQuery,
+  triggerBody,
+  updateDefinitionBody,
+  uuidParam,
+} from '../schemas.ts';
 import { serializeExecution, serializeWorkflow } from '../serialize.ts';
 import { validate } from '../validate.ts';
 
 /** Parses a definition or answers 400 with every issue; `options` check what a caller submits (not stored ones). */
 const parseOrRefuse = (input: unknown, options: ParseDefinitionOptions = {}): Definition => {
   const parsed = parseDefinition(input, options);
-  if (!parsed.ok) throw new HttpError(400, 'invalid workflow definition', { issues: parsed.issues.map((i) => ({ path: `definition.${i.path}`, message: i.message })) });
+  if (!parsed.ok)
+    throw new HttpError(400, 'invalid workflow definition', {
+      issues: parsed.issues.map((i) => ({ path: `definition.${i.path}`, message: i.message })),
+    });
   return parsed.definition;
 };
 
@@ -28,7 +38,8 @@ export function workflowRoutes(deps: ApiDeps): Router {
     return workflow;
   };
   const currentDefinition = async (workflowId: string, version: number) =>
-    (await deps.db.workflowVersion.findUniqueOrThrow({ where: { workflowId_version: { workflowId, version } } })).definition;
+    (await deps.db.workflowVersion.findUniqueOrThrow({ where: { workflowId_version: { workflowId, version } } }))
+      .definition;
 
   router.post('/workflows', async (request, response) => {
     const body = validate(createWorkflowBody, request.body, 'body');
@@ -55,13 +66,22 @@ export function workflowRoutes(deps: ApiDeps): Router {
     // Versions are immutable: running executions keep the version they started on.
     const updated = await deps.db.$transaction(async (tx) => {
       const next = await tx.workflow.update({ where: { id: workflow.id }, data: { currentVersion: { increment: 1 } } });
-      await tx.workflowVersion.create({ data: { workflowId: workflow.id, version: next.currentVersion, definition: definition as unknown as Prisma.InputJsonValue } });
+      await tx.workflowVersion.create({
+        data: {
+          workflowId: workflow.id,
+          version: next.currentVersion,
+          definition: definition as unknown as Prisma.InputJsonValue,
+        },
+      });
       return next;
     });
     response.json(serializeWorkflow(updated, definition));
   });
 
-  for (const [action, status] of [['activate', 'active'], ['pause', 'paused']] as const) {
+  for (const [action, status] of [
+    ['activate', 'active'],
+    ['pause', 'paused'],
+  ] as const) {
     router.post(`/workflows/:id/${action}`, async (request, response) => {
       const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
       const updated = await deps.db.workflow.update({ where: { id: workflow.id }, data: { status } });
@@ -79,12 +99,19 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const caller = callerOf(request);
     const workflowId = validate(uuidParam, request.params.id, 'params');
     const body = validate(triggerBody, request.body, 'body');
-    const result = await triggerExecution(deps, deps.cache, { accountId: caller.accountId, workflowId, contactId: body.contact_id, payload: body.payload });
+    const result = await triggerExecution(deps, deps.cache, {
+      accountId: caller.accountId,
+      workflowId,
+      contactId: body.contact_id,
+      payload: body.payload,
+    });
     switch (result.kind) {
       case 'started':
         return void response.status(202).json({ execution_id: result.executionId, status: 'QUEUED' });
       case 'duplicate':
-        return void response.status(200).json({ duplicate: true, message: 'duplicate trigger ignored', execution_id: result.executionId });
+        return void response
+          .status(200)
+          .json({ duplicate: true, message: 'duplicate trigger ignored', execution_id: result.executionId });
       case 'workflow_not_found':
         throw notFound('workflow');
       case 'contact_not_found':
@@ -102,11 +129,21 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const caller = callerOf(request);
     const workflowId = validate(uuidParam, request.params.id, 'params');
     const body = validate(bulkEnrollBody, request.body, 'body');
-    const result = await enrollContacts(deps, deps.cache, { accountId: caller.accountId, workflowId, contactIds: body.contact_ids, payload: body.payload });
-    if (result.kind !== 'done') throw result.kind === 'workflow_not_found' ? notFound('workflow') : new HttpError(400, 'Workflow is not active');
+    const result = await enrollContacts(deps, deps.cache, {
+      accountId: caller.accountId,
+      workflowId,
+      contactIds: body.contact_ids,
+      payload: body.payload,
+    });
+    if (result.kind !== 'done')
+      throw result.kind === 'workflow_not_found' ? notFound('workflow') : new HttpError(400, 'Workflow is not active');
     response.json({
       started: result.outcomes.filter((o) => o.outcome === 'started').length,
-      results: result.outcomes.map((o) => ({ contact_id: o.contactId, outcome: o.outcome, execution_id: o.executionId ?? null })),
+      results: result.outcomes.map((o) => ({
+        contact_id: o.contactId,
+        outcome: o.outcome,
+        execution_id: o.executionId ?? null,
+      })),
     });
   });
 
@@ -116,13 +153,23 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const where: Prisma.ExecutionWhereInput = {
       workflowId: workflow.id,
       ...(query.status ? { status: query.status } : {}),
-      ...(query.from || query.to ? { createdAt: { ...(query.from ? { gte: query.from } : {}), ...(query.to ? { lte: query.to } : {}) } } : {}),
+      ...(query.from || query.to
+        ? { createdAt: { ...(query.from ? { gte: query.from } : {}), ...(query.to ? { lte: query.to } : {}) } }
+        : {}),
     };
     const [total, rows] = await Promise.all([
       deps.db.execution.count({ where }),
-      deps.db.execution.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], skip: (query.page - 1) * query.limit, take: query.limit }),
+      deps.db.execution.findMany({
+        where,
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        skip: (query.page - 1) * query.limit,
+        take: query.limit,
+      }),
     ]);
-    response.json({ data: rows.map(serializeExecution), pagination: { total, page: query.page, limit: query.limit, total_pages: Math.ceil(total / query.limit) } });
+    response.json({
+      data: rows.map(serializeExecution),
+      pagination: { total, page: query.page, limit: query.limit, total_pages: Math.ceil(total / query.limit) },
+    });
   });
 
   return router;
