@@ -1,3 +1,4 @@
+import { lookupPath } from './lookup-path.ts';
 import type { Condition } from './schema.ts';
 
 /** What a condition can see of a contact. */
@@ -25,19 +26,6 @@ export function readField(contact: ContactFacts, field: string): unknown {
   if (reader) return reader(contact);
   const path = field.startsWith('attributes.') ? field.slice('attributes.'.length) : field;
   return lookupPath(contact.attributes, path);
-}
-
-/** Reads a dotted path of own properties (`a.b.c`) from plain data; anything else is undefined. */
-export function lookupPath(root: unknown, path: string): unknown {
-  return path
-    .split('.')
-    .reduce<unknown>(
-      (node, key) =>
-        node && typeof node === 'object' && Object.hasOwn(node, key)
-          ? (node as Record<string, unknown>)[key]
-          : undefined,
-      root,
-    );
 }
 
 const asNumber = (value: unknown) =>

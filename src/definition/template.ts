@@ -1,4 +1,4 @@
-import { lookupPath } from './condition.ts';
+import { lookupPath } from './lookup-path.ts';
 
 /**
  * Templates: `{{name}}` and `{{payload.key}}` placeholders in message texts and webhook bodies. Pure:
