@@ -18,9 +18,17 @@ const tag = z
   .min(1)
   .max(100)
   .refine((value) => !value.includes('\u0000'), 'must not contain NUL characters');
-const attributes = z
-  .record(z.string().max(100), z.unknown())
-  .refine((value) => JSON.stringify(value).length <= 16_384, 'attributes may take at most 16 KB');
+/** A JSON object of at most 16 KB: contact attributes, and what every execution of a trigger stores. */
+const smallObject = (what: string) =>
+  z
+    .record(z.string().max(100), z.unknown())
+    .refine((value) => JSON.stringify(value).length <= 16_384, `${what} may take at most 16 KB`);
+const attributes = smallObject('attributes');
+/**
+ * A trigger's payload is stored with each execution it starts: bounded, so one bulk request of 1,000
+ * contacts cannot write 1,000 copies of a 100 KB body.
+ */
+const payload = smallObject('payload');
 
 export const createContactBody = z.strictObject({
   email,
@@ -37,7 +45,7 @@ export const tagBody = z.strictObject({ tag });
 
 export const contactEventBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
-  properties: z.record(z.string(), z.unknown()).optional(),
+  properties: smallObject('properties').optional(),
 });
 
 export const WORKFLOW_STATUSES = ['draft', 'active', 'paused'] as const;
@@ -54,12 +62,12 @@ export const updateDefinitionBody = z.strictObject({
 
 export const triggerBody = z.strictObject({
   contact_id: uuidParam,
-  payload: z.record(z.string(), z.unknown()).optional(),
+  payload: payload.optional(),
 });
 
 export const bulkEnrollBody = z.strictObject({
   contact_ids: z.array(uuidParam).min(1).max(MAX_BULK_ENROLL),
-  payload: z.record(z.string(), z.unknown()).optional(),
+  payload: payload.optional(),
 });
 
 const page = z.coerce.number().int().min(1).max(1_000_000).default(1);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallerCache } from '../../src/api/auth.ts';
 import { DOCS_CSP } from '../../src/api/docs.ts';
+import { startRuntime } from '../../src/runtime.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
 const METRICS_TOKEN = 'metrics-token-0123456789';
@@ -57,6 +58,33 @@ describe('API security', () => {
     expect((await h.api.patch('/account/settings', { concurrent_executions_per_account: 500 })).status).toBe(200);
   });
 
+  // Found on a last pass: a bulk enrollment stored its payload with each of up to 1,000 executions, so one
+  // 100 KB request wrote 100 MB.
+  it('bounds what every execution of a trigger stores: payloads and event properties at most 16 KB', async () => {
+    const workflow = await h.createWorkflow({ steps: [{ id: 'tag', type: 'add_tag', config: { tag: 't' } }] });
+    const contact = await h.createContact();
+    const big = { blob: 'x'.repeat(17_000) };
+    const before = await h.db.execution.count();
+    for (const [path, body, field] of [
+      [`/workflows/${workflow.id}/trigger`, { contact_id: contact.id, payload: big }, 'body.payload'],
+      [`/workflows/${workflow.id}/enrollments`, { contact_ids: [contact.id], payload: big }, 'body.payload'],
+      [`/contacts/${contact.id}/events`, { name: 'signed_up', properties: big }, 'body.properties'],
+    ] as const) {
+      const response = await h.api.post(path, body);
+      expect(response.status, path).toBe(400);
+      expect(response.body.issues, path).toEqual([{ path: field, message: expect.stringMatching(/at most 16 KB/) }]);
+    }
+    expect(await h.db.execution.count()).toBe(before);
+    expect(
+      (
+        await h.api.post(`/workflows/${workflow.id}/trigger`, {
+          contact_id: contact.id,
+          payload: { blob: 'x'.repeat(15_000) },
+        })
+      ).status,
+    ).toBe(202);
+  });
+
   it('guards /metrics with METRICS_TOKEN', async () => {
     expect((await fetch(`${h.baseUrl}/metrics`)).status).toBe(401);
     expect((await fetch(`${h.baseUrl}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
@@ -86,6 +114,25 @@ describe('API rate limits', () => {
     for (let i = 0; i < 10; i += 1) statuses.push((await h.api.get('/account/settings', 'fm_not-a-key')).status);
     expect(statuses.slice(0, 3)).toEqual([401, 401, 401]);
     expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('holds the limit across API processes: the count is in Redis', async () => {
+    const second = await startRuntime(h.config, { api: true, worker: false });
+    try {
+      const urls = [h.baseUrl, `http://127.0.0.1:${second.port}`];
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          fetch(`${urls[i % 2]}/api/v1/account/settings`, {
+            headers: { authorization: `Bearer ${h.account.api_key}` },
+          }),
+        ),
+      );
+      // 3 a second for the key, whichever process answers: at most two windows' worth get through.
+      expect(answers.filter((a) => a.status === 200).length).toBeLessThanOrEqual(6);
+      expect(answers.filter((a) => a.status === 429).length).toBeGreaterThanOrEqual(24);
+    } finally {
+      await second.stop();
+    }
   });
 });
 
