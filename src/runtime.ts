@@ -16,6 +16,7 @@ import { createEmailChannel } from './providers/email-channel.ts';
 import { createRedis, Redis } from './queue/redis.ts';
 import { StepQueue } from './queue/step-queue.ts';
 import { createStepWorker } from './queue/step-worker.ts';
+import { coerceError } from './errors.ts';
 
 /** The roles a process can play. */
 export interface Roles {
@@ -69,7 +70,7 @@ export async function createDeps(
   } catch (error) {
     await db.$disconnect().catch(() => undefined);
     throw new Error(
-      `cannot reach Postgres at ${redactUrl(config.DATABASE_URL)}: ${(error as Error).message.split('\n').at(-1)}`,
+      `cannot reach Postgres at ${redactUrl(config.DATABASE_URL)}: ${coerceError(error).message.split('\n').at(-1)}`,
     );
   }
   // A probe that does not retry, so an unreachable Redis is reported at once.
@@ -87,7 +88,7 @@ export async function createDeps(
   } catch (error) {
     await db.$disconnect();
     throw new Error(
-      `cannot reach Redis at ${redactUrl(config.REDIS_URL)}: ${(probeError ?? (error as Error)).message}`,
+      `cannot reach Redis at ${redactUrl(config.REDIS_URL)}: ${(probeError ?? coerceError(error)).message}`,
     );
   } finally {
     probe.disconnect();
@@ -172,7 +173,7 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
         .then((report) =>
           report.rebuilt || report.admitted || report.notified ? deps.logger.info('sweep', { ...report }) : undefined,
         )
-        .catch((error: Error) => deps.logger.warn('sweep failed', { error: error.message }))
+        .catch((error: unknown) => deps.logger.warn('sweep failed', { error: coerceError(error).message }))
         .finally(() => {
           if (sweepTimer) sweepTimer = setTimeout(runSweep, config.SWEEP_INTERVAL_MS).unref();
         });

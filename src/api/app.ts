@@ -11,6 +11,7 @@ import { workflowRoutes } from './routes/workflows.ts';
 import { docsRoutes } from './docs.ts';
 import { ApiRateLimits } from './rate-limit.ts';
 import { sanitizeBody } from './sanitize-body.ts';
+import { coerceError } from '../errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 
@@ -96,7 +97,7 @@ export function createApp(deps: ApiDeps): express.Express {
     if (status >= 500)
       deps.logger.error('request failed', {
         request_id: (request as Request & { id?: string }).id,
-        error: (error as Error)?.message,
+        error: coerceError(error).message,
       });
     response.status(status).json({ ...body, request_id: (request as Request & { id?: string }).id });
   });

@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Pool } from './client.ts';
+import { coerceError } from '../errors.ts';
 
 /** Sends a batch of requests in one round trip through `to` (a pool, a queue) and answers each, in order. */
 export type SendBatch<To, In, Out> = (to: To, items: In[]) => Promise<Out[]>;
@@ -73,7 +74,7 @@ export class Batcher<To, In, Out> {
       batch.forEach((w, i) => w.resolve(outs[i]!));
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);
-      this.observer?.failed(batch.length, error as Error);
+      this.observer?.failed(batch.length, coerceError(error));
       await Promise.all(batch.map((w) => this.send(this.to, [w.item]).then(([out]) => w.resolve(out!), w.reject)));
     }
   }

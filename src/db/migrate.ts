@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { coerceError } from '../errors.ts';
 
 /** Where migrations live, in Prisma's layout (`<timestamp>_<name>/migration.sql`): DDL only. */
 export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '../../prisma/migrations');
@@ -198,7 +199,7 @@ async function inTransaction(client: pg.Client, what: string, work: () => Promis
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK');
-    throw new Error(`${what} failed: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${what} failed: ${coerceError(error).message}`, { cause: error });
   }
 }
 

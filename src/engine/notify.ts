@@ -3,6 +3,7 @@ import { run } from '../db/sql.ts';
 import { maskPii } from '../observability/mask.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
 import type { EngineDeps } from './types.ts';
+import { coerceError } from '../errors.ts';
 
 /** A failure to tell an account's admin about: the execution at the version its failure was committed. */
 export interface FailureNotice {
@@ -92,7 +93,8 @@ export async function notifyFailure(deps: EngineDeps, notice: FailureNotice): Pr
     nextAt,
   ])
     .then(([row]) => row?.logged === true)
-    .catch((e: Error) => {
+    .catch((thrown: unknown) => {
+      const e = coerceError(thrown);
       deps.logger.error('notification log failed; the sweeper will notify again', {
         execution_id: executionId,
         error: e.message,
