@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createWaiters } from './waiters.ts';
 
 /** One request the fake provider received. */
 export interface ReceivedRequest {
@@ -27,7 +28,7 @@ export async function startFakeProvider() {
   let fallback: FakeResponse = { status: 200 };
   let latencyMs = 0;
   const hanging = new Set<ServerResponse>();
-  const waiters: { predicate: () => boolean; resolve: () => void }[] = [];
+  const waiters = createWaiters(received, 'fake provider', 'requests');
 
   const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -46,11 +47,7 @@ export async function startFakeProvider() {
         body,
         at: Date.now(),
       });
-      for (const waiter of [...waiters])
-        if (waiter.predicate()) {
-          waiters.splice(waiters.indexOf(waiter), 1);
-          waiter.resolve();
-        }
+      waiters.check();
       const answer = scripted.shift() ?? fallback;
       if ('hang' in answer || 'drip' in answer) {
         hanging.add(response);
@@ -96,23 +93,7 @@ export async function startFakeProvider() {
       return received.filter((r) => r.path === path);
     },
     /** Resolves once `predicate` holds over the received requests. */
-    waitFor(predicate: (requests: ReceivedRequest[]) => boolean, timeoutMs = 20_000): Promise<void> {
-      if (predicate(received)) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () =>
-            reject(new Error(`fake provider: condition not met within ${timeoutMs} ms (${received.length} requests)`)),
-          timeoutMs,
-        );
-        waiters.push({
-          predicate: () => predicate(received),
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-      });
-    },
+    waitFor: waiters.waitFor,
     async close() {
       for (const response of hanging) response.destroy();
       server.closeAllConnections();

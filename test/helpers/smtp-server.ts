@@ -1,4 +1,5 @@
 import { SMTPServer, type SMTPServerError } from 'smtp-server';
+import { createWaiters } from './waiters.ts';
 
 /** One message the test SMTP server accepted. */
 export interface ReceivedMail {
@@ -66,7 +67,7 @@ export function parseMessage(raw: string): { headers: Record<string, string>; bo
 export async function startSmtpServer() {
   const received: ReceivedMail[] = [];
   const refusals: SmtpRefusal[] = [];
-  const waiters: { predicate: () => boolean; resolve: () => void }[] = [];
+  const waiters = createWaiters(received, 'smtp server', 'messages');
   const refused: RefusedMail[] = [];
 
   const refuse = (stage: SmtpRefusal['stage'], mail?: ReceivedMail): SMTPServerError | null => {
@@ -106,11 +107,7 @@ export async function startSmtpServer() {
         const refusal = refuse('data', mail);
         if (refusal) return callback(refusal);
         received.push(mail);
-        for (const waiter of [...waiters])
-          if (waiter.predicate()) {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            waiter.resolve();
-          }
+        waiters.check();
         callback(null);
       });
     },
@@ -130,23 +127,7 @@ export async function startSmtpServer() {
       refusals.push(...next);
     },
     /** Resolves once `predicate` holds over the accepted messages. */
-    waitFor(predicate: (mails: ReceivedMail[]) => boolean, timeoutMs = 20_000): Promise<void> {
-      if (predicate(received)) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(
-          () =>
-            reject(new Error(`smtp server: condition not met within ${timeoutMs} ms (${received.length} messages)`)),
-          timeoutMs,
-        );
-        waiters.push({
-          predicate: () => predicate(received),
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        });
-      });
-    },
+    waitFor: waiters.waitFor,
     close(): Promise<void> {
       return new Promise((resolve) => server.close(() => resolve()));
     },
