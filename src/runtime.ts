@@ -6,7 +6,9 @@ import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { BatcherRegistry } from './db/batch.ts';
 import { createDb, createPool } from './db/client.ts';
-import { run } from './db/sql.ts';
+import { createActionRunner } from './actions/run-action.ts';
+import { countExecutionsByStatus } from './sql/executions-by-status.ts';
+import { createPostgresStore } from './store/postgres-store.ts';
 import { createSweeper } from './engine/sweeper.ts';
 import { WorkflowCache } from './engine/workflow-cache.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -42,11 +44,6 @@ export interface Runtime {
   /** Stops taking work, lets in-flight steps finish (bounded), closes connections. */
   stop(): Promise<void>;
 }
-
-const EXECUTIONS_BY_STATUS = {
-  name: 'executions-by-status',
-  text: 'SELECT status, count(*)::integer AS n FROM executions GROUP BY status',
-};
 
 /**
  * Opens connections, failing fast with one clear message when Postgres or Redis does not answer. The
@@ -101,10 +98,7 @@ export async function createDeps(
   // so an unauthenticated /metrics cannot make Postgres scan the table on every request.
   setExecutionsByStatusSource(
     metrics,
-    cachedFor(EXECUTIONS_GAUGE_TTL_MS, async () => {
-      const rows = await run<{ status: string; n: number }>(pool, EXECUTIONS_BY_STATUS, []);
-      return Object.fromEntries(rows.map((row) => [row.status, row.n]));
-    }),
+    cachedFor(EXECUTIONS_GAUGE_TTL_MS, () => countExecutionsByStatus(pool)),
   );
   setQueueDepthSource(metrics, async () => {
     // New executions' first jobs are prioritized (see step-queue.ts): they wait all the same.
@@ -116,10 +110,13 @@ export async function createDeps(
     return { waiting: waiting + prioritized, ...counts };
   });
   const clock = options.clock ?? systemClock;
+  const email = createEmailChannel(config, clock);
+  const webhooks = createWebhookGuard({ allowedHosts: config.WEBHOOK_ALLOWED_HOSTS, resolve: options.resolveHost });
   const deps: ApiDeps = {
     db,
     pool,
-    batchers: new BatcherRegistry({ pool, metrics, logger }),
+    store: createPostgresStore(pool, new BatcherRegistry({ pool, metrics, logger })),
+    actions: createActionRunner({ config, redis, clock, email, webhooks }),
     queue,
     redis,
     clock,
@@ -127,8 +124,8 @@ export async function createDeps(
     logger,
     metrics,
     cache: new WorkflowCache({ maxBytes: config.WORKFLOW_CACHE_MB * 1024 * 1024, metrics }),
-    email: createEmailChannel(config, clock),
-    webhooks: createWebhookGuard({ allowedHosts: config.WEBHOOK_ALLOWED_HOSTS, resolve: options.resolveHost }),
+    email,
+    webhooks,
     async health() {
       const [postgres, redisOk] = await Promise.all([
         pool.query('SELECT 1').then(

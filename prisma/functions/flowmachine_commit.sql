@@ -90,9 +90,7 @@ BEGIN
     END IF;
   END IF;
   IF v_status = 'ACTIVE' THEN
-    SELECT jsonb_build_object('id', c.id, 'accountId', c.account_id, 'email', c.email, 'phone', c.phone, 'optedIn', c.opted_in,
-      'timezone', c.timezone, 'attributes', c.attributes, 'tags', coalesce(c.tags, '{}'), 'deletedAt', c.deleted_at)
-      INTO v_contact_now FROM contacts c WHERE c.id = v_contact;
+    SELECT flowmachine_contact_json(c) INTO v_contact_now FROM contacts c WHERE c.id = v_contact;
   END IF;
   RETURN QUERY SELECT true, v_status, v_waiting, v_admitted, v_contact_now;
 END $$;

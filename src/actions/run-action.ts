@@ -1,12 +1,12 @@
 import type { ActionStep } from '../definition/schema.ts';
-import type { ContactFacts } from '../definition/condition.ts';
+import type { ActionResult, ActionRunner, ActionTarget } from './action.ts';
+import type { ProviderOutcome } from '../providers/outcome.ts';
 import { renderBody, renderTemplate, templateFields, TEMPLATE_LIMITS } from '../definition/template.ts';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { EmailChannel } from '../providers/email-channel.ts';
 import { sendProviderRequest } from '../providers/http-provider.ts';
-import type { ProviderOutcome } from '../providers/outcome.ts';
 import type { WebhookGuard } from '../providers/webhook-guard.ts';
 import type { Dispatcher } from 'undici';
 
@@ -22,36 +22,6 @@ export interface ActionDeps {
   email: EmailChannel;
   webhooks: WebhookGuard;
 }
-
-/** The contact as an action sees it. */
-export interface ActionContact extends ContactFacts {
-  id: string;
-}
-
-/** Where an action runs: which execution and step, for idempotency keys and provider payloads. */
-export interface ActionTarget {
-  accountId: string;
-  executionId: string;
-  stepId: string;
-  contact: ActionContact;
-  payload: Record<string, unknown>;
-}
-
-/** A tag to add to or remove from the contact; applied to the stored tags at commit, so concurrent changes are kept. */
-export interface TagChange {
-  op: 'add' | 'remove';
-  tag: string;
-}
-
-/** What running an action came to. Contact changes (tags) are returned, not written: the engine commits them with the step. */
-export type ActionResult =
-  | { kind: 'success'; details: Record<string, unknown>; tagChange?: TagChange }
-  | { kind: 'skipped'; reason: string; details: Record<string, unknown> }
-  | (Exclude<ProviderOutcome, { kind: 'success' }> & {
-      provider: string;
-      providerKind: string;
-      details: Record<string, unknown>;
-    });
 
 /** Key sent with every provider call of one step of one execution; the same on every retry (CONTRACT.md). */
 export const idempotencyKey = (executionId: string, stepId: string) => `${executionId}:${stepId}`;
@@ -247,3 +217,8 @@ async function callProvider(
   if (outcome.kind === 'rate_limited') await holdProvider(deps, hold, outcome.retryAfterMs);
   return { ...outcome, provider, providerKind, details };
 }
+
+/** The action runner of a process: {@link runAction} over its dependencies. */
+export const createActionRunner = (deps: ActionDeps): ActionRunner => ({
+  run: (step, target) => runAction(deps, step, target),
+});

@@ -1,10 +1,15 @@
 import type { Request } from 'express';
+import type { Pool, PrismaClient } from '../db/client.ts';
 import type { EngineDeps } from '../engine/types.ts';
 import type { WorkflowCache } from '../engine/workflow-cache.ts';
 import type { StepQueue } from '../queue/step-queue.ts';
 
 /** What the API needs: the engine's dependencies and its machine cache. */
 export interface ApiDeps extends EngineDeps {
+  /** The ORM, for the API's reads and writes of accounts, contacts and workflows. */
+  db: PrismaClient;
+  /** The same connections without the ORM, for the API's statements on hot paths (src/sql/). */
+  pool: Pool;
   /** The BullMQ queue itself (its job counts feed `/metrics`). */
   queue: StepQueue;
   cache: WorkflowCache;

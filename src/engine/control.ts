@@ -1,5 +1,6 @@
 import type { ExecutionEvent } from '../compiler/compile.ts';
-import { commitChange, type Change, type Committed } from './commit.ts';
+import { commitChange, type Committed } from './commit.ts';
+import type { Change } from './decide-step.ts';
 import { loadExecution, type LoadedExecution } from './load.ts';
 import type { StoredSnapshot } from './snapshot.ts';
 import { RUNNING_STATUSES, type EngineDeps } from './types.ts';
@@ -101,12 +102,9 @@ export async function achieveGoal(
   contactId: string,
   eventName: string,
 ): Promise<string[]> {
-  const executions = await deps.db.execution.findMany({
-    where: { accountId, contactId, goalEvent: eventName, status: { in: [...RUNNING_STATUSES] } },
-    select: { id: true },
-  });
+  const executions = await deps.store.runningOfContact(contactId, { accountId, goalEvent: eventName });
   const completed: string[] = [];
-  for (const { id } of executions) {
+  for (const id of executions) {
     const result = await sendEvent(deps, cache, id, { type: 'GOAL' });
     if (result.kind === 'ok') completed.push(id);
   }
@@ -120,15 +118,8 @@ export async function deleteContact(
   accountId: string,
   contactId: string,
 ): Promise<boolean> {
-  const updated = await deps.db.contact.updateMany({
-    where: { id: contactId, accountId, deletedAt: null },
-    data: { deletedAt: deps.clock.now() },
-  });
-  if (updated.count === 0) return false;
-  const executions = await deps.db.execution.findMany({
-    where: { contactId, status: { in: [...RUNNING_STATUSES] } },
-    select: { id: true },
-  });
-  for (const { id } of executions) await sendEvent(deps, cache, id, { type: 'CANCEL', reason: 'contact_deleted' });
+  if (!(await deps.store.deleteContact(contactId, accountId, deps.clock.now()))) return false;
+  for (const id of await deps.store.runningOfContact(contactId))
+    await sendEvent(deps, cache, id, { type: 'CANCEL', reason: 'contact_deleted' });
   return true;
 }

@@ -1,5 +1,4 @@
 import { dateAfter } from '../clock.ts';
-import { run } from '../db/sql.ts';
 import { maskPii } from '../observability/mask.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
 import type { EngineDeps } from './types.ts';
@@ -39,12 +38,6 @@ export function resolveNextAttempt(
   return dateAfter(now, Math.max(backoffMs, retryAfterMs));
 }
 
-/** Logs one attempt, if it still is the next one (prisma/functions/flowmachine_log_notification.sql). */
-const LOG_NOTIFICATION = {
-  name: 'notification-log-attempt',
-  text: 'SELECT flowmachine_log_notification($1::uuid, $2::integer, $3::integer, $4, $5, $6::jsonb, $7::timestamptz) AS logged',
-};
-
 /**
  * Makes one attempt at emailing the account's admin that an execution failed, through the email
  * channel, and logs it: `notification_sent`, or `notification_failed` with the attempt number and either
@@ -83,16 +76,16 @@ export async function notifyFailure(deps: EngineDeps, notice: FailureNotice): Pr
         error: outcome.error,
         ...(nextAt ? { next_attempt_at: nextAt.toISOString() } : { final: true }),
       };
-  const logged = await run<{ logged: boolean }>(deps.pool, LOG_NOTIFICATION, [
-    executionId,
-    version,
-    attempt,
-    eventType,
-    sent ? 'SUCCESS' : 'FAILED',
-    JSON.stringify(maskPii(details)),
-    nextAt,
-  ])
-    .then(([row]) => row?.logged === true)
+  const logged = await deps.store
+    .logNotification({
+      executionId,
+      version,
+      attempt,
+      eventType,
+      status: sent ? 'SUCCESS' : 'FAILED',
+      details: maskPii(details),
+      nextAt,
+    })
     .catch((thrown: unknown) => {
       const e = coerceError(thrown);
       deps.logger.error('notification log failed; the sweeper will notify again', {

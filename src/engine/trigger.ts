@@ -1,6 +1,3 @@
-import { inRequestOrder } from '../db/batch.ts';
-import type { Pool } from '../db/client.ts';
-import { run } from '../db/sql.ts';
 import { FlowmachineError } from '../errors.ts';
 import { maskPii } from '../observability/mask.ts';
 import { injectTraceContext, startLinkedRootSpan, withSpan } from '../observability/tracing.ts';
@@ -51,97 +48,6 @@ export function triggerExecution(
   );
 }
 
-/**
- * Workflow, contact and version checks, then lock, deduplication and reentry checks, execution and log
- * inserts: one call (prisma/functions/flowmachine_trigger.sql).
- */
-const TRIGGER = {
-  name: 'trigger',
-  text: 'SELECT kind, execution, version_id AS "versionId" FROM flowmachine_trigger($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
-};
-/**
- * Several triggers in one statement (see db/batch.ts), by workflow and contact, as bulk enrollment takes
- * them, so that concurrent statements take the pairs' advisory locks in one order.
- */
-const TRIGGER_BATCH = {
-  name: 'triggers',
-  text: `SELECT b.i::integer AS i, t.kind, t.execution, t.version_id AS "versionId" FROM (
-      SELECT a.x, a.i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(x, i)
-      ORDER BY a.x->>'workflow' COLLATE "C", a.x->>'contact' COLLATE "C", a.i) AS b
-    CROSS JOIN LATERAL flowmachine_trigger((b.x->>'account')::uuid, (b.x->>'workflow')::uuid, (b.x->>'contact')::uuid, (b.x->>'version')::uuid,
-      b.x->>'reentry', (b.x->>'windowMs')::integer, nullif(b.x->'snapshot', 'null'), (b.x->>'totalSteps')::integer, b.x->>'goalEvent',
-      b.x->'payload', b.x->'trace', (b.x->>'now')::timestamptz) AS t`,
-};
-
-/** One trigger's call of `flowmachine_trigger`; `snapshot`, `payload` and `trace` are JSON text already. */
-interface TriggerCall {
-  account: string;
-  workflow: string;
-  contact: string;
-  version: string | null;
-  reentry: string | null;
-  windowMs: number;
-  snapshot: string | null;
-  totalSteps: number | null;
-  goalEvent: string | null;
-  payload: string;
-  trace: string;
-  now: Date;
-}
-type TriggerAnswer = { kind: TriggerRow; execution: string | null; versionId: string | null };
-
-async function sendTriggers(pool: Pool, calls: TriggerCall[]): Promise<(TriggerAnswer | undefined)[]> {
-  if (calls.length === 1) {
-    const c = calls[0]!;
-    return run<TriggerAnswer>(pool, TRIGGER, [
-      c.account,
-      c.workflow,
-      c.contact,
-      c.version,
-      c.reentry,
-      c.windowMs,
-      c.snapshot,
-      c.totalSteps,
-      c.goalEvent,
-      c.payload,
-      c.trace,
-      c.now,
-    ]);
-  }
-  // The JSON texts go in as they are, not parsed and serialised again.
-  const batch = calls.map(
-    ({ snapshot, payload, trace, ...rest }) =>
-      `${JSON.stringify(rest).slice(0, -1)},"snapshot":${snapshot ?? 'null'},"payload":${payload},"trace":${trace}}`,
-  );
-  return inRequestOrder(
-    await run<TriggerAnswer & { i: number }>(pool, TRIGGER_BATCH, [`[${batch.join(',')}]`]),
-    calls.length,
-  );
-}
-
-/** The `BLOCKED` log entries of refused triggers: one per (contact, execution) pair. */
-const INSERT_REFUSALS = {
-  name: 'trigger-refusals',
-  text: `INSERT INTO execution_logs (account_id, workflow_id, contact_id, execution_id, event_type, status, timestamp, details)
-    SELECT $1, $2, r.contact, r.execution, $5, 'BLOCKED', $6, $7 FROM unnest($3::uuid[], $4::uuid[]) AS r(contact, execution)`,
-};
-/** The workflow's status and current version, within the account. */
-const READ_WORKFLOW = {
-  name: 'enroll-read-workflow',
-  text: `SELECT w.status AS "workflowStatus", v.id AS "versionId", v.version FROM workflows w
-    LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version WHERE w.id = $1 AND w.account_id = $2`,
-};
-/** Which of the contacts the account holds (not deleted), and whether they opted in. */
-const READ_CONTACTS = {
-  name: 'enroll-read-contacts',
-  text: 'SELECT id, opted_in AS "optedIn" FROM contacts WHERE id = ANY($1::uuid[]) AND account_id = $2 AND deleted_at IS NULL',
-};
-/** Bulk enrollment of up to {@link ENROLL_CHUNK} contacts (prisma/functions/flowmachine_enroll_many.sql). */
-const ENROLL_MANY = {
-  name: 'enroll-many',
-  text: 'SELECT contact, kind, execution FROM flowmachine_enroll_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)',
-};
-
 async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRequest): Promise<TriggerResult> {
   const { accountId, workflowId, contactId } = request;
   const payload = JSON.stringify(request.payload ?? {});
@@ -152,7 +58,7 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
     const compiled = versionId === undefined ? undefined : await compiledVersion(deps, cache, versionId);
     const initial = compiled && cache.initialOf(compiled);
     // flowmachine_trigger answers every call with one row.
-    const row = (await deps.batchers.of('trigger', sendTriggers).submit({
+    const row = await deps.store.trigger({
       account: accountId,
       workflow: workflowId,
       contact: contactId,
@@ -165,7 +71,7 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
       payload,
       trace: JSON.stringify(trace),
       now: deps.clock.now(),
-    }))!;
+    });
     const { kind, execution } = row;
     if (row.versionId) cache.sawLatestVersion(workflowId, row.versionId);
     switch (kind) {
@@ -206,8 +112,6 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
   }
 }
 
-type TriggerRow = TriggerResult['kind'] | 'stale';
-
 /** Stores and logs the refusals of one kind for some contacts of one workflow. */
 async function logRefusals(
   deps: EngineDeps,
@@ -215,15 +119,7 @@ async function logRefusals(
   refused: { contactId: string; executionId: string | null }[],
 ) {
   if (refused.length === 0) return;
-  await run(deps.pool, INSERT_REFUSALS, [
-    refusal.accountId,
-    refusal.workflowId,
-    refused.map((r) => r.contactId),
-    refused.map((r) => r.executionId),
-    refusal.eventType,
-    deps.clock.now(),
-    JSON.stringify(maskPii(refusal.details)),
-  ]);
+  await deps.store.logRefusals({ ...refusal, now: deps.clock.now(), details: maskPii(refusal.details), refused });
   deps.metrics.executionEvents.inc({ event_type: refusal.eventType }, refused.length);
   for (const { contactId, executionId } of refused) {
     deps.logger.info(refusal.eventType, {
@@ -308,22 +204,13 @@ async function enrollMany(
 > {
   const { accountId, workflowId } = request;
   const contactIds = [...new Set(request.contactIds.map((id) => id.toLowerCase()))];
-  const [workflow] = await run<{ workflowStatus: string; versionId: string | null; version: number | null }>(
-    deps.pool,
-    READ_WORKFLOW,
-    [workflowId, accountId],
-  );
+  const workflow = await deps.store.enrollTarget(workflowId, accountId);
   if (!workflow) return { kind: 'workflow_not_found' };
   if (workflow.workflowStatus !== 'active') return { kind: 'inactive' };
   if (!workflow.versionId)
     throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
   const compiled = await compiledVersion(deps, cache, workflow.versionId);
-  const contacts = new Map(
-    (await run<{ id: string; optedIn: boolean }>(deps.pool, READ_CONTACTS, [contactIds, accountId])).map((c) => [
-      c.id,
-      c.optedIn,
-    ]),
-  );
+  const contacts = await deps.store.contactsOptedIn(contactIds, accountId);
   const outcomes = new Map<string, { outcome: EnrollmentOutcome; executionId?: string }>();
   const eligible: string[] = [];
   for (const contactId of contactIds) {
@@ -357,25 +244,21 @@ async function enrollMany(
       }),
     );
     try {
-      const rows = await run<{
-        contact: string;
-        kind: 'started' | 'duplicate' | 'already_enrolled';
-        execution: string;
-      }>(deps.pool, ENROLL_MANY, [
+      const rows = await deps.store.enrollMany({
         accountId,
         workflowId,
-        workflow.versionId,
-        workflow.version,
-        chunk,
-        compiled.reentry,
-        DEDUPLICATION_WINDOW_MS,
-        initial.snapshot,
-        initial.totalSteps,
-        compiled.goalEvent,
-        JSON.stringify(request.payload ?? {}),
-        JSON.stringify(spans.map((s) => s.carrier)),
+        versionId: workflow.versionId,
+        version: workflow.version!,
+        contactIds: chunk,
+        reentry: compiled.reentry,
+        windowMs: DEDUPLICATION_WINDOW_MS,
+        snapshot: initial.snapshot,
+        totalSteps: initial.totalSteps,
+        goalEvent: compiled.goalEvent,
+        payload: JSON.stringify(request.payload ?? {}),
+        traces: spans.map((s) => s.carrier),
         now,
-      ]);
+      });
       rows.forEach((row, index) => {
         outcomes.set(row.contact, { outcome: row.kind, executionId: row.execution });
         spans[index]!.span.setAttributes({

@@ -1,17 +1,32 @@
 /**
- * Glossary
+ * Glossary: every concept one engine step meets, in the order a job meets them.
  * - execution: one contact's run through one pinned version of a workflow; a row in `executions`
- *   holding the XState snapshot, the status and an optimistic `version`.
- * - step: one entry of a definition (an action, a wait or a condition); a state of the compiled machine.
- * - effect: a named action the machine asks for (`executeAction`, `evaluateCondition`, `startTimer`,
- *   `finishExecution`). Effects are data; the engine persists the snapshot that asks for them first.
- * - timer: a wait or a retry back-off; `next_run_at` in Postgres and a delayed job in Redis.
+ *   holding the XState snapshot, the status and an optimistic `version` (every commit is at `version + 1`).
+ * - step: one entry of a definition (an action, a wait, a condition); a state of the compiled machine.
+ * - job: "execution X has work due as of version V" in the queue (engine/work.ts); everything else is read
+ *   from Postgres, so any job can be rebuilt from it. A job for an older version is `stale` and does nothing.
+ * - recovered / redelivered: a job the sweeper rebuilt after a loss, or one BullMQ gave out again after
+ *   its worker died; its step logs `recovered`.
+ * - slot: the account's concurrency limit, in shards (`account_slots`); an ACTIVE execution holds one.
+ *   A commit's slot operation (`keep`, `release`, `acquire`, `acquire_in_line`) moves it.
+ * - admission: taking a slot; done in the same call as a job's load. With no free slot, the execution
+ *   waits in line (QUEUED, `waiting`), holding no job, until a commit that frees a slot admits it.
+ * - effect: a named action the machine asks for on entering a state (`executeAction`, `evaluateCondition`,
+ *   `startTimer`, `finishExecution`). Effects are data; the engine persists the snapshot that asks for them
+ *   first, then executes the one due (effects.ts) and decides what its outcome changes (decide-step.ts).
+ * - decision: what one step writes (row fields, log rows, tag change, slot operation) and does next:
+ *   commit and enqueue, commit and continue in the same job, or stage (see below).
+ * - staging: a step that only reads or changes the execution and its contact (a condition, a tag) right
+ *   after another is not written alone but with the next step's commit (decide-step.ts `stagesBefore`).
+ * - timer: a wait or a retry back-off: `next_run_at` in Postgres and a delayed job in Redis when due within
+ *   the horizon (`TIMER_HORIZON_MS`); the sweeper promotes later ones.
  * - goal: a contact event that completes every running execution of workflows that name it.
+ * - notification: the email to an account's admin after a failure; `notify_pending` until it is settled.
  */
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import type { BatcherRegistry } from '../db/batch.ts';
-import type { Pool, PrismaClient } from '../db/client.ts';
+import type { ActionRunner } from '../actions/action.ts';
+import type { ExecutionStore } from '../store/execution-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { WebhookGuard } from '../providers/webhook-guard.ts';
@@ -28,11 +43,10 @@ export const RUNNING_STATUSES: readonly ExecutionStatus[] = ['QUEUED', 'ACTIVE',
 
 /** Everything the engine touches, assembled once in the entry points. */
 export interface EngineDeps {
-  db: PrismaClient;
-  /** The same connections without the ORM, for the statements on the step and trigger paths. */
-  pool: Pool;
-  /** Group commit: the batchers of the pool's statements (db/batch.ts). */
-  batchers: BatcherRegistry;
+  /** The engine's only door to Postgres. */
+  store: ExecutionStore;
+  /** Runs action steps (provider calls, tags). */
+  actions: ActionRunner;
   queue: WorkQueue;
   /** Plain Redis connection for cross-process state (provider rate-limit windows). */
   redis: Redis;
@@ -46,9 +60,37 @@ export interface EngineDeps {
   webhooks: WebhookGuard;
 }
 
+/** Every `event_type` of `execution_logs` (CONTRACT.md and the engine's own). */
+export const LOG_EVENT_TYPES = [
+  'execution_started',
+  'action_started',
+  'action_completed',
+  'action_skipped',
+  'action_failed',
+  'action_delayed',
+  'condition_evaluated',
+  'wait_started',
+  'wait_completed',
+  'retry_scheduled',
+  'rate_limit_hit',
+  'max_retries_exhausted',
+  'skipped_non_retryable_error',
+  'notification_sent',
+  'notification_failed',
+  'goal_achieved',
+  'execution_completed',
+  'execution_failed',
+  'execution_cancelled',
+  'manual_retry',
+  'recovered',
+  'opt_out_blocked',
+  'deduplication_blocked',
+] as const;
+export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
+
 /** One entry of an execution's log, before it is masked and stored. */
 export interface LogEntry {
-  eventType: string;
+  eventType: LogEventType;
   status: string;
   stepIndex?: number | null;
   stepId?: string | null;

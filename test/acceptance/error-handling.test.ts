@@ -191,7 +191,7 @@ describe('Feature: Error Handling and Retry Logic', () => {
     const committed = await commitChange(h.deps, (await loadExecution(h.deps, h.deps.cache, id))!, {
       event: { type: 'STEP_FAILED' },
       lastError: 'HTTP 503',
-      notify: true,
+      failure: 'HTTP 503',
       logs: [],
     });
     expect(committed?.finished).toBe('failed');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.ts';
-import { commitChange, type Inline } from '../../src/engine/commit.ts';
+import { commitDecision, type Inline, policyOf } from '../../src/engine/commit.ts';
+import { decideChange } from '../../src/engine/decide-step.ts';
 import { loadExecution, loadForJob } from '../../src/engine/load.ts';
 import { processStep } from '../../src/engine/process-step.ts';
 import { stepJobId } from '../../src/queue/step-queue.ts';
@@ -183,12 +184,13 @@ describe('the execution a committed step hands to the next one', () => {
     const loaded = (await loadExecution(h.deps, h.deps.cache, id))!;
     await h.deps.queue.remove(id, loaded.row.version);
     const inline: Inline = {};
-    const committed = await commitChange(
-      h.deps,
-      loaded,
-      { logs: [], status: 'PAUSED', nextRunAt: new Date(h.deps.clock.now().getTime() + 3_600_000) },
-      inline,
-    );
+    const context = { loaded, now: h.deps.clock.now(), policy: policyOf(h.deps), canContinue: true };
+    const change = {
+      logs: [],
+      status: 'PAUSED' as const,
+      nextRunAt: new Date(h.deps.clock.now().getTime() + 3_600_000),
+    };
+    const committed = await commitDecision(h.deps, context, decideChange(context, change)!, inline);
     expect(committed?.status).toBe('PAUSED');
     expect(inline.next).toBeUndefined();
     expect(await h.deps.queue.queue.getJob(stepJobId(id, committed!.version))).toBeDefined();

@@ -1,0 +1,56 @@
+import type { Pool } from '../db/client.ts';
+import { run } from '../db/sql.ts';
+import type { SweepQueries, SweptExecution, UnnotifiedFailure } from '../store/execution-store.ts';
+
+/** Timers due within the horizon that an earlier sweep has not promoted yet. */
+const TIMERS = {
+  name: 'sweep-timers',
+  text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM executions
+    WHERE status IN ('PAUSED', 'ACTIVE') AND next_run_at <= $1 AND ($2::timestamptz IS NULL OR next_run_at > $2)`,
+};
+/** Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS. */
+const STUCK = {
+  name: 'sweep-stuck',
+  text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM executions
+    WHERE ((status = 'ACTIVE' AND next_run_at IS NULL) OR (status = 'QUEUED' AND NOT waiting) OR (status IN ('ACTIVE', 'PAUSED') AND next_run_at < $1))
+      AND ($2::boolean OR updated_at < $1) AND ($3::uuid IS NULL OR id > $3)
+    ORDER BY id LIMIT $4`,
+};
+/** Accounts whose limit was lowered below what they used, back under it: their slots are spread again. */
+const RESPREAD = {
+  name: 'sweep-respread',
+  text: `SELECT flowmachine_spread_slots(a.id) FROM accounts a JOIN account_slots s ON s.account_id = a.id
+    GROUP BY a.id HAVING sum(s.quota) = 0 AND sum(s.used) < a.concurrent_executions_per_account`,
+};
+/** Accounts with executions waiting in line (read from the line's small partial index) and free slots. */
+const ACCOUNTS_WITH_ROOM = {
+  name: 'sweep-accounts-with-room',
+  text: `SELECT s.account_id AS id, sum(s.quota - s.used)::int AS free FROM account_slots s
+    WHERE s.used < s.quota AND s.account_id IN (SELECT e.account_id FROM executions e WHERE e.status = 'QUEUED' AND e.waiting)
+    GROUP BY s.account_id`,
+};
+/**
+ * Failures whose admin notification is pending and due: the first attempt once the failure is older than
+ * a worker takes to notify ($1; its worker died), a retry once its notify_after has come ($2).
+ */
+const UNNOTIFIED = {
+  name: 'sweep-unnotified',
+  text: `SELECT e.id AS "executionId", e.account_id AS "accountId", e.version, a.admin_email AS "adminEmail", w.name AS "workflowName",
+      coalesce(e.last_error, 'failed') AS error, e.notify_attempts AS attempt
+    FROM executions e JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id
+    WHERE e.notify_pending AND e.status = 'FAILED' AND CASE WHEN e.notify_after IS NULL THEN e.finished_at < $1 ELSE e.notify_after <= $2 END
+    ORDER BY coalesce(e.notify_after, e.finished_at) LIMIT 100`,
+};
+
+/** The sweeper's statements over `pool`. */
+export function sweepQueries(pool: Pool): SweepQueries {
+  return {
+    timers: (horizon, after) => run<SweptExecution>(pool, TIMERS, [horizon, after]),
+    stuck: (staleBefore, all, cursor, limit) => run<SweptExecution>(pool, STUCK, [staleBefore, all, cursor, limit]),
+    respread: async () => {
+      await run(pool, RESPREAD, []);
+    },
+    accountsWithRoom: () => run<{ id: string; free: number }>(pool, ACCOUNTS_WITH_ROOM, []),
+    unnotified: (firstBefore, now) => run<UnnotifiedFailure>(pool, UNNOTIFIED, [firstBefore, now]),
+  };
+}

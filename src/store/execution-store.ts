@@ -1,0 +1,229 @@
+import type { Account, Contact, Execution } from '../generated/prisma/client.ts';
+
+/**
+ * The engine's only door to Postgres: what it reads for a job, the one call that commits a step, the
+ * triggers and enrollments, admission to free slots and the sweeper's reads. The implementation
+ * (postgres-store.ts) owns how: the statements (src/sql/), the group commit, the slot shards, the column
+ * names and the contact's JSON shape. Everything here is atomic per call.
+ */
+export interface ExecutionStore {
+  /** An execution (optionally only within `accountId`) with its contact, account and workflow name. */
+  load(executionId: string, accountId?: string): Promise<ExecutionRow | null>;
+  /**
+   * The execution of a step's job, admitted in the same call when it is at the job's version and either
+   * QUEUED and not waiting in line, or PAUSED with its timer due (`flowmachine_admit_loaded`).
+   */
+  loadForJob(job: { executionId: string; version: number }, now: Date): Promise<LoadedForJob | null>;
+  /** A workflow version's definition, as stored. */
+  definitionOf(versionId: string): Promise<unknown>;
+  /** Commits one step (`flowmachine_commit`); null when the execution is no longer at `request.version`. */
+  commit(request: CommitRequest): Promise<CommitResult | null>;
+  /** Enrolls one contact with every guard checked in the same call (`flowmachine_trigger`). */
+  trigger(call: TriggerCall): Promise<TriggerAnswer>;
+  /** The status and current version of a workflow of the account, for a bulk enrollment. */
+  enrollTarget(workflowId: string, accountId: string): Promise<EnrollTarget | null>;
+  /** Which of the contacts the account holds (not deleted), and whether each opted in. */
+  contactsOptedIn(contactIds: string[], accountId: string): Promise<Map<string, boolean>>;
+  /** Enrolls up to 100 contacts in one call (`flowmachine_enroll_many`). */
+  enrollMany(call: EnrollManyCall): Promise<EnrolledRow[]>;
+  /** Stores the `BLOCKED` entries of refused triggers of one workflow. */
+  logRefusals(refusal: RefusalRows): Promise<void>;
+  /** Admits up to `limit` executions waiting in line for the account's free slots; returns their jobs. */
+  admitWaiting(accountId: string, limit: number): Promise<JobRef[]>;
+  /** Running executions of a contact, all of them or those with the goal `goalEvent`. */
+  runningOfContact(contactId: string, options?: { accountId: string; goalEvent: string }): Promise<string[]>;
+  /** Soft-deletes a contact of the account; false when there is none (or it is deleted already). */
+  deleteContact(contactId: string, accountId: string, now: Date): Promise<boolean>;
+  /** Logs one attempt at a failure notification, if it still is the next one (`flowmachine_log_notification`). */
+  logNotification(attempt: NotificationAttempt): Promise<boolean>;
+  /** The sweeper's reads and its one repair. */
+  sweep: SweepQueries;
+}
+
+/** An execution row with what one engine step needs: its contact, account settings and workflow name. */
+export type ExecutionRow = Omit<Execution, 'seq' | 'slotShard' | 'notifyPending' | 'notifyAttempts' | 'notifyAfter'> & {
+  contact: Pick<
+    Contact,
+    'id' | 'accountId' | 'email' | 'phone' | 'optedIn' | 'timezone' | 'attributes' | 'tags' | 'deletedAt'
+  >;
+  account: Pick<
+    Account,
+    | 'id'
+    | 'name'
+    | 'adminEmail'
+    | 'concurrentExecutionsPerAccount'
+    | 'maxRetryAttempts'
+    | 'retryBaseDelaySeconds'
+    | 'errorNotification'
+  >;
+  workflow: { name: string };
+};
+
+/** A job's load: the row as read before admission, and what admission did (`ACTIVE`, `QUEUED` in line, or null). */
+export interface LoadedForJob {
+  row: ExecutionRow;
+  admitted: string | null;
+}
+
+/** A job's reference to an execution at a version. */
+export interface JobRef {
+  executionId: string;
+  version: number;
+}
+
+/** What a commit does with the account's concurrency slots (an ACTIVE execution holds one). */
+export type SlotOp = 'keep' | 'release' | 'acquire' | 'acquire_in_line';
+
+/** One stored execution_logs row. */
+export interface LogRow {
+  account_id: string;
+  workflow_id: string;
+  contact_id: string;
+  event_type: string;
+  status: string;
+  step_index: number | null;
+  step_id: string | null;
+  duration_ms: number | null;
+  timestamp: string;
+  user_id: string | null;
+  details: Record<string, unknown>;
+}
+
+/** One step's commit: the row fields to set at `version + 1`, its log rows, its tag change and its slot operation. */
+export interface CommitRequest {
+  id: string;
+  version: number;
+  /** Row fields by the row's field names (status, snapshot, next run time, counters…). */
+  set: Record<string, unknown>;
+  logs: LogRow[];
+  tagChange?: { op: 'add' | 'remove'; tag: string };
+  slot: SlotOp;
+}
+
+/** A commit's answer: the status the execution is in (admission may have put it in line) and what it freed. */
+export interface CommitResult {
+  new_status: 'QUEUED' | 'ACTIVE' | 'PAUSED' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+  new_waiting: boolean;
+  /** Executions of the account admitted into the slot this commit gave back. */
+  admitted: JobRef[] | null;
+  /** The contact as committed (with the step's tag change), when the execution is ACTIVE. */
+  contact: ExecutionRow['contact'] | null;
+}
+
+/** One trigger: who is enrolled where, and the new execution's initial values (JSON texts). */
+export interface TriggerCall {
+  account: string;
+  workflow: string;
+  contact: string;
+  /** The version the caller compiled (null: none yet, answered `stale` with the current one). */
+  version: string | null;
+  reentry: string | null;
+  windowMs: number;
+  snapshot: string | null;
+  totalSteps: number | null;
+  goalEvent: string | null;
+  payload: string;
+  trace: string;
+  now: Date;
+}
+
+/** A trigger's answer: its outcome, the execution concerned, and the workflow's current version. */
+export interface TriggerAnswer {
+  kind:
+    | 'started'
+    | 'duplicate'
+    | 'already_enrolled'
+    | 'workflow_not_found'
+    | 'contact_not_found'
+    | 'inactive'
+    | 'opted_out'
+    | 'stale';
+  execution: string | null;
+  versionId: string | null;
+}
+
+/** A workflow's status and current version. */
+export interface EnrollTarget {
+  workflowStatus: string;
+  versionId: string | null;
+  version: number | null;
+}
+
+/** One call of a bulk enrollment: contacts already checked to exist and be opted in, sorted. */
+export interface EnrollManyCall {
+  accountId: string;
+  workflowId: string;
+  versionId: string;
+  version: number;
+  contactIds: string[];
+  reentry: string;
+  windowMs: number;
+  snapshot: string;
+  totalSteps: number;
+  goalEvent: string | null;
+  payload: string;
+  /** One trace carrier per contact, in order. */
+  traces: Record<string, string>[];
+  now: Date;
+}
+
+/** What a bulk enrollment did for one contact. */
+export interface EnrolledRow {
+  contact: string;
+  kind: 'started' | 'duplicate' | 'already_enrolled';
+  execution: string;
+}
+
+/** The refusals of one kind, for some contacts of one workflow (`executionId`: the execution a duplicate hit). */
+export interface RefusalRows {
+  accountId: string;
+  workflowId: string;
+  eventType: string;
+  now: Date;
+  details: Record<string, unknown>;
+  refused: { contactId: string; executionId: string | null }[];
+}
+
+/** One attempt at a failure notification, logged only if attempt `attempt` is still the next one. */
+export interface NotificationAttempt {
+  executionId: string;
+  version: number;
+  attempt: number;
+  eventType: string;
+  status: string;
+  details: Record<string, unknown>;
+  nextAt: Date | null;
+}
+
+/** A failure whose admin notification is due. */
+export interface UnnotifiedFailure {
+  executionId: string;
+  accountId: string;
+  version: number;
+  adminEmail: string;
+  workflowName: string;
+  error: string;
+  attempt: number;
+}
+
+/** An execution with work to rebuild in Redis. */
+export interface SweptExecution {
+  id: string;
+  version: number;
+  nextRunAt: Date | null;
+  traceContext: unknown;
+}
+
+/** The sweeper's reads (each bounded or small) and its one repair. */
+export interface SweepQueries {
+  /** Timers due by `horizon` and after `after` (the horizon of the previous sweep). */
+  timers(horizon: Date, after: Date | null): Promise<SweptExecution[]>;
+  /** Due work untouched since `staleBefore` (all of it when `all`), by id after `cursor`, at most `limit`. */
+  stuck(staleBefore: Date, all: boolean, cursor: string | null, limit: number): Promise<SweptExecution[]>;
+  /** Spreads again the slots of accounts whose lowered limit they are back under. */
+  respread(): Promise<void>;
+  /** Accounts with executions in line and free slots. */
+  accountsWithRoom(): Promise<{ id: string; free: number }[]>;
+  /** Failures to notify: first attempts older than `firstBefore`, retries due by `now`. */
+  unnotified(firstBefore: Date, now: Date): Promise<UnnotifiedFailure[]>;
+}

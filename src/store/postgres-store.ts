@@ -1,0 +1,39 @@
+import type { BatcherRegistry } from '../db/batch.ts';
+import type { Pool } from '../db/client.ts';
+import { admitWaiting } from '../sql/admission.ts';
+import { commitSteps } from '../sql/commit-steps.ts';
+import { deleteContact, runningOfContact } from '../sql/contacts.ts';
+import { enrollMany, readContactsOptedIn, readEnrollTarget } from '../sql/enroll-many.ts';
+import { insertRefusals, logNotification } from '../sql/execution-logs.ts';
+import { loadExecution, loadForJobs, readDefinition } from '../sql/load-executions.ts';
+import { sweepQueries } from '../sql/sweep.ts';
+import { triggers } from '../sql/trigger.ts';
+import type { ExecutionStore } from './execution-store.ts';
+
+/**
+ * The execution store on Postgres. The statements of the hot paths (a job's load, a step's commit, a
+ * trigger) go through the group commit: requests that arrive while earlier batches are in flight are
+ * sent together in one statement (db/batch.ts); the others are single statements.
+ */
+export function createPostgresStore(pool: Pool, batchers: BatcherRegistry): ExecutionStore {
+  const loads = batchers.of('load', loadForJobs);
+  const commits = batchers.of('commit', commitSteps);
+  const triggerCalls = batchers.of('trigger', triggers);
+  return {
+    load: (executionId, accountId) => loadExecution(pool, executionId, accountId ?? null),
+    loadForJob: async ({ executionId, version }, now) => (await loads.submit({ executionId, version, now })) ?? null,
+    definitionOf: (versionId) => readDefinition(pool, versionId),
+    commit: (request) => commits.submit(request),
+    // flowmachine_trigger answers every call with one row.
+    trigger: async (call) => (await triggerCalls.submit(call))!,
+    enrollTarget: (workflowId, accountId) => readEnrollTarget(pool, workflowId, accountId),
+    contactsOptedIn: (contactIds, accountId) => readContactsOptedIn(pool, contactIds, accountId),
+    enrollMany: (call) => enrollMany(pool, call),
+    logRefusals: (refusal) => insertRefusals(pool, refusal),
+    admitWaiting: (accountId, limit) => admitWaiting(pool, accountId, limit),
+    runningOfContact: (contactId, goal) => runningOfContact(pool, contactId, goal),
+    deleteContact: (contactId, accountId, now) => deleteContact(pool, contactId, accountId, now),
+    logNotification: (attempt) => logNotification(pool, attempt),
+    sweep: sweepQueries(pool),
+  };
+}
