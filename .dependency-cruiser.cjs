@@ -34,10 +34,25 @@ module.exports = {
       to: { path: '^src/(queue|api)/' },
     },
     {
+      name: 'engine-through-the-store',
+      severity: 'error',
+      comment:
+        'The engine reaches Postgres only through ExecutionStore (store/execution-store.ts), and actions only through ActionRunner (actions/action.ts); the runtime wires the implementations. The consistency check (an operator tool reading every table in one read-only transaction) is the exception.',
+      from: { path: '^src/engine/', pathNot: '^src/engine/consistency\\.ts$' },
+      to: { path: ['^src/(db|sql)/', '^src/store/postgres-store\\.ts$', '^src/actions/(?!action\\.ts$)'] },
+    },
+    {
+      name: 'sql-behind-the-store',
+      severity: 'error',
+      comment: 'Statements (src/sql/) are run by the store, the API and the runtime; nothing else writes SQL.',
+      from: { path: '^src/', pathNot: ['^src/(sql|store|api)/', '^src/runtime\\.ts$'] },
+      to: { path: '^src/sql/' },
+    },
+    {
       name: 'effects-below-engine',
       severity: 'error',
       comment: 'Actions, providers, the database layer and observability are below the engine: they never import it.',
-      from: { path: '^src/(actions|providers|db|observability|definition|compiler)/' },
+      from: { path: '^src/(actions|providers|db|sql|store|observability|definition|compiler)/' },
       to: { path: '^src/(engine|queue)/' },
     },
     {

@@ -3,7 +3,7 @@
 --   -> TABLE (kind, execution, version_id)
 --
 -- A trigger in one call, for a caller that has compiled the workflow version it expects to be current:
--- checks the workflow (in the account), the contact (in the account, not deleted) and their states in
+-- checks the workflow (in the account), the contact (flowmachine_contact_guard) and their states in
 -- the order the API answers them, then, when the workflow's current version is p_version_id, enrolls
 -- exactly as flowmachine_enroll does, in the same transaction.
 --
@@ -25,7 +25,7 @@ DECLARE
   v_status text;
   v_current_id uuid;
   v_current_version integer;
-  v_opted_in boolean;
+  v_guard text;
 BEGIN
   SELECT w.status, v.id, v.version INTO v_status, v_current_id, v_current_version FROM workflows w
     LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
@@ -34,13 +34,13 @@ BEGIN
     RETURN QUERY SELECT 'workflow_not_found'::text, NULL::uuid, NULL::uuid;
     RETURN;
   END IF;
-  SELECT c.opted_in INTO v_opted_in FROM contacts c WHERE c.id = p_contact AND c.account_id = p_account AND c.deleted_at IS NULL;
-  IF NOT FOUND THEN
-    RETURN QUERY SELECT 'contact_not_found'::text, NULL::uuid, v_current_id;
+  v_guard := flowmachine_contact_guard(p_account, p_contact);
+  IF v_guard = 'contact_not_found' THEN
+    RETURN QUERY SELECT v_guard, NULL::uuid, v_current_id;
   ELSIF v_status <> 'active' THEN
     RETURN QUERY SELECT 'inactive'::text, NULL::uuid, v_current_id;
-  ELSIF NOT v_opted_in THEN
-    RETURN QUERY SELECT 'opted_out'::text, NULL::uuid, v_current_id;
+  ELSIF v_guard IS NOT NULL THEN
+    RETURN QUERY SELECT v_guard, NULL::uuid, v_current_id;
   ELSIF v_current_id IS DISTINCT FROM p_version_id OR v_current_id IS NULL THEN
     RETURN QUERY SELECT 'stale'::text, NULL::uuid, v_current_id;
   ELSE

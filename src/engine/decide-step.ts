@@ -6,7 +6,6 @@ import { evaluateCondition } from '../definition/condition.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
 import type { CommitResult, ExecutionRow, LogRow, SlotOp } from '../store/execution-store.ts';
 import { rateLimitDelayMs, retryDelayMs } from './backoff.ts';
-import type { LoadedExecution } from './load.ts';
 import {
   hasStarted,
   progressOf,
@@ -15,7 +14,7 @@ import {
   stepPosition,
   storeSnapshot,
 } from './snapshot.ts';
-import type { ExecutionStatus, LogEntry, LogEventType } from './types.ts';
+import type { ExecutionStatus, LoadedExecution, LogEntry, LogEventType } from './types.ts';
 import type { StepJob, StepWork } from './work.ts';
 
 /**

@@ -2,8 +2,7 @@ import type { Effect } from '../compiler/compile.ts';
 import type { ActionStep } from '../definition/schema.ts';
 import { withSpan } from '../observability/tracing.ts';
 import type { EffectOutcome } from './decide-step.ts';
-import type { LoadedExecution } from './load.ts';
-import type { EngineDeps } from './types.ts';
+import type { EngineDeps, LoadedExecution } from './types.ts';
 
 /**
  * The I/O half of the machine's effects (the pure half, what each outcome changes, is decide-step.ts).

@@ -1,15 +1,10 @@
 import type { CompiledWorkflow } from '../compiler/compile.ts';
 import type { ExecutionRow } from '../store/execution-store.ts';
-import type { EngineDeps } from './types.ts';
+import { DUE_TOLERANCE_MS } from './decide-step.ts';
+import type { EngineDeps, LoadedExecution } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
-export type { ExecutionRow };
-
-/** An execution together with its compiled workflow. */
-export interface LoadedExecution {
-  row: ExecutionRow;
-  workflow: CompiledWorkflow;
-}
+export type { ExecutionRow, LoadedExecution };
 
 /**
  * Loads an execution (optionally only within `accountId`) with its contact, account and workflow
@@ -36,7 +31,7 @@ export async function loadForJob(
   cache: WorkflowCache,
   job: { executionId: string; version: number },
 ): Promise<{ loaded: LoadedExecution; admitted: string | null } | null> {
-  const read = await deps.store.loadForJob(job, deps.clock.now());
+  const read = await deps.store.loadForJob(job, deps.clock.now(), DUE_TOLERANCE_MS);
   if (!read) return null;
   const workflow = await compiledVersion(deps, cache, read.row.workflowVersionId);
   return { loaded: { row: read.row, workflow }, admitted: read.admitted };

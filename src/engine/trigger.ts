@@ -176,7 +176,7 @@ const ENROLL_CHUNK = 100;
 /**
  * Enrolls many contacts of the account in a workflow, each exactly as a trigger would (deduplication,
  * reentry, opt-out, one execution with its own trace linked to the request's), in a few round trips:
- * one read of the workflow, one of the contacts, and per {@link ENROLL_CHUNK} contacts one call and one
+ * one read of the workflow and, per {@link ENROLL_CHUNK} contacts, one call (which checks each contact as a trigger does) and one
  * queue call. Not atomic across chunks: each chunk is committed and its first jobs enqueued before the
  * next, so an error in a later chunk (answered 500) leaves the earlier ones running, never stranded.
  * Returns one outcome per distinct contact, in the order given.
@@ -210,32 +210,18 @@ async function enrollMany(
   if (!workflow.versionId)
     throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
   const compiled = await compiledVersion(deps, cache, workflow.versionId);
-  const contacts = await deps.store.contactsOptedIn(contactIds, accountId);
   const outcomes = new Map<string, { outcome: EnrollmentOutcome; executionId?: string }>();
-  const eligible: string[] = [];
-  for (const contactId of contactIds) {
-    const optedIn = contacts.get(contactId);
-    if (optedIn === undefined) outcomes.set(contactId, { outcome: 'contact_not_found' });
-    else if (!optedIn) outcomes.set(contactId, { outcome: 'opted_out' });
-    else eligible.push(contactId);
-  }
   const refusal = { accountId, workflowId, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } };
-  await logRefusals(
-    deps,
-    refusal,
-    contactIds
-      .filter((id) => outcomes.get(id)?.outcome === 'opted_out')
-      .map((contactId) => ({ contactId, executionId: null })),
-  );
-
   const initial = cache.initialOf(compiled);
   const now = deps.clock.now();
+  const optedOut: { contactId: string; executionId: null }[] = [];
   const duplicates: { contactId: string; executionId: string }[] = [];
-  eligible.sort();
+  // Sorted, so concurrent enrollments take the pairs' advisory locks in one order.
+  const sorted = [...contactIds].sort();
   // Each chunk commits on its own and its executions are enqueued at once, before the next chunk: a
   // later chunk that fails leaves no committed execution without its first job.
-  for (let i = 0; i < eligible.length; i += ENROLL_CHUNK) {
-    const chunk = eligible.slice(i, i + ENROLL_CHUNK);
+  for (let i = 0; i < sorted.length; i += ENROLL_CHUNK) {
+    const chunk = sorted.slice(i, i + ENROLL_CHUNK);
     const news: { executionId: string; trace: Record<string, string> }[] = [];
     const spans = chunk.map((contactId) =>
       startLinkedRootSpan('trigger execution', {
@@ -260,12 +246,16 @@ async function enrollMany(
         now,
       });
       rows.forEach((row, index) => {
+        const span = spans[index]!;
+        span.span.setAttribute('flowmachine.trigger_result', row.kind);
+        if (row.execution === null) {
+          outcomes.set(row.contact, { outcome: row.kind });
+          if (row.kind === 'opted_out') optedOut.push({ contactId: row.contact, executionId: null });
+          return;
+        }
         outcomes.set(row.contact, { outcome: row.kind, executionId: row.execution });
-        spans[index]!.span.setAttributes({
-          'flowmachine.trigger_result': row.kind,
-          'flowmachine.execution_id': row.execution,
-        });
-        if (row.kind === 'started') news.push({ executionId: row.execution, trace: spans[index]!.carrier });
+        span.span.setAttribute('flowmachine.execution_id', row.execution);
+        if (row.kind === 'started') news.push({ executionId: row.execution, trace: span.carrier });
         if (row.kind === 'duplicate') duplicates.push({ contactId: row.contact, executionId: row.execution });
       });
     } finally {
@@ -273,6 +263,7 @@ async function enrollMany(
     }
     await started(deps, accountId, workflowId, news);
   }
+  await logRefusals(deps, refusal, optedOut);
   await logRefusals(
     deps,
     { ...refusal, eventType: 'deduplication_blocked', details: { reason: 'duplicate trigger ignored' } },

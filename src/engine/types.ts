@@ -26,7 +26,8 @@
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { ActionRunner } from '../actions/action.ts';
-import type { ExecutionStore } from '../store/execution-store.ts';
+import type { CompiledWorkflow } from '../compiler/compile.ts';
+import type { ExecutionRow, ExecutionStore } from '../store/execution-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { WebhookGuard } from '../providers/webhook-guard.ts';
@@ -87,6 +88,12 @@ export const LOG_EVENT_TYPES = [
   'deduplication_blocked',
 ] as const;
 export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
+
+/** An execution together with its compiled workflow. */
+export interface LoadedExecution {
+  row: ExecutionRow;
+  workflow: CompiledWorkflow;
+}
 
 /** One entry of an execution's log, before it is masked and stored. */
 export interface LogEntry {

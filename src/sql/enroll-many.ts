@@ -8,11 +8,6 @@ const READ_WORKFLOW = {
   text: `SELECT w.status AS "workflowStatus", v.id AS "versionId", v.version FROM workflows w
     LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version WHERE w.id = $1 AND w.account_id = $2`,
 };
-/** Which of the contacts the account holds (not deleted), and whether they opted in. */
-const READ_CONTACTS = {
-  name: 'enroll-read-contacts',
-  text: 'SELECT id, opted_in AS "optedIn" FROM contacts WHERE id = ANY($1::uuid[]) AND account_id = $2 AND deleted_at IS NULL',
-};
 /** Bulk enrollment of a chunk of contacts (prisma/functions/flowmachine_enroll_many.sql). */
 const ENROLL_MANY = {
   name: 'enroll-many',
@@ -23,12 +18,6 @@ const ENROLL_MANY = {
 export async function readEnrollTarget(pool: Pool, workflowId: string, accountId: string) {
   const [row] = await run<EnrollTarget>(pool, READ_WORKFLOW, [workflowId, accountId]);
   return row ?? null;
-}
-
-/** Whether each of the account's (not deleted) contacts among `contactIds` opted in. */
-export async function readContactsOptedIn(pool: Pool, contactIds: string[], accountId: string) {
-  const rows = await run<{ id: string; optedIn: boolean }>(pool, READ_CONTACTS, [contactIds, accountId]);
-  return new Map(rows.map((c) => [c.id, c.optedIn]));
 }
 
 /** Enrolls a chunk of contacts in one call; one row per contact, in the order given. */

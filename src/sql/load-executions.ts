@@ -27,14 +27,14 @@ const LOAD_EXECUTION = {
 const LOAD_FOR_JOB = {
   name: 'load-for-job',
   text: `SELECT ${COLUMNS},
-  flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, e.next_run_at, $3::timestamptz) AS admitted
+  flowmachine_admit_loaded(e.id, $2::integer, e.version, e.status, e.waiting, e.next_run_at, $3::timestamptz, $4::integer) AS admitted
   FROM executions e ${RELATED} WHERE e.id = $1::uuid`,
 };
 /** Several jobs' loads in one statement (see db/batch.ts); `i` is the job's place in the batch. */
 const LOAD_FOR_JOBS = {
   name: 'load-for-jobs',
   text: `SELECT b.i::integer AS i, ${COLUMNS},
-  flowmachine_admit_loaded(e.id, b.version, e.version, e.status, e.waiting, e.next_run_at, b.now) AS admitted
+  flowmachine_admit_loaded(e.id, b.version, e.version, e.status, e.waiting, e.next_run_at, b.now, $4::integer) AS admitted
   FROM unnest($1::uuid[], $2::integer[], $3::timestamptz[]) WITH ORDINALITY AS b(id, version, now, i)
   JOIN executions e ON e.id = b.id ${RELATED}`,
 };
@@ -63,6 +63,8 @@ export interface LoadRequest {
   executionId: string;
   version: number;
   now: Date;
+  /** How early a timer still counts as due. */
+  dueToleranceMs: number;
 }
 
 /** Jobs' loads with their admissions, one statement for all, answered in request order. */
@@ -71,12 +73,13 @@ export async function loadForJobs(pool: Pool, requests: LoadRequest[]): Promise<
   let raws: (Raw | undefined)[];
   if (requests.length === 1) {
     const { executionId, version, now } = requests[0]!;
-    raws = await run<Raw>(pool, LOAD_FOR_JOB, [executionId, version, now]);
+    raws = await run<Raw>(pool, LOAD_FOR_JOB, [executionId, version, now, requests[0]!.dueToleranceMs]);
   } else {
     const columns = [
       requests.map((r) => r.executionId),
       requests.map((r) => r.version),
       requests.map((r) => r.now.toISOString()),
+      requests[0]!.dueToleranceMs,
     ];
     raws = inRequestOrder(await run<Raw & { i: number }>(pool, LOAD_FOR_JOBS, columns), requests.length);
   }

@@ -11,9 +11,13 @@ export interface ExecutionStore {
   load(executionId: string, accountId?: string): Promise<ExecutionRow | null>;
   /**
    * The execution of a step's job, admitted in the same call when it is at the job's version and either
-   * QUEUED and not waiting in line, or PAUSED with its timer due (`flowmachine_admit_loaded`).
+   * QUEUED and not waiting in line, or PAUSED with its timer due by `now` + `dueToleranceMs` (`flowmachine_admit_loaded`).
    */
-  loadForJob(job: { executionId: string; version: number }, now: Date): Promise<LoadedForJob | null>;
+  loadForJob(
+    job: { executionId: string; version: number },
+    now: Date,
+    dueToleranceMs: number,
+  ): Promise<LoadedForJob | null>;
   /** A workflow version's definition, as stored. */
   definitionOf(versionId: string): Promise<unknown>;
   /** Commits one step (`flowmachine_commit`); null when the execution is no longer at `request.version`. */
@@ -22,9 +26,7 @@ export interface ExecutionStore {
   trigger(call: TriggerCall): Promise<TriggerAnswer>;
   /** The status and current version of a workflow of the account, for a bulk enrollment. */
   enrollTarget(workflowId: string, accountId: string): Promise<EnrollTarget | null>;
-  /** Which of the contacts the account holds (not deleted), and whether each opted in. */
-  contactsOptedIn(contactIds: string[], accountId: string): Promise<Map<string, boolean>>;
-  /** Enrolls up to 100 contacts in one call (`flowmachine_enroll_many`). */
+  /** Enrolls up to 100 contacts in one call, each checked as a trigger checks it (`flowmachine_enroll_many`). */
   enrollMany(call: EnrollManyCall): Promise<EnrolledRow[]>;
   /** Stores the `BLOCKED` entries of refused triggers of one workflow. */
   logRefusals(refusal: RefusalRows): Promise<void>;
@@ -149,7 +151,7 @@ export interface EnrollTarget {
   version: number | null;
 }
 
-/** One call of a bulk enrollment: contacts already checked to exist and be opted in, sorted. */
+/** One call of a bulk enrollment of contacts (sorted) in a workflow checked to be active at `versionId`. */
 export interface EnrollManyCall {
   accountId: string;
   workflowId: string;
@@ -168,11 +170,9 @@ export interface EnrollManyCall {
 }
 
 /** What a bulk enrollment did for one contact. */
-export interface EnrolledRow {
-  contact: string;
-  kind: 'started' | 'duplicate' | 'already_enrolled';
-  execution: string;
-}
+export type EnrolledRow =
+  | { contact: string; kind: 'started' | 'duplicate' | 'already_enrolled'; execution: string }
+  | { contact: string; kind: 'contact_not_found' | 'opted_out'; execution: null };
 
 /** The refusals of one kind, for some contacts of one workflow (`executionId`: the execution a duplicate hit). */
 export interface RefusalRows {

@@ -3,7 +3,7 @@ import type { Pool } from '../db/client.ts';
 import { admitWaiting } from '../sql/admission.ts';
 import { commitSteps } from '../sql/commit-steps.ts';
 import { deleteContact, runningOfContact } from '../sql/contacts.ts';
-import { enrollMany, readContactsOptedIn, readEnrollTarget } from '../sql/enroll-many.ts';
+import { enrollMany, readEnrollTarget } from '../sql/enroll-many.ts';
 import { insertRefusals, logNotification } from '../sql/execution-logs.ts';
 import { loadExecution, loadForJobs, readDefinition } from '../sql/load-executions.ts';
 import { sweepQueries } from '../sql/sweep.ts';
@@ -21,13 +21,13 @@ export function createPostgresStore(pool: Pool, batchers: BatcherRegistry): Exec
   const triggerCalls = batchers.of('trigger', triggers);
   return {
     load: (executionId, accountId) => loadExecution(pool, executionId, accountId ?? null),
-    loadForJob: async ({ executionId, version }, now) => (await loads.submit({ executionId, version, now })) ?? null,
+    loadForJob: async ({ executionId, version }, now, dueToleranceMs) =>
+      (await loads.submit({ executionId, version, now, dueToleranceMs })) ?? null,
     definitionOf: (versionId) => readDefinition(pool, versionId),
     commit: (request) => commits.submit(request),
     // flowmachine_trigger answers every call with one row.
     trigger: async (call) => (await triggerCalls.submit(call))!,
     enrollTarget: (workflowId, accountId) => readEnrollTarget(pool, workflowId, accountId),
-    contactsOptedIn: (contactIds, accountId) => readContactsOptedIn(pool, contactIds, accountId),
     enrollMany: (call) => enrollMany(pool, call),
     logRefusals: (refusal) => insertRefusals(pool, refusal),
     admitWaiting: (accountId, limit) => admitWaiting(pool, accountId, limit),

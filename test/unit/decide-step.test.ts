@@ -1,0 +1,549 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ActionResult } from '../../src/actions/action.ts';
+import { createManualClock } from '../../src/clock.ts';
+import { compileWorkflow, type CompiledWorkflow } from '../../src/compiler/compile.ts';
+import { parseDefinition } from '../../src/definition/schema.ts';
+import {
+  type Decision,
+  decideChange,
+  decideStep,
+  dueEffect,
+  type EffectOutcome,
+  followUp,
+  gateJob,
+  type Pending,
+  type Policy,
+  slotOp,
+  type StepContext,
+} from '../../src/engine/decide-step.ts';
+import type { LoadedExecution } from '../../src/engine/load.ts';
+import { storeSnapshot } from '../../src/engine/snapshot.ts';
+import type { ExecutionStatus } from '../../src/engine/types.ts';
+import type { CommitResult, ExecutionRow, LogRow } from '../../src/store/execution-store.ts';
+import { initialTransition } from 'xstate';
+
+const POLICY: Policy = { maxRetryAfterSeconds: 3600, maxRetryDelaySeconds: 86_400, timerHorizonMs: 86_400_000 };
+const T0 = new Date('2026-03-01T10:00:00.000Z');
+
+const compile = (steps: unknown[], extra: Record<string, unknown> = {}): CompiledWorkflow => {
+  const parsed = parseDefinition({ trigger: { type: 'manual' }, steps, ...extra });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+  return compileWorkflow(parsed.definition);
+};
+
+/** A loaded execution at `at` (a step id or final state), as the store would answer it. */
+function loadedAt(
+  workflow: CompiledWorkflow,
+  at: string,
+  fields: Partial<ExecutionRow> & { tags?: string[]; steps?: number } = {},
+): LoadedExecution {
+  const { tags = [], steps = 0, ...rest } = fields;
+  const row: ExecutionRow = {
+    id: '00000000-0000-4000-8000-000000000001',
+    accountId: '00000000-0000-4000-8000-0000000000a1',
+    workflowId: '00000000-0000-4000-8000-0000000000b1',
+    workflowVersionId: '00000000-0000-4000-8000-0000000000c1',
+    contactId: '00000000-0000-4000-8000-0000000000d1',
+    status: 'ACTIVE',
+    snapshot: { value: at, context: { steps, failedStep: null, reason: null } },
+    version: 3,
+    currentStepIndex: steps + 1,
+    totalSteps: workflow.totalSteps,
+    retryCount: 0,
+    completionReason: null,
+    lastError: null,
+    goalEvent: null,
+    nextRunAt: null,
+    waiting: false,
+    traceContext: { traceparent: '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01' },
+    payload: {},
+    createdAt: T0,
+    updatedAt: T0,
+    finishedAt: null,
+    contact: {
+      id: '00000000-0000-4000-8000-0000000000d1',
+      accountId: '00000000-0000-4000-8000-0000000000a1',
+      email: 'ada@example.com',
+      phone: '+15550100',
+      optedIn: true,
+      timezone: null,
+      attributes: { plan: 'pro' },
+      tags,
+      deletedAt: null,
+    },
+    account: {
+      id: '00000000-0000-4000-8000-0000000000a1',
+      name: 'Acme',
+      adminEmail: 'ops@example.com',
+      concurrentExecutionsPerAccount: 100,
+      maxRetryAttempts: 3,
+      retryBaseDelaySeconds: 60,
+      errorNotification: true,
+    },
+    workflow: { name: 'Welcome' },
+    ...rest,
+  };
+  return { row, workflow };
+}
+
+const context = (loaded: LoadedExecution, now = T0, extra: Partial<StepContext> = {}): StepContext => ({
+  loaded,
+  now,
+  policy: POLICY,
+  ...extra,
+});
+
+const action = (result: ActionResult, actionType = 'send_email'): EffectOutcome => ({
+  kind: 'action',
+  result,
+  startedAt: new Date(T0.getTime() - 120),
+  durationMs: 120,
+  actionType,
+});
+
+const provider = { provider: 'email', providerKind: 'email', details: {} };
+const OUTCOMES: Record<string, ActionResult> = {
+  success: { kind: 'success', details: {} },
+  skipped: { kind: 'skipped', reason: 'contact_opted_out', details: {} },
+  permanent: { kind: 'permanent', status: 400, error: 'HTTP 400', ...provider },
+  rate_limited: { kind: 'rate_limited', status: 429, error: 'HTTP 429', retryAfterMs: 30_000, ...provider },
+  held: {
+    kind: 'rate_limited',
+    status: 429,
+    error: 'held back',
+    retryAfterMs: 10_000,
+    ...provider,
+    details: { held: true },
+  },
+  transient: { kind: 'transient', status: 503, error: 'HTTP 503', ...provider },
+};
+
+const eventTypes = (decision: Decision | null) => decision!.logRows.map((row) => row.event_type);
+
+const ACTIONS = [
+  { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Hello' } },
+  { id: 'text', type: 'send_sms', config: { body: 'Hi' } },
+  { id: 'hook', type: 'webhook', config: { url: 'https://hooks.example.com/x', method: 'POST' } },
+];
+
+/** outcome, retries already made, status, next run (ms after now) or null, log event types, machine state after */
+type Expectation = [string, number, string, number | null, string[], string];
+
+describe('decideStep: every action step type × provider outcome × retries left', () => {
+  const cases = ACTIONS.flatMap((step) =>
+    (
+      [
+        ['success', 0, 'COMPLETED', null, ['action_started', 'action_completed', 'execution_completed'], 'completed'],
+        ['skipped', 0, 'COMPLETED', null, ['action_started', 'action_skipped', 'execution_completed'], 'completed'],
+        [
+          'permanent',
+          0,
+          'COMPLETED',
+          null,
+          ['action_started', 'action_failed', 'skipped_non_retryable_error', 'execution_completed'],
+          'completed',
+        ],
+        ['rate_limited', 0, 'ACTIVE', 30_000, ['action_started', 'rate_limit_hit'], step.id],
+        ['held', 0, 'ACTIVE', 10_000, ['action_started', 'action_delayed'], step.id],
+        ['transient', 0, 'ACTIVE', 60_000, ['action_started', 'action_failed', 'retry_scheduled'], step.id],
+        ['transient', 2, 'ACTIVE', 240_000, ['action_started', 'action_failed', 'retry_scheduled'], step.id],
+        [
+          'transient',
+          3,
+          'FAILED',
+          null,
+          ['action_started', 'action_failed', 'max_retries_exhausted', 'execution_failed'],
+          'failed',
+        ],
+      ] as Expectation[]
+    ).map((row) => [step.type, step, ...row] as const),
+  );
+
+  it.each(cases)('%s: %o %s after %i retries → %s', (_, step, outcome, retries, status, nextInMs, logs, state) => {
+    const workflow = compile([step]);
+    const loaded = loadedAt(workflow, step.id, { retryCount: retries });
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    expect(effect).toEqual({ type: 'executeAction', params: { stepId: step.id } });
+    const decision = decideStep(context(loaded), effect, action(OUTCOMES[outcome]!, step.type))!;
+    expect(decision.set.status).toBe(status);
+    expect(decision.set.snapshot.value).toBe(state);
+    expect(decision.set.nextRunAt?.getTime() ?? null).toBe(nextInMs === null ? null : T0.getTime() + nextInMs);
+    expect(eventTypes(decision)).toEqual(logs);
+    expect(decision.slot).toBe(status === 'ACTIVE' ? 'keep' : 'release');
+    expect(decision.next.kind).toBe('commit');
+    // Every entry is of this execution and step (or of the execution, for the final ones).
+    for (const entry of decision.logRows.filter((r) => r.event_type.startsWith('action')))
+      expect(entry).toMatchObject({ step_id: step.id, step_index: 1, contact_id: loaded.row.contactId });
+    if (status === 'FAILED') {
+      expect(decision.failure).toBe('HTTP 503');
+      expect(decision.set).toMatchObject({ notifyPending: true, completionReason: 'max_retries_exhausted' });
+    } else expect(decision.failure).toBeUndefined();
+    if (outcome === 'transient' && status === 'ACTIVE') expect(decision.set.retryCount).toBe(retries + 1);
+  });
+
+  it('masks personal data in stored details and errors', () => {
+    const workflow = compile([ACTIONS[0]]);
+    const loaded = loadedAt(workflow, 'mail');
+    const leak: ActionResult = { ...OUTCOMES.transient!, error: 'mailbox ada@example.com is full' } as ActionResult;
+    const decision = decideStep(context(loaded), dueEffect(workflow, loaded.row.snapshot as never)!, action(leak))!;
+    expect(JSON.stringify(decision.logRows)).not.toContain('ada@example.com');
+    expect(decision.set.lastError).not.toContain('ada@example.com');
+  });
+
+  it('counts what the engine observes: retries, provider 429s (not holds), timer lateness', () => {
+    const workflow = compile([ACTIONS[0]]);
+    const loaded = loadedAt(workflow, 'mail');
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    expect(decideStep(context(loaded), effect, action(OUTCOMES.transient!))!.signals).toEqual({ retry: 'send_email' });
+    expect(decideStep(context(loaded), effect, action(OUTCOMES.rate_limited!))!.signals).toEqual({
+      rateLimitHit: 'email',
+    });
+    expect(decideStep(context(loaded), effect, action(OUTCOMES.held!))!.signals).toEqual({});
+  });
+});
+
+describe('decideStep: tags, conditions and waits', () => {
+  it.each([
+    ['add_tag', 'add'],
+    ['remove_tag', 'remove'],
+  ])('%s carries its tag change into the commit', (type, op) => {
+    const workflow = compile([{ id: 't', type, config: { tag: 'VIP' } }, ACTIONS[0]]);
+    const loaded = loadedAt(workflow, 't');
+    const decision = decideStep(context(loaded), dueEffect(workflow, loaded.row.snapshot as never)!, {
+      ...action({ kind: 'success', details: { tag: 'VIP' }, tagChange: { op: op as 'add', tag: 'VIP' } }, type),
+    })!;
+    expect(decision.tagChange).toEqual({ op, tag: 'VIP' });
+    expect(decision.set).toMatchObject({ status: 'ACTIVE', snapshot: { value: 'mail' }, currentStepIndex: 2 });
+  });
+
+  it.each([
+    [['VIP'], true, 'yes'],
+    [[], false, 'no'],
+  ])('a condition on tags %o is %s and takes its branch', (tags, result, next) => {
+    const workflow = compile([
+      {
+        id: 'vip',
+        type: 'condition',
+        config: { has_tag: 'VIP' },
+        branches: { true: [{ ...ACTIONS[0], id: 'yes' }], false: [{ ...ACTIONS[1], id: 'no' }] },
+      },
+    ]);
+    const loaded = loadedAt(workflow, 'vip', { tags });
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    expect(effect.type).toBe('evaluateCondition');
+    const decision = decideStep(context(loaded), effect, { kind: 'none' })!;
+    expect(decision.set.snapshot.value).toBe(next);
+    expect(decision.logRows[0]).toMatchObject({ event_type: 'condition_evaluated', details: { result } });
+  });
+
+  const waitFlow = () => compile([{ id: 'pause', type: 'wait', config: { duration: '2 hours' } }, ACTIONS[0]]);
+
+  it('a wait entered by a step starts its timer: PAUSED until then, slot given back', () => {
+    const workflow = compile([
+      { id: 't', type: 'add_tag', config: { tag: 'x' } },
+      { id: 'pause', type: 'wait', config: { duration: '2 hours' } },
+    ]);
+    const loaded = loadedAt(workflow, 't');
+    const decision = decideStep(
+      context(loaded),
+      dueEffect(workflow, loaded.row.snapshot as never)!,
+      action(OUTCOMES.success!, 'add_tag'),
+    )!;
+    expect(decision.set).toMatchObject({ status: 'PAUSED', nextRunAt: new Date(T0.getTime() + 7_200_000) });
+    expect(decision.slot).toBe('release');
+    expect(eventTypes(decision)).toEqual(['action_started', 'action_completed', 'wait_started']);
+  });
+
+  it('a wait admitted with no timer (the workflow starts with it) starts the timer, without a transition', () => {
+    const workflow = waitFlow();
+    const loaded = loadedAt(workflow, 'pause');
+    const decision = decideStep(context(loaded), dueEffect(workflow, loaded.row.snapshot as never)!, { kind: 'none' })!;
+    expect(decision.set).toMatchObject({ status: 'PAUSED', snapshot: { value: 'pause' } });
+    expect(decision.set.nextRunAt).toEqual(new Date(T0.getTime() + 7_200_000));
+    expect(decision.logRows[0]).toMatchObject({ event_type: 'wait_started', step_id: 'pause' });
+  });
+
+  it('a timer that fired late moves on, logging its lateness; the next action is due at once', () => {
+    const workflow = waitFlow();
+    const due = new Date(T0.getTime() - 1500);
+    const loaded = loadedAt(workflow, 'pause', { nextRunAt: due });
+    const decision = decideStep(context(loaded), dueEffect(workflow, loaded.row.snapshot as never)!, { kind: 'none' })!;
+    expect(decision.set).toMatchObject({ status: 'ACTIVE', snapshot: { value: 'mail' }, nextRunAt: null });
+    expect(decision.logRows[0]).toMatchObject({ event_type: 'wait_completed', details: { lateness_ms: 1500 } });
+    expect(decision.signals).toEqual({ timerLatenessMs: 1500 });
+  });
+});
+
+describe('gateJob: what a job may do with what its load found', () => {
+  const workflow = compile([{ id: 'pause', type: 'wait', config: { duration: '1 hour' } }, ACTIONS[0]]);
+  const read = (fields: Partial<ExecutionRow>, admitted: string | null = null, at = 'mail') => ({
+    loaded: loadedAt(workflow, at, fields),
+    admitted,
+  });
+  const job = { executionId: '00000000-0000-4000-8000-000000000001', version: 3 };
+  type Case = [string, ReturnType<typeof read> | null, typeof job & { redelivered?: boolean }, string];
+
+  it.each<Case>([
+    ['no row', null, job, 'stop:missing'],
+    ['an older job', read({ version: 4 }), job, 'stop:stale'],
+    ['a newer row after a redelivery', read({ version: 4 }), { ...job, redelivered: true }, 'stop:stale:resume'],
+    ['no free slot at admission', read({ status: 'QUEUED' }, 'QUEUED'), job, 'stop:waiting_in_line'],
+    ['waiting in line already', read({ status: 'QUEUED', waiting: true }), job, 'stop:stale'],
+    ['QUEUED, not admitted here', read({ status: 'QUEUED' }), job, 'stop:waiting_in_line'],
+    ...(['COMPLETED', 'FAILED', 'CANCELLED'] as const).map(
+      (status): Case => [`a ${status} execution`, read({ status }), job, 'stop:stale'],
+    ),
+    ['a final state', read({}, null, 'completed'), job, 'stop:stale'],
+    ['due in 6 ms', read({ nextRunAt: new Date(T0.getTime() + 6) }), job, 'reschedule'],
+    ['due in 5 ms (within the tolerance)', read({ nextRunAt: new Date(T0.getTime() + 5) }), job, 'run:executeAction'],
+    ['a deleted contact', read({ contact: { ...read({}).loaded.row.contact, deletedAt: T0 } }), job, 'cancel'],
+    ['admitted now', read({ status: 'QUEUED' }, 'ACTIVE'), job, 'run:executeAction'],
+    ['PAUSED with its timer due', read({ status: 'PAUSED', nextRunAt: T0 }, 'ACTIVE', 'pause'), job, 'run:startTimer'],
+  ])('%s → %s', (_, found, theJob, expected) => {
+    const gate = gateJob(theJob, found, T0);
+    const summary =
+      gate.kind === 'stop'
+        ? `stop:${gate.outcome}${gate.resumeLostChain ? ':resume' : ''}`
+        : gate.kind === 'run'
+          ? `run:${gate.effect.type}`
+          : gate.kind;
+    expect(summary).toBe(expected);
+    // Admission moved the row on: the step commits at the version after it.
+    if (gate.kind === 'run' && found?.admitted === 'ACTIVE')
+      expect(gate.loaded.row).toMatchObject({ status: 'ACTIVE', version: 4 });
+  });
+});
+
+describe('decideChange: operators, goals and slots', () => {
+  const workflow = compile([ACTIONS[0]], { goal: { event: 'booked' } });
+
+  it('a cancel ends a running execution, remembering why and who', () => {
+    const decision = decideChange(context(loadedAt(workflow, 'mail', { status: 'PAUSED' })), {
+      event: { type: 'CANCEL', reason: 'cancelled' },
+      logs: [],
+      userId: '00000000-0000-4000-8000-0000000000e1',
+    })!;
+    expect(decision.set).toMatchObject({ status: 'CANCELLED', completionReason: 'cancelled', finishedAt: T0 });
+    expect(decision.logRows).toMatchObject([
+      { event_type: 'execution_cancelled', user_id: '00000000-0000-4000-8000-0000000000e1' },
+    ]);
+    expect(decision.slot).toBe('keep'); // PAUSED held no slot
+  });
+
+  it('a goal completes it with both entries', () => {
+    const decision = decideChange(context(loadedAt(workflow, 'mail')), { event: { type: 'GOAL' }, logs: [] })!;
+    expect(decision.set).toMatchObject({ status: 'COMPLETED', completionReason: 'goal_achieved' });
+    expect(eventTypes(decision)).toEqual(['goal_achieved', 'execution_completed']);
+    expect(decision.slot).toBe('release');
+  });
+
+  it('refuses an event to a finished execution', () => {
+    expect(
+      decideChange(context(loadedAt(workflow, 'completed', { status: 'COMPLETED' })), {
+        event: { type: 'GOAL' },
+        logs: [],
+      }),
+    ).toBeNull();
+  });
+
+  it.each([
+    ['ACTIVE', 'ACTIVE', 'keep'],
+    ['PAUSED', 'PAUSED', 'keep'],
+    ['ACTIVE', 'PAUSED', 'release'],
+    ['ACTIVE', 'COMPLETED', 'release'],
+    ['QUEUED', 'ACTIVE', 'acquire'],
+    ['PAUSED', 'ACTIVE', 'acquire_in_line'],
+    ['FAILED', 'QUEUED', 'keep'],
+  ] as const)('slot: %s → %s is %s', (from, to, op) => {
+    expect(slotOp(from, to)).toBe(op);
+  });
+});
+
+describe('followUp: what comes after the commit', () => {
+  const workflow = compile([ACTIONS[0], ACTIONS[1]]);
+  const result = (status: ExecutionStatus, extra: Partial<CommitResult> = {}): CommitResult => ({
+    new_status: status as CommitResult['new_status'],
+    new_waiting: false,
+    admitted: null,
+    contact: null,
+    ...extra,
+  });
+  const decided = (loaded: LoadedExecution, at: StepContext) =>
+    decideStep(at, dueEffect(workflow, loaded.row.snapshot as never)!, action(OUTCOMES.success!))!;
+
+  it('continues in the job with the committed contact when the next step is due at once', () => {
+    const loaded = loadedAt(workflow, 'mail');
+    const at = context(loaded, T0, { canContinue: true });
+    const after = followUp(at, decided(loaded, at), result('ACTIVE', { contact: loaded.row.contact }));
+    expect(after.next).toMatchObject({
+      executionId: loaded.row.id,
+      version: 4,
+      loaded: { row: { version: 4, status: 'ACTIVE' } },
+    });
+    expect(after.work).toEqual([]);
+  });
+
+  it('enqueues it otherwise, and the executions the freed slot admitted', () => {
+    const loaded = loadedAt(workflow, 'mail');
+    const at = context(loaded);
+    const admitted = [{ executionId: '00000000-0000-4000-8000-0000000000f1', version: 0 }];
+    const after = followUp(at, decided(loaded, at), result('ACTIVE', { admitted }));
+    expect(after.work).toEqual([
+      { executionId: loaded.row.id, version: 4, delayMs: 0, trace: loaded.row.traceContext },
+      ...admitted,
+    ]);
+  });
+
+  it('enqueues nothing for an execution put in line, and keeps far timers in Postgres', () => {
+    const loaded = loadedAt(workflow, 'mail');
+    const at = context(loaded);
+    expect(followUp(at, decided(loaded, at), result('QUEUED', { new_waiting: true })).work).toEqual([]);
+    const far = {
+      ...decided(loaded, at),
+      set: {
+        ...decided(loaded, at).set,
+        status: 'PAUSED' as const,
+        nextRunAt: new Date(T0.getTime() + 2 * 86_400_000),
+      },
+    };
+    expect(followUp(at, far, result('PAUSED')).work).toEqual([]);
+  });
+});
+
+/**
+ * The property the staging rule must keep: a chain of steps run in one job, staging what it may into the
+ * next commit, leaves the same execution row, contact tags and log rows as the same steps each committed
+ * on its own. The commit is modelled as flowmachine_commit applies it (prisma/functions/flowmachine_commit.sql);
+ * test/integration/engine-property.test.ts checks the engine against real Postgres.
+ */
+describe('staged then committed = committed one by one', () => {
+  interface Stored {
+    row: ExecutionRow;
+    logs: LogRow[];
+  }
+
+  function applyCommit(stored: Stored, decision: Decision): CommitResult {
+    const { set } = decision;
+    let tags = stored.row.contact.tags;
+    if (decision.tagChange) {
+      const others = tags.filter((t) => t !== decision.tagChange!.tag);
+      tags = decision.tagChange.op === 'add' ? [...others, decision.tagChange.tag] : others;
+    }
+    const contact = { ...stored.row.contact, tags };
+    stored.row = {
+      ...stored.row,
+      status: set.status,
+      snapshot: set.snapshot as never,
+      version: stored.row.version + 1,
+      currentStepIndex: set.status === 'ACTIVE' ? Math.max(set.currentStepIndex, 1) : set.currentStepIndex,
+      totalSteps: set.totalSteps,
+      nextRunAt: set.nextRunAt,
+      completionReason: set.completionReason,
+      retryCount: set.retryCount ?? stored.row.retryCount,
+      lastError: set.lastError === undefined ? stored.row.lastError : set.lastError,
+      finishedAt: set.finishedAt ?? stored.row.finishedAt,
+      updatedAt: set.updatedAt,
+      contact,
+    };
+    stored.logs.push(...decision.logRows);
+    return {
+      new_status: set.status,
+      new_waiting: false,
+      admitted: null,
+      contact: set.status === 'ACTIVE' ? contact : null,
+    };
+  }
+
+  /** Runs the execution to its end (or a wait), `chained` as a worker with room to continue, else one step per job. */
+  function runToRest(workflow: CompiledWorkflow, tags: string[], outcomes: ActionResult[], chained: boolean): Stored {
+    const clock = createManualClock(T0);
+    const start = storeSnapshot(initialTransition(workflow.machine)[0]);
+    const stored: Stored = { row: loadedAt(workflow, start.value, { tags, version: 1 }).row, logs: [] };
+    let carried: { loaded: LoadedExecution; pending?: Pending } | undefined;
+    const queue = outcomes.slice();
+    for (let guard = 0; guard < 50; guard += 1) {
+      // A due timer is resumed in the job's load, as flowmachine_admit_loaded does: ACTIVE at the next version.
+      if (!carried && stored.row.status === 'PAUSED' && stored.row.nextRunAt) {
+        clock.set(stored.row.nextRunAt);
+        stored.row = { ...stored.row, status: 'ACTIVE', version: stored.row.version + 1, updatedAt: clock.now() };
+      }
+      const loaded = carried?.loaded ?? { row: stored.row, workflow };
+      const gate = gateJob(
+        { executionId: loaded.row.id, version: loaded.row.version },
+        { loaded, admitted: null },
+        clock.now(),
+      );
+      if (gate.kind !== 'run') break;
+      const outcome: EffectOutcome =
+        gate.effect.type === 'executeAction' ? action(queue.shift() ?? OUTCOMES.success!) : { kind: 'none' };
+      const at = context(gate.loaded, clock.now(), { canContinue: chained, pending: carried?.pending });
+      const decision = decideStep(at, gate.effect, outcome)!;
+      clock.advance(1);
+      if (decision.next.kind === 'stage') {
+        carried = decision.next.next;
+        continue;
+      }
+      const after = followUp(at, decision, applyCommit(stored, decision));
+      carried = after.next;
+      if (!after.next && stored.row.status !== 'ACTIVE' && stored.row.status !== 'PAUSED') break;
+    }
+    return stored;
+  }
+
+  const STEP = fc.oneof(
+    fc.constantFrom('A', 'B').map((tag) => ({ type: 'add_tag', config: { tag } })),
+    fc.constantFrom('A', 'B').map((tag) => ({ type: 'remove_tag', config: { tag } })),
+    fc.constant({ type: 'send_email', config: { subject: 'Hi', body: 'Hello' } }),
+    fc.integer({ min: 1, max: 90 }).map((n) => ({ type: 'wait', config: { duration: `${n} seconds` } })),
+  );
+  const stepsArb: fc.Arbitrary<unknown[]> = fc.array(
+    fc.oneof(
+      { weight: 4, arbitrary: STEP },
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(fc.constantFrom('A', 'B'), fc.array(STEP, { maxLength: 3 }), fc.array(STEP, { maxLength: 3 }))
+          .map(([tag, yes, no]) => ({
+            type: 'condition',
+            config: { has_tag: tag },
+            branches: { true: yes, false: no },
+          })),
+      },
+    ),
+    { minLength: 1, maxLength: 8 },
+  );
+  const withIds = (steps: unknown[], prefix = 's'): unknown[] =>
+    steps.map((step, i) => {
+      const s = step as { branches?: { true: unknown[]; false: unknown[] } };
+      const id = `${prefix}${i}`;
+      return s.branches
+        ? {
+            ...s,
+            id,
+            branches: { true: withIds(s.branches.true, `${id}t`), false: withIds(s.branches.false, `${id}f`) },
+          }
+        : { ...s, id };
+    });
+
+  it('holds for random workflows, tags and provider outcomes', () => {
+    fc.assert(
+      fc.property(
+        stepsArb,
+        fc.subarray(['A', 'B']),
+        fc.array(fc.constantFrom('success', 'skipped', 'permanent', 'transient'), { maxLength: 4 }),
+        (steps, tags, outcomes) => {
+          const workflow = compile(withIds(steps));
+          const results = outcomes.map((o) => OUTCOMES[o]!);
+          const chained = runToRest(workflow, tags, results, true);
+          const alone = runToRest(workflow, tags, results, false);
+          const { version: _v1, updatedAt: _u1, ...chainedRow } = chained.row;
+          const { version: _v2, updatedAt: _u2, ...aloneRow } = alone.row;
+          expect(chainedRow).toEqual(aloneRow);
+          expect(chained.logs).toEqual(alone.logs);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
