@@ -1,15 +1,9 @@
 import type { NextFunction, Request, Response } from 'express';
-import { run } from '../db/sql.ts';
+import { findCaller } from '../sql/api-keys.ts';
 import { hashApiKey } from './api-keys.ts';
 import { callerOf, type ApiDeps, type Caller } from './context.ts';
 import { HttpError } from './http-error.ts';
 import type { ApiRateLimits } from './rate-limit.ts';
-
-/** The caller of an unrevoked key, by its hash. */
-const FIND_CALLER = {
-  name: 'api-find-caller',
-  text: `SELECT account_id AS "accountId", user_id AS "userId", id AS "apiKeyId", role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
-};
 
 /**
  * Callers by API key hash (null for an unknown or revoked key), kept in process memory for `ttlMs`
@@ -79,7 +73,7 @@ export function authenticate(deps: ApiDeps, callers: CallerCache, limits: ApiRat
     const now = Date.now();
     let caller = callers.get(hash, now);
     if (caller === undefined) {
-      [caller = null] = await run<Caller>(deps.pool, FIND_CALLER, [hash]);
+      caller = await findCaller<Caller>(deps.pool, hash);
       callers.set(hash, caller, now);
     }
     if (!caller) {

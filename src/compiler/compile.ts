@@ -1,6 +1,7 @@
 import { assign, setup, type MachineConfig } from 'xstate';
 import { parseDuration } from '../definition/duration.ts';
 import type { Definition, Step } from '../definition/schema.ts';
+import type { CompletionReason, ExecutionStatus } from '../vocabulary.ts';
 
 /** Terminal states of every compiled machine and the execution status each one means. */
 export const FINAL_STATES = {
@@ -8,7 +9,7 @@ export const FINAL_STATES = {
   goal_achieved: { status: 'COMPLETED', reason: 'goal_achieved' },
   failed: { status: 'FAILED', reason: 'max_retries_exhausted' },
   cancelled: { status: 'CANCELLED', reason: 'cancelled' },
-} as const;
+} as const satisfies Record<string, { status: ExecutionStatus; reason: CompletionReason }>;
 export type FinalState = keyof typeof FINAL_STATES;
 
 /** Machine context: all an execution remembers besides which state it is in. */
@@ -30,7 +31,7 @@ export type ExecutionEvent =
   | { type: 'CONDITION_RESULT'; result: boolean }
   | { type: 'TIMER_FIRED' }
   | { type: 'GOAL' }
-  | { type: 'CANCEL'; reason?: string };
+  | { type: 'CANCEL'; reason?: CompletionReason };
 
 /**
  * Effects, as named actions with params. The machine never runs them: `transition()` returns them

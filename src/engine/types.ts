@@ -34,13 +34,16 @@ import type { WebhookGuard } from '../providers/webhook-guard.ts';
 import type { Redis } from 'ioredis';
 import type { EmailChannel } from '../providers/email-channel.ts';
 import type { WorkQueue } from './work.ts';
+import type { LogEventType } from '../vocabulary.ts';
 
-/** Execution statuses (CONTRACT.md). */
-export const EXECUTION_STATUSES = ['QUEUED', 'ACTIVE', 'PAUSED', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
-export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly ExecutionStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
-/** Statuses with work still to do. */
-export const RUNNING_STATUSES: readonly ExecutionStatus[] = ['QUEUED', 'ACTIVE', 'PAUSED'];
+export {
+  EXECUTION_STATUSES,
+  type ExecutionStatus,
+  LOG_EVENT_TYPES,
+  type LogEventType,
+  RUNNING_STATUSES,
+  TERMINAL_STATUSES,
+} from '../vocabulary.ts';
 
 /** Everything the engine touches, assembled once in the entry points. */
 export interface EngineDeps {
@@ -60,34 +63,6 @@ export interface EngineDeps {
   /** Send-time address checks of webhook steps, and their connection pools. */
   webhooks: WebhookGuard;
 }
-
-/** Every `event_type` of `execution_logs` (CONTRACT.md and the engine's own). */
-export const LOG_EVENT_TYPES = [
-  'execution_started',
-  'action_started',
-  'action_completed',
-  'action_skipped',
-  'action_failed',
-  'action_delayed',
-  'condition_evaluated',
-  'wait_started',
-  'wait_completed',
-  'retry_scheduled',
-  'rate_limit_hit',
-  'max_retries_exhausted',
-  'skipped_non_retryable_error',
-  'notification_sent',
-  'notification_failed',
-  'goal_achieved',
-  'execution_completed',
-  'execution_failed',
-  'execution_cancelled',
-  'manual_retry',
-  'recovered',
-  'opt_out_blocked',
-  'deduplication_blocked',
-] as const;
-export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
 
 /** An execution together with its compiled workflow. */
 export interface LoadedExecution {

@@ -1,3 +1,4 @@
+import type { CompletionReason } from '../../src/vocabulary.ts';
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +36,7 @@ const TIMER_FIRED = { type: 'TIMER_FIRED' } as const;
 const GOAL = { type: 'GOAL' } as const;
 const isTrue = { type: 'CONDITION_RESULT', result: true } as const;
 const isFalse = { type: 'CONDITION_RESULT', result: false } as const;
-const cancel = (reason?: string): ExecutionEvent =>
+const cancel = (reason?: CompletionReason): ExecutionEvent =>
   reason === undefined ? { type: 'CANCEL' } : { type: 'CANCEL', reason };
 
 /** Every event the engine sends. */
@@ -48,7 +49,7 @@ const ALL_EVENTS: ExecutionEvent[] = [
   isFalse,
   TIMER_FIRED,
   GOAL,
-  cancel('operator'),
+  cancel('cancelled'),
 ];
 /**
  * Events for path enumeration. STEP_SKIPPED is left out because it goes exactly where STEP_DONE goes
