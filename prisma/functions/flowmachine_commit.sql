@@ -48,7 +48,7 @@ BEGIN
   END IF;
   IF p_tag_op IS NOT NULL THEN
     UPDATE contacts SET updated_at = now(),
-      tags = CASE WHEN p_tag_op = 'add' THEN array_append(array_remove(tags, p_tag), p_tag) ELSE array_remove(tags, p_tag) END
+      tags = flowmachine_with_tag(tags, p_tag_op, p_tag)
       WHERE id = v_contact;
   END IF;
   IF p_slot IN ('acquire', 'acquire_in_line') THEN

@@ -22,6 +22,16 @@ export async function runningOfContact(pool: Pool, contactId: string, goal?: { a
   return rows.map((row) => row.id);
 }
 
+const TAG_CONTACT = {
+  name: 'contact-tag',
+  text: 'UPDATE contacts SET tags = flowmachine_with_tag(tags, $2, $3), updated_at = now() WHERE id = $1',
+};
+
+/** Adds or removes one of a contact's tags, keeping the others as they are now (prisma/functions/flowmachine_with_tag.sql). */
+export async function tagContact(pool: Pool, contactId: string, op: 'add' | 'remove', tag: string): Promise<void> {
+  await run(pool, TAG_CONTACT, [contactId, op, tag]);
+}
+
 /** Soft-deletes a contact; false when the account has no such contact not deleted yet. */
 export async function deleteContact(pool: Pool, contactId: string, accountId: string, now: Date) {
   const result = await pool.query({

@@ -137,7 +137,7 @@ describe('account slots in shards', () => {
     const client = await h.deps.pool.connect();
     try {
       for (const id of ids)
-        await client.query(`SELECT flowmachine_admit_loaded($1, 0, 0, 'QUEUED', false, NULL, now())`, [id]);
+        await client.query(`SELECT flowmachine_admit_loaded($1, 0, 0, 'QUEUED', false, NULL, now(), 5)`, [id]);
     } finally {
       client.release();
     }

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { tagContact } from '../../sql/contacts.ts';
 import { achieveGoal, deleteContact } from '../../engine/control.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
@@ -65,17 +66,15 @@ export function contactRoutes(deps: ApiDeps): Router {
   router.post('/contacts/:id/tags', async (request, response) => {
     const contact = await findContact(callerOf(request).accountId, request.params.id);
     const { tag } = validate(tagBody, request.body, 'body');
-    // Appended atomically so a concurrent add_tag step is not overwritten.
-    await deps.db
-      .$executeRaw`UPDATE contacts SET tags = array_append(array_remove(tags, ${tag}), ${tag}), updated_at = now() WHERE id = ${contact.id}::uuid`;
+    // Applied in the row's UPDATE, so a concurrent add_tag step is not overwritten.
+    await tagContact(deps.pool, contact.id, 'add', tag);
     response.json(serializeContact(await findContact(contact.accountId, contact.id)));
   });
 
   router.delete('/contacts/:id/tags/:tag', async (request, response) => {
     const contact = await findContact(callerOf(request).accountId, request.params.id);
     const { tag } = validate(tagBody, { tag: request.params.tag }, 'params');
-    await deps.db
-      .$executeRaw`UPDATE contacts SET tags = array_remove(tags, ${tag}), updated_at = now() WHERE id = ${contact.id}::uuid`;
+    await tagContact(deps.pool, contact.id, 'remove', tag);
     response.json(serializeContact(await findContact(contact.accountId, contact.id)));
   });
 

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { run } from '../../db/sql.ts';
+import { findExecution as findExecutionRow } from '../../sql/execution-view.ts';
 import { cancelExecution, retryExecution, type ControlResult } from '../../engine/control.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
@@ -7,24 +7,12 @@ import { logsQuery, uuidParam } from '../schemas.ts';
 import { serializeExecution, serializeLog, type ExecutionView } from '../serialize.ts';
 import { validate } from '../validate.ts';
 
-/** An execution of the account, with the columns {@link serializeExecution} shows. */
-const FIND_EXECUTION = {
-  name: 'api-find-execution',
-  text: `SELECT id, workflow_id AS "workflowId", workflow_version_id AS "workflowVersionId", contact_id AS "contactId", status, snapshot,
-    current_step_index AS "currentStepIndex", total_steps AS "totalSteps", retry_count AS "retryCount", completion_reason AS "completionReason",
-    last_error AS "lastError", next_run_at AS "nextRunAt", created_at AS "createdAt", updated_at AS "updatedAt", finished_at AS "finishedAt"
-    FROM executions WHERE id = $1 AND account_id = $2`,
-};
-
 /** `/executions`: status, logs, cancel, manual retry. */
 export function executionRoutes(deps: ApiDeps): Router {
   const router = Router();
 
   const findExecution = async (accountId: string, id: string) => {
-    const [execution] = await run<ExecutionView>(deps.pool, FIND_EXECUTION, [
-      validate(uuidParam, id, 'params'),
-      accountId,
-    ]);
+    const execution = await findExecutionRow<ExecutionView>(deps.pool, validate(uuidParam, id, 'params'), accountId);
     if (!execution) throw notFound('execution');
     return execution;
   };
