@@ -97,23 +97,102 @@ const webhook = z.strictObject({
   }),
 });
 
-/** Operators of attribute comparisons. */
+/** Operators of field comparisons. */
 export const OPERATORS = ['equals', 'not_equals', 'greater_than', 'less_than', 'exists', 'contains'] as const;
 export type Operator = (typeof OPERATORS)[number];
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
-/** `{ has_tag }` or `{ field, operator, value }`; `field` is a contact field or an attribute (`plan` or `attributes.plan`). */
-export const conditionSchema = z.union([
-  z.strictObject({ has_tag: text(100) }),
-  z
-    .strictObject({ field: text(200), operator: z.enum(OPERATORS), value: scalar.optional() })
-    .refine((c) => c.operator === 'exists' || c.value !== undefined, {
-      message: 'value is required for this operator',
-      path: ['value'],
-    }),
-]);
-export type Condition = z.infer<typeof conditionSchema>;
+/** `{ has_tag }`: the contact has the tag. */
+export interface HasTagCondition {
+  has_tag: string;
+}
+/**
+ * `{ field, operator, value? }`: `field` is a contact field (`email`, `opted_in`, …), an attribute
+ * (`plan` or `attributes.plan`) or, where an event is at hand, one of its properties (`payload.<key>`).
+ */
+export interface ComparisonCondition {
+  field: string;
+  operator: Operator;
+  value?: string | number | boolean;
+}
+/** `{ all: [...] }`: every condition holds. */
+export interface AllCondition {
+  all: Condition[];
+}
+/** `{ any: [...] }`: at least one condition holds. */
+export interface AnyCondition {
+  any: Condition[];
+}
+/** `{ not: <condition> }`: the condition does not hold. */
+export interface NotCondition {
+  not: Condition;
+}
+/** A condition of a `condition` step, a trigger's or wait's `where`, or a `branch` case. */
+export type Condition = HasTagCondition | ComparisonCondition | AllCondition | AnyCondition | NotCondition;
+
+/** Deepest nesting of `all`/`any`/`not` in one condition; a plain condition is level 1. */
+export const MAX_CONDITION_DEPTH = 8;
+/** Most conditions one `all` or `any` may list. */
+export const MAX_CONDITION_ITEMS = 50;
+
+const hasTagCondition = z.strictObject({ has_tag: text(100) });
+const comparisonCondition = z
+  .strictObject({ field: text(200), operator: z.enum(OPERATORS), value: scalar.optional() })
+  .refine((c) => c.operator === 'exists' || c.value !== undefined, {
+    message: 'value is required for this operator',
+    path: ['value'],
+  });
+const conditionList = () => z.array(nestedCondition).min(1).max(MAX_CONDITION_ITEMS);
+
+// Recursive without a depth of its own: conditionSchema measures the depth first, iteratively, so an
+// over-deep condition is refused with its path before this recursion could overflow the stack.
+const nestedCondition: z.ZodType<Condition> = z.lazy(() =>
+  z.union([
+    hasTagCondition,
+    comparisonCondition,
+    z.strictObject({ all: conditionList() }),
+    z.strictObject({ any: conditionList() }),
+    z.strictObject({ not: nestedCondition }),
+  ]),
+);
+
+/** The path of the first node of `input` nested deeper than {@link MAX_CONDITION_DEPTH}, if any. */
+function overDeepConditionPath(input: unknown): (string | number)[] | null {
+  const stack: { node: unknown; path: (string | number)[]; depth: number }[] = [{ node: input, path: [], depth: 1 }];
+  while (stack.length > 0) {
+    const { node, path, depth } = stack.pop()!;
+    if (!node || typeof node !== 'object') continue;
+    if (depth > MAX_CONDITION_DEPTH) return path;
+    const { all, any, not } = node as { all?: unknown; any?: unknown; not?: unknown };
+    if (not !== undefined) stack.push({ node: not, path: [...path, 'not'], depth: depth + 1 });
+    for (const [key, list] of [
+      ['any', any],
+      ['all', all],
+    ] as const)
+      if (Array.isArray(list))
+        for (let i = list.length - 1; i >= 0; i -= 1)
+          stack.push({ node: list[i], path: [...path, key, i], depth: depth + 1 });
+  }
+  return null;
+}
+
+/**
+ * A condition (CONTRACT.md "Branching"): `{ has_tag }`, `{ field, operator, value? }`, or
+ * `{ all: [...] }`, `{ any: [...] }`, `{ not: ... }` nested at most {@link MAX_CONDITION_DEPTH} levels.
+ */
+export const conditionSchema = z
+  .unknown()
+  .superRefine((input, ctx) => {
+    const path = overDeepConditionPath(input);
+    if (path)
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `conditions may combine all/any/not at most ${MAX_CONDITION_DEPTH} levels deep`,
+      });
+  })
+  .pipe(nestedCondition);
 
 /** Action steps: those with an effect on the outside world or on the contact. */
 export type ActionStep =
@@ -207,7 +286,7 @@ export function parseDefinition(input: unknown, options: ParseDefinitionOptions 
   if (options.webhookAllowedHosts) structural.push(...webhookAddressIssues(input, options.webhookAllowedHosts));
   const parsed = definitionSchema.safeParse(input);
   if (parsed.success && structural.length === 0) return { ok: true, definition: parsed.data };
-  return { ok: false, issues: [...(parsed.success ? [] : flattenIssues(parsed.error.issues)), ...structural] };
+  return { ok: false, issues: [...(parsed.success ? [] : toDefinitionIssues(parsed.error.issues)), ...structural] };
 }
 
 /** Unique step ids, nesting depth and step count, read from the raw input without recursion. */
@@ -274,12 +353,16 @@ function webhookAddressIssues(input: unknown, allowedHosts: readonly string[]): 
   return issues;
 }
 
-function flattenIssues(issues: z.core.$ZodIssue[]): DefinitionIssue[] {
+/**
+ * zod's issues as definition issues (`path` dotted, `(root)` for the whole input). A union failure is
+ * reported by the problems of its closest member, not as "invalid input".
+ */
+export function toDefinitionIssues(issues: z.core.$ZodIssue[]): DefinitionIssue[] {
   return issues.flatMap((issue) => {
     // A union failure hides the interesting problems one level down; surface those of the closest branch.
     if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       const best = issue.errors.reduce((a, b) => (b.length < a.length ? b : a));
-      return flattenIssues(best.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] })));
+      return toDefinitionIssues(best.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] })));
     }
     return [{ path: issue.path.map(String).join('.') || '(root)', message: issue.message }];
   });
