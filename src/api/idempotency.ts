@@ -221,7 +221,7 @@ export function idempotency(deps: Pick<ApiDeps, 'pool' | 'clock' | 'logger'>, ro
 
 /**
  * Stores (or, for 5xx, releases) the answer before it is sent: `response.json` is wrapped for this
- * response, and a response that ends without JSON releases the claim.
+ * response (the error handler answers through it too), and a response sent without JSON releases the claim.
  */
 function holdAnswer(
   deps: Pick<ApiDeps, 'pool' | 'clock' | 'logger'>,
@@ -243,10 +243,13 @@ function holdAnswer(
             .then(() => purgeExpiredIdempotencyKeys(deps.pool, deps.clock.now()))
             .catch(failed('stored'));
     // The answer goes out either way; a claim that could not be stored expires with its lease.
-    void settle.then(() => send(body));
+    void settle.then(() => send(body)).catch(failed('answered'));
     return response;
   }) as Response['json'];
-  response.on('close', () => {
+  // 'finish', not 'close': a client that hangs up early must not free the key while the handler still
+  // runs (its answer is stored when it comes, for the client's retry); only an answer sent without
+  // JSON, which nothing stores, frees it.
+  response.on('finish', () => {
     if (!settled) void releaseIdempotencyKey(deps.pool, id, claimedAt).catch(failed('released'));
   });
 }

@@ -284,6 +284,35 @@ describe('journeys API', () => {
       expect(await executionsOf(contact.id)).toBe(1);
     });
 
+    it('a client that hangs up before the answer can retry: the key still yields one execution', async () => {
+      const contact = await h.createContact();
+      const key = freshKey();
+      const body = JSON.stringify({ contact_id: contact.id });
+      const controller = new AbortController();
+      const abandoned = fetch(`${h.baseUrl}/api/v1/workflows/${workflowId}/trigger`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${h.account.api_key}`,
+          'content-type': 'application/json',
+          'idempotency-key': key,
+        },
+        body,
+        signal: controller.signal,
+      }).catch(() => null);
+      controller.abort();
+      await abandoned;
+      // Retry until the first request's fate is known (409 while it still runs), as a client would.
+      let retry = await post(`/workflows/${workflowId}/trigger`, { contact_id: contact.id }, key);
+      for (let i = 0; retry.status === 409 && i < 200; i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        retry = await post(`/workflows/${workflowId}/trigger`, { contact_id: contact.id }, key);
+      }
+      expect(retry.status).toBe(202);
+      const again = await post(`/workflows/${workflowId}/trigger`, { contact_id: contact.id }, key);
+      expect([again.status, again.body]).toEqual([202, retry.body]);
+      expect(await executionsOf(contact.id)).toBe(1);
+    });
+
     it.each([
       ['longer than 255 characters', 'k'.repeat(MAX_IDEMPOTENCY_KEY_LENGTH + 1)],
       ['empty', ''],
