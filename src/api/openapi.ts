@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
+import { IDEMPOTENCY_CLAIM_LEASE_MS, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
 import {
   accountSettingsBody,
   contactEventBody,
@@ -109,8 +110,16 @@ export const responses = {
     retry_base_delay_seconds: z.number().int(),
     error_notification: z.boolean(),
     admin_email: z.string(),
+    default_timezone: z
+      .string()
+      .describe('IANA zone of wait_until and send windows for contacts without a valid zone of their own (UTC)'),
   }),
-  event: z.object({ accepted: z.boolean(), event: z.string(), goal_completed_executions: z.array(z.string().uuid()) }),
+  event: z.object({
+    accepted: z.boolean(),
+    event: z.string(),
+    event_id: z.string().uuid().describe('the stored event'),
+    goal_completed_executions: z.array(z.string().uuid()),
+  }),
   apiKey: z.object({
     id: z.string().uuid(),
     name: z.string().nullable(),
@@ -145,7 +154,23 @@ interface Operation {
   ok: [number, z.ZodType | null, string];
   errors?: number[];
   auth?: false;
+  /** Whether the operation honours an `Idempotency-Key` header (src/api/idempotency.ts). */
+  idempotent?: true;
 }
+
+/** The `Idempotency-Key` header parameter of the operations that honour it. */
+const IDEMPOTENCY_KEY_PARAMETER = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    `Makes a retry safe: the same key within 24 hours (same account, same route) answers the first answer again, ` +
+    `same status and body, with the header Idempotent-Replayed: true, and creates nothing. ` +
+    `The same key with a different request is refused with 422; while the first request still runs, a repeat ` +
+    `gets 409 with Retry-After: 1 (a first request that never answered frees its key after ` +
+    `${IDEMPOTENCY_CLAIM_LEASE_MS / 1000} s). Answers of 500 or more are not kept. Stored in Postgres.`,
+  schema: { type: 'string', minLength: 1, maxLength: MAX_IDEMPOTENCY_KEY_LENGTH },
+};
 
 const id = '{id}';
 /** Every route of the API, with what it takes and answers. The router and this table are checked against each other by the tests. */
@@ -198,10 +223,11 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'post',
     path: `/api/v1/contacts/${id}/events`,
-    summary: 'Record a contact event; completes executions whose workflow has it as goal',
+    summary: 'Record a contact event (stored); completes executions whose workflow has it as goal',
     body: contactEventBody,
     ok: [202, responses.event, 'accepted'],
-    errors: [400, 401, 404],
+    errors: [400, 401, 404, 409, 422],
+    idempotent: true,
   },
   {
     method: 'post',
@@ -253,7 +279,8 @@ export const OPERATIONS: Operation[] = [
     summary: 'Enroll a contact (200 when a duplicate within 5 s is ignored)',
     body: triggerBody,
     ok: [202, responses.triggered, 'execution created, QUEUED'],
-    errors: [400, 401, 403, 404, 409],
+    errors: [400, 401, 403, 404, 409, 422],
+    idempotent: true,
   },
   {
     method: 'post',
@@ -311,7 +338,8 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'patch',
     path: '/api/v1/account/settings',
-    summary: 'Change account settings (admin keys only; concurrency at most MAX_ACCOUNT_CONCURRENCY)',
+    summary:
+      'Change account settings (admin keys only; concurrency at most MAX_ACCOUNT_CONCURRENCY; default_timezone an IANA zone name)',
     body: accountSettingsBody,
     ok: [200, responses.settings, 'settings'],
     errors: [400, 401, 403],
@@ -368,9 +396,10 @@ const ERROR_TEXT: Record<number, string> = {
   401: 'missing or invalid API key',
   403: 'forbidden (contact opted out, or a member key managing keys or settings)',
   404: 'not found (or belongs to another account)',
-  409: 'conflict with the current state',
+  409: 'conflict with the current state (or a request with the same Idempotency-Key still in progress)',
   413: 'body too large',
   415: 'body is not JSON',
+  422: 'Idempotency-Key already used with a different request',
   503: 'a dependency is down',
 };
 
@@ -394,6 +423,7 @@ export function buildOpenApiDocument() {
         required: false,
         schema: schemaOf(schema as z.ZodType, 'input'),
       })),
+      ...(op.idempotent ? [IDEMPOTENCY_KEY_PARAMETER] : []),
     ];
     const [okStatus, okSchema, okText] = op.ok;
     const responsesDoc: Record<string, unknown> = {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isValidZone } from '../definition/local-time.ts';
 import { MAX_BULK_ENROLL } from '../engine/trigger.ts';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
 import { KEY_ROLES } from './context.ts';
@@ -92,6 +93,11 @@ export const accountSettingsBody = z
     retry_base_delay_seconds: z.number().int().min(1).max(86_400),
     error_notification: z.boolean(),
     admin_email: email,
+    /** The zone of `wait_until` and send windows for contacts without a valid zone of their own. */
+    default_timezone: z
+      .string()
+      .max(64)
+      .refine(isValidZone, 'must be a valid IANA time zone name such as "Europe/Berlin" or "UTC"'),
   })
   .partial();
 

@@ -94,4 +94,5 @@ export const serializeSettings = (a: Account) => ({
   retry_base_delay_seconds: a.retryBaseDelaySeconds,
   error_notification: a.errorNotification,
   admin_email: a.adminEmail,
+  default_timezone: a.defaultTimezone,
 });

@@ -19,8 +19,16 @@ const CONTACT_FIELDS: Record<string, (c: ContactFacts) => unknown> = {
   tags: (c) => c.tags,
 };
 
-/** Reads `field` from a contact: a contact field (`email`, `opted_in`, …) or an attribute (`plan`, `attributes.plan`). */
-export function readField(contact: ContactFacts, field: string): unknown {
+/** Prefix of fields that read the payload (an event's properties) instead of the contact. */
+export const PAYLOAD_PREFIX = 'payload.';
+
+/**
+ * Reads `field`: a contact field (`email`, `opted_in`, …), an attribute (`plan`, `attributes.plan`), or
+ * with `payload.` a dotted path into `payload` (undefined when there is no payload). An attribute named
+ * `payload` stays readable as `attributes.payload`.
+ */
+export function readField(contact: ContactFacts, field: string, payload?: Record<string, unknown>): unknown {
+  if (field.startsWith(PAYLOAD_PREFIX)) return lookupPath(payload, field.slice(PAYLOAD_PREFIX.length));
   // Own properties only: a field named `constructor` or `__proto__` must not reach the prototype.
   const reader = Object.hasOwn(CONTACT_FIELDS, field) ? CONTACT_FIELDS[field] : undefined;
   if (reader) return reader(contact);
@@ -31,10 +39,21 @@ export function readField(contact: ContactFacts, field: string): unknown {
 const asNumber = (value: unknown) =>
   typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
 
-/** Evaluates a condition against a contact. Pure; a comparison with a missing or mistyped value is false. */
-export function evaluateCondition(condition: Condition, contact: ContactFacts): boolean {
+/**
+ * Evaluates a condition against a contact and, for `payload.*` fields, an optional payload (an event's
+ * properties). Pure; a comparison with a missing or mistyped value is false (`not_equals`: true). The
+ * recursion is bounded: the schema refuses conditions nested deeper than `MAX_CONDITION_DEPTH`.
+ */
+export function evaluateCondition(
+  condition: Condition,
+  contact: ContactFacts,
+  payload?: Record<string, unknown>,
+): boolean {
+  if ('all' in condition) return condition.all.every((inner) => evaluateCondition(inner, contact, payload));
+  if ('any' in condition) return condition.any.some((inner) => evaluateCondition(inner, contact, payload));
+  if ('not' in condition) return !evaluateCondition(condition.not, contact, payload);
   if ('has_tag' in condition) return contact.tags.includes(condition.has_tag);
-  const actual = readField(contact, condition.field);
+  const actual = readField(contact, condition.field, payload);
   switch (condition.operator) {
     case 'exists':
       return actual !== undefined && actual !== null && actual !== '';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { webhookUrlRefusal } from './address-guard.ts';
 import { parseDuration } from './duration.ts';
+import { isValidZone, LOCAL_TIME_PATTERN, WEEKDAYS, type Weekday } from './local-time.ts';
 import { classifyBody, inspectJsonTemplate, placeholdersOf, TEMPLATE_LIMITS, type BodyTemplate } from './template.ts';
 
 /** Names the compiler uses for terminal states; a step may not take them. */
@@ -50,6 +51,13 @@ function checkWebhookBody(body: BodyTemplate, ctx: z.RefinementCtx) {
     ctx.addIssue({ code: 'custom', message: tooManyPlaceholders });
 }
 
+/**
+ * `transactional: true` on a message or webhook step: the step ignores send windows and frequency caps
+ * (receipts, password resets), CONTRACT.md "Waiting for time and for people".
+ * @defaultValue false
+ */
+const transactional = z.boolean().optional();
+
 const sendEmail = z.strictObject({
   id: stepId,
   type: z.literal('send_email'),
@@ -58,26 +66,28 @@ const sendEmail = z.strictObject({
     body: template(50_000),
     /** Recipient; defaults to the contact's email. */
     to: z.string().email().optional(),
+    transactional,
   }),
 });
 
 const sendSms = z.strictObject({
   id: stepId,
   type: z.literal('send_sms'),
-  config: z.strictObject({ body: template(1_600) }),
+  config: z.strictObject({ body: template(1_600), transactional }),
 });
 
 const tagStep = <T extends 'add_tag' | 'remove_tag'>(type: T) =>
   z.strictObject({ id: stepId, type: z.literal(type), config: z.strictObject({ tag: text(100) }) });
 
+/** A duration as `wait` and `wait_for_event` take it. */
+const duration = z.string().refine((value) => parseDuration(value) !== null, {
+  message: 'must be a positive duration such as "30 seconds", "2 hours" or "3 days" (at most 366 days)',
+});
+
 const wait = z.strictObject({
   id: stepId,
   type: z.literal('wait'),
-  config: z.strictObject({
-    duration: z.string().refine((value) => parseDuration(value) !== null, {
-      message: 'must be a positive duration such as "30 seconds", "2 hours" or "3 days" (at most 366 days)',
-    }),
-  }),
+  config: z.strictObject({ duration }),
 });
 
 const webhook = z.strictObject({
@@ -94,26 +104,106 @@ const webhook = z.strictObject({
       .union([z.string(), z.record(z.string(), z.unknown())])
       .superRefine(checkWebhookBody)
       .optional(),
+    transactional,
   }),
 });
 
-/** Operators of attribute comparisons. */
+/** Operators of field comparisons. */
 export const OPERATORS = ['equals', 'not_equals', 'greater_than', 'less_than', 'exists', 'contains'] as const;
 export type Operator = (typeof OPERATORS)[number];
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
-/** `{ has_tag }` or `{ field, operator, value }`; `field` is a contact field or an attribute (`plan` or `attributes.plan`). */
-export const conditionSchema = z.union([
-  z.strictObject({ has_tag: text(100) }),
-  z
-    .strictObject({ field: text(200), operator: z.enum(OPERATORS), value: scalar.optional() })
-    .refine((c) => c.operator === 'exists' || c.value !== undefined, {
-      message: 'value is required for this operator',
-      path: ['value'],
-    }),
-]);
-export type Condition = z.infer<typeof conditionSchema>;
+/** `{ has_tag }`: the contact has the tag. */
+export interface HasTagCondition {
+  has_tag: string;
+}
+/**
+ * `{ field, operator, value? }`: `field` is a contact field (`email`, `opted_in`, …), an attribute
+ * (`plan` or `attributes.plan`) or, where an event is at hand, one of its properties (`payload.<key>`).
+ */
+export interface ComparisonCondition {
+  field: string;
+  operator: Operator;
+  value?: string | number | boolean;
+}
+/** `{ all: [...] }`: every condition holds. */
+export interface AllCondition {
+  all: Condition[];
+}
+/** `{ any: [...] }`: at least one condition holds. */
+export interface AnyCondition {
+  any: Condition[];
+}
+/** `{ not: <condition> }`: the condition does not hold. */
+export interface NotCondition {
+  not: Condition;
+}
+/** A condition of a `condition` step, a trigger's or wait's `where`, or a `branch` case. */
+export type Condition = HasTagCondition | ComparisonCondition | AllCondition | AnyCondition | NotCondition;
+
+/** Deepest nesting of `all`/`any`/`not` in one condition; a plain condition is level 1. */
+export const MAX_CONDITION_DEPTH = 8;
+/** Most conditions one `all` or `any` may list. */
+export const MAX_CONDITION_ITEMS = 50;
+
+const hasTagCondition = z.strictObject({ has_tag: text(100) });
+const comparisonCondition = z
+  .strictObject({ field: text(200), operator: z.enum(OPERATORS), value: scalar.optional() })
+  .refine((c) => c.operator === 'exists' || c.value !== undefined, {
+    message: 'value is required for this operator',
+    path: ['value'],
+  });
+const conditionList = () => z.array(nestedCondition).min(1).max(MAX_CONDITION_ITEMS);
+
+// Recursive without a depth of its own: conditionSchema measures the depth first, iteratively, so an
+// over-deep condition is refused with its path before this recursion could overflow the stack.
+const nestedCondition: z.ZodType<Condition> = z.lazy(() =>
+  z.union([
+    hasTagCondition,
+    comparisonCondition,
+    z.strictObject({ all: conditionList() }),
+    z.strictObject({ any: conditionList() }),
+    z.strictObject({ not: nestedCondition }),
+  ]),
+);
+
+/** The path of the first node of `input` nested deeper than {@link MAX_CONDITION_DEPTH}, if any. */
+function overDeepConditionPath(input: unknown): (string | number)[] | null {
+  const stack: { node: unknown; path: (string | number)[]; depth: number }[] = [{ node: input, path: [], depth: 1 }];
+  while (stack.length > 0) {
+    const { node, path, depth } = stack.pop()!;
+    if (!node || typeof node !== 'object') continue;
+    if (depth > MAX_CONDITION_DEPTH) return path;
+    const { all, any, not } = node as { all?: unknown; any?: unknown; not?: unknown };
+    if (not !== undefined) stack.push({ node: not, path: [...path, 'not'], depth: depth + 1 });
+    for (const [key, list] of [
+      ['any', any],
+      ['all', all],
+    ] as const)
+      if (Array.isArray(list))
+        for (let i = list.length - 1; i >= 0; i -= 1)
+          stack.push({ node: list[i], path: [...path, key, i], depth: depth + 1 });
+  }
+  return null;
+}
+
+/**
+ * A condition (CONTRACT.md "Branching"): `{ has_tag }`, `{ field, operator, value? }`, or
+ * `{ all: [...] }`, `{ any: [...] }`, `{ not: ... }` nested at most {@link MAX_CONDITION_DEPTH} levels.
+ */
+export const conditionSchema = z
+  .unknown()
+  .superRefine((input, ctx) => {
+    const path = overDeepConditionPath(input);
+    if (path)
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `conditions may combine all/any/not at most ${MAX_CONDITION_DEPTH} levels deep`,
+      });
+  })
+  .pipe(nestedCondition);
 
 /** Action steps: those with an effect on the outside world or on the contact. */
 export type ActionStep =
@@ -153,6 +243,213 @@ export const stepSchema: z.ZodType<Step> = z.lazy(() =>
     conditionStep as never,
   ]),
 );
+
+// --- Journeys (CONTRACT.md "Journeys"): entry by event and tag, waits for time and people, splits,
+// branches, send windows and exit events.
+//
+// These schemas are deliberately not members of `stepSchema` or of the definition's `trigger` yet: the
+// compiler wires each one in together with the engine that runs it. Until then a definition that uses
+// them is refused at POST /workflows instead of being accepted and silently not run.
+
+/** Longest event name, as `POST /contacts/{id}/events` accepts it. */
+export const MAX_EVENT_NAME = 100;
+const eventName = text(MAX_EVENT_NAME);
+
+/** `HH:MM` on a 24-hour clock. */
+const localTime = z
+  .string()
+  .regex(LOCAL_TIME_PATTERN, 'must be a 24-hour time "HH:MM" from "00:00" to "23:59", such as "09:00"');
+
+/** Days of the week: a non-empty subset of mon..sun, each at most once. */
+const weekdays = z
+  .array(z.enum(WEEKDAYS))
+  .min(1, 'must name at least one day')
+  .refine((days) => new Set(days).size === days.length, 'must not name a day twice');
+
+/** `"contact"`: the contact's own zone (then the account's default, then UTC); else an IANA zone. */
+const timezoneChoice = z
+  .string()
+  .refine(
+    (value) => value === 'contact' || isValidZone(value),
+    'must be "contact" or a valid IANA time zone name such as "Europe/Berlin"',
+  )
+  .default('contact');
+
+/** Ids of split variants and branch cases: the keys of the step's `branches`. */
+const branchKey = z
+  .string()
+  .regex(
+    /^[A-Za-z][A-Za-z0-9_-]{0,63}$/,
+    'must start with a letter and contain only letters, digits, "_" or "-" (at most 64)',
+  );
+const branchList = () => z.array(stepSchema).max(500);
+
+/**
+ * Checks that `branches` has exactly one branch per key of `wanted` (variant or case ids, and
+ * `default` for a `branch` step), reporting each missing or unknown branch at its path.
+ */
+function checkBranchKeys(
+  branches: Record<string, unknown>,
+  wanted: readonly string[],
+  noun: 'variant' | 'case',
+  ctx: z.RefinementCtx,
+) {
+  for (const key of wanted)
+    if (!Object.hasOwn(branches, key))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['branches', key],
+        message:
+          key === DEFAULT_BRANCH ? 'a branch step needs a "default" branch' : `${noun} "${key}" needs its branch`,
+      });
+  for (const key of Object.keys(branches))
+    if (!wanted.includes(key))
+      ctx.addIssue({ code: 'custom', path: ['branches', key], message: `no ${noun} is named "${key}"` });
+}
+
+/** Checks that every item of `items` has a different `id`, reporting each repeat at its path. */
+function checkUniqueIds(items: readonly { id: string }[], path: (string | number)[], ctx: z.RefinementCtx) {
+  const seen = new Map<string, number>();
+  items.forEach(({ id }, index) => {
+    const first = seen.get(id);
+    if (first === undefined) seen.set(id, index);
+    else
+      ctx.addIssue({
+        code: 'custom',
+        path: [...path, index, 'id'],
+        message: `duplicate id "${id}" (first used at ${[...path, first].join('.')})`,
+      });
+  });
+}
+
+/** `{ type: "event", event, where? }`: `POST /contacts/{id}/events` with that name enrolls the contact. */
+export const eventTriggerSchema = z.strictObject({
+  type: z.literal('event'),
+  event: eventName,
+  /** Over the contact and the event's properties as `payload.<key>`. */
+  where: conditionSchema.optional(),
+});
+export type EventTrigger = z.infer<typeof eventTriggerSchema>;
+
+/** `{ type: "tag_added", tag }`: the tag being added to a contact (API or an `add_tag` step) enrolls it. */
+export const tagAddedTriggerSchema = z.strictObject({ type: z.literal('tag_added'), tag: text(100) });
+export type TagAddedTrigger = z.infer<typeof tagAddedTriggerSchema>;
+
+/** `wait_until`: PAUSED until `time` local on one of `days` in `timezone`. */
+export interface WaitUntilStep {
+  id: string;
+  type: 'wait_until';
+  config: { time: string; days?: Weekday[]; timezone: string };
+}
+export const waitUntilStepSchema: z.ZodType<WaitUntilStep> = z.strictObject({
+  id: stepId,
+  type: z.literal('wait_until'),
+  config: z.strictObject({ time: localTime, days: weekdays.optional(), timezone: timezoneChoice }),
+});
+
+/** `wait_for_event`: PAUSED until the contact has `event` (matching `where`) or `timeout` passes. */
+export interface WaitForEventStep {
+  id: string;
+  type: 'wait_for_event';
+  config: { event: string; where?: Condition; timeout: string };
+  branches: { received: Step[]; timeout: Step[] };
+}
+export const waitForEventStepSchema: z.ZodType<WaitForEventStep> = z.lazy(() =>
+  z.strictObject({
+    id: stepId,
+    type: z.literal('wait_for_event'),
+    config: z.strictObject({ event: eventName, where: conditionSchema.optional(), timeout: duration }),
+    branches: z.strictObject({ received: branchList(), timeout: branchList() }),
+  }),
+);
+
+/** Largest weight of one split variant (keeps every sum an exact integer). */
+export const MAX_SPLIT_WEIGHT = 1_000_000;
+/** Most variants of one split. */
+export const MAX_SPLIT_VARIANTS = 20;
+
+/** `split`: a sticky random variant by weight (split.ts), one branch per variant. */
+export interface SplitStep {
+  id: string;
+  type: 'split';
+  config: { variants: { id: string; weight: number }[] };
+  branches: Record<string, Step[]>;
+}
+export const splitStepSchema: z.ZodType<SplitStep> = z.lazy(() =>
+  z
+    .strictObject({
+      id: stepId,
+      type: z.literal('split'),
+      config: z.strictObject({
+        variants: z
+          .array(z.strictObject({ id: branchKey, weight: z.number().int().min(0).max(MAX_SPLIT_WEIGHT) }))
+          .min(2, 'a split needs at least two variants')
+          .max(MAX_SPLIT_VARIANTS),
+      }),
+      branches: z.record(z.string(), branchList()),
+    })
+    .superRefine((step, ctx) => {
+      const { variants } = step.config;
+      checkUniqueIds(variants, ['config', 'variants'], ctx);
+      if (variants.reduce((sum, { weight }) => sum + weight, 0) === 0)
+        ctx.addIssue({ code: 'custom', path: ['config', 'variants'], message: 'weights must add up to more than 0' });
+      checkBranchKeys(
+        step.branches,
+        variants.map(({ id }) => id),
+        'variant',
+        ctx,
+      );
+    }),
+);
+
+/** The branch a `branch` step takes when no case holds. */
+export const DEFAULT_BRANCH = 'default';
+/** Most cases of one `branch` step. */
+export const MAX_BRANCH_CASES = 50;
+
+/** `branch`: the first case whose `when` holds, else `default`. */
+export interface BranchStep {
+  id: string;
+  type: 'branch';
+  config: { cases: { id: string; when: Condition }[] };
+  branches: Record<string, Step[]>;
+}
+export const branchStepSchema: z.ZodType<BranchStep> = z.lazy(() =>
+  z
+    .strictObject({
+      id: stepId,
+      type: z.literal('branch'),
+      config: z.strictObject({
+        cases: z
+          .array(
+            z.strictObject({
+              id: branchKey.refine((id) => id !== DEFAULT_BRANCH, `"${DEFAULT_BRANCH}" is the branch of no case`),
+              when: conditionSchema,
+            }),
+          )
+          .min(1, 'must have at least one case')
+          .max(MAX_BRANCH_CASES),
+      }),
+      branches: z.record(z.string(), branchList()),
+    })
+    .superRefine((step, ctx) => {
+      checkUniqueIds(step.config.cases, ['config', 'cases'], ctx);
+      checkBranchKeys(step.branches, [...step.config.cases.map(({ id }) => id), DEFAULT_BRANCH], 'case', ctx);
+    }),
+);
+
+/** Workflow-level `send_window`: messages and webhooks due outside it wait until it opens (send-window.ts). */
+export const sendWindowSchema = z
+  .strictObject({ start: localTime, end: localTime, days: weekdays.optional(), timezone: timezoneChoice })
+  .refine((window) => window.start !== window.end, {
+    path: ['end'],
+    message: 'must differ from start (leave send_window out to send at any time)',
+  });
+export type SendWindow = z.infer<typeof sendWindowSchema>;
+
+/** Workflow-level `exit`: the event ends the contact's running executions of the workflow. */
+export const workflowExitSchema = z.strictObject({ event: eventName });
+export type WorkflowExit = z.infer<typeof workflowExitSchema>;
 
 /** Re-entry rule: whether a contact may be enrolled again in the same workflow. */
 export const REENTRY = ['always', 'after_completion', 'never'] as const;
@@ -207,7 +504,18 @@ export function parseDefinition(input: unknown, options: ParseDefinitionOptions 
   if (options.webhookAllowedHosts) structural.push(...webhookAddressIssues(input, options.webhookAllowedHosts));
   const parsed = definitionSchema.safeParse(input);
   if (parsed.success && structural.length === 0) return { ok: true, definition: parsed.data };
-  return { ok: false, issues: [...(parsed.success ? [] : flattenIssues(parsed.error.issues)), ...structural] };
+  return { ok: false, issues: [...(parsed.success ? [] : toDefinitionIssues(parsed.error.issues)), ...structural] };
+}
+
+/**
+ * The branches of a raw step (`true`/`false`, `received`/`timeout`, variant or case ids), last first:
+ * pushed onto a stack in this order, they are visited in document order.
+ */
+function branchesOf(branches: unknown): [string, unknown[]][] {
+  if (!branches || typeof branches !== 'object' || Array.isArray(branches)) return [];
+  return Object.entries(branches)
+    .filter((entry): entry is [string, unknown[]] => Array.isArray(entry[1]))
+    .reverse();
 }
 
 /** Unique step ids, nesting depth and step count, read from the raw input without recursion. */
@@ -227,18 +535,15 @@ function structuralIssues(input: unknown): DefinitionIssue[] {
     }
     count += 1;
     if (!step || typeof step !== 'object') continue;
-    const { id, branches } = step as { id?: unknown; branches?: { true?: unknown; false?: unknown } };
+    const { id, branches } = step as { id?: unknown; branches?: unknown };
     if (typeof id === 'string') {
       const first = seen.get(id);
       if (first) issues.push({ path: `${path}.id`, message: `duplicate step id "${id}" (first used at ${first})` });
       else seen.set(id, path);
     }
-    for (const side of ['false', 'true'] as const) {
-      const branch = branches && typeof branches === 'object' ? branches[side] : undefined;
-      if (Array.isArray(branch))
-        for (let i = branch.length - 1; i >= 0; i -= 1)
-          stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}`, depth: depth + 1 });
-    }
+    for (const [side, branch] of branchesOf(branches))
+      for (let i = branch.length - 1; i >= 0; i -= 1)
+        stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}`, depth: depth + 1 });
   }
   if (count > MAX_STEPS)
     issues.push({ path: 'steps', message: `a workflow may have at most ${MAX_STEPS} steps (has ${count})` });
@@ -255,31 +560,28 @@ function webhookAddressIssues(input: unknown, allowedHosts: readonly string[]): 
   while (stack.length > 0) {
     const { step, path } = stack.pop()!;
     if (!step || typeof step !== 'object') continue;
-    const { type, config, branches } = step as {
-      type?: unknown;
-      config?: { url?: unknown };
-      branches?: { true?: unknown; false?: unknown };
-    };
+    const { type, config, branches } = step as { type?: unknown; config?: { url?: unknown }; branches?: unknown };
     if (type === 'webhook' && typeof config?.url === 'string') {
       const refusal = webhookUrlRefusal(config.url, allowedHosts);
       if (refusal) issues.push({ path: `${path}.config.url`, message: refusal });
     }
-    for (const side of ['false', 'true'] as const) {
-      const branch = branches && typeof branches === 'object' ? branches[side] : undefined;
-      if (Array.isArray(branch))
-        for (let i = branch.length - 1; i >= 0; i -= 1)
-          stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}` });
-    }
+    for (const [side, branch] of branchesOf(branches))
+      for (let i = branch.length - 1; i >= 0; i -= 1)
+        stack.push({ step: branch[i], path: `${path}.branches.${side}.${i}` });
   }
   return issues;
 }
 
-function flattenIssues(issues: z.core.$ZodIssue[]): DefinitionIssue[] {
+/**
+ * zod's issues as definition issues (`path` dotted, `(root)` for the whole input). A union failure is
+ * reported by the problems of its closest member, not as "invalid input".
+ */
+export function toDefinitionIssues(issues: z.core.$ZodIssue[]): DefinitionIssue[] {
   return issues.flatMap((issue) => {
     // A union failure hides the interesting problems one level down; surface those of the closest branch.
     if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       const best = issue.errors.reduce((a, b) => (b.length < a.length ? b : a));
-      return flattenIssues(best.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] })));
+      return toDefinitionIssues(best.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] })));
     }
     return [{ path: issue.path.map(String).join('.') || '(root)', message: issue.message }];
   });

@@ -566,6 +566,7 @@ describe('API error paths', () => {
         retry_base_delay_seconds: 60,
         error_notification: true,
         admin_email: 'admin@example.com',
+        default_timezone: 'UTC',
       });
     });
 
@@ -583,6 +584,8 @@ describe('API error paths', () => {
         [{ error_notification: 'yes' }, ['body.error_notification']],
         [{ error_notification: null }, ['body.error_notification']],
         [{ admin_email: 'nobody' }, ['body.admin_email']],
+        [{ default_timezone: 'Mars/Olympus_Mons' }, ['body.default_timezone']],
+        [{ default_timezone: '' }, ['body.default_timezone']],
         [
           { admin_email: 5, max_retry_attempts: 'x', error_notification: 0 },
           ['body.admin_email', 'body.max_retry_attempts', 'body.error_notification'],
@@ -610,6 +613,7 @@ describe('API error paths', () => {
         retry_base_delay_seconds: 60,
         error_notification: true,
         admin_email: 'ops@example.com',
+        default_timezone: 'UTC',
       });
       expect((await h.api.get('/account/settings')).body).toEqual(response.body);
       const restored = await h.api.patch('/account/settings', {

@@ -344,6 +344,7 @@ describe('OpenAPI document', () => {
     expect(conforms('post', '/api/v1/contacts/{id}/events', event, responses.event.strict())).toEqual({
       accepted: true,
       event: 'appointment_booked',
+      event_id: expect.any(String),
       goal_completed_executions: [goalExecution],
     });
     expect(

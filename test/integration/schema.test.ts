@@ -31,6 +31,8 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     WorkflowVersion: { table: 'workflow_versions', fields: Prisma.WorkflowVersionScalarFieldEnum },
     Execution: { table: 'executions', fields: Prisma.ExecutionScalarFieldEnum },
     ExecutionLog: { table: 'execution_logs', fields: Prisma.ExecutionLogScalarFieldEnum },
+    ContactEvent: { table: 'contact_events', fields: Prisma.ContactEventScalarFieldEnum },
+    IdempotencyKey: { table: 'idempotency_keys', fields: Prisma.IdempotencyKeyScalarFieldEnum },
   };
 
   it('covers every model', () => {
@@ -47,6 +49,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
         maxRetryAttempts: 2,
         retryBaseDelaySeconds: 30,
         errorNotification: false,
+        defaultTimezone: 'Europe/Berlin',
         createdAt: now,
         updatedAt: now,
       },
@@ -130,6 +133,26 @@ describe('schema.prisma agrees with the SQL migrations', () => {
         details: { d: 1 },
       },
     });
+    const event = await db.contactEvent.create({
+      data: {
+        accountId: account.id,
+        contactId: contact.id,
+        name: 'order_placed',
+        properties: { total: 12 },
+        createdAt: now,
+      },
+    });
+    const idempotencyKey = await db.idempotencyKey.create({
+      data: {
+        accountId: account.id,
+        route: 'POST /workflows/{id}/trigger',
+        key: 'k-1',
+        requestHash: 'h',
+        statusCode: 202,
+        body: { execution_id: 'x' },
+        createdAt: now,
+      },
+    });
 
     const selectAll = (fields: Record<string, string>) => Object.fromEntries(Object.keys(fields).map((f) => [f, true]));
     const reads = {
@@ -163,6 +186,14 @@ describe('schema.prisma agrees with the SQL migrations', () => {
         where: { id: log.id },
         select: selectAll(TABLES.ExecutionLog.fields),
       }),
+      ContactEvent: await db.contactEvent.findUniqueOrThrow({
+        where: { id: event.id },
+        select: selectAll(TABLES.ContactEvent.fields),
+      }),
+      IdempotencyKey: await db.idempotencyKey.findUniqueOrThrow({
+        where: { accountId_route_key: { accountId: account.id, route: 'POST /workflows/{id}/trigger', key: 'k-1' } },
+        select: selectAll(TABLES.IdempotencyKey.fields),
+      }),
     };
     expect(reads.Account).toEqual(account);
     expect(reads.AccountSlot).toEqual(slot);
@@ -173,6 +204,8 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     expect(reads.WorkflowVersion).toEqual(version);
     expect(reads.Execution).toEqual(execution);
     expect(reads.ExecutionLog).toEqual(log);
+    expect(reads.ContactEvent).toEqual(event);
+    expect(reads.IdempotencyKey).toEqual(idempotencyKey);
     expect((reads.Execution as unknown as { nextRunAt: Date }).nextRunAt.toISOString()).toBe(now.toISOString()); // millisecond precision
   });
 

@@ -38,6 +38,7 @@ export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
         retryBaseDelaySeconds: body.retry_base_delay_seconds,
         errorNotification: body.error_notification,
         adminEmail: body.admin_email,
+        defaultTimezone: body.default_timezone,
       },
     });
     response.json(serializeSettings(account));

@@ -4,6 +4,7 @@ import { achieveGoal, deleteContact } from '../../engine/control.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { notFound } from '../http-error.ts';
+import { IDEMPOTENT_ROUTES, idempotency } from '../idempotency.ts';
 import { contactEventBody, createContactBody, tagBody, updateContactBody, uuidParam } from '../schemas.ts';
 import { serializeContact } from '../serialize.ts';
 import { validate } from '../validate.ts';
@@ -12,7 +13,7 @@ import { validate } from '../validate.ts';
 export function contactRoutes(deps: ApiDeps): Router {
   const router = Router();
 
-  const findContact = async (accountId: string, id: string) => {
+  const findContact = async (accountId: string, id: unknown) => {
     const contact = await deps.db.contact.findFirst({
       where: { id: validate(uuidParam, id, 'params'), accountId, deletedAt: null },
     });
@@ -78,11 +79,24 @@ export function contactRoutes(deps: ApiDeps): Router {
     response.json(serializeContact(await findContact(contact.accountId, contact.id)));
   });
 
-  router.post('/contacts/:id/events', async (request, response) => {
+  router.post('/contacts/:id/events', idempotency(deps, IDEMPOTENT_ROUTES.events), async (request, response) => {
     const contact = await findContact(callerOf(request).accountId, request.params.id);
     const event = validate(contactEventBody, request.body, 'body');
+    // Stored first: the event is on record ("has this contact had it") whatever its goals do next.
+    const stored = await deps.db.contactEvent.create({
+      data: {
+        accountId: contact.accountId,
+        contactId: contact.id,
+        name: event.name,
+        properties: (event.properties ?? {}) as Prisma.InputJsonValue,
+        createdAt: deps.clock.now(),
+      },
+      select: { id: true },
+    });
     const completed = await achieveGoal(deps, deps.cache, contact.accountId, contact.id, event.name);
-    response.status(202).json({ accepted: true, event: event.name, goal_completed_executions: completed });
+    response
+      .status(202)
+      .json({ accepted: true, event: event.name, event_id: stored.id, goal_completed_executions: completed });
   });
 
   return router;

@@ -5,6 +5,7 @@ import { enrollContacts, triggerExecution } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
+import { IDEMPOTENT_ROUTES, idempotency } from '../idempotency.ts';
 import {
   bulkEnrollBody,
   createWorkflowBody,
@@ -95,7 +96,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
     response.json(compileWorkflow(parsed, `workflow-${workflow.id}`).config);
   });
 
-  router.post('/workflows/:id/trigger', async (request, response) => {
+  router.post('/workflows/:id/trigger', idempotency(deps, IDEMPOTENT_ROUTES.trigger), async (request, response) => {
     const caller = callerOf(request);
     const workflowId = validate(uuidParam, request.params.id, 'params');
     const body = validate(triggerBody, request.body, 'body');
