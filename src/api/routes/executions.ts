@@ -12,9 +12,15 @@ const FIND_EXECUTION = {
   name: 'api-find-execution',
   text: `SELECT id, workflow_id AS "workflowId", workflow_version_id AS "workflowVersionId", contact_id AS "contactId", status, snapshot,
     current_step_index AS "currentStepIndex", total_steps AS "totalSteps", retry_count AS "retryCount", completion_reason AS "completionReason",
-    last_error AS "lastError", next_run_at AS "nextRunAt", created_at AS "createdAt", updated_at AS "updatedAt", finished_at AS "finishedAt"
+    last_error AS "lastError", next_run_at AS "nextRunAt", created_at AS "createdAt", updated_at AS "updatedAt", finished_at AS "finishedAt",
+    trace_context AS "traceContext"
     FROM executions WHERE id = $1 AND account_id = $2`,
 };
+
+/** The page of a trace in the Jaeger UI at `base` (`JAEGER_UI_URL`), or null without either. */
+export function traceUrl(base: string | undefined, traceId: string | null): string | null {
+  return base && traceId ? `${base.replace(/\/+$/, '')}/trace/${traceId}` : null;
+}
 
 /** `/executions`: status, logs, cancel, manual retry. */
 export function executionRoutes(deps: ApiDeps): Router {
@@ -37,7 +43,8 @@ export function executionRoutes(deps: ApiDeps): Router {
   };
 
   router.get('/executions/:id', async (request, response) => {
-    response.json(serializeExecution(await findExecution(callerOf(request).accountId, request.params.id)));
+    const execution = serializeExecution(await findExecution(callerOf(request).accountId, request.params.id));
+    response.json({ ...execution, trace_url: traceUrl(deps.config.JAEGER_UI_URL, execution.trace_id) });
   });
 
   router.get('/executions/:id/logs', async (request, response) => {
