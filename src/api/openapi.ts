@@ -121,6 +121,13 @@ export const responses = {
     ),
     goal: z.object({ achieved: z.number().int(), conversion_rate: z.number().min(0).max(1) }),
   }),
+  workflowVersion: z.object({
+    version: z.number().int(),
+    current: z.boolean().describe('whether this is the current version (the one new executions start on)'),
+    definition: z.unknown(),
+    machine: z.record(z.string(), z.unknown()).describe('the compiled XState machine config of this version'),
+    created_at: z.string(),
+  }),
   bulkResult: z.object({
     matched: z.number().int(),
     changed: z.number().int().describe('0 on a dry run'),
@@ -321,6 +328,13 @@ export const OPERATIONS: Operation[] = [
     errors: [400, 401, 404],
   },
   {
+    method: 'get',
+    path: `/api/v1/workflows/${id}/versions/{version}`,
+    summary: 'One version of a workflow: its definition and compiled machine',
+    ok: [200, responses.workflowVersion, 'the version'],
+    errors: [400, 401, 404],
+  },
+  {
     method: 'post',
     path: `/api/v1/workflows/${id}/trigger`,
     summary: 'Enroll a contact (200 when a duplicate within 5 s is ignored)',
@@ -466,7 +480,12 @@ export function buildOpenApiDocument() {
         name: m[1],
         in: 'path',
         required: true,
-        schema: m[1] === 'id' ? { type: 'string', format: 'uuid' } : { type: 'string' },
+        schema:
+          m[1] === 'id'
+            ? { type: 'string', format: 'uuid' }
+            : m[1] === 'version'
+              ? { type: 'integer', minimum: 1 }
+              : { type: 'string' },
       })),
       ...Object.entries(op.query?.shape ?? {}).map(([name, schema]) => ({
         name,

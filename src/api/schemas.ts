@@ -97,6 +97,9 @@ export const listWorkflowsQuery = z.strictObject({
 /** A version number of a workflow (1, 2, …). */
 const versionNumber = z.coerce.number().int().min(1).max(1_000_000);
 
+/** `{version}` of `/workflows/{id}/versions/{version}`. */
+export const versionParam = versionNumber;
+
 export const statsQuery = z.strictObject({ version: versionNumber.optional() });
 
 /**

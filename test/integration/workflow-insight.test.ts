@@ -211,3 +211,29 @@ describe('workflow insight and bulk operations', () => {
     expect(counts.map((c) => [c.status, c._count._all])).toEqual([['CANCELLED', ids.length]]);
   }, 120_000);
 });
+
+describe('GET /workflows/{id}/versions/{version}', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: false });
+  });
+  afterAll(() => h?.stop());
+
+  it("answers each version's definition and compiled machine; 404 for a version that does not exist, 400 for a bad one", async () => {
+    const { id } = await h.createWorkflow(journey, 'Versions');
+    await h.api.put(`/workflows/${id}/definition`, { definition: sequential });
+    const first = await h.api.get(`/workflows/${id}/versions/1`);
+    expect(first.status).toBe(200);
+    const body = responses.workflowVersion.parse(first.body);
+    expect(body).toMatchObject({ version: 1, current: false });
+    expect((body.definition as typeof journey).steps.map((s) => s.id)).toEqual(['mail', 'pause', 'vip', 'done']);
+    expect(Object.keys(body.machine.states as object)).toContain('vip_sms');
+    const second = responses.workflowVersion.parse((await h.api.get(`/workflows/${id}/versions/2`)).body);
+    expect(second.current).toBe(true);
+    expect(second.machine).toEqual((await h.api.get(`/workflows/${id}/machine`)).body);
+    expect((await h.api.get(`/workflows/${id}/versions/3`)).body.error).toBe('workflow version not found');
+    const bad = await h.api.get(`/workflows/${id}/versions/first`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.issues[0].path).toBe('params');
+  });
+});

@@ -15,6 +15,7 @@ import {
   triggerBody,
   updateDefinitionBody,
   uuidParam,
+  versionParam,
 } from '../schemas.ts';
 import { serializeExecution, serializeWorkflow, serializeWorkflowSummary } from '../serialize.ts';
 import { validate } from '../validate.ts';
@@ -128,6 +129,23 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
     const parsed = parseOrRefuse(await currentDefinition(workflow.id, workflow.currentVersion));
     response.json(compileWorkflow(parsed, `workflow-${workflow.id}`).config);
+  });
+
+  router.get('/workflows/:id/versions/:version', async (request, response) => {
+    const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
+    const number = validate(versionParam, request.params.version, 'params');
+    const version = await deps.db.workflowVersion.findUnique({
+      where: { workflowId_version: { workflowId: workflow.id, version: number } },
+    });
+    if (!version) throw notFound('workflow version');
+    const parsed = parseOrRefuse(version.definition);
+    response.json({
+      version: version.version,
+      current: version.version === workflow.currentVersion,
+      definition: version.definition,
+      machine: compileWorkflow(parsed, `workflow-${workflow.id}`).config,
+      created_at: version.createdAt.toISOString(),
+    });
   });
 
   router.post('/workflows/:id/trigger', async (request, response) => {
