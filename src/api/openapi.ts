@@ -73,6 +73,11 @@ export const responses = {
       .string()
       .nullable()
       .describe("the trace of the execution's trigger (W3C trace id), null when none was recorded"),
+    workflow_version: z
+      .number()
+      .int()
+      .optional()
+      .describe('GET /executions/{id} only: the number of the workflow version the execution is pinned to'),
     trace_url: z
       .string()
       .nullable()

@@ -129,7 +129,8 @@ describe('workflow insight and bulk operations', () => {
 
   it("gives the execution's trace id and its Jaeger link; none when no trace was recorded", async () => {
     const untraced = await h.api.get(`/executions/${e.queued}`);
-    expect(untraced.body).toMatchObject({ trace_id: null, trace_url: null });
+    expect(untraced.body).toMatchObject({ trace_id: null, trace_url: null, workflow_version: 1 });
+    expect((await h.api.get(`/executions/${e.v2}`)).body.workflow_version).toBe(2);
     await h.db.execution.update({
       where: { id: e.queued },
       data: { traceContext: { traceparent: `00-${TRACE_ID}-00f067aa0ba902b7-01` } },

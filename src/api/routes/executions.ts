@@ -13,7 +13,8 @@ const FIND_EXECUTION = {
   text: `SELECT id, workflow_id AS "workflowId", workflow_version_id AS "workflowVersionId", contact_id AS "contactId", status, snapshot,
     current_step_index AS "currentStepIndex", total_steps AS "totalSteps", retry_count AS "retryCount", completion_reason AS "completionReason",
     last_error AS "lastError", next_run_at AS "nextRunAt", created_at AS "createdAt", updated_at AS "updatedAt", finished_at AS "finishedAt",
-    trace_context AS "traceContext"
+    trace_context AS "traceContext",
+    (SELECT version FROM workflow_versions v WHERE v.id = workflow_version_id) AS "workflowVersion"
     FROM executions WHERE id = $1 AND account_id = $2`,
 };
 
@@ -27,7 +28,7 @@ export function executionRoutes(deps: ApiDeps): Router {
   const router = Router();
 
   const findExecution = async (accountId: string, id: string) => {
-    const [execution] = await run<ExecutionView>(deps.pool, FIND_EXECUTION, [
+    const [execution] = await run<ExecutionView & { workflowVersion: number }>(deps.pool, FIND_EXECUTION, [
       validate(uuidParam, id, 'params'),
       accountId,
     ]);
@@ -43,8 +44,13 @@ export function executionRoutes(deps: ApiDeps): Router {
   };
 
   router.get('/executions/:id', async (request, response) => {
-    const execution = serializeExecution(await findExecution(callerOf(request).accountId, request.params.id));
-    response.json({ ...execution, trace_url: traceUrl(deps.config.JAEGER_UI_URL, execution.trace_id) });
+    const row = await findExecution(callerOf(request).accountId, request.params.id);
+    const execution = serializeExecution(row);
+    response.json({
+      ...execution,
+      workflow_version: row.workflowVersion,
+      trace_url: traceUrl(deps.config.JAEGER_UI_URL, execution.trace_id),
+    });
   });
 
   router.get('/executions/:id/logs', async (request, response) => {
