@@ -4,20 +4,7 @@ import { ExecutionView } from './execution-view.tsx';
 import { SignIn } from './sign-in.tsx';
 import { WorkflowList } from './workflow-list.tsx';
 import { WorkflowView } from './workflow-view.tsx';
-
-/** Views by location hash: `#/`, `#/workflows/<id>`, `#/executions/<id>` (ids only; the key is never in a URL). */
-type Route = { view: 'list' } | { view: 'workflow'; id: string } | { view: 'execution'; id: string };
-
-const UUID = '[0-9a-fA-F-]{36}';
-
-/** The view a location hash names; anything else is the list. */
-export function parseRoute(hash: string): Route {
-  const workflow = new RegExp(`^#/workflows/(${UUID})$`).exec(hash);
-  if (workflow) return { view: 'workflow', id: workflow[1]! };
-  const execution = new RegExp(`^#/executions/(${UUID})$`).exec(hash);
-  if (execution) return { view: 'execution', id: execution[1]! };
-  return { view: 'list' };
-}
+import { parseRoute } from './app-route.ts';
 
 /** The page: sign-in until a key is kept, then the view the hash names. */
 export function App() {

@@ -1,4 +1,4 @@
-import type { DefinitionStep, MachineConfig, TransitionConfig } from './api.ts';
+import type { DefinitionStep, MachineConfig, TransitionConfig } from './api-types.ts';
 
 /**
  * The compiled machine as a graph to draw: one node per state (each step, and the final states),
