@@ -78,6 +78,8 @@ describe("the designer's view in a browser", () => {
   const shoot = async (file: string) => {
     if (SCREENSHOTS) await page.screenshot({ path: path.join(SCREENSHOTS, file), fullPage: true });
   };
+  /** Waits for a value the page shows to settle (the page polls the API every few seconds). */
+  const eventually = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: WAIT_MS, interval: 100 });
   /** Errors of the page other than the API's refusals the test provokes (a wrong key, a 409). */
   const unexpectedErrors = () => browser.errors.filter((e) => !/status of 40[19]/.test(e));
 
@@ -138,7 +140,7 @@ describe("the designer's view in a browser", () => {
   it("refuses a wrong key with the API's 401 message, then signs in with the right one", async () => {
     await page.fill('[data-api-key]', 'fm_not-a-real-key');
     await page.click('[data-sign-in]');
-    await expect.poll(() => page.locator('[data-sign-in-error]').textContent()).toBe('invalid or revoked API key');
+    await eventually(() => page.locator('[data-sign-in-error]').textContent()).toBe('invalid or revoked API key');
     expect(await page.evaluate(() => (globalThis as any).sessionStorage.length)).toBe(0);
 
     await page.fill('[data-api-key]', apiKey);
@@ -154,9 +156,9 @@ describe("the designer's view in a browser", () => {
   it('activates and pauses a workflow from the list', async () => {
     const row = page.locator('[data-workflow]', { hasText: 'Winback' });
     await row.locator('[data-activate]').click();
-    await expect.poll(() => row.locator('[data-workflow-status]').textContent()).toBe('active');
+    await eventually(() => row.locator('[data-workflow-status]').textContent()).toBe('active');
     await row.locator('[data-pause]').click();
-    await expect.poll(() => row.locator('[data-workflow-status]').textContent()).toBe('paused');
+    await eventually(() => row.locator('[data-workflow-status]').textContent()).toBe('paused');
   });
 
   it('draws the compiled machine: one node per state, one edge per source and target, labelled by event', async () => {
@@ -187,7 +189,7 @@ describe("the designer's view in a browser", () => {
       );
     }
     // The worker runs welcome and tag, then each waits at pause; the page reads the stats every few seconds.
-    await expect.poll(() => at('pause'), { timeout: WAIT_MS }).toBe('3');
+    await eventually(() => at('pause')).toBe('3');
     expect(await page.locator('[data-node="welcome"]').getAttribute('data-entered')).toBe('3');
     expect(await page.locator('[data-status-count="PAUSED"]').textContent()).toBe('3');
     await shoot('ui-workflow.png');
@@ -196,9 +198,9 @@ describe("the designer's view in a browser", () => {
   it('lists the executions at a step, filtered by status, and opens one', async () => {
     await page.click('[data-node="pause"]');
     const panel = page.locator('[data-executions-at="pause"]');
-    await expect.poll(() => panel.locator('[data-execution]').count()).toBe(3);
+    await eventually(() => panel.locator('[data-execution]').count()).toBe(3);
     await panel.locator('[data-status-filter]').selectOption('PAUSED');
-    await expect.poll(() => panel.locator('[data-execution]').count()).toBe(3);
+    await eventually(() => panel.locator('[data-execution]').count()).toBe(3);
     await shoot('ui-executions-at-step.png');
     // Cancel one from its own page first; the bulk operation then takes the other two.
     await panel.locator(`[data-execution="${executions[0]}"] a`).click();
@@ -206,8 +208,9 @@ describe("the designer's view in a browser", () => {
   });
 
   it('shows one execution: its path on the graph, where it is now, its timeline; cancels it', async () => {
-    await expect.poll(() => page.locator('[data-execution-status]').textContent()).toBe('PAUSED');
-    expect(await page.locator('[data-node="pause"]').getAttribute('class')).toContain('current');
+    await eventually(() => page.locator('[data-execution-status]').textContent()).toBe('PAUSED');
+    // The path is marked once the graph and the log are both in.
+    await eventually(() => page.locator('[data-node="pause"]').getAttribute('class')).toContain('current');
     for (const step of ['welcome', 'tag'])
       expect(await page.locator(`[data-node="${step}"]`).getAttribute('class')).toContain('visited');
     expect(await page.locator('[data-edge="welcome->tag"]').getAttribute('class')).toContain('taken');
@@ -225,7 +228,7 @@ describe("the designer's view in a browser", () => {
     await shoot('ui-execution.png');
 
     await page.click('[data-cancel]');
-    await expect.poll(() => page.locator('[data-execution-status]').textContent()).toBe('CANCELLED');
+    await eventually(() => page.locator('[data-execution-status]').textContent()).toBe('CANCELLED');
     const cancelled = await call('GET', `/executions/${executions[0]}`);
     expect(cancelled.body.status).toBe('CANCELLED');
     const logs = await call('GET', `/executions/${executions[0]}/logs?limit=100`);
@@ -239,18 +242,16 @@ describe("the designer's view in a browser", () => {
     await page.goto(`${base}/ui#/workflows/${workflowId}`);
     await page.click('[data-node="pause"]');
     await page.click('[data-bulk="cancel"]');
-    await expect.poll(() => page.locator('[data-dry-run-count]').textContent()).toBe('2');
+    await eventually(() => page.locator('[data-dry-run-count]').textContent()).toBe('2');
     // Nothing changed by the dry run.
     expect((await call('GET', `/workflows/${workflowId}/stats`)).body.executions.PAUSED).toBe(2);
     await page.click('[data-confirm-button]');
-    await expect.poll(() => page.locator('.panel .notice').textContent()).toBe('Cancelled 2 of 2.');
+    await eventually(() => page.locator('.panel .notice').textContent()).toBe('Cancelled 2 of 2.');
     expect((await call('GET', `/workflows/${workflowId}/stats`)).body.executions).toMatchObject({
       PAUSED: 0,
       CANCELLED: 3,
     });
-    await expect
-      .poll(() => page.locator('[data-node="pause"]').getAttribute('data-at-step'), { timeout: WAIT_MS })
-      .toBe('0');
+    await expect.poll(() => page.locator('[data-node="pause"]').getAttribute('data-at-step')).toBe('0');
   });
 
   it('gives the createMachine code of machines/*.machine.ts for Stately', async () => {
