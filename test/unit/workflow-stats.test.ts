@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { traceUrl } from '../../src/api/routes/executions.ts';
+import { loadConfig } from '../../src/config.ts';
 import { traceIdOf } from '../../src/api/serialize.ts';
 import { flattenSteps, summarizeStats } from '../../src/api/workflow-stats.ts';
 import { branching } from '../fixtures/workflows.ts';
@@ -83,5 +84,14 @@ describe('traceIdOf and traceUrl', () => {
     expect(traceUrl('http://jaeger:16686', id)).toBe(`http://jaeger:16686/trace/${id}`);
     expect(traceUrl(undefined, id)).toBeNull();
     expect(traceUrl('http://jaeger:16686', null)).toBeNull();
+  });
+});
+
+describe('JAEGER_UI_URL', () => {
+  it('is optional, and must be an http(s) URL when set', () => {
+    expect(loadConfig({}).JAEGER_UI_URL).toBeUndefined();
+    expect(loadConfig({ JAEGER_UI_URL: 'http://jaeger:16686' }).JAEGER_UI_URL).toBe('http://jaeger:16686');
+    expect(() => loadConfig({ JAEGER_UI_URL: 'jaeger:16686' })).toThrow(/JAEGER_UI_URL/);
+    expect(() => loadConfig({ JAEGER_UI_URL: 'ftp://jaeger/' })).toThrow(/JAEGER_UI_URL: must start with http/);
   });
 });
