@@ -75,6 +75,16 @@ const configSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
   DATABASE_LOCK_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  /**
+   * Base URL of a Jaeger UI (`http://jaeger:16686`): `GET /executions/{id}` then gives `trace_url`,
+   * the page of the execution's trace, which the designer's view links to.
+   * @defaultValue unset: no link
+   */
+  JAEGER_UI_URL: z
+    .string()
+    .url()
+    .refine((url) => /^https?:\/\//i.test(url), 'must start with http:// or https://')
+    .optional(),
   /** Largest accepted request body. */
   BODY_LIMIT: z.string().default('100kb'),
   /** Graceful shutdown: how long in-flight steps may take before the process exits anyway. */

@@ -7,8 +7,10 @@ import { HttpError } from './http-error.ts';
 import { accountRoutes } from './routes/account.ts';
 import { contactRoutes } from './routes/contacts.ts';
 import { executionRoutes } from './routes/executions.ts';
+import { statsRoutes } from './routes/stats.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 import { docsRoutes } from './docs.ts';
+import { uiRoutes } from './ui.ts';
 import { ApiRateLimits } from './rate-limit.ts';
 import { sanitizeBody } from './sanitize-body.ts';
 import { coerceError } from '../errors.ts';
@@ -72,6 +74,7 @@ export function createApp(deps: ApiDeps): express.Express {
 
   addOpsRoutes(app, deps);
   app.use(docsRoutes());
+  app.use(uiRoutes());
 
   const api = express.Router();
   const callers = new CallerCache();
@@ -85,7 +88,13 @@ export function createApp(deps: ApiDeps): express.Express {
     next();
   });
   api.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }), sanitizeBody);
-  api.use(contactRoutes(deps), workflowRoutes(deps), executionRoutes(deps), accountRoutes(deps, callers));
+  api.use(
+    contactRoutes(deps),
+    workflowRoutes(deps),
+    statsRoutes(deps),
+    executionRoutes(deps),
+    accountRoutes(deps, callers),
+  );
   app.use('/api/v1', api);
 
   app.use((request) => {
@@ -125,7 +134,7 @@ function toErrorResponse(error: unknown): {
 
 /**
  * The usual security headers (helmet) on every response, no `X-Powered-By`. The JSON API's policy
- * allows nothing to load; HTML pages set their own (`/docs`).
+ * allows nothing to load; HTML pages set their own (`/docs`, `/ui`).
  */
 function securityHeaders() {
   return helmet({

@@ -8,7 +8,10 @@ import {
   createContactBody,
   createWorkflowBody,
   listExecutionsQuery,
+  listWorkflowsQuery,
+  bulkControlBody,
   bulkEnrollBody,
+  statsQuery,
   logsQuery,
   tagBody,
   triggerBody,
@@ -67,6 +70,20 @@ export const responses = {
     created_at: z.string(),
     updated_at: z.string(),
     finished_at: z.string().nullable(),
+    trace_id: z
+      .string()
+      .nullable()
+      .describe("the trace of the execution's trigger (W3C trace id), null when none was recorded"),
+    workflow_version: z
+      .number()
+      .int()
+      .optional()
+      .describe('GET /executions/{id} only: the number of the workflow version the execution is pinned to'),
+    trace_url: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('GET /executions/{id} only: the trace in the Jaeger UI when JAEGER_UI_URL is set, else null'),
   }),
   log: z.object({
     id: z.string(),
@@ -85,6 +102,41 @@ export const responses = {
     duration_ms: z.number().int().nullable(),
     user_id: z.string().uuid().nullable(),
     details: z.unknown(),
+  }),
+  workflowSummary: z.object({
+    id: z.string().uuid(),
+    name: z.string(),
+    status: z.enum(['draft', 'active', 'paused']),
+    version: z.number().int().describe('the current version'),
+    executions: z.record(z.enum(EXECUTION_STATUSES), z.number().int()).describe('executions by status, all versions'),
+    created_at: z.string(),
+    updated_at: z.string(),
+  }),
+  stats: z.object({
+    executions: z.record(z.enum(EXECUTION_STATUSES), z.number().int()),
+    steps: z.array(
+      z.object({
+        step_id: z.string(),
+        type: z.string(),
+        at_step: z.number().int().describe('executions running or waiting at the step now'),
+        entered: z.number().int(),
+        completed: z.number().int(),
+        skipped: z.number().int(),
+        failed: z.number().int(),
+      }),
+    ),
+    goal: z.object({ achieved: z.number().int(), conversion_rate: z.number().min(0).max(1) }),
+  }),
+  workflowVersion: z.object({
+    version: z.number().int(),
+    current: z.boolean().describe('whether this is the current version (the one new executions start on)'),
+    definition: z.unknown(),
+    machine: z.record(z.string(), z.unknown()).describe('the compiled XState machine config of this version'),
+    created_at: z.string(),
+  }),
+  bulkResult: z.object({
+    matched: z.number().int(),
+    changed: z.number().int().describe('0 on a dry run'),
   }),
   pagination: z.object({
     total: z.number().int(),
@@ -239,6 +291,39 @@ export const OPERATIONS: Operation[] = [
   },
   {
     method: 'get',
+    path: '/api/v1/workflows',
+    summary: "The account's workflows, newest first, each with its current version and executions by status",
+    query: listWorkflowsQuery,
+    ok: [200, page(responses.workflowSummary), 'a page of workflows'],
+    errors: [400, 401],
+  },
+  {
+    method: 'get',
+    path: `/api/v1/workflows/${id}/stats`,
+    summary:
+      'Executions by status, per step how many are there now (at_step) and entered, completed, skipped or failed it, and the goal conversion; all versions, or ?version=N',
+    query: statsQuery,
+    ok: [200, responses.stats, 'the counts'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/workflows/${id}/executions/cancel`,
+    summary: 'Cancel the running executions that match the filter (dry_run: only count them)',
+    body: bulkControlBody,
+    ok: [200, responses.bulkResult, 'matched and changed'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/workflows/${id}/executions/retry`,
+    summary: 'Retry the FAILED executions that match the filter (dry_run: only count them)',
+    body: bulkControlBody,
+    ok: [200, responses.bulkResult, 'matched and changed'],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'get',
     path: `/api/v1/workflows/${id}`,
     summary: 'Get a workflow with its current definition',
     ok: [200, responses.workflow, 'the workflow'],
@@ -274,6 +359,13 @@ export const OPERATIONS: Operation[] = [
     errors: [400, 401, 404],
   },
   {
+    method: 'get',
+    path: `/api/v1/workflows/${id}/versions/{version}`,
+    summary: 'One version of a workflow: its definition and compiled machine',
+    ok: [200, responses.workflowVersion, 'the version'],
+    errors: [400, 401, 404],
+  },
+  {
     method: 'post',
     path: `/api/v1/workflows/${id}/trigger`,
     summary: 'Enroll a contact (200 when a duplicate within 5 s is ignored)',
@@ -294,7 +386,7 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'get',
     path: `/api/v1/workflows/${id}/executions`,
-    summary: 'List executions, newest first, filtered by status and created_at range',
+    summary: 'List executions, newest first, filtered by status, created_at range and the step they are at',
     query: listExecutionsQuery,
     ok: [200, page(responses.execution), 'a page of executions'],
     errors: [400, 401, 404],
@@ -389,6 +481,13 @@ export const OPERATIONS: Operation[] = [
     ok: [200, null, 'HTML'],
     auth: false,
   },
+  {
+    method: 'get',
+    path: '/ui',
+    summary: "The designer's view: workflows drawn as their state machines with live counts (sign in with an API key)",
+    ok: [200, null, 'HTML'],
+    auth: false,
+  },
 ];
 
 const ERROR_TEXT: Record<number, string> = {
@@ -415,7 +514,12 @@ export function buildOpenApiDocument() {
         name: m[1],
         in: 'path',
         required: true,
-        schema: m[1] === 'id' ? { type: 'string', format: 'uuid' } : { type: 'string' },
+        schema:
+          m[1] === 'id'
+            ? { type: 'string', format: 'uuid' }
+            : m[1] === 'version'
+              ? { type: 'integer', minimum: 1 }
+              : { type: 'string' },
       })),
       ...Object.entries(op.query?.shape ?? {}).map(([name, schema]) => ({
         name,

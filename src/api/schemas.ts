@@ -76,12 +76,44 @@ const limit = z.coerce.number().int().min(1).max(100);
 /** A strict ISO 8601 date (`2026-01-01`) or date-time with offset. */
 const isoDate = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).transform((value) => new Date(value));
 
+/** A step id as definitions allow it; used to filter executions by the step they are at. */
+const stepIdFilter = z.string().trim().min(1).max(100);
+
 export const listExecutionsQuery = z.strictObject({
   status: z.enum(EXECUTION_STATUSES).optional(),
   from: isoDate.optional(),
   to: isoDate.optional(),
+  /** Only executions at this step now (the state their snapshot is in). */
+  step_id: stepIdFilter.optional(),
   page,
   limit: limit.default(20),
+});
+
+export const listWorkflowsQuery = z.strictObject({
+  status: z.enum(WORKFLOW_STATUSES).optional(),
+  page,
+  limit: limit.default(20),
+});
+
+/** A version number of a workflow (1, 2, …). */
+const versionNumber = z.coerce.number().int().min(1).max(1_000_000);
+
+/** `{version}` of `/workflows/{id}/versions/{version}`. */
+export const versionParam = versionNumber;
+
+export const statsQuery = z.strictObject({ version: versionNumber.optional() });
+
+/**
+ * Which executions of a workflow a bulk cancel or retry takes: all filters combine (AND). Cancel only
+ * ever changes running ones, retry only FAILED ones; `dry_run` counts them and changes nothing.
+ */
+export const bulkControlBody = z.strictObject({
+  status: z.enum(EXECUTION_STATUSES).optional(),
+  step_id: stepIdFilter.optional(),
+  version: z.number().int().min(1).max(1_000_000).optional(),
+  from: isoDate.optional(),
+  to: isoDate.optional(),
+  dry_run: z.boolean().optional(),
 });
 
 export const logsQuery = z.strictObject({ page, limit: limit.default(10) });

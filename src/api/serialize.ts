@@ -1,4 +1,5 @@
 import type { Account, Contact, Execution, ExecutionLog, Workflow } from '../generated/prisma/client.ts';
+import { EXECUTION_STATUSES } from '../engine/types.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
 
 /**
@@ -30,7 +31,18 @@ export type ExecutionView = Pick<
   | 'createdAt'
   | 'updatedAt'
   | 'finishedAt'
+  | 'traceContext'
 >;
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** The trace id of the W3C `traceparent` an execution stores (its trigger's trace), or null. */
+export function traceIdOf(traceContext: unknown): string | null {
+  const traceparent = (traceContext as { traceparent?: unknown } | null)?.traceparent;
+  const match = typeof traceparent === 'string' ? TRACEPARENT.exec(traceparent) : null;
+  // An all-zero trace id is the W3C "invalid" id: no trace was recorded.
+  return match && !/^0+$/.test(match[1]!) ? match[1]! : null;
+}
 
 export const serializeExecution = (e: ExecutionView) => ({
   id: e.id,
@@ -50,6 +62,7 @@ export const serializeExecution = (e: ExecutionView) => ({
   created_at: e.createdAt.toISOString(),
   updated_at: e.updatedAt.toISOString(),
   finished_at: e.finishedAt?.toISOString() ?? null,
+  trace_id: traceIdOf(e.traceContext),
 });
 
 export const serializeLog = (log: ExecutionLog) => ({
@@ -84,6 +97,22 @@ export const serializeWorkflow = (w: Workflow, definition: unknown) => ({
   status: w.status,
   version: w.currentVersion,
   definition,
+  created_at: w.createdAt.toISOString(),
+  updated_at: w.updatedAt.toISOString(),
+});
+
+/**
+ * A workflow in `GET /workflows`: no definition (a page may hold a hundred), its current version and
+ * its executions by status (every status, 0 when none).
+ */
+export const serializeWorkflowSummary = (w: Workflow, counts: { status: string; n: number }[]) => ({
+  id: w.id,
+  name: w.name,
+  status: w.status,
+  version: w.currentVersion,
+  executions: Object.fromEntries(
+    EXECUTION_STATUSES.map((status) => [status, counts.find((c) => c.status === status)?.n ?? 0]),
+  ),
   created_at: w.createdAt.toISOString(),
   updated_at: w.updatedAt.toISOString(),
 });

@@ -7,12 +7,21 @@ import { logsQuery, uuidParam } from '../schemas.ts';
 import { serializeExecution, serializeLog, type ExecutionView } from '../serialize.ts';
 import { validate } from '../validate.ts';
 
+/** The page of a trace in the Jaeger UI at `base` (`JAEGER_UI_URL`), or null without either. */
+export function traceUrl(base: string | undefined, traceId: string | null): string | null {
+  return base && traceId ? `${base.replace(/\/+$/, '')}/trace/${traceId}` : null;
+}
+
 /** `/executions`: status, logs, cancel, manual retry. */
 export function executionRoutes(deps: ApiDeps): Router {
   const router = Router();
 
   const findExecution = async (accountId: string, id: string) => {
-    const execution = await findExecutionRow<ExecutionView>(deps.pool, validate(uuidParam, id, 'params'), accountId);
+    const execution = await findExecutionRow<ExecutionView & { workflowVersion: number }>(
+      deps.pool,
+      validate(uuidParam, id, 'params'),
+      accountId,
+    );
     if (!execution) throw notFound('execution');
     return execution;
   };
@@ -25,7 +34,13 @@ export function executionRoutes(deps: ApiDeps): Router {
   };
 
   router.get('/executions/:id', async (request, response) => {
-    response.json(serializeExecution(await findExecution(callerOf(request).accountId, request.params.id)));
+    const row = await findExecution(callerOf(request).accountId, request.params.id);
+    const execution = serializeExecution(row);
+    response.json({
+      ...execution,
+      workflow_version: row.workflowVersion,
+      trace_url: traceUrl(deps.config.JAEGER_UI_URL, execution.trace_id),
+    });
   });
 
   router.get('/executions/:id/logs', async (request, response) => {

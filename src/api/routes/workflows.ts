@@ -5,16 +5,20 @@ import { enrollContacts, triggerExecution } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
+import { runBulkControl } from '../bulk-control.ts';
 import { IDEMPOTENT_ROUTES, idempotency } from '../idempotency.ts';
 import {
+  bulkControlBody,
   bulkEnrollBody,
   createWorkflowBody,
   listExecutionsQuery,
+  listWorkflowsQuery,
   triggerBody,
   updateDefinitionBody,
   uuidParam,
+  versionParam,
 } from '../schemas.ts';
-import { serializeExecution, serializeWorkflow } from '../serialize.ts';
+import { serializeExecution, serializeWorkflow, serializeWorkflowSummary } from '../serialize.ts';
 import { validate } from '../validate.ts';
 
 /** Parses a definition or answers 400 with every issue; `options` check what a caller submits (not stored ones). */
@@ -27,7 +31,7 @@ const parseOrRefuse = (input: unknown, options: ParseDefinitionOptions = {}): De
   return parsed.definition;
 };
 
-/** `/workflows`: create, read, new definition versions, activate/pause, trigger, list executions, machine. */
+/** `/workflows`: create, list, read, new definition versions, activate/pause, trigger, executions (list, bulk cancel/retry), machine. */
 export function workflowRoutes(deps: ApiDeps): Router {
   const router = Router();
   // Submitted definitions may not name non-public webhook addresses literally (CONTRACT.md).
@@ -54,6 +58,38 @@ export function workflowRoutes(deps: ApiDeps): Router {
       },
     });
     response.status(201).json(serializeWorkflow(workflow, definition));
+  });
+
+  router.get('/workflows', async (request, response) => {
+    const query = validate(listWorkflowsQuery, request.query, 'query');
+    const where: Prisma.WorkflowWhereInput = {
+      accountId: callerOf(request).accountId,
+      ...(query.status ? { status: query.status } : {}),
+    };
+    const [total, rows] = await Promise.all([
+      deps.db.workflow.count({ where }),
+      deps.db.workflow.findMany({
+        where,
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        skip: (query.page - 1) * query.limit,
+        take: query.limit,
+      }),
+    ]);
+    // One aggregate for the whole page (the index on workflow_id, status serves it).
+    const counts = await deps.db.execution.groupBy({
+      by: ['workflowId', 'status'],
+      where: { workflowId: { in: rows.map((row) => row.id) } },
+      _count: { _all: true },
+    });
+    response.json({
+      data: rows.map((row) =>
+        serializeWorkflowSummary(
+          row,
+          counts.filter((c) => c.workflowId === row.id).map((c) => ({ status: c.status, n: c._count._all })),
+        ),
+      ),
+      pagination: { total, page: query.page, limit: query.limit, total_pages: Math.ceil(total / query.limit) },
+    });
   });
 
   router.get('/workflows/:id', async (request, response) => {
@@ -94,6 +130,23 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
     const parsed = parseOrRefuse(await currentDefinition(workflow.id, workflow.currentVersion));
     response.json(compileWorkflow(parsed, `workflow-${workflow.id}`).config);
+  });
+
+  router.get('/workflows/:id/versions/:version', async (request, response) => {
+    const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
+    const number = validate(versionParam, request.params.version, 'params');
+    const version = await deps.db.workflowVersion.findUnique({
+      where: { workflowId_version: { workflowId: workflow.id, version: number } },
+    });
+    if (!version) throw notFound('workflow version');
+    const parsed = parseOrRefuse(version.definition);
+    response.json({
+      version: version.version,
+      current: version.version === workflow.currentVersion,
+      definition: version.definition,
+      machine: compileWorkflow(parsed, `workflow-${workflow.id}`).config,
+      created_at: version.createdAt.toISOString(),
+    });
   });
 
   router.post('/workflows/:id/trigger', idempotency(deps, IDEMPOTENT_ROUTES.trigger), async (request, response) => {
@@ -154,6 +207,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const where: Prisma.ExecutionWhereInput = {
       workflowId: workflow.id,
       ...(query.status ? { status: query.status } : {}),
+      ...(query.step_id ? { snapshot: { path: ['value'], equals: query.step_id } } : {}),
       ...(query.from || query.to
         ? { createdAt: { ...(query.from ? { gte: query.from } : {}), ...(query.to ? { lte: query.to } : {}) } }
         : {}),
@@ -172,6 +226,30 @@ export function workflowRoutes(deps: ApiDeps): Router {
       pagination: { total, page: query.page, limit: query.limit, total_pages: Math.ceil(total / query.limit) },
     });
   });
+
+  for (const operation of ['cancel', 'retry'] as const) {
+    router.post(`/workflows/:id/executions/${operation}`, async (request, response) => {
+      const caller = callerOf(request);
+      const workflow = await findWorkflow(caller.accountId, request.params.id);
+      const body = validate(bulkControlBody, request.body, 'body');
+      let versionId: string | undefined;
+      if (body.version !== undefined) {
+        const version = await deps.db.workflowVersion.findUnique({
+          where: { workflowId_version: { workflowId: workflow.id, version: body.version } },
+        });
+        if (!version) throw notFound('workflow version');
+        versionId = version.id;
+      }
+      const result = await runBulkControl(
+        deps,
+        operation,
+        { accountId: caller.accountId, workflowId: workflow.id, userId: caller.userId },
+        { status: body.status, stepId: body.step_id, versionId, from: body.from, to: body.to },
+        body.dry_run ?? false,
+      );
+      response.json(result);
+    });
+  }
 
   return router;
 }

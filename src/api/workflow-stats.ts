@@ -1,0 +1,134 @@
+import type { Pool } from '../db/client.ts';
+import { EXECUTION_STATUSES, RUNNING_STATUSES, type ExecutionStatus } from '../engine/types.ts';
+
+/**
+ * `GET /workflows/{id}/stats` (CONTRACT.md "Insight and operations"): where a workflow's executions
+ * are and what its steps did. All counting is in {@link queryWorkflowStats}, plain aggregates over
+ * `executions` and `execution_logs`; when that gets slow at millions of executions, counters kept
+ * with each commit can replace that one function without touching the route or the answer.
+ */
+
+/** One step of a definition as the stats list it: its id and type. */
+export interface StepRef {
+  id: string;
+  type: string;
+}
+
+/** A step as definitions nest it: any step may carry `branches` of further steps. */
+interface NestedStep {
+  id: string;
+  type: string;
+  branches?: Record<string, NestedStep[]>;
+}
+
+/** Every step of a definition in reading order: depth-first, each branch's steps after their step. */
+export function flattenSteps(steps: readonly NestedStep[]): StepRef[] {
+  return steps.flatMap((step) => [
+    { id: step.id, type: step.type },
+    ...Object.values(step.branches ?? {}).flatMap((branch) => flattenSteps(branch)),
+  ]);
+}
+
+/** What {@link queryWorkflowStats} reads, before it is shaped into the answer. */
+export interface StatsRows {
+  /** Executions by status. */
+  statuses: { status: string; n: number }[];
+  /** Running executions by the state (step) their snapshot is in. */
+  atStep: { step_id: string; n: number }[];
+  /** Distinct executions per step and log event type. */
+  events: { step_id: string; event_type: string; n: number }[];
+  /** Executions completed by their goal. */
+  goalAchieved: number;
+}
+
+// `$1` is the workflow; `$2` a version's id or NULL for all versions.
+const EXECUTIONS_OF = `workflow_id = $1 AND ($2::uuid IS NULL OR workflow_version_id = $2::uuid)`;
+
+/**
+ * Counts a workflow's executions (one version's, with `versionId`) in four aggregates. `at_step` is
+ * read from the stored snapshot's state (`snapshot->>'value'`), which is the step an execution is
+ * being run at or waits on; log counts are distinct executions, so retries of a step count once.
+ */
+export async function queryWorkflowStats(pool: Pool, workflowId: string, versionId: string | null): Promise<StatsRows> {
+  const values = [workflowId, versionId];
+  const [statuses, atStep, events, goal] = await Promise.all([
+    pool.query<{ status: string; n: number }>(
+      `SELECT status, count(*)::int AS n FROM executions WHERE ${EXECUTIONS_OF} GROUP BY status`,
+      values,
+    ),
+    pool.query<{ step_id: string; n: number }>(
+      `SELECT snapshot->>'value' AS step_id, count(*)::int AS n FROM executions
+       WHERE ${EXECUTIONS_OF} AND status = ANY($3::text[]) GROUP BY 1`,
+      [...values, RUNNING_STATUSES],
+    ),
+    pool.query<{ step_id: string; event_type: string; n: number }>(
+      `SELECT l.step_id, l.event_type, count(DISTINCT l.execution_id)::int AS n
+       FROM execution_logs l JOIN executions e ON e.id = l.execution_id
+       WHERE l.workflow_id = $1 AND e.workflow_id = $1 AND ($2::uuid IS NULL OR e.workflow_version_id = $2::uuid)
+         AND l.step_id IS NOT NULL
+       GROUP BY l.step_id, l.event_type`,
+      values,
+    ),
+    pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM executions WHERE ${EXECUTIONS_OF} AND completion_reason = 'goal_achieved'`,
+      values,
+    ),
+  ]);
+  return { statuses: statuses.rows, atStep: atStep.rows, events: events.rows, goalAchieved: goal.rows[0]?.n ?? 0 };
+}
+
+/** Log event types that mean an execution reached a step, finished it, skipped it or failed at it. */
+const ENTERED = ['action_started', 'wait_started', 'condition_evaluated'];
+const COMPLETED = ['action_completed', 'wait_completed', 'condition_evaluated'];
+const SKIPPED = ['action_skipped', 'skipped_non_retryable_error', 'skipped_opted_out'];
+const FAILED = ['max_retries_exhausted'];
+
+/** One step of the answer. */
+export interface StepStats {
+  step_id: string;
+  type: string;
+  at_step: number;
+  entered: number;
+  completed: number;
+  skipped: number;
+  failed: number;
+}
+
+/** The answer of `GET /workflows/{id}/stats`. */
+export interface WorkflowStats {
+  executions: Record<ExecutionStatus, number>;
+  steps: StepStats[];
+  goal: { achieved: number; conversion_rate: number };
+}
+
+/**
+ * Shapes the rows into the answer: every status (0 when none), one entry per step of `steps` in that
+ * order. Pure. A step counted in `rows` but absent from `steps` (possible only across versions) is
+ * left out, since the answer lists the steps of the definitions given.
+ */
+export function summarizeStats(steps: readonly StepRef[], rows: StatsRows): WorkflowStats {
+  const executions = Object.fromEntries(EXECUTION_STATUSES.map((status) => [status, 0])) as Record<
+    ExecutionStatus,
+    number
+  >;
+  for (const { status, n } of rows.statuses) if (status in executions) executions[status as ExecutionStatus] = n;
+  const atStep = new Map(rows.atStep.map((row) => [row.step_id, row.n]));
+  // A step logs one event type of each group (an action `action_started`, a wait `wait_started`, …; a
+  // skip is either kind, never both), so adding a group's counts counts each execution once.
+  const count = (stepId: string, types: string[]) =>
+    rows.events.filter((e) => e.step_id === stepId && types.includes(e.event_type)).reduce((sum, e) => sum + e.n, 0);
+  const total = Object.values(executions).reduce((sum, n) => sum + n, 0);
+  return {
+    executions,
+    steps: steps.map((step) => ({
+      step_id: step.id,
+      type: step.type,
+      at_step: atStep.get(step.id) ?? 0,
+      entered: count(step.id, ENTERED),
+      completed: count(step.id, COMPLETED),
+      skipped: count(step.id, SKIPPED),
+      failed: count(step.id, FAILED),
+    })),
+    goal: { achieved: rows.goalAchieved, conversion_rate: total === 0 ? 0 : rows.goalAchieved / total },
+  };
+}
