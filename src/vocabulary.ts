@@ -36,6 +36,12 @@ export const LOG_EVENT_TYPES = [
   'recovered',
   'opt_out_blocked',
   'deduplication_blocked',
+  // Journeys (CONTRACT.md "Journeys").
+  'wait_timed_out',
+  'event_received',
+  'send_deferred',
+  'skipped_opted_out',
+  'exited',
 ] as const;
 export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
 
@@ -46,5 +52,6 @@ export const COMPLETION_REASONS = [
   'max_retries_exhausted',
   'cancelled',
   'contact_deleted',
+  'exit_event',
 ] as const;
 export type CompletionReason = (typeof COMPLETION_REASONS)[number];

@@ -1,5 +1,5 @@
 -- flowmachine_commit(p_id, p_version, p_set, p_logs, p_tag_op, p_tag, p_slot)
---   -> TABLE (committed, new_status, new_waiting, admitted, contact)
+--   -> TABLE (committed, new_status, new_waiting, admitted, contact, enrolled)
 --
 -- Commits one engine step in one call: the execution's new state, its log entries, the contact's tag
 -- change and the account's concurrency slot.
@@ -7,10 +7,11 @@
 -- Input:
 --   p_id, p_version  the execution and the version the step was computed from (optimistic check)
 --   p_set    new field values, camelCase keys (snapshot, status, currentStepIndex, totalSteps, nextRunAt,
---            completionReason, retryCount, lastError, finishedAt, notifyPending, updatedAt); an absent key
---            keeps the stored value, except status (always set) and notifyPending (cleared when absent)
+--            completionReason, retryCount, lastError, finishedAt, notifyPending, waitingEvent, updatedAt); an
+--            absent key keeps the stored value, except status (always set) and notifyPending (cleared when absent)
 --   p_logs   execution_logs rows to insert (jsonb array)
---   p_tag_op 'add', 'remove' or NULL; p_tag the tag
+--   p_tag_op 'add', 'remove' or NULL; p_tag the tag (an add of a tag the contact did not have enrolls it
+--            in the workflows entered by that tag: flowmachine_enroll_tagged)
 --   p_slot   'keep'; 'acquire' or 'acquire_in_line' (also respects the waiting line) for an execution
 --            becoming ACTIVE, which instead waits in line (QUEUED, waiting) when no slot is free;
 --            'release' for one leaving ACTIVE, whose slot goes to the longest waiting execution
@@ -19,6 +20,7 @@
 --   new_status, new_waiting  what was stored (an 'acquire' may have turned ACTIVE into QUEUED, waiting)
 --   admitted     [{executionId, version}] admitted with the released slot, or NULL
 --   contact      the contact as committed when the execution stays ACTIVE, so its next step needs no read
+--   enrolled     [{executionId, version}] of the executions the added tag started (QUEUED), or NULL
 -- Invariants:
 --   - version goes up by exactly one per commit; a step computed from a stale row writes nothing.
 --   - An ACTIVE execution holds exactly one slot (slot_shard); 'release' clears it and gives it back to
@@ -27,8 +29,9 @@
 --     (SKIP LOCKED). A slot is given back at the end of the call, so its shard is held only for the end of
 --     this call and its commit.
 -- Callers: src/engine/commit.ts (alone or many in one statement), flowmachine_admit_loaded.
+DROP FUNCTION IF EXISTS flowmachine_commit(uuid, integer, jsonb, jsonb, text, text, text);
 CREATE OR REPLACE FUNCTION flowmachine_commit(p_id uuid, p_version integer, p_set jsonb, p_logs jsonb, p_tag_op text, p_tag text, p_slot text)
-RETURNS TABLE (committed boolean, new_status text, new_waiting boolean, admitted jsonb, contact jsonb)
+RETURNS TABLE (committed boolean, new_status text, new_waiting boolean, admitted jsonb, contact jsonb, enrolled jsonb)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -40,16 +43,22 @@ DECLARE
   v_room boolean;
   v_admitted jsonb;
   v_contact_now jsonb;
+  v_had boolean;
+  v_enrolled jsonb;
 BEGIN
   SELECT e.account_id, e.contact_id, e.slot_shard INTO v_account, v_contact, v_shard FROM executions e WHERE e.id = p_id AND e.version = p_version FOR UPDATE;
   IF NOT FOUND THEN
-    RETURN QUERY SELECT false, NULL::text, NULL::boolean, NULL::jsonb, NULL::jsonb;
+    RETURN QUERY SELECT false, NULL::text, NULL::boolean, NULL::jsonb, NULL::jsonb, NULL::jsonb;
     RETURN;
   END IF;
   IF p_tag_op IS NOT NULL THEN
-    UPDATE contacts SET updated_at = now(),
-      tags = flowmachine_with_tag(tags, p_tag_op, p_tag)
-      WHERE id = v_contact;
+    SELECT p_tag = ANY(coalesce(c.tags, '{}')) INTO v_had FROM contacts c WHERE c.id = v_contact FOR UPDATE;
+    UPDATE contacts SET updated_at = now(), tags = flowmachine_with_tag(tags, p_tag_op, p_tag) WHERE id = v_contact;
+    IF p_tag_op = 'add' AND NOT v_had THEN
+      SELECT jsonb_agg(jsonb_build_object('executionId', t.execution, 'version', 0)) INTO v_enrolled
+        FROM flowmachine_enroll_tagged(v_account, v_contact, p_tag, COALESCE((p_set->>'updatedAt')::timestamptz, now())) t
+        WHERE t.kind = 'started';
+    END IF;
   END IF;
   IF p_slot IN ('acquire', 'acquire_in_line') THEN
     v_shard := flowmachine_take_slot(v_account, p_slot = 'acquire_in_line');
@@ -73,6 +82,7 @@ BEGIN
     retry_count = COALESCE((p_set->>'retryCount')::integer, retry_count),
     last_error = CASE WHEN p_set ? 'lastError' THEN p_set->>'lastError' ELSE last_error END,
     finished_at = COALESCE((p_set->>'finishedAt')::timestamptz, finished_at),
+    waiting_event = CASE WHEN p_set ? 'waitingEvent' THEN p_set->>'waitingEvent' ELSE waiting_event END,
     notify_pending = COALESCE((p_set->>'notifyPending')::boolean, false),
     updated_at = COALESCE((p_set->>'updatedAt')::timestamptz, now())
   WHERE id = p_id;
@@ -92,5 +102,5 @@ BEGIN
   IF v_status = 'ACTIVE' THEN
     SELECT flowmachine_contact_json(c) INTO v_contact_now FROM contacts c WHERE c.id = v_contact;
   END IF;
-  RETURN QUERY SELECT true, v_status, v_waiting, v_admitted, v_contact_now;
+  RETURN QUERY SELECT true, v_status, v_waiting, v_admitted, v_contact_now, v_enrolled;
 END $$;

@@ -170,7 +170,18 @@ export const responses = {
     accepted: z.boolean(),
     event: z.string(),
     event_id: z.string().uuid().describe('the stored event'),
-    goal_completed_executions: z.array(z.string().uuid()),
+    enrolled: z
+      .array(z.object({ workflow_id: z.string().uuid(), execution_id: z.string().uuid() }))
+      .describe('executions started in active workflows entered by this event (`trigger.type` "event")'),
+    blocked: z
+      .array(z.object({ workflow_id: z.string().uuid(), reason: z.string() }))
+      .describe('workflows the event would enter, refused by a guard (opted_out, duplicate, already_enrolled)'),
+    resumed: z
+      .array(z.string().uuid())
+      .describe('executions waiting for this event (wait_for_event) that took `received`'),
+    goals: z.array(z.string().uuid()).describe('executions completed by reaching their goal'),
+    exited: z.array(z.string().uuid()).describe("executions cancelled by their workflow's `exit` event"),
+    goal_completed_executions: z.array(z.string().uuid()).describe('the same as `goals` (kept for older clients)'),
   }),
   apiKey: z.object({
     id: z.string().uuid(),

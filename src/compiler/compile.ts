@@ -30,6 +30,7 @@ export type ExecutionEvent =
   | { type: 'STEP_FAILED' }
   | { type: 'CONDITION_RESULT'; result: boolean }
   | { type: 'TIMER_FIRED' }
+  | { type: 'EVENT_RECEIVED'; event: string }
   | { type: 'GOAL' }
   | { type: 'CANCEL'; reason?: CompletionReason };
 
@@ -41,6 +42,8 @@ export type Effect =
   | { type: 'executeAction'; params: { stepId: string } }
   | { type: 'evaluateCondition'; params: { stepId: string } }
   | { type: 'startTimer'; params: { stepId: string; delayMs: number } }
+  | { type: 'waitUntilLocalTime'; params: { stepId: string } }
+  | { type: 'awaitEvent'; params: { stepId: string; event: string; timeoutMs: number } }
   | { type: 'finishExecution'; params: { state: FinalState } };
 
 /** What the engine knows of each step of a compiled workflow. */
@@ -61,6 +64,8 @@ export interface CompiledWorkflow {
   goalEvent: string | null;
   /** Whether a contact may be enrolled again (`always`, `after_completion`, `never`). */
   reentry: Definition['reentry'];
+  /** The definition it was compiled from (its trigger, send window and exit event). */
+  definition: Definition;
 }
 
 type StateConfig = Record<string, unknown>;
@@ -96,6 +101,23 @@ export function compileWorkflow(definition: Definition, id = 'workflow'): Compil
           on: { TIMER_FIRED: advance(next) },
         };
         break;
+      case 'wait_until':
+        states[step.id] = {
+          entry: { type: 'waitUntilLocalTime', params: { stepId: step.id } },
+          on: { TIMER_FIRED: advance(next) },
+        };
+        break;
+      case 'wait_for_event': {
+        const [onReceived, receivedRemaining] = compileSequence(step.branches.received, next, nextRemaining);
+        const [onTimeout, timeoutRemaining] = compileSequence(step.branches.timeout, next, nextRemaining);
+        remaining = 1 + Math.max(receivedRemaining, timeoutRemaining);
+        const { event, timeout } = step.config;
+        states[step.id] = {
+          entry: { type: 'awaitEvent', params: { stepId: step.id, event, timeoutMs: parseDuration(timeout) } },
+          on: { EVENT_RECEIVED: advance(onReceived), TIMER_FIRED: advance(onTimeout) },
+        };
+        break;
+      }
       case 'condition': {
         const [onTrue, trueRemaining] = compileSequence(step.branches.true, next, nextRemaining);
         const [onFalse, falseRemaining] = compileSequence(step.branches.false, next, nextRemaining);
@@ -135,6 +157,10 @@ export function compileWorkflow(definition: Definition, id = 'workflow'): Compil
         collect(step.branches.true);
         collect(step.branches.false);
       }
+      if (step.type === 'wait_for_event') {
+        collect(step.branches.received);
+        collect(step.branches.timeout);
+      }
     });
   collect(definition.steps);
   const orderedStates = Object.fromEntries(
@@ -159,6 +185,7 @@ export function compileWorkflow(definition: Definition, id = 'workflow'): Compil
     totalSteps,
     goalEvent: definition.goal?.event ?? null,
     reentry: definition.reentry,
+    definition,
   };
 }
 

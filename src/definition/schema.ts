@@ -220,7 +220,7 @@ export interface ConditionStep {
   branches: { true: Step[]; false: Step[] };
 }
 /** One step of a workflow definition. */
-export type Step = ActionStep | WaitStep | ConditionStep;
+export type Step = ActionStep | WaitStep | ConditionStep | WaitUntilStep | WaitForEventStep;
 export type StepType = Step['type'];
 
 const conditionStep: z.ZodType<ConditionStep> = z.lazy(() =>
@@ -241,14 +241,14 @@ export const stepSchema: z.ZodType<Step> = z.lazy(() =>
     wait,
     webhook,
     conditionStep as never,
+    waitUntilStepSchema as never,
+    waitForEventStepSchema as never,
   ]),
 );
 
 // --- Journeys (CONTRACT.md "Journeys"): entry by event and tag, waits for time and people, splits,
-// branches, send windows and exit events.
-//
-// These schemas are deliberately not members of `stepSchema` or of the definition's `trigger` yet: the
-// compiler wires each one in together with the engine that runs it. Until then a definition that uses
+// branches, send windows and exit events. `split` and `branch` are not members of `stepSchema` yet: the
+// compiler wires each one in together with the engine that runs it, and until then a definition that uses
 // them is refused at POST /workflows instead of being accepted and silently not run.
 
 /** Longest event name, as `POST /contacts/{id}/events` accepts it. */
@@ -457,9 +457,17 @@ export const REENTRY = ['always', 'after_completion', 'never'] as const;
 /** A workflow definition as designers write it (CONTRACT.md "Workflow definition"). */
 export const definitionSchema = z.strictObject({
   trigger: z
-    .strictObject({ type: z.enum(['manual', 'event']), event: text(100).optional() })
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('manual') }),
+      eventTriggerSchema,
+      tagAddedTriggerSchema,
+    ])
     .default({ type: 'manual' }),
   goal: z.strictObject({ event: text(100) }).optional(),
+  /** Quiet hours: messages and webhooks due outside the window wait until it opens. */
+  send_window: sendWindowSchema.optional(),
+  /** An event that ends the contact's running executions of the workflow. */
+  exit: workflowExitSchema.optional(),
   reentry: z.enum(REENTRY).default('after_completion'),
   steps: z.array(stepSchema).min(1).max(500),
 });

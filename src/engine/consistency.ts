@@ -88,10 +88,14 @@ export interface ConsistencyOptions {
 export const STEP_FINISHED_EVENTS: Record<string, (details: Record<string, unknown>) => ExecutionEvent | null> = {
   action_completed: () => ({ type: 'STEP_DONE' }),
   action_skipped: () => ({ type: 'STEP_SKIPPED' }),
+  skipped_opted_out: () => ({ type: 'STEP_SKIPPED' }),
   skipped_non_retryable_error: () => ({ type: 'STEP_SKIPPED' }),
   condition_evaluated: (details) =>
     typeof details.result === 'boolean' ? { type: 'CONDITION_RESULT', result: details.result } : null,
   wait_completed: () => ({ type: 'TIMER_FIRED' }),
+  wait_timed_out: () => ({ type: 'TIMER_FIRED' }),
+  event_received: (details) =>
+    typeof details.event === 'string' ? { type: 'EVENT_RECEIVED', event: details.event } : null,
 };
 
 /** The entry that ends an execution, per terminal status. */
@@ -397,8 +401,14 @@ function checkStatus(
   if (!workflow) return;
   const step = workflow.steps.get(stored.value)?.step;
   if (!step) add('snapshot_invalid', `snapshot names ${stored.value}, which is not a step of its workflow`);
-  else if (row.status === 'PAUSED' && step.type !== 'wait')
+  else if (row.status === 'PAUSED' && !pausesAt(workflow, step.type))
     add('status_mismatch', `PAUSED at ${step.type} step ${step.id}`);
+}
+
+/** Steps an execution may be PAUSED at: waits, and messages a send window defers. */
+function pausesAt(workflow: CompiledWorkflow, type: string): boolean {
+  if (type === 'wait' || type === 'wait_until' || type === 'wait_for_event') return true;
+  return !!workflow.definition.send_window && ['send_email', 'send_sms', 'webhook'].includes(type);
 }
 
 /** Where replaying finished-step entries led: the state reached, or the first entry off the machine's path. */

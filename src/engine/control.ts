@@ -1,6 +1,7 @@
 import type { ExecutionEvent } from '../compiler/compile.ts';
+import { evaluateCondition } from '../definition/condition.ts';
 import { commitChange, type Committed } from './commit.ts';
-import type { Change } from './decide-step.ts';
+import { type Change, dueEffect, snapshotOf } from './decide-step.ts';
 import { loadExecution, type LoadedExecution } from './load.ts';
 import type { StoredSnapshot } from './snapshot.ts';
 import { RUNNING_STATUSES, type EngineDeps } from './types.ts';
@@ -122,4 +123,56 @@ export async function deleteContact(
   for (const id of await deps.store.runningOfContact(contactId))
     await sendEvent(deps, cache, id, { type: 'CANCEL', reason: 'contact_deleted' });
   return true;
+}
+
+/** A contact event as the engine hands it to the executions it concerns. */
+export interface ContactEvent {
+  id: string;
+  name: string;
+  properties: Record<string, unknown>;
+  /** When it arrived: only waits that started before count it. */
+  at: Date;
+}
+
+/**
+ * Resumes an execution waiting for `event` (`wait_for_event`): when it still waits for that name (PAUSED
+ * there since before the event arrived) and the step's `where` holds for the contact and the event's
+ * properties, it takes the `received` branch (`event_received`). An event and a due timeout that race
+ * take exactly one branch: each commits against the version it read, and the loser finds the
+ * execution moved on and is refused.
+ */
+export function resumeWait(deps: EngineDeps, cache: WorkflowCache, executionId: string, event: ContactEvent) {
+  return applyWithRetry(deps, cache, executionId, undefined, ({ row, workflow }) => {
+    const effect = dueEffect(workflow, snapshotOf(row));
+    if (row.status !== 'PAUSED' || effect?.type !== 'awaitEvent' || effect.params.event !== event.name)
+      return { refuse: row.status };
+    if (row.updatedAt.getTime() > event.at.getTime()) return { refuse: 'waiting since after the event' };
+    const step = workflow.steps.get(effect.params.stepId)!.step;
+    const where = step.type === 'wait_for_event' ? step.config.where : undefined;
+    const contact = { ...row.contact, attributes: (row.contact.attributes ?? {}) as Record<string, unknown> };
+    if (where && !evaluateCondition(where, contact, event.properties)) return { refuse: 'where does not hold' };
+    return {
+      event: { type: 'EVENT_RECEIVED', event: event.name },
+      logs: [
+        {
+          eventType: 'event_received',
+          status: 'SUCCESS',
+          stepId: step.id,
+          details: { event: event.name, event_id: event.id },
+        },
+      ],
+    };
+  });
+}
+
+/** Ends a running execution because of its workflow's exit event: CANCELLED, `exit_event`, `exited` logged. */
+export function exitExecution(deps: EngineDeps, cache: WorkflowCache, executionId: string, event: ContactEvent) {
+  return applyWithRetry(deps, cache, executionId, undefined, ({ row }) =>
+    isRunning(row.status)
+      ? {
+          event: { type: 'CANCEL', reason: 'exit_event' },
+          logs: [{ eventType: 'exited', status: 'CANCELLED', details: { event: event.name, event_id: event.id } }],
+        }
+      : { refuse: row.status },
+  );
 }

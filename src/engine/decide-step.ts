@@ -3,6 +3,8 @@ import type { ActionResult, TagChange } from '../actions/action.ts';
 import { dateAfter } from '../clock.ts';
 import { type Effect, type ExecutionEvent, FINAL_STATES, type FinalState } from '../compiler/compile.ts';
 import { evaluateCondition } from '../definition/condition.ts';
+import { nextLocalTime, resolveZone } from '../definition/local-time.ts';
+import { windowOpenAt } from '../definition/send-window.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
 import type { CommitResult, ExecutionRow, LogRow, SlotOp } from '../store/execution-store.ts';
 import { rateLimitDelayMs, retryDelayMs } from './backoff.ts';
@@ -80,6 +82,8 @@ export interface RowPatch {
   lastError?: string | null;
   finishedAt?: Date;
   notifyPending?: true;
+  /** The event the execution now waits for (`wait_for_event`), or null when it stopped waiting; absent: unchanged. */
+  waitingEvent?: string | null;
 }
 
 /** The job that runs the execution's next step, handed to the caller to run in the same job. */
@@ -208,41 +212,39 @@ export function decideStep(
   const base = { stepId: 'stepId' in effect.params ? effect.params.stepId : null, stepIndex: stepPosition(stored) };
   const { now } = context;
   switch (effect.type) {
-    case 'startTimer': {
-      // ACTIVE at a wait step with no timer: admitted there (a workflow that starts with a wait): start it.
+    case 'startTimer':
+    case 'waitUntilLocalTime':
+    case 'awaitEvent': {
+      // ACTIVE at a waiting step with no timer: admitted there (a workflow that starts with it): start it.
       if (row.status === 'ACTIVE' && !row.nextRunAt) {
-        const resumeAt = dateAfter(now, effect.params.delayMs);
+        const entered = resolveEntry(context, effect);
         return decideChange(context, {
           status: 'PAUSED',
-          nextRunAt: resumeAt,
-          logs: [
-            ...logs,
-            {
-              ...base,
-              eventType: 'wait_started',
-              status: 'PAUSED',
-              details: { duration_ms: effect.params.delayMs, resume_at: resumeAt.toISOString() },
-            },
-          ],
+          nextRunAt: entered.nextRunAt,
+          logs: [...logs, ...entered.logs],
         });
       }
       const latenessMs = row.nextRunAt ? Math.max(0, now.getTime() - row.nextRunAt.getTime()) : 0;
-      const decision = decideChange(context, {
-        event: { type: 'TIMER_FIRED' },
-        logs: [
-          ...logs,
-          { ...base, eventType: 'wait_completed', status: 'SUCCESS', details: { lateness_ms: latenessMs } },
-        ],
-      });
+      const fired: LogEntry =
+        effect.type === 'awaitEvent'
+          ? {
+              ...base,
+              eventType: 'wait_timed_out',
+              status: 'SUCCESS',
+              details: { event: effect.params.event, lateness_ms: latenessMs },
+            }
+          : { ...base, eventType: 'wait_completed', status: 'SUCCESS', details: { lateness_ms: latenessMs } };
+      const decision = decideChange(context, { event: { type: 'TIMER_FIRED' }, logs: [...logs, fired] });
       return withSignals(decision, { timerLatenessMs: latenessMs });
     }
     case 'evaluateCondition': {
       const step = workflow.steps.get(effect.params.stepId)!.step;
       if (step.type !== 'condition') throw new Error(`step ${step.id} is not a condition`);
-      const result = evaluateCondition(step.config, {
-        ...row.contact,
-        attributes: (row.contact.attributes ?? {}) as Record<string, unknown>,
-      });
+      const result = evaluateCondition(
+        step.config,
+        { ...row.contact, attributes: (row.contact.attributes ?? {}) as Record<string, unknown> },
+        (row.payload ?? {}) as Record<string, unknown>,
+      );
       return decideChange(context, {
         event: { type: 'CONDITION_RESULT', result },
         logs: [
@@ -301,7 +303,11 @@ function decideAction(
         context,
         change(
           { event: { type: 'STEP_SKIPPED' }, retryCount: 0 },
-          { eventType: 'action_skipped', status: 'SKIPPED', details: { reason: result.reason } },
+          {
+            eventType: result.reason === 'contact_opted_out' ? 'skipped_opted_out' : 'action_skipped',
+            status: 'SKIPPED',
+            details: { reason: result.reason },
+          },
         ),
       );
     case 'permanent':
@@ -413,15 +419,14 @@ export function decideChange(context: StepContext, change: Change): Decision | n
         nextRunAt = null;
         break;
       case 'startTimer':
+      case 'waitUntilLocalTime':
+      case 'awaitEvent': {
+        const entered = resolveEntry(context, effect);
         status = 'PAUSED';
-        nextRunAt = dateAfter(now, effect.params.delayMs);
-        logs.push({
-          eventType: 'wait_started',
-          status: 'PAUSED',
-          stepId: effect.params.stepId,
-          details: { duration_ms: effect.params.delayMs, resume_at: nextRunAt.toISOString() },
-        });
+        nextRunAt = entered.nextRunAt;
+        logs.push(...entered.logs);
         break;
+      }
       case 'finishExecution':
         finished = effect.params.state;
         status = FINAL_STATES[finished].status;
@@ -433,6 +438,9 @@ export function decideChange(context: StepContext, change: Change): Decision | n
   }
 
   const progress = progressOf(workflow, stored, row.totalSteps, hasStarted(row));
+  // Postgres finds the executions waiting for an event by this column (an index of the waiting ones only).
+  const due = dueEffect(workflow, stored);
+  const waitingEvent = status === 'PAUSED' && due?.type === 'awaitEvent' ? due.params.event : null;
   const set: RowPatch = {
     ...pending?.set,
     status,
@@ -445,6 +453,7 @@ export function decideChange(context: StepContext, change: Change): Decision | n
     ...(change.retryCount !== undefined ? { retryCount: change.retryCount } : {}),
     ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
     ...(finished ? { finishedAt: now } : {}),
+    ...(waitingEvent !== (row.waitingEvent ?? null) ? { waitingEvent } : {}),
     ...(finished === 'failed' && change.failure !== undefined && row.account.errorNotification
       ? { notifyPending: true as const }
       : {}),
@@ -490,8 +499,94 @@ const EFFECT_TYPES = new Set<string>([
   'executeAction',
   'evaluateCondition',
   'startTimer',
+  'waitUntilLocalTime',
+  'awaitEvent',
   'finishExecution',
 ] satisfies Effect['type'][]);
+
+type WaitEffect = Extract<Effect, { type: 'startTimer' | 'waitUntilLocalTime' | 'awaitEvent' }>;
+
+/**
+ * What entering a waiting step does (the pure resolve of its effect): when its timer is due and the
+ * `wait_started` entry that says so. A `wait_until` is due at the next local time in the contact's zone
+ * (else the account's default, else UTC; a zone that is not a valid IANA name falls back and says so); a
+ * `wait_for_event` at its timeout.
+ */
+function resolveEntry(context: StepContext, effect: WaitEffect): { nextRunAt: Date; logs: LogEntry[] } {
+  const { now } = context;
+  const { row, workflow } = context.loaded;
+  const entry = (nextRunAt: Date, details: Record<string, unknown>) => ({
+    nextRunAt,
+    logs: [
+      {
+        eventType: 'wait_started' as const,
+        status: 'PAUSED',
+        stepId: effect.params.stepId,
+        details: { ...details, resume_at: nextRunAt.toISOString() },
+      },
+    ],
+  });
+  switch (effect.type) {
+    case 'startTimer':
+      return entry(dateAfter(now, effect.params.delayMs), { duration_ms: effect.params.delayMs });
+    case 'awaitEvent':
+      return entry(dateAfter(now, effect.params.timeoutMs), {
+        event: effect.params.event,
+        timeout_ms: effect.params.timeoutMs,
+      });
+    case 'waitUntilLocalTime': {
+      const step = workflow.steps.get(effect.params.stepId)!.step;
+      if (step.type !== 'wait_until') throw new Error(`step ${step.id} is not a wait_until`);
+      const zone = zoneFor(step.config.timezone, row);
+      return entry(nextLocalTime(step.config, zone.zone, now), {
+        time: step.config.time,
+        timezone: zone.zone,
+        ...(zone.fallback ? { timezone_fallback: zone.fallback } : {}),
+      });
+    }
+  }
+}
+
+/** The zone of a `wait_until` or send window: a named one, or the contact's (`"contact"`) with its fallbacks. */
+function zoneFor(timezone: string, row: ExecutionRow) {
+  return timezone === 'contact' ? resolveZone(row.contact.timezone, row.account.defaultTimezone) : { zone: timezone };
+}
+
+/** Step types a send window holds back. */
+const WINDOWED = new Set(['send_email', 'send_sms', 'webhook']);
+
+/**
+ * A message or webhook due outside the workflow's send window is not sent: it is PAUSED until the window
+ * next opens (`send_deferred`), then sent. A `"transactional": true` step ignores the window. Returns
+ * null when the step may run now.
+ */
+export function deferSend(context: StepContext, effect: Effect): Decision | null {
+  const { row, workflow } = context.loaded;
+  const window = workflow.definition.send_window;
+  if (!window || effect.type !== 'executeAction') return null;
+  const step = workflow.steps.get(effect.params.stepId)!.step;
+  if (!WINDOWED.has(step.type) || ('transactional' in step.config && step.config.transactional)) return null;
+  const zone = zoneFor(window.timezone, row);
+  const opensAt = windowOpenAt(window, zone.zone, context.now);
+  if (!opensAt) return null;
+  return decideChange(context, {
+    status: 'PAUSED',
+    nextRunAt: opensAt,
+    logs: [
+      {
+        eventType: 'send_deferred',
+        status: 'PAUSED',
+        stepId: step.id,
+        stepIndex: stepPosition(snapshotOf(row)),
+        details: {
+          resume_at: opensAt.toISOString(),
+          timezone: zone.zone,
+          ...('fallback' in zone && zone.fallback ? { timezone_fallback: zone.fallback } : {}),
+        },
+      },
+    ],
+  });
+}
 
 /** How a status change moves the account's slots: an ACTIVE execution holds one. */
 export function slotOp(from: ExecutionStatus, to: ExecutionStatus): SlotOp {
@@ -543,7 +638,11 @@ export function followUp(
   const { set } = decision;
   const status = result.new_status;
   const version = row.version + 1;
-  const work: StepWork[] = [...(result.admitted ?? [])];
+  const work: StepWork[] = [
+    ...(result.admitted ?? []),
+    // Executions the step's tag started: first jobs, behind the due work of running ones.
+    ...(result.enrolled ?? []).map((job) => ({ ...job, first: true })),
+  ];
   if (status === 'ACTIVE' || status === 'PAUSED' || (status === 'QUEUED' && !result.new_waiting)) {
     const delayMs = set.nextRunAt ? set.nextRunAt.getTime() - context.now.getTime() : 0;
     const job = { executionId: row.id, version, delayMs, trace: traceOf(row) };

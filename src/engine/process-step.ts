@@ -3,6 +3,7 @@ import {
   type Decision,
   decideChange,
   decideStep,
+  deferSend,
   gateJob,
   type Pending,
   recoveredLogs,
@@ -66,6 +67,10 @@ export async function processStep(
       return outcomeOf(await commit(deps, at, decideChange(at, change), inline));
     }
     case 'run': {
+      // A message due outside the workflow's send window is deferred, not sent.
+      const before = context(!!inline);
+      const deferred = deferSend(before, gate.effect);
+      if (deferred) return outcomeOf(await commit(deps, before, deferred, inline));
       const outcome = await executeEffect(deps, gate.loaded, gate.effect);
       const at = context(!!inline);
       const decision = decideStep(at, gate.effect, outcome, logs);

@@ -1,3 +1,4 @@
+import { initialTransition } from 'xstate';
 import { z } from 'zod';
 import type { CompiledWorkflow, ExecutionContext } from '../compiler/compile.ts';
 import { FINAL_STATES } from '../compiler/compile.ts';
@@ -59,4 +60,10 @@ export function progressOf(workflow: CompiledWorkflow, stored: StoredSnapshot, p
   if (stored.value === 'completed') return { currentStepIndex, totalSteps: done };
   if (stored.value in FINAL_STATES) return { currentStepIndex, totalSteps: Math.max(done, previousTotal) };
   return { currentStepIndex, totalSteps: done + (workflow.steps.get(stored.value)?.remaining ?? 0) };
+}
+
+/** A new execution's initial snapshot (as stored) and total steps. */
+export function initialOf(workflow: CompiledWorkflow): { snapshot: StoredSnapshot; totalSteps: number } {
+  const snapshot = storeSnapshot(initialTransition(workflow.machine)[0]);
+  return { snapshot, totalSteps: progressOf(workflow, snapshot, workflow.totalSteps).totalSteps };
 }

@@ -1,7 +1,10 @@
 import { FlowmachineError } from '../errors.ts';
 import { maskPii } from '../observability/mask.ts';
 import { injectTraceContext, startLinkedRootSpan, withSpan } from '../observability/tracing.ts';
+import { compileWorkflow } from '../compiler/compile.ts';
+import type { Definition } from '../definition/schema.ts';
 import { compiledVersion } from './load.ts';
+import { initialOf } from './snapshot.ts';
 import type { EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
@@ -270,4 +273,66 @@ async function enrollMany(
     duplicates,
   );
   return { kind: 'done', outcomes: contactIds.map((contactId) => ({ contactId, ...outcomes.get(contactId)! })) };
+}
+
+/** A tag added to or removed from a contact through the API. */
+export interface TagChangeRequest {
+  accountId: string;
+  contactId: string;
+  op: 'add' | 'remove';
+  tag: string;
+}
+
+/**
+ * Changes a contact's tag and, when the tag is new, enrolls the contact in the active workflows that tag
+ * enters (`trigger: {type: "tag_added"}`), in the same transaction (flowmachine_tag_contact): a crash can
+ * neither lose nor double an enrollment. Then enqueues the new executions' first jobs (the sweeper does
+ * if this process dies first) and logs the refusals as a trigger would. False when there is no such contact.
+ */
+export async function changeTag(deps: EngineDeps, request: TagChangeRequest): Promise<boolean> {
+  const tagged = await deps.store.tagContact({ ...request, now: deps.clock.now() });
+  if (!tagged) return false;
+  const { accountId, contactId } = request;
+  for (const { workflow, kind, execution } of tagged.enrolled) {
+    if (kind === 'started') await started(deps, accountId, workflow, [{ executionId: execution!, trace: {} }]);
+    else if (kind === 'opted_out')
+      await logRefusals(
+        deps,
+        { accountId, workflowId: workflow, eventType: 'opt_out_blocked', details: { reason: 'contact has opted out' } },
+        [{ contactId, executionId: null }],
+      );
+    else if (kind === 'duplicate')
+      await logRefusals(
+        deps,
+        {
+          accountId,
+          workflowId: workflow,
+          eventType: 'deduplication_blocked',
+          details: { reason: 'duplicate trigger ignored' },
+        },
+        [{ contactId, executionId: execution }],
+      );
+  }
+  return true;
+}
+
+/**
+ * What a workflow version stores besides its definition, so Postgres can find and enroll by its entry:
+ * the event or tag that enters it, and what a new execution starts with (flowmachine_enroll_tagged).
+ */
+export function versionEntryOf(definition: Definition) {
+  const compiled = compileWorkflow(definition);
+  const { snapshot, totalSteps } = initialOf(compiled);
+  const { trigger } = definition;
+  return {
+    entryEvent: trigger.type === 'event' ? trigger.event : null,
+    entryTag: trigger.type === 'tag_added' ? trigger.tag : null,
+    enrollment: {
+      snapshot,
+      total_steps: totalSteps,
+      reentry: compiled.reentry,
+      goal_event: compiled.goalEvent,
+      window_ms: DEDUPLICATION_WINDOW_MS,
+    },
+  };
 }

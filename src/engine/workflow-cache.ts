@@ -1,9 +1,8 @@
-import { initialTransition } from 'xstate';
 import { compileWorkflow, type CompiledWorkflow } from '../compiler/compile.ts';
 import { parseDefinition } from '../definition/schema.ts';
 import { FlowmachineError } from '../errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { progressOf, storeSnapshot } from './snapshot.ts';
+import { initialOf } from './snapshot.ts';
 
 /**
  * Estimated heap bytes of a compiled version, from its definition's JSON length: measured at about
@@ -72,11 +71,8 @@ export class WorkflowCache {
   initialOf(compiled: CompiledWorkflow): { snapshot: string; totalSteps: number } {
     let initial = this.initials.get(compiled);
     if (!initial) {
-      const stored = storeSnapshot(initialTransition(compiled.machine)[0]);
-      initial = {
-        snapshot: JSON.stringify(stored),
-        totalSteps: progressOf(compiled, stored, compiled.totalSteps).totalSteps,
-      };
+      const { snapshot, totalSteps } = initialOf(compiled);
+      initial = { snapshot: JSON.stringify(snapshot), totalSteps };
       this.initials.set(compiled, initial);
     }
     return initial;

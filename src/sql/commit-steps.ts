@@ -22,11 +22,7 @@ const COMMIT_BATCH = {
   CROSS JOIN LATERAL flowmachine_commit((b.x->>'id')::uuid, (b.x->>'version')::integer, b.x->'set', b.x->'logs', b.x->>'tagOp', b.x->>'tag', b.x->>'slot') AS c`,
 };
 
-type Raw = Omit<CommitResult, 'contact' | 'admitted'> & {
-  committed: boolean;
-  contact: ContactJson | null;
-  admitted: { executionId: string; version: number }[] | null;
-};
+type Raw = Omit<CommitResult, 'contact'> & { committed: boolean; contact: ContactJson | null };
 
 const resultOf = (raw: Raw | undefined): CommitResult | null =>
   raw?.committed
@@ -35,6 +31,7 @@ const resultOf = (raw: Raw | undefined): CommitResult | null =>
         new_waiting: raw.new_waiting,
         admitted: raw.admitted,
         contact: raw.contact ? contactOf(raw.contact) : null,
+        enrolled: raw.enrolled,
       }
     : null;
 

@@ -7,13 +7,14 @@ import type { ExecutionRow, LoadedForJob } from '../store/execution-store.ts';
 const EXECUTION = `e.id, e.account_id AS "accountId", e.workflow_id AS "workflowId", e.workflow_version_id AS "workflowVersionId",
   e.contact_id AS "contactId", e.status, e.snapshot, e.version, e.current_step_index AS "currentStepIndex", e.total_steps AS "totalSteps",
   e.retry_count AS "retryCount", e.completion_reason AS "completionReason", e.last_error AS "lastError", e.goal_event AS "goalEvent",
-  e.next_run_at AS "nextRunAt", e.waiting, e.trace_context AS "traceContext", e.payload, e.created_at AS "createdAt",
+  e.next_run_at AS "nextRunAt", e.waiting, e.waiting_event AS "waitingEvent", e.trace_context AS "traceContext", e.payload, e.created_at AS "createdAt",
   e.updated_at AS "updatedAt", e.finished_at AS "finishedAt"`;
 /** The contact's JSON shape, the one `flowmachine_commit` answers with too (prisma/functions/flowmachine_contact_json.sql). */
 const CONTACT = 'flowmachine_contact_json(c) AS contact';
 const ACCOUNT = `json_build_object('id', a.id, 'name', a.name, 'adminEmail', a.admin_email,
   'concurrentExecutionsPerAccount', a.concurrent_executions_per_account, 'maxRetryAttempts', a.max_retry_attempts,
-  'retryBaseDelaySeconds', a.retry_base_delay_seconds, 'errorNotification', a.error_notification) AS account`;
+  'retryBaseDelaySeconds', a.retry_base_delay_seconds, 'errorNotification', a.error_notification,
+  'defaultTimezone', a.default_timezone) AS account`;
 const COLUMNS = `${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow`;
 const RELATED =
   'JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';

@@ -34,6 +34,17 @@ export interface ExecutionStore {
   admitWaiting(accountId: string, limit: number): Promise<JobRef[]>;
   /** Running executions of a contact, all of them or those with the goal `goalEvent`. */
   runningOfContact(contactId: string, options?: { accountId: string; goalEvent: string }): Promise<string[]>;
+  /** Executions of the contact waiting for the event `name` (`wait_for_event`), by the index of waiting ones. */
+  waitingFor(contactId: string, name: string): Promise<string[]>;
+  /** Running executions of the contact whose workflow version exits on the event `name`. */
+  exitingOn(contactId: string, accountId: string, name: string): Promise<string[]>;
+  /** The active workflows of the account whose current version is entered by the event `name`. */
+  enteredBy(accountId: string, name: string): Promise<{ workflowId: string; versionId: string }[]>;
+  /**
+   * Adds or removes a tag of the account's contact and, when an add is new, enrolls the contact in the
+   * workflows that tag enters, in one transaction (`flowmachine_tag_contact`); null when there is no such contact.
+   */
+  tagContact(change: TagContactChange): Promise<TaggedContact | null>;
   /** Soft-deletes a contact of the account; false when there is none (or it is deleted already). */
   deleteContact(contactId: string, accountId: string, now: Date): Promise<boolean>;
   /** Logs one attempt at a failure notification, if it still is the next one (`flowmachine_log_notification`). */
@@ -57,6 +68,7 @@ export type ExecutionRow = Omit<Execution, 'seq' | 'slotShard' | 'notifyPending'
     | 'maxRetryAttempts'
     | 'retryBaseDelaySeconds'
     | 'errorNotification'
+    | 'defaultTimezone'
   >;
   workflow: { name: string };
 };
@@ -110,6 +122,8 @@ export interface CommitResult {
   admitted: JobRef[] | null;
   /** The contact as committed (with the step's tag change), when the execution is ACTIVE. */
   contact: ExecutionRow['contact'] | null;
+  /** Executions started (QUEUED) by the tag the step added: their first jobs are to be enqueued. */
+  enrolled: JobRef[] | null;
 }
 
 /** One trigger: who is enrolled where, and the new execution's initial values (JSON texts). */
@@ -142,6 +156,21 @@ export interface TriggerAnswer {
     | 'stale';
   execution: string | null;
   versionId: string | null;
+}
+
+/** A tag change made through the API. */
+export interface TagContactChange {
+  accountId: string;
+  contactId: string;
+  op: 'add' | 'remove';
+  tag: string;
+  now: Date;
+}
+
+/** What a tag change did: whether the tag is new, and the enrollments it made (or was refused). */
+export interface TaggedContact {
+  added: boolean;
+  enrolled: { workflow: string; kind: TriggerAnswer['kind']; execution: string | null }[];
 }
 
 /** A workflow's status and current version. */

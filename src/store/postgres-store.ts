@@ -2,7 +2,7 @@ import type { BatcherRegistry } from '../db/batch.ts';
 import type { Pool } from '../db/client.ts';
 import { admitWaiting } from '../sql/admission.ts';
 import { commitSteps } from '../sql/commit-steps.ts';
-import { deleteContact, runningOfContact } from '../sql/contacts.ts';
+import { deleteContact, enteredBy, exitingOn, runningOfContact, tagContact, waitingFor } from '../sql/contacts.ts';
 import { enrollMany, readEnrollTarget } from '../sql/enroll-many.ts';
 import { insertRefusals, logNotification } from '../sql/execution-logs.ts';
 import { loadExecution, loadForJobs, readDefinition } from '../sql/load-executions.ts';
@@ -32,6 +32,10 @@ export function createPostgresStore(pool: Pool, batchers: BatcherRegistry): Exec
     logRefusals: (refusal) => insertRefusals(pool, refusal),
     admitWaiting: (accountId, limit) => admitWaiting(pool, accountId, limit),
     runningOfContact: (contactId, goal) => runningOfContact(pool, contactId, goal),
+    waitingFor: (contactId, name) => waitingFor(pool, contactId, name),
+    exitingOn: (contactId, accountId, name) => exitingOn(pool, contactId, accountId, name),
+    enteredBy: (accountId, name) => enteredBy(pool, accountId, name),
+    tagContact: (change) => tagContact(pool, change),
     deleteContact: (contactId, accountId, now) => deleteContact(pool, contactId, accountId, now),
     logNotification: (attempt) => logNotification(pool, attempt),
     sweep: sweepQueries(pool),

@@ -82,6 +82,11 @@ describe('journeys API', () => {
         accepted: true,
         event: 'order_placed',
         event_id: expect.any(String),
+        enrolled: [],
+        blocked: [],
+        resumed: [],
+        goals: [],
+        exited: [],
         goal_completed_executions: [],
       });
       const row = await h.db.contactEvent.findUniqueOrThrow({ where: { id: response.body.event_id } });

@@ -345,6 +345,11 @@ describe('OpenAPI document', () => {
       accepted: true,
       event: 'appointment_booked',
       event_id: expect.any(String),
+      enrolled: [],
+      blocked: [],
+      resumed: [],
+      goals: [goalExecution],
+      exited: [],
       goal_completed_executions: [goalExecution],
     });
     expect(

@@ -56,6 +56,7 @@ function loadedAt(
     goalEvent: null,
     nextRunAt: null,
     waiting: false,
+    waitingEvent: null,
     traceContext: { traceparent: '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01' },
     payload: {},
     createdAt: T0,
@@ -80,6 +81,7 @@ function loadedAt(
       maxRetryAttempts: 3,
       retryBaseDelaySeconds: 60,
       errorNotification: true,
+      defaultTimezone: 'UTC',
     },
     workflow: { name: 'Welcome' },
     ...rest,
@@ -135,7 +137,7 @@ describe('decideStep: every action step type × provider outcome × retries left
     (
       [
         ['success', 0, 'COMPLETED', null, ['action_started', 'action_completed', 'execution_completed'], 'completed'],
-        ['skipped', 0, 'COMPLETED', null, ['action_started', 'action_skipped', 'execution_completed'], 'completed'],
+        ['skipped', 0, 'COMPLETED', null, ['action_started', 'skipped_opted_out', 'execution_completed'], 'completed'],
         [
           'permanent',
           0,
@@ -157,10 +159,10 @@ describe('decideStep: every action step type × provider outcome × retries left
           'failed',
         ],
       ] as Expectation[]
-    ).map((row) => [step.type, step, ...row] as const),
+    ).map(([outcome, retries, status, ...rest]) => [step.type, outcome, retries, status, ...rest, step] as const),
   );
 
-  it.each(cases)('%s: %o %s after %i retries → %s', (_, step, outcome, retries, status, nextInMs, logs, state) => {
+  it.each(cases)('%s: %s after %i retries → %s', (_, outcome, retries, status, nextInMs, logs, state, step) => {
     const workflow = compile([step]);
     const loaded = loadedAt(workflow, step.id, { retryCount: retries });
     const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
@@ -282,25 +284,25 @@ describe('gateJob: what a job may do with what its load found', () => {
     admitted,
   });
   const job = { executionId: '00000000-0000-4000-8000-000000000001', version: 3 };
-  type Case = [string, ReturnType<typeof read> | null, typeof job & { redelivered?: boolean }, string];
+  type Case = [string, string, ReturnType<typeof read> | null, typeof job & { redelivered?: boolean }];
 
   it.each<Case>([
-    ['no row', null, job, 'stop:missing'],
-    ['an older job', read({ version: 4 }), job, 'stop:stale'],
-    ['a newer row after a redelivery', read({ version: 4 }), { ...job, redelivered: true }, 'stop:stale:resume'],
-    ['no free slot at admission', read({ status: 'QUEUED' }, 'QUEUED'), job, 'stop:waiting_in_line'],
-    ['waiting in line already', read({ status: 'QUEUED', waiting: true }), job, 'stop:stale'],
-    ['QUEUED, not admitted here', read({ status: 'QUEUED' }), job, 'stop:waiting_in_line'],
+    ['no row', 'stop:missing', null, job],
+    ['an older job', 'stop:stale', read({ version: 4 }), job],
+    ['a newer row after a redelivery', 'stop:stale:resume', read({ version: 4 }), { ...job, redelivered: true }],
+    ['no free slot at admission', 'stop:waiting_in_line', read({ status: 'QUEUED' }, 'QUEUED'), job],
+    ['waiting in line already', 'stop:stale', read({ status: 'QUEUED', waiting: true }), job],
+    ['QUEUED, not admitted here', 'stop:waiting_in_line', read({ status: 'QUEUED' }), job],
     ...(['COMPLETED', 'FAILED', 'CANCELLED'] as const).map(
-      (status): Case => [`a ${status} execution`, read({ status }), job, 'stop:stale'],
+      (status): Case => [`a ${status} execution`, 'stop:stale', read({ status }), job],
     ),
-    ['a final state', read({}, null, 'completed'), job, 'stop:stale'],
-    ['due in 6 ms', read({ nextRunAt: new Date(T0.getTime() + 6) }), job, 'reschedule'],
-    ['due in 5 ms (within the tolerance)', read({ nextRunAt: new Date(T0.getTime() + 5) }), job, 'run:executeAction'],
-    ['a deleted contact', read({ contact: { ...read({}).loaded.row.contact, deletedAt: T0 } }), job, 'cancel'],
-    ['admitted now', read({ status: 'QUEUED' }, 'ACTIVE'), job, 'run:executeAction'],
-    ['PAUSED with its timer due', read({ status: 'PAUSED', nextRunAt: T0 }, 'ACTIVE', 'pause'), job, 'run:startTimer'],
-  ])('%s → %s', (_, found, theJob, expected) => {
+    ['a final state', 'stop:stale', read({}, null, 'completed'), job],
+    ['due in 6 ms', 'reschedule', read({ nextRunAt: new Date(T0.getTime() + 6) }), job],
+    ['due in 5 ms (within the tolerance)', 'run:executeAction', read({ nextRunAt: new Date(T0.getTime() + 5) }), job],
+    ['a deleted contact', 'cancel', read({ contact: { ...read({}).loaded.row.contact, deletedAt: T0 } }), job],
+    ['admitted now', 'run:executeAction', read({ status: 'QUEUED' }, 'ACTIVE'), job],
+    ['PAUSED with its timer due', 'run:startTimer', read({ status: 'PAUSED', nextRunAt: T0 }, 'ACTIVE', 'pause'), job],
+  ])('%s → %s', (_, expected, found, theJob) => {
     const gate = gateJob(theJob, found, T0);
     const summary =
       gate.kind === 'stop'
@@ -367,6 +369,7 @@ describe('followUp: what comes after the commit', () => {
     new_waiting: false,
     admitted: null,
     contact: null,
+    enrolled: null,
     ...extra,
   });
   const decided = (loaded: LoadedExecution, at: StepContext) =>
@@ -443,6 +446,7 @@ describe('staged then committed = committed one by one', () => {
       retryCount: set.retryCount ?? stored.row.retryCount,
       lastError: set.lastError === undefined ? stored.row.lastError : set.lastError,
       finishedAt: set.finishedAt ?? stored.row.finishedAt,
+      waitingEvent: set.waitingEvent === undefined ? stored.row.waitingEvent : set.waitingEvent,
       updatedAt: set.updatedAt,
       contact,
     };
@@ -452,6 +456,7 @@ describe('staged then committed = committed one by one', () => {
       new_waiting: false,
       admitted: null,
       contact: set.status === 'ACTIVE' ? contact : null,
+      enrolled: null,
     };
   }
 

@@ -355,24 +355,40 @@ describe('transactional on message and webhook steps', () => {
   });
 });
 
-describe('not yet wired: definitions still refuse what the engine cannot run', () => {
+describe('wired into definitions', () => {
   it.each([
-    ['wait_until', { id: 'w', type: 'wait_until', config: { time: '09:00' } }],
-    ['wait_for_event', { id: 'w', type: 'wait_for_event', config: { event: 'x', timeout: '1 day' }, branches: {} }],
     ['split', { id: 's', type: 'split', config: { variants: [] }, branches: {} }],
     ['branch', { id: 'b', type: 'branch', config: { cases: [] }, branches: {} }],
-  ])('a %s step at its type', (_, step) => {
+  ])('a %s step is still refused at its type (the engine does not run it yet)', (_, step) => {
     const result = parseDefinition({ steps: [step] });
     expect(!result.ok && result.issues.map((issue) => issue.path)).toEqual(['steps.0.type']);
   });
 
-  it('a tag_added trigger, a send_window and an exit', () => {
-    const steps = [email('a')];
-    const tag = parseDefinition({ trigger: { type: 'tag_added', tag: 'lead' }, steps });
-    expect(!tag.ok && tag.issues.map((issue) => issue.path)).toContain('trigger.type');
-    const window = parseDefinition({ send_window: { start: '09:00', end: '20:00' }, exit: { event: 'x' }, steps });
-    expect(!window.ok && window.issues).toEqual([
-      { path: '(root)', message: expect.stringMatching(/send_window.*exit|exit.*send_window/) },
+  it('accepts wait_until and wait_for_event steps, a tag_added trigger, a send_window and an exit', () => {
+    const parsed = parseDefinition({
+      trigger: { type: 'tag_added', tag: 'lead' },
+      send_window: { start: '09:00', end: '20:00' },
+      exit: { event: 'unsubscribed' },
+      steps: [
+        { id: 'w', type: 'wait_until', config: { time: '09:00' } },
+        {
+          id: 'e',
+          type: 'wait_for_event',
+          config: { event: 'x', timeout: '1 day' },
+          branches: { received: [email('a')], timeout: [] },
+        },
+      ],
+    });
+    expect(parsed.ok).toBe(true);
+  });
+
+  it('refuses wait_for_event without its branches, at their path', () => {
+    const result = parseDefinition({
+      steps: [{ id: 'w', type: 'wait_for_event', config: { event: 'x', timeout: '1 day' }, branches: {} }],
+    });
+    expect(!result.ok && result.issues.map((issue) => issue.path).sort()).toEqual([
+      'steps.0.branches.received',
+      'steps.0.branches.timeout',
     ]);
   });
 });

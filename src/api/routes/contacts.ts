@@ -1,6 +1,7 @@
 import { Router } from 'express';
-import { tagContact } from '../../sql/contacts.ts';
-import { achieveGoal, deleteContact } from '../../engine/control.ts';
+import { deleteContact } from '../../engine/control.ts';
+import { receiveEvent } from '../../engine/events.ts';
+import { changeTag } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { notFound } from '../http-error.ts';
@@ -67,15 +68,15 @@ export function contactRoutes(deps: ApiDeps): Router {
   router.post('/contacts/:id/tags', async (request, response) => {
     const contact = await findContact(callerOf(request).accountId, request.params.id);
     const { tag } = validate(tagBody, request.body, 'body');
-    // Applied in the row's UPDATE, so a concurrent add_tag step is not overwritten.
-    await tagContact(deps.pool, contact.id, 'add', tag);
+    // Applied in the row's UPDATE, so a concurrent add_tag step is not overwritten; a new tag enrolls.
+    await changeTag(deps, { accountId: contact.accountId, contactId: contact.id, op: 'add', tag });
     response.json(serializeContact(await findContact(contact.accountId, contact.id)));
   });
 
   router.delete('/contacts/:id/tags/:tag', async (request, response) => {
     const contact = await findContact(callerOf(request).accountId, request.params.id);
     const { tag } = validate(tagBody, { tag: request.params.tag }, 'params');
-    await tagContact(deps.pool, contact.id, 'remove', tag);
+    await changeTag(deps, { accountId: contact.accountId, contactId: contact.id, op: 'remove', tag });
     response.json(serializeContact(await findContact(contact.accountId, contact.id)));
   });
 
@@ -91,12 +92,26 @@ export function contactRoutes(deps: ApiDeps): Router {
         properties: (event.properties ?? {}) as Prisma.InputJsonValue,
         createdAt: deps.clock.now(),
       },
-      select: { id: true },
+      select: { id: true, createdAt: true },
     });
-    const completed = await achieveGoal(deps, deps.cache, contact.accountId, contact.id, event.name);
-    response
-      .status(202)
-      .json({ accepted: true, event: event.name, event_id: stored.id, goal_completed_executions: completed });
+    const properties = (event.properties ?? {}) as Record<string, unknown>;
+    const outcome = await receiveEvent(deps, deps.cache, contact, {
+      id: stored.id,
+      name: event.name,
+      properties,
+      at: stored.createdAt,
+    });
+    response.status(202).json({
+      accepted: true,
+      event: event.name,
+      event_id: stored.id,
+      enrolled: outcome.enrolled.map((e) => ({ workflow_id: e.workflowId, execution_id: e.executionId })),
+      blocked: outcome.blocked.map((b) => ({ workflow_id: b.workflowId, reason: b.reason })),
+      resumed: outcome.resumed,
+      goals: outcome.goals,
+      exited: outcome.exited,
+      goal_completed_executions: outcome.goals,
+    });
   });
 
   return router;

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { parseDefinition, type Definition, type ParseDefinitionOptions } from '../../definition/schema.ts';
 import { compileWorkflow } from '../../compiler/compile.ts';
-import { enrollContacts, triggerExecution } from '../../engine/trigger.ts';
+import { enrollContacts, triggerExecution, versionEntryOf } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
@@ -22,6 +22,17 @@ import { serializeExecution, serializeWorkflow, serializeWorkflowSummary } from 
 import { validate } from '../validate.ts';
 
 /** Parses a definition or answers 400 with every issue; `options` check what a caller submits (not stored ones). */
+/** A version's stored fields: its definition, and the entry Postgres finds and enrolls it by. */
+const versionFields = (definition: Definition) => {
+  const { entryEvent, entryTag, enrollment } = versionEntryOf(definition);
+  return {
+    definition: definition as unknown as Prisma.InputJsonValue,
+    entryEvent,
+    entryTag,
+    enrollment: enrollment as unknown as Prisma.InputJsonValue,
+  };
+};
+
 const parseOrRefuse = (input: unknown, options: ParseDefinitionOptions = {}): Definition => {
   const parsed = parseDefinition(input, options);
   if (!parsed.ok)
@@ -54,7 +65,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
         accountId: callerOf(request).accountId,
         name: body.name,
         status: body.status ?? 'draft',
-        versions: { create: { version: 1, definition: definition as unknown as Prisma.InputJsonValue } },
+        versions: { create: { version: 1, ...versionFields(definition) } },
       },
     });
     response.status(201).json(serializeWorkflow(workflow, definition));
@@ -107,7 +118,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
         data: {
           workflowId: workflow.id,
           version: next.currentVersion,
-          definition: definition as unknown as Prisma.InputJsonValue,
+          ...versionFields(definition),
         },
       });
       return next;
