@@ -15,7 +15,7 @@ import type { Pool, PrismaClient } from '../db/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { WebhookGuard } from '../providers/webhook-guard.ts';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { EmailChannel } from '../providers/email-channel.ts';
 import type { WorkQueue } from './work.ts';
 
@@ -35,7 +35,7 @@ export interface EngineDeps {
   batchers: BatcherRegistry;
   queue: WorkQueue;
   /** Plain Redis connection for cross-process state (provider rate-limit windows). */
-  redis: Redis;
+  redis: Redis | Cluster;
   clock: Clock;
   config: Config;
   logger: Logger;
