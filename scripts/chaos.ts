@@ -875,7 +875,7 @@ async function main(): Promise<number> {
     ...(onCluster
       ? [
           row(
-            'Redis failovers (kill → cluster_state:ok)',
+            'Redis Cluster failovers (kill to all ok)',
             failovers.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ') || 'none',
           ),
         ]
