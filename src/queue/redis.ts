@@ -30,7 +30,7 @@ export const FAIL_FAST_TIMEOUT_MS = 5_000;
 
 /**
  * How long a command on a cluster keeps being retried while the master of its slot is gone (connection
- * closed, `CLUSTERDOWN`, `TRYAGAIN`): `RETRY_DELAY_MS` apart, up to `MAX_REDIRECTIONS` times, so about
+ * closed, `CLUSTERDOWN`, `TRYAGAIN`): `CLUSTER_RETRY_DELAY_MS` apart, up to `CLUSTER_MAX_REDIRECTIONS` times, about
  * 30 s, longer than a failover takes with Redis's default `cluster-node-timeout` of 15 s. ioredis's
  * defaults (100 ms, 16 times) give up after 1.6 s, well before a replica can take over.
  */
@@ -38,7 +38,7 @@ const CLUSTER_RETRY_DELAY_MS = 250;
 const CLUSTER_MAX_REDIRECTIONS = 120;
 
 /**
- * Opens a connection to `target`, the one place the engine (and its tests and scripts) makes one: an
+ * Opens a connection to `target`, the one place the engine, its tests and the chaos run make one: an
  * ioredis `Redis` for one server, a `Cluster` for a cluster. The default settings suit BullMQ
  * (`maxRetriesPerRequest: null`, which its blocking commands need) and the engine's own keys alike.
  */
@@ -87,12 +87,15 @@ export async function pingRedis(client: RedisClient, prefix: string): Promise<vo
   else await client.ping();
 }
 
+/** How long a start-up probe waits in all (a server that accepts connections and never answers included). */
+export const PROBE_TIMEOUT_MS = 10_000;
+
 /**
  * Connects to `target` once, without retrying, and checks that it answers for the keys under `prefix`
  * (see {@link pingRedis}); rejects with the reason (the first connection error when there is one) when
- * it does not, within about {@link FAIL_FAST_TIMEOUT_MS}. The start-up check of every process.
+ * it does not, within `timeoutMs`. The start-up check of every process.
  */
-export async function probeRedis(target: RedisTarget, prefix: string): Promise<void> {
+export async function probeRedis(target: RedisTarget, prefix: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
   const client = createRedis(target, { failFast: true });
   let firstError: Error | null = null;
   client.on('error', (error: Error) => (firstError ??= error));
@@ -102,7 +105,7 @@ export async function probeRedis(target: RedisTarget, prefix: string): Promise<v
   const givenUp = new Promise<never>((_, reject) => {
     const fail = (reason: string) => reject(firstError ?? new Error(reason));
     client.once('end', () => fail('the cluster is not ready (CLUSTER INFO failed or did not say cluster_state:ok)'));
-    timer = setTimeout(() => fail(`no answer within ${FAIL_FAST_TIMEOUT_MS} ms`), FAIL_FAST_TIMEOUT_MS * 2);
+    timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
   });
   const probe = (async () => {
     await client.connect();

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiRateLimits } from '../../src/api/rate-limit.ts';
 import { loadConfig } from '../../src/config.ts';
-import { Cluster } from '../../src/queue/redis.ts';
+import { createServer, type Socket } from 'node:net';
+import { Cluster, probeRedis } from '../../src/queue/redis.ts';
 import { describeRedisTarget, hashTagOf } from '../../src/redis-target.ts';
 import { startRuntime } from '../../src/runtime.ts';
 import { sequential } from '../fixtures/workflows.ts';
@@ -196,6 +197,23 @@ describe('Redis Cluster connections', () => {
     const message = await startError({ REDIS_URL: cluster.url.replace('//', '//nobody:s3cret@') });
     expect(message).toMatch(/^cannot reach Redis at redis\+cluster:\/\/nobody:\*\*\*@127\.0\.0\.1:\d+,.*WRONGPASS/);
     expect(message).not.toContain('s3cret');
+  });
+
+  it('gives up on a server that accepts connections and never answers', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      for (const target of [
+        { mode: 'single', url: `redis://127.0.0.1:${port}` },
+        { mode: 'cluster', nodes: [{ host: '127.0.0.1', port }] },
+      ] as const)
+        await expect(probeRedis(target, 'fm', 300)).rejects.toThrow('no answer within 300 ms');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('refuses to start while the slot of its keys has no master', async () => {
