@@ -62,6 +62,9 @@ describe('Redis Cluster failover', () => {
     for (const contact of contacts.slice(0, BEFORE)) ids.push(await h.trigger(workflow.id, contact.id));
     await h.provider.waitFor((requests) => requests.length >= BEFORE / 4, 30_000);
 
+    // The master dies with work on it: steps waiting or running, timers delayed.
+    const pending = await h.deps.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed');
+    expect(Object.values(pending).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     const victim = await cluster.masterOf(`${h.config.QUEUE_PREFIX}:steps`);
     await cluster.kill(victim);
     // Triggers go on while the slot has no master: each commits to Postgres and its enqueue waits for
