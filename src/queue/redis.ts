@@ -30,9 +30,9 @@ export const FAIL_FAST_TIMEOUT_MS = 5_000;
 
 /**
  * How long a command on a cluster keeps being retried while the master of its slot is gone (connection
- * closed, `CLUSTERDOWN`, `TRYAGAIN`): `CLUSTER_RETRY_DELAY_MS` apart, up to `CLUSTER_MAX_REDIRECTIONS` times, about
- * 30 s, longer than a failover takes with Redis's default `cluster-node-timeout` of 15 s. ioredis's
- * defaults (100 ms, 16 times) give up after 1.6 s, well before a replica can take over.
+ * closed, `CLUSTERDOWN`, `TRYAGAIN`): 250 ms apart, up to 120 times, so about 30 s, longer than a
+ * failover takes with Redis's default `cluster-node-timeout` of 15 s. ioredis's defaults (100 ms, 16
+ * times) give up after 1.6 s, well before a replica can take over.
  */
 const CLUSTER_RETRY_DELAY_MS = 250;
 const CLUSTER_MAX_REDIRECTIONS = 120;
