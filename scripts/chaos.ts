@@ -2,13 +2,19 @@
  * Chaos run: thousands of executions through real API and worker processes while faults are
  * injected on a seeded schedule (worker SIGKILL and graceful restarts, Redis FLUSHALL and restart,
  * dropped Postgres connections, provider outages, cancellations, contact deletions, goals racing
- * with waits, concurrent tag changes, optionally a Postgres restart), then a check that every execution ended as its inputs imply, that the database
+ * with waits, concurrent tag changes, optionally a Postgres restart, or on a Redis Cluster the failover of the
+ * queue's master), then a check that every execution ended as its inputs imply, that the database
  * is consistent, and that no step was sent under two idempotency keys. See docs/reliability.md.
  *
- *   npm run chaos -- [--seed N] [--executions N] [--workers N] [--quick] [--postgres-restart] [--keep]
+ *   npm run chaos -- [--seed N] [--executions N] [--workers N] [--quick] [--postgres-restart] [--redis-cluster] [--keep]
  *
- * Everything it starts is its own (a fresh database on the shared Postgres, a private redis-server,
- * the processes, fake providers) and is removed at the end (the database is kept with --keep).
+ * With --redis-cluster the run's Redis is a private cluster of 3 masters and 3 replicas
+ * (test/helpers/redis-cluster.ts): instead of Redis restarts, the master serving the queue's hash slot is
+ * killed with SIGKILL and its replica takes over (the killed node then rejoins as a replica), and a
+ * FLUSHALL flushes every master.
+ *
+ * Everything it starts is its own (a fresh database on the shared Postgres, a private redis-server or
+ * cluster, the processes, fake providers) and is removed at the end (the database is kept with --keep).
  * Exit code 0 when no violation was found, 1 otherwise.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -17,13 +23,15 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createAccount } from '../src/api/api-keys.ts';
 import { createDb, type PrismaClient } from '../src/db/client.ts';
 import { migrate } from '../src/db/migrate.ts';
+import { createRedis } from '../src/queue/redis.ts';
+import { keyPrefixFor } from '../src/redis-target.ts';
 import { checkConsistency, type ConsistencyReport } from '../src/engine/consistency.ts';
 import { startFakeProvider, type FakeResponse } from '../test/helpers/fake-provider.ts';
+import { startRedisCluster } from '../test/helpers/redis-cluster.ts';
 import { freePort, startPrivateRedis } from '../test/helpers/redis-server.ts';
 import {
   chaosWorkflow,
@@ -55,8 +63,10 @@ const { values: args } = parseArgs({
     'postgres-restart': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     hostile: { type: 'boolean', default: false },
+    'redis-cluster': { type: 'boolean', default: false },
   },
 });
+const onCluster = args['redis-cluster']!;
 const quick = args.quick!;
 const seed = Number(args.seed ?? Date.now() % 100_000);
 const total = Number(args.executions ?? (quick ? 150 : 2000));
@@ -68,7 +78,7 @@ if (
   concurrencyLimit < 1
 ) {
   console.error(
-    'usage: chaos [--seed N] [--executions N] [--workers N] [--concurrency-limit N] [--quick] [--postgres-restart] [--hostile] [--keep]',
+    'usage: chaos [--seed N] [--executions N] [--workers N] [--concurrency-limit N] [--quick] [--postgres-restart] [--hostile] [--redis-cluster] [--keep]',
   );
   process.exit(2);
 }
@@ -144,6 +154,7 @@ const FAULT_KINDS = [
   'worker_rolling_restart',
   'redis_flushall',
   'redis_restart',
+  'redis_failover',
   'provider_503',
   'provider_429',
   'provider_hang',
@@ -187,8 +198,13 @@ const schedule: Fault[] = [];
     schedule.push({ at: at(), kind: 'worker_rolling_restart', durationMs: 0, pick: 0 });
   for (let i = times(1, 40_000); i > 0; i -= 1)
     schedule.push({ at: at(), kind: 'redis_flushall', durationMs: 0, pick: 0 });
-  for (let i = times(1, 50_000); i > 0; i -= 1)
-    schedule.push({ at: at(), kind: 'redis_restart', durationMs: 0, pick: 0 });
+  // A cluster is not restarted as a whole: its queue's master fails over instead, somewhat more often.
+  if (onCluster)
+    for (let i = times(1, 30_000); i > 0; i -= 1)
+      schedule.push({ at: at(), kind: 'redis_failover', durationMs: 0, pick: 0 });
+  else
+    for (let i = times(1, 50_000); i > 0; i -= 1)
+      schedule.push({ at: at(), kind: 'redis_restart', durationMs: 0, pick: 0 });
   for (let i = times(1, 45_000); i > 0; i -= 1)
     schedule.push({ at: at(), kind: 'postgres_disconnect', durationMs: 0, pick: 0 });
   // Provider outages are short and far apart, so a normal execution's retries (1+2+4+8 s) outlast them.
@@ -356,7 +372,7 @@ async function adminQuery(sql: string) {
 
 async function main(): Promise<number> {
   console.log(
-    `chaos run: seed ${seed}, ${total} executions, ${workerCount} workers${quick ? ', quick' : ''}${args['postgres-restart'] ? ', with a Postgres restart' : ''}`,
+    `chaos run: seed ${seed}, ${total} executions, ${workerCount} workers${quick ? ', quick' : ''}${args['postgres-restart'] ? ', with a Postgres restart' : ''}${onCluster ? ', on a Redis Cluster' : ''}`,
   );
 
   // Own database on the shared server, own Redis, own providers.
@@ -370,8 +386,21 @@ async function main(): Promise<number> {
   await migrate(dbUrl.toString());
   const db: PrismaClient = createDb(dbUrl.toString(), { max: 4 });
   cleanups.push(() => db.$disconnect());
-  const redis = await startPrivateRedis();
-  cleanups.push(() => redis.stop());
+  const QUEUE_PREFIX = 'chaos';
+  const redis = onCluster ? null : await startPrivateRedis();
+  const cluster = onCluster ? await startRedisCluster({ nodeTimeoutMs: 2_000 }) : null;
+  cleanups.push(async () => {
+    await redis?.stop();
+    await cluster?.stop();
+  });
+  if (cluster) say(`started a Redis Cluster of 3 masters and 3 replicas: ${cluster.url}`);
+  /** The masters a FLUSHALL must reach: the one server, or every master of the cluster. */
+  const masterUrls = async () =>
+    redis
+      ? [redis.url]
+      : (await cluster!.nodes())
+          .filter((n) => n.role === 'master' && !n.failing)
+          .map((n) => `redis://127.0.0.1:${n.port}`);
   const provider = await startFakeProvider();
   const broken = await startFakeProvider();
   const rejecting = await startFakeProvider();
@@ -392,8 +421,8 @@ async function main(): Promise<number> {
       Object.entries(process.env).filter(([key]) => !key.startsWith('OTEL_')) as [string, string][],
     ),
     DATABASE_URL: dbUrl.toString(),
-    REDIS_URL: redis.url,
-    QUEUE_PREFIX: 'chaos',
+    REDIS_URL: redis?.url ?? cluster!.url,
+    QUEUE_PREFIX,
     HOST: '127.0.0.1',
     EMAIL_HTTP_URL: provider.emailUrl,
     SMS_HTTP_URL: provider.smsUrl,
@@ -467,6 +496,8 @@ async function main(): Promise<number> {
   });
 
   const faultCounts: Record<string, number> = {};
+  /** How long each failover took, from the kill until every node said `cluster_state:ok` again. */
+  const failovers: number[] = [];
   // Interventions: cancel, delete the contact, or send the goal event, at their planned moment.
   const executionOf = new Map<number, string>();
   const pending: Promise<unknown>[] = [];
@@ -626,14 +657,31 @@ async function main(): Promise<number> {
         }
         return;
       case 'redis_flushall': {
-        say('Redis FLUSHALL');
-        const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
-        await client.flushall().finally(() => client.disconnect());
+        const urls = await masterUrls();
+        say(`Redis FLUSHALL${cluster ? ` on every master (${urls.length})` : ''}`);
+        for (const url of urls) {
+          const client = createRedis({ mode: 'single', url }, { failFast: true });
+          await client.flushall().finally(() => client.disconnect());
+        }
         return;
       }
       case 'redis_restart':
         say('Redis restart');
-        return redis.restart();
+        return redis!.restart();
+      case 'redis_failover': {
+        // The master serving the queue's slot (the engine's keys share its hash tag) dies at once.
+        const key = `${keyPrefixFor(cluster!.target, QUEUE_PREFIX)}:steps`;
+        const victim = await cluster!.masterOf(key);
+        say(`Redis Cluster: SIGKILL the master of the queue's slot (port ${victim})`);
+        const started = Date.now();
+        await cluster!.kill(victim);
+        const successor = await cluster!.waitForFailover(victim, 60_000);
+        say(`Redis Cluster: ${successor} took over in ${Date.now() - started} ms; ${victim} rejoins as a replica`);
+        failovers.push(Date.now() - started);
+        await cluster!.start(victim);
+        await cluster!.waitUntilHealthy(60_000);
+        return;
+      }
       case 'provider_503':
         return outage('failure', { status: 503 }, 'answers 503');
       case 'provider_429': {
@@ -781,7 +829,7 @@ async function main(): Promise<number> {
   const row = (label: string, value: string | number) => `  ${label.padEnd(40)} ${value}`;
   const lines = [
     '',
-    `chaos run  seed ${seed}  ${total} executions  ${workerCount} workers${quick ? '  (quick)' : ''}`,
+    `chaos run  seed ${seed}  ${total} executions  ${workerCount} workers${quick ? '  (quick)' : ''}${onCluster ? '  (Redis Cluster)' : ''}`,
     'outcomes',
     ...Object.entries(findings.outcomes)
       .sort()
@@ -789,6 +837,7 @@ async function main(): Promise<number> {
     'faults injected',
     ...[...FAULT_KINDS, ...INTERVENTIONS, 'duplicate_trigger', 'api_tag_change']
       .filter((kind) => kind !== 'postgres_restart' || args['postgres-restart'])
+      .filter((kind) => (kind === 'redis_restart' ? !onCluster : kind === 'redis_failover' ? onCluster : true))
       .map((kind) =>
         row(
           kind,
@@ -823,6 +872,14 @@ async function main(): Promise<number> {
       `${live.checks} (most ACTIVE at once ${live.maxActive}, most waiting in line ${live.maxWaiting})`,
     ),
     row('failures without admin notification', findings.stats.failedWithoutNotification),
+    ...(onCluster
+      ? [
+          row(
+            'Redis Cluster failovers (kill to all ok)',
+            failovers.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(', ') || 'none',
+          ),
+        ]
+      : []),
     `violations: ${violationCount}`,
     `duration: ${((Date.now() - t0) / 1000).toFixed(1)} s`,
   ];

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { normaliseAllowedHost } from './definition/address-guard.ts';
+import { keyPrefixFor, resolveRedisTarget, type RedisSettings, type RedisTarget } from './redis-target.ts';
 
 /** A comma-separated list of hosts or `host:port`, each normalised (address-guard.ts); unset is empty. */
 const allowedHostList = z
@@ -17,10 +18,30 @@ const allowedHostList = z
     });
   });
 
+/** A Redis setting checked on its own (redis-target.ts), so its problem is reported with the others'. */
+const redisSetting = (setting: keyof RedisSettings) =>
+  z
+    .string()
+    .optional()
+    .superRefine((value, context) => {
+      const target = value === undefined ? null : resolveRedisTarget({ [setting]: value });
+      if (target && !target.ok) context.addIssue({ code: 'custom', message: target.error });
+    });
+
 /** Environment of every flowmachine process, parsed once; see CONTRACT.md for the public variables. */
-const configSchema = z.object({
+const environmentSchema = z.object({
   DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/flowmachine'),
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /**
+   * One Redis server (`redis://`, `rediss://`), or a Redis Cluster: `redis+cluster://[user:pass@]host:port,host:port…`.
+   * @defaultValue `redis://127.0.0.1:6379`
+   */
+  REDIS_URL: redisSetting('REDIS_URL'),
+  /**
+   * A Redis Cluster as comma-separated `host:port` of some of its nodes (the others are discovered);
+   * the same as `REDIS_URL=redis+cluster://…` without credentials. Not together with `REDIS_URL`.
+   * @defaultValue unset: `REDIS_URL` says where Redis is
+   */
+  REDIS_CLUSTER_NODES: redisSetting('REDIS_CLUSTER_NODES'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
@@ -42,7 +63,10 @@ const configSchema = z.object({
   SMTP_FROM: z.string().min(1).default('flowmachine@localhost'),
   /** Attempts at an admin failure notification (the first included) before it is given up. */
   NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
-  /** Prefix of every BullMQ key, so several deployments (or test runs) can share one Redis. */
+  /**
+   * Prefix of every Redis key (BullMQ's and the engine's own), so several deployments (or test runs) can
+   * share one Redis. On a cluster it carries a hash tag (`fm` is used as `{fm}`, see redis-target.ts).
+   */
   QUEUE_PREFIX: z.string().min(1).default('fm'),
   /** Jobs one worker process runs at once. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(50),
@@ -89,6 +113,20 @@ const configSchema = z.object({
   BODY_LIMIT: z.string().default('100kb'),
   /** Graceful shutdown: how long in-flight steps may take before the process exits anyway. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
+});
+
+/**
+ * The environment with its Redis settings resolved into one {@link RedisTarget} (`REDIS`), and the
+ * key prefix made fit for it (`QUEUE_PREFIX`).
+ */
+const configSchema = environmentSchema.transform(({ REDIS_URL, REDIS_CLUSTER_NODES, ...env }, context) => {
+  const target = resolveRedisTarget({ REDIS_URL, REDIS_CLUSTER_NODES });
+  if (!target.ok) {
+    context.addIssue({ code: 'custom', path: [target.setting], message: target.error });
+    return z.NEVER;
+  }
+  const REDIS: RedisTarget = Object.freeze(target.value);
+  return { ...env, REDIS, QUEUE_PREFIX: keyPrefixFor(REDIS, env.QUEUE_PREFIX) };
 });
 
 /** Parsed, frozen configuration. */

@@ -15,7 +15,8 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createWebhookGuard, type HostResolver } from './providers/webhook-guard.ts';
 import { createMetrics, setExecutionsByStatusSource, setQueueDepthSource } from './observability/metrics.ts';
 import { createEmailChannel } from './providers/email-channel.ts';
-import { createRedis, Redis } from './queue/redis.ts';
+import { createRedis, pingRedis, probeRedis, type RedisClient } from './queue/redis.ts';
+import { describeRedisTarget } from './redis-target.ts';
 import { StepQueue } from './queue/step-queue.ts';
 import { createStepWorker } from './queue/step-worker.ts';
 import { coerceError } from './errors.ts';
@@ -70,27 +71,14 @@ export async function createDeps(
       `cannot reach Postgres at ${redactUrl(config.DATABASE_URL)}: ${coerceError(error).message.split('\n').at(-1)}`,
     );
   }
-  // A probe that does not retry, so an unreachable Redis is reported at once.
-  const probe = new Redis(config.REDIS_URL, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 5_000,
-  });
-  let probeError: Error | null = null;
-  probe.on('error', (error: Error) => (probeError = error));
+  // A probe that does not retry, so an unreachable Redis (or a cluster with a slot nobody serves) is reported at once.
   try {
-    await probe.connect();
-    await probe.ping();
+    await probeRedis(config.REDIS, config.QUEUE_PREFIX);
   } catch (error) {
     await db.$disconnect();
-    throw new Error(
-      `cannot reach Redis at ${redactUrl(config.REDIS_URL)}: ${(probeError ?? coerceError(error)).message}`,
-    );
-  } finally {
-    probe.disconnect();
+    throw new Error(`cannot reach Redis at ${describeRedisTarget(config.REDIS)}: ${coerceError(error).message}`);
   }
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS);
   redis.on('error', (error) => logger.warn('redis connection error', { error: error.message })); // ioredis reconnects on its own
   const queue = new StepQueue(redis, config.QUEUE_PREFIX);
   const metrics = createMetrics();
@@ -132,7 +120,7 @@ export async function createDeps(
           () => true,
           () => false,
         ),
-        redis.ping().then(
+        pingRedis(redis, config.QUEUE_PREFIX).then(
           () => true,
           () => false,
         ),
@@ -158,10 +146,10 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
   let server: Server | null = null;
   let worker: Worker | null = null;
   let sweepTimer: NodeJS.Timeout | null = null;
-  let workerConnection: ReturnType<typeof createRedis> | null = null;
+  let workerConnection: RedisClient | null = null;
 
   if (roles.worker) {
-    workerConnection = createRedis(config.REDIS_URL);
+    workerConnection = createRedis(config.REDIS);
     workerConnection.on('error', () => undefined);
     worker = createStepWorker(deps, deps.cache, workerConnection);
     const sweep = createSweeper(deps);

@@ -2,7 +2,7 @@ import type { ActionStep } from '../definition/schema.ts';
 import type { ActionResult, ActionRunner, ActionTarget } from './action.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
 import { renderBody, renderTemplate, templateFields, TEMPLATE_LIMITS } from '../definition/template.ts';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { EmailChannel } from '../providers/email-channel.ts';
@@ -16,7 +16,7 @@ import type { Dispatcher } from 'undici';
  */
 export interface ActionDeps {
   config: Config;
-  redis: Redis;
+  redis: Redis | Cluster;
   clock: Clock;
   /** Where emails go (HTTP, SMTP or nowhere). */
   email: EmailChannel;
@@ -41,6 +41,7 @@ export interface ProviderHold {
 }
 
 function holdOf(deps: ActionDeps, kind: 'email' | 'sms' | 'webhook', target: ActionTarget, url?: string): ProviderHold {
+  // Single-key commands (PTTL, SET PX); under the prefix, so on a cluster they carry its hash tag too.
   const prefix = `${deps.config.QUEUE_PREFIX}:rate-limit`;
   if (kind !== 'webhook') return { provider: kind, kind, key: `${prefix}:${kind}` };
   const host = new URL(url!).host;

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Logger } from '../observability/logger.ts';
 import { HttpError } from './http-error.ts';
@@ -18,11 +18,13 @@ export class ApiRateLimits {
   private warnedAt = 0;
 
   constructor(
-    redis: Redis,
+    redis: Redis | Cluster,
     prefix: string,
     private readonly perSecond: number,
     private readonly logger: Logger,
   ) {
+    // One key per limiter and caller, changed by a single-key Lua script; on a cluster the first hash
+    // tag counts, the prefix's (`{fm}:{api-limit}:…`), so these keys sit with the queue's.
     const make = (name: string) =>
       new RateLimiterRedis({
         storeClient: redis,

@@ -39,7 +39,7 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
   const { batch } = limits;
   let promotedUntil: Date | null = null;
   let staleCursor: string | undefined;
-  const epochKey = `${deps.config.QUEUE_PREFIX}:epoch`;
+  const epochKey = `${deps.config.QUEUE_PREFIX}:epoch`; // single-key SET NX; carries the prefix's hash tag on a cluster
 
   return async function sweep(): Promise<SweepReport> {
     const now = deps.clock.now();

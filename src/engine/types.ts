@@ -31,7 +31,7 @@ import type { ExecutionRow, ExecutionStore } from '../store/execution-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { WebhookGuard } from '../providers/webhook-guard.ts';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { EmailChannel } from '../providers/email-channel.ts';
 import type { WorkQueue } from './work.ts';
 import type { LogEventType } from '../vocabulary.ts';
@@ -53,7 +53,7 @@ export interface EngineDeps {
   actions: ActionRunner;
   queue: WorkQueue;
   /** Plain Redis connection for cross-process state (provider rate-limit windows). */
-  redis: Redis;
+  redis: Redis | Cluster;
   clock: Clock;
   config: Config;
   logger: Logger;

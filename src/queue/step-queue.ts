@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { Batcher } from '../db/batch.ts';
 import type { StepWork, WorkQueue } from '../engine/work.ts';
 
@@ -53,7 +53,7 @@ export class StepQueue implements WorkQueue {
   private readonly adds: Batcher<Queue, StepWork[], undefined>;
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: Redis | Cluster,
     prefix: string,
   ) {
     this.queue = new Queue(STEP_QUEUE, { connection, prefix });
@@ -77,6 +77,7 @@ export class StepQueue implements WorkQueue {
   /** The work whose job is not in Redis (completed, lost, or never added); one round trip. */
   async missing(work: StepWork[]): Promise<StepWork[]> {
     if (work.length === 0) return [];
+    // On a cluster a pipeline must stay in one slot: every job key is under the queue's hash-tagged prefix.
     const pipeline = this.connection.pipeline();
     for (const w of work) pipeline.exists(this.queue.toKey(stepJobId(w.executionId, w.version)));
     const found = (await pipeline.exec()) ?? [];

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Inline } from '../engine/commit.ts';
 import { processStep, type StepRun } from '../engine/process-step.ts';
 import type { EngineDeps } from '../engine/types.ts';
@@ -17,7 +17,7 @@ const MAX_STEPS_PER_JOB = 32;
  * by the execution's next steps while they are due at once. A job BullMQ hands out again after its
  * worker died (stalled) or threw is marked recovered and redelivered.
  */
-export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connection: Redis): Worker {
+export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connection: Redis | Cluster): Worker {
   let active = 0;
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const worker = new Worker(

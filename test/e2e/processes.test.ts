@@ -122,6 +122,14 @@ describe('processes', () => {
     for (const [variables, pattern] of [
       [{ DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/nowhere' }, /^flowmachine: cannot reach Postgres/],
       [{ REDIS_URL: 'redis://127.0.0.1:1' }, /^flowmachine: cannot reach Redis/],
+      [
+        { REDIS_URL: 'redis+cluster://127.0.0.1:1' },
+        /^flowmachine: cannot reach Redis at redis\+cluster:\/\/127\.0\.0\.1:1: /,
+      ],
+      [
+        { REDIS_URL: '', REDIS_CLUSTER_NODES: '127.0.0.1' },
+        /^flowmachine: invalid configuration: REDIS_CLUSTER_NODES: /,
+      ],
       [{ DATABASE_URL: 'not a url' }, /^flowmachine: invalid configuration: DATABASE_URL/],
     ] as const) {
       const result = cli(['worker'], { ...env, ...variables });

@@ -1,5 +1,5 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedis } from '../../src/queue/redis.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { startPrivateRedis } from '../helpers/redis-server.ts';
 
@@ -53,7 +53,7 @@ describe('Redis loss', () => {
 
   it('survives FLUSHALL mid-run', async () => {
     const ids = await runThroughLoss(async () => {
-      const client = new Redis(redis.url);
+      const client = createRedis({ mode: 'single', url: redis.url });
       await client.flushall();
       client.disconnect();
     });

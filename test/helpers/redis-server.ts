@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
+import { createRedis } from '../../src/queue/redis.ts';
 
 /** A TCP port nobody listens on right now. */
 export const freePort = () =>
@@ -26,7 +26,7 @@ export async function startPrivateRedis() {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
       stdio: 'ignore',
     });
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const probe = createRedis({ mode: 'single', url }, { failFast: true });
     probe.on('error', () => undefined);
     for (let attempt = 0; ; attempt += 1) {
       try {

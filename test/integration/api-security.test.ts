@@ -150,10 +150,10 @@ describe('caller cache', () => {
 
 describe('rate limits without Redis', () => {
   it('fail open, and say so in the log', async () => {
-    const { Redis } = await import('ioredis');
+    const { createRedis } = await import('../../src/queue/redis.ts');
     const { ApiRateLimits } = await import('../../src/api/rate-limit.ts');
     // Nothing listens on port 1: every command waits for a connection that never comes.
-    const redis = new Redis('redis://127.0.0.1:1', { maxRetriesPerRequest: null, retryStrategy: () => 1_000 });
+    const redis = createRedis({ mode: 'single', url: 'redis://127.0.0.1:1' });
     redis.on('error', () => undefined);
     const warnings: string[] = [];
     const logger = { warn: (message: string) => warnings.push(message) } as never;
