@@ -142,7 +142,10 @@ describe('Journeys I: wait_until a local time (issue #18, Build 3)', () => {
 
       // The account's default back at UTC: the invalid zone falls back to it.
       await h.api.patch('/account/settings', { default_timezone: 'UTC' });
-      const utc = await startWait(workflow.id, typo.id);
+      // Another contact with the same typo (the first one is still enrolled: a second trigger would be a duplicate).
+      const typo2 = await h.createContact();
+      await h.db.contact.update({ where: { id: typo2.id }, data: { timezone: 'Mars/Olympus_Mons' } });
+      const utc = await startWait(workflow.id, typo2.id);
       expect((await executionOf(utc)).next_run_at).toBe('2026-03-08T09:00:00.000Z');
       expect((await waitStarted(utc)).timezone_fallback).toBeTruthy();
     } finally {
