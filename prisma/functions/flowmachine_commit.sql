@@ -43,7 +43,6 @@ DECLARE
   v_room boolean;
   v_admitted jsonb;
   v_contact_now jsonb;
-  v_had boolean;
   v_enrolled jsonb;
 BEGIN
   SELECT e.account_id, e.contact_id, e.slot_shard INTO v_account, v_contact, v_shard FROM executions e WHERE e.id = p_id AND e.version = p_version FOR UPDATE;
@@ -51,14 +50,18 @@ BEGIN
     RETURN QUERY SELECT false, NULL::text, NULL::boolean, NULL::jsonb, NULL::jsonb, NULL::jsonb;
     RETURN;
   END IF;
-  IF p_tag_op IS NOT NULL THEN
-    SELECT p_tag = ANY(coalesce(c.tags, '{}')) INTO v_had FROM contacts c WHERE c.id = v_contact FOR UPDATE;
-    UPDATE contacts SET updated_at = now(), tags = flowmachine_with_tag(tags, p_tag_op, p_tag) WHERE id = v_contact;
-    IF p_tag_op = 'add' AND NOT v_had THEN
+  IF p_tag_op = 'add' THEN
+    -- Only a tag the contact did not have changes the row (and enrolls): the condition is checked again on
+    -- the locked row, so of concurrent adds of one tag exactly one finds it missing.
+    UPDATE contacts SET updated_at = now(), tags = flowmachine_with_tag(tags, 'add', p_tag)
+      WHERE id = v_contact AND NOT (coalesce(tags, '{}') @> ARRAY[p_tag]);
+    IF FOUND THEN
       SELECT jsonb_agg(jsonb_build_object('executionId', t.execution, 'version', 0)) INTO v_enrolled
         FROM flowmachine_enroll_tagged(v_account, v_contact, p_tag, COALESCE((p_set->>'updatedAt')::timestamptz, now())) t
         WHERE t.kind = 'started';
     END IF;
+  ELSIF p_tag_op = 'remove' THEN
+    UPDATE contacts SET updated_at = now(), tags = flowmachine_with_tag(tags, 'remove', p_tag) WHERE id = v_contact;
   END IF;
   IF p_slot IN ('acquire', 'acquire_in_line') THEN
     v_shard := flowmachine_take_slot(v_account, p_slot = 'acquire_in_line');
