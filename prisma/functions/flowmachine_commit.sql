@@ -31,7 +31,7 @@
 -- Callers: src/engine/commit.ts (alone or many in one statement), flowmachine_admit_loaded.
 DROP FUNCTION IF EXISTS flowmachine_commit(uuid, integer, jsonb, jsonb, text, text, text);
 CREATE OR REPLACE FUNCTION flowmachine_commit(p_id uuid, p_version integer, p_set jsonb, p_logs jsonb, p_tag_op text, p_tag text, p_slot text)
-RETURNS TABLE (committed boolean, new_status text, new_waiting boolean, admitted jsonb, contact jsonb, enrolled jsonb)
+RETURNS TABLE (committed boolean, new_status text, new_waiting boolean, admitted jsonb, contact json, enrolled jsonb)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -42,12 +42,12 @@ DECLARE
   v_waiting boolean := false;
   v_room boolean;
   v_admitted jsonb;
-  v_contact_now jsonb;
+  v_contact_now json;
   v_enrolled jsonb;
 BEGIN
   SELECT e.account_id, e.contact_id, e.slot_shard INTO v_account, v_contact, v_shard FROM executions e WHERE e.id = p_id AND e.version = p_version FOR UPDATE;
   IF NOT FOUND THEN
-    RETURN QUERY SELECT false, NULL::text, NULL::boolean, NULL::jsonb, NULL::jsonb, NULL::jsonb;
+    RETURN QUERY SELECT false, NULL::text, NULL::boolean, NULL::jsonb, NULL::json, NULL::jsonb;
     RETURN;
   END IF;
   IF p_tag_op = 'add' THEN
