@@ -8,6 +8,7 @@ import {
   type Decision,
   decideChange,
   decideStep,
+  deferSend,
   dueEffect,
   type EffectOutcome,
   followUp,
@@ -550,5 +551,111 @@ describe('staged then committed = committed one by one', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('decideStep: journeys (wait_until, wait_for_event, send windows, opt-out)', () => {
+  const mail = { id: 'mail', type: 'send_email', config: { subject: 'Hi', body: 'Hello' } };
+
+  it.each([
+    // contact zone, account default, now (UTC), expected resume (UTC), fallback reported
+    ['America/New_York', 'UTC', '2026-03-06T15:00:00.000Z', '2026-03-07T14:00:00.000Z', false],
+    ['Asia/Kolkata', 'UTC', '2026-03-06T02:00:00.000Z', '2026-03-06T03:30:00.000Z', false],
+    [null, 'Europe/Berlin', '2026-03-06T09:00:00.000Z', '2026-03-07T08:00:00.000Z', false],
+    ['Mars/Olympus_Mons', 'Europe/Berlin', '2026-03-06T09:00:00.000Z', '2026-03-07T08:00:00.000Z', true],
+  ] as const)(
+    'wait_until 09:00 for a contact in %s (account %s) at %s → %s',
+    (zone, fallback, now, resume, reported) => {
+      const workflow = compile([
+        { id: 't', type: 'add_tag', config: { tag: 'x' } },
+        { id: 'morning', type: 'wait_until', config: { time: '09:00' } },
+        mail,
+      ]);
+      const loaded = loadedAt(workflow, 't');
+      loaded.row.contact.timezone = zone;
+      loaded.row.account.defaultTimezone = fallback;
+      const at = new Date(now);
+      const decision = decideStep(
+        context(loaded, at),
+        dueEffect(workflow, loaded.row.snapshot as never)!,
+        action(OUTCOMES.success!, 'add_tag'),
+      )!;
+      expect(decision.set).toMatchObject({ status: 'PAUSED', nextRunAt: new Date(resume) });
+      const started = decision.logRows.find((row) => row.event_type === 'wait_started')!;
+      expect(started.details).toMatchObject({ resume_at: resume, time: '09:00' });
+      expect(!!started.details.timezone_fallback).toBe(reported);
+      expect(decision.slot).toBe('release');
+    },
+  );
+
+  const waiting = () =>
+    compile([
+      {
+        id: 'cart',
+        type: 'wait_for_event',
+        config: { event: 'order_placed', timeout: '3 days' },
+        branches: { received: [{ ...mail, id: 'thanks' }], timeout: [{ ...mail, id: 'reminder' }] },
+      },
+    ]);
+
+  it('entering a wait_for_event: PAUSED until the timeout, findable by its event', () => {
+    const workflow = waiting();
+    const loaded = loadedAt(workflow, 'cart');
+    const decision = decideStep(context(loaded), dueEffect(workflow, loaded.row.snapshot as never)!, {
+      kind: 'none',
+    })!;
+    expect(decision.set).toMatchObject({
+      status: 'PAUSED',
+      nextRunAt: new Date(T0.getTime() + 3 * 86_400_000),
+      waitingEvent: 'order_placed',
+    });
+    expect(decision.logRows[0]).toMatchObject({ event_type: 'wait_started', details: { event: 'order_placed' } });
+  });
+
+  it('its timeout takes the timeout branch and stops waiting', () => {
+    const workflow = waiting();
+    const loaded = loadedAt(workflow, 'cart', { nextRunAt: T0, waitingEvent: 'order_placed' });
+    const decision = decideStep(context(loaded), dueEffect(workflow, loaded.row.snapshot as never)!, {
+      kind: 'none',
+    })!;
+    expect(decision.set).toMatchObject({ status: 'ACTIVE', snapshot: { value: 'reminder' }, waitingEvent: null });
+    expect(decision.logRows[0]).toMatchObject({ event_type: 'wait_timed_out' });
+  });
+
+  it('its event takes the received branch', () => {
+    const workflow = waiting();
+    const loaded = loadedAt(workflow, 'cart', { status: 'PAUSED', nextRunAt: T0, waitingEvent: 'order_placed' });
+    const decision = decideChange(context(loaded), {
+      event: { type: 'EVENT_RECEIVED', event: 'order_placed' },
+      logs: [{ eventType: 'event_received', status: 'SUCCESS', stepId: 'cart' }],
+    })!;
+    expect(decision.set).toMatchObject({ status: 'ACTIVE', snapshot: { value: 'thanks' }, waitingEvent: null });
+    expect(decision.slot).toBe('acquire_in_line');
+  });
+
+  const windowed = (transactional?: boolean) =>
+    compile([{ ...mail, config: { ...mail.config, ...(transactional ? { transactional } : {}) } }], {
+      send_window: { start: '09:00', end: '20:00', timezone: 'Europe/Berlin' },
+    });
+
+  it.each([
+    ['22:00 Berlin', '2026-03-06T21:00:00.000Z', '2026-03-07T08:00:00.000Z'],
+    ['08:59 Berlin', '2026-03-06T07:59:00.000Z', '2026-03-06T08:00:00.000Z'],
+    ['10:00 Berlin', '2026-03-06T09:00:00.000Z', null],
+  ])('a message due at %s is deferred until %s', (_, now, opens) => {
+    const workflow = windowed();
+    const loaded = loadedAt(workflow, 'mail');
+    const decision = deferSend(context(loaded, new Date(now)), dueEffect(workflow, loaded.row.snapshot as never)!);
+    if (opens === null) return expect(decision).toBeNull();
+    expect(decision!.set).toMatchObject({ status: 'PAUSED', nextRunAt: new Date(opens) });
+    expect(decision!.logRows[0]).toMatchObject({ event_type: 'send_deferred', details: { resume_at: opens } });
+  });
+
+  it('a transactional message ignores the window, and a workflow without one defers nothing', () => {
+    const night = new Date('2026-03-06T23:00:00.000Z');
+    for (const workflow of [windowed(true), compile([mail])]) {
+      const loaded = loadedAt(workflow, 'mail');
+      expect(deferSend(context(loaded, night), dueEffect(workflow, loaded.row.snapshot as never)!)).toBeNull();
+    }
   });
 });
