@@ -1,4 +1,5 @@
 import { evaluateCondition } from '../definition/condition.ts';
+import { withSpan } from '../observability/tracing.ts';
 import { type ContactEvent, achieveGoal, exitExecution, resumeWait } from './control.ts';
 import { compiledVersion } from './load.ts';
 import { triggerExecution } from './trigger.ts';
@@ -43,7 +44,35 @@ const BLOCKED_REASONS: Record<string, string> = {
  * event's properties, which become the execution's payload), each with the guards of any trigger.
  * Everything is found from Postgres, so an event reaches its waits after any loss of Redis.
  */
-export async function receiveEvent(
+export function receiveEvent(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  contact: EventContact,
+  event: ContactEvent,
+): Promise<EventOutcome> {
+  return withSpan(
+    'contact event',
+    { 'flowmachine.contact_id': contact.id, 'flowmachine.event': event.name },
+    async (span) => {
+      const outcome = await deliver(deps, cache, contact, event);
+      span.setAttributes({
+        'flowmachine.enrolled': outcome.enrolled.length,
+        'flowmachine.resumed': outcome.resumed.length,
+        'flowmachine.goals': outcome.goals.length,
+        'flowmachine.exited': outcome.exited.length,
+      });
+      deps.metrics.contactEvents.inc({
+        outcome:
+          outcome.enrolled.length + outcome.resumed.length + outcome.goals.length + outcome.exited.length > 0
+            ? 'used'
+            : 'unused',
+      });
+      return outcome;
+    },
+  );
+}
+
+async function deliver(
   deps: EngineDeps,
   cache: WorkflowCache,
   contact: EventContact,

@@ -20,6 +20,8 @@ export interface Metrics {
   executionsFinished: Counter<'status'>;
   /** `flowmachine_execution_events_total`: one per execution log entry, by `event_type`. */
   executionEvents: Counter<'event_type'>;
+  /** `flowmachine_contact_events_total`: contact events received, by whether any execution used them. */
+  contactEvents: Counter<'outcome'>;
   /** `flowmachine_action_retries_total`: retries scheduled, by action type. */
   retries: Counter<'action_type'>;
   /** `flowmachine_rate_limit_hits_total`: 429 answers from providers. */
@@ -87,6 +89,12 @@ export function createMetrics(): Metrics {
       name: 'flowmachine_execution_events_total',
       help: 'Execution log entries written, by event type.',
       labelNames: ['event_type'] as const,
+      registers,
+    }),
+    contactEvents: new Counter({
+      name: 'flowmachine_contact_events_total',
+      help: 'Contact events received (POST /contacts/{id}/events), by outcome: used (enrolled, resumed, reached a goal or an exit) or unused.',
+      labelNames: ['outcome'] as const,
       registers,
     }),
     retries: new Counter({
