@@ -1,5 +1,6 @@
 import { cancelExecution, retryExecution } from '../engine/control.ts';
 import { RUNNING_STATUSES, type ExecutionStatus } from '../engine/types.ts';
+import { countMatching, matchingPage } from '../sql/bulk-executions.ts';
 import type { ApiDeps } from './context.ts';
 
 /** Largest page of execution ids a bulk operation reads (and then changes) at once. */
@@ -30,21 +31,6 @@ const TAKES: Record<BulkOperation, readonly ExecutionStatus[]> = {
   retry: ['FAILED'],
 };
 
-/** `WHERE` of the executions a bulk operation takes, with its values from `$1`; `$1` is the workflow. */
-function whereOf(workflowId: string, statuses: readonly ExecutionStatus[], filter: BulkFilter) {
-  const values: unknown[] = [workflowId, statuses];
-  const clauses = ['workflow_id = $1', 'status = ANY($2::text[])'];
-  const add = (clause: (n: number) => string, value: unknown) => {
-    values.push(value);
-    clauses.push(clause(values.length));
-  };
-  if (filter.stepId !== undefined) add((n) => `snapshot->>'value' = $${n}`, filter.stepId);
-  if (filter.versionId !== undefined) add((n) => `workflow_version_id = $${n}::uuid`, filter.versionId);
-  if (filter.from !== undefined) add((n) => `created_at >= $${n}`, filter.from);
-  if (filter.to !== undefined) add((n) => `created_at <= $${n}`, filter.to);
-  return { where: clauses.join(' AND '), values };
-}
-
 /**
  * Cancels or retries every execution of a workflow that matches `filter`, in keyset pages of at most
  * {@link BULK_PAGE_SIZE} ids (ordered by id, so executions changed meanwhile never shift a page),
@@ -62,29 +48,20 @@ export async function runBulkControl(
   // A status filter outside what the operation takes matches nothing (cancelling a COMPLETED one is no-op).
   const statuses = TAKES[operation].filter((status) => filter.status === undefined || filter.status === status);
   if (statuses.length === 0) return { matched: 0, changed: 0 };
-  const { where, values } = whereOf(target.workflowId, statuses, filter);
-  if (dryRun) {
-    const { rows } = await deps.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM executions WHERE ${where}`,
-      values,
-    );
-    return { matched: rows[0]?.n ?? 0, changed: 0 };
-  }
+  const matching = { workflowId: target.workflowId, statuses, ...filter };
+  if (dryRun) return { matched: await countMatching(deps.pool, matching), changed: 0 };
   const apply = operation === 'cancel' ? cancelExecution : retryExecution;
   let matched = 0;
   let changed = 0;
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
-    const { rows } = await deps.pool.query<{ id: string }>(
-      `SELECT id FROM executions WHERE ${where} AND id > $${values.length + 1}::uuid ORDER BY id LIMIT ${BULK_PAGE_SIZE}`,
-      [...values, after],
-    );
-    for (const { id } of rows) {
+    const rows = await matchingPage(deps.pool, matching, after, BULK_PAGE_SIZE);
+    for (const id of rows) {
       const result = await apply(deps, deps.cache, target.accountId, id, target.userId);
       if (result.kind === 'ok') changed += 1;
     }
     matched += rows.length;
     if (rows.length < BULK_PAGE_SIZE) return { matched, changed };
-    after = rows[rows.length - 1]!.id;
+    after = rows[rows.length - 1]!;
   }
 }

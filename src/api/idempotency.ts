@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Pool } from '../db/client.ts';
 import { coerceError } from '../errors.ts';
+import { insertClaim, purgeKeys, readKey, releaseClaim, storeAnswer } from '../sql/idempotency-keys.ts';
 import { callerOf, type ApiDeps } from './context.ts';
 import { HttpError } from './http-error.ts';
 
@@ -82,18 +83,6 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-const CLAIM = `
-INSERT INTO idempotency_keys (account_id, route, key, request_hash, created_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (account_id, route, key) DO UPDATE
-  SET request_hash = EXCLUDED.request_hash, status_code = NULL, body = NULL, created_at = EXCLUDED.created_at
-  WHERE idempotency_keys.created_at <= $6
-     OR (idempotency_keys.status_code IS NULL AND idempotency_keys.created_at <= $7)
-RETURNING created_at`;
-
-const READ = `
-SELECT request_hash, status_code, body FROM idempotency_keys WHERE account_id = $1 AND route = $2 AND key = $3`;
-
 /**
  * Claims `id` for a request with hash `hash` at `now`, or says why not. One statement decides, so two
  * processes claiming the same key at once get one claim between them. An expired row (older than
@@ -106,22 +95,18 @@ export async function claimIdempotencyKey(
   hash: string,
   now: Date,
 ): Promise<IdempotencyClaim> {
-  const values = [id.accountId, id.route, id.key];
   // A row removed between the two statements (expired and purged) makes the claim worth trying again.
   for (let attempt = 0; attempt < 3; attempt += 1) {
-    const claimed = await pool.query<{ created_at: Date }>(CLAIM, [
-      ...values,
+    const claimedAt = await insertClaim(
+      pool,
+      id,
       hash,
       now,
       new Date(now.getTime() - IDEMPOTENCY_TTL_MS),
       new Date(now.getTime() - IDEMPOTENCY_CLAIM_LEASE_MS),
-    ]);
-    if (claimed.rows[0]) return { kind: 'claimed', claimedAt: claimed.rows[0].created_at };
-    const { rows } = await pool.query<{ request_hash: string; status_code: number | null; body: unknown }>(
-      READ,
-      values,
     );
-    const row = rows[0];
+    if (claimedAt) return { kind: 'claimed', claimedAt };
+    const row = await readKey(pool, id);
     if (!row) continue;
     if (row.request_hash !== hash) return { kind: 'mismatch' };
     if (row.status_code === null) return { kind: 'in_progress' };
@@ -138,30 +123,17 @@ export async function storeIdempotentAnswer(
   status: number,
   body: unknown,
 ): Promise<void> {
-  await pool.query(
-    `UPDATE idempotency_keys SET status_code = $5, body = $6::jsonb
-     WHERE account_id = $1 AND route = $2 AND key = $3 AND created_at = $4 AND status_code IS NULL`,
-    [id.accountId, id.route, id.key, claimedAt, status, JSON.stringify(body ?? null)],
-  );
+  await storeAnswer(pool, id, claimedAt, status, body);
 }
 
 /** Gives up the claim made at `claimedAt` (its request failed), so a retry runs again. */
 export async function releaseIdempotencyKey(pool: Pool, id: IdempotencyKeyId, claimedAt: Date): Promise<void> {
-  await pool.query(
-    `DELETE FROM idempotency_keys
-     WHERE account_id = $1 AND route = $2 AND key = $3 AND created_at = $4 AND status_code IS NULL`,
-    [id.accountId, id.route, id.key, claimedAt],
-  );
+  await releaseClaim(pool, id, claimedAt);
 }
 
 /** Removes up to `limit` rows older than {@link IDEMPOTENCY_TTL_MS} at `now`, oldest first; returns how many. */
 export async function purgeExpiredIdempotencyKeys(pool: Pool, now: Date, limit = PURGE_BATCH): Promise<number> {
-  const result = await pool.query(
-    `DELETE FROM idempotency_keys WHERE ctid IN (
-       SELECT ctid FROM idempotency_keys WHERE created_at <= $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
-    [new Date(now.getTime() - IDEMPOTENCY_TTL_MS), limit],
-  );
-  return result.rowCount ?? 0;
+  return purgeKeys(pool, new Date(now.getTime() - IDEMPOTENCY_TTL_MS), limit);
 }
 
 /** The request's `Idempotency-Key`, or undefined without one; a 400 when it is empty, too long or not ASCII. */

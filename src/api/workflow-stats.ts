@@ -1,5 +1,7 @@
-import type { Pool } from '../db/client.ts';
-import { EXECUTION_STATUSES, RUNNING_STATUSES, type ExecutionStatus } from '../engine/types.ts';
+import { EXECUTION_STATUSES, type ExecutionStatus } from '../engine/types.ts';
+import type { StatsRows } from '../sql/workflow-stats.ts';
+
+export { queryWorkflowStats, type StatsRows } from '../sql/workflow-stats.ts';
 
 /**
  * `GET /workflows/{id}/stats` (CONTRACT.md "Insight and operations"): where a workflow's executions
@@ -29,57 +31,9 @@ export function flattenSteps(steps: readonly NestedStep[]): StepRef[] {
   ]);
 }
 
-/** What {@link queryWorkflowStats} reads, before it is shaped into the answer. */
-export interface StatsRows {
-  /** Executions by status. */
-  statuses: { status: string; n: number }[];
-  /** Running executions by the state (step) their snapshot is in. */
-  atStep: { step_id: string; n: number }[];
-  /** Distinct executions per step and log event type. */
-  events: { step_id: string; event_type: string; n: number }[];
-  /** Executions completed by their goal. */
-  goalAchieved: number;
-}
-
-// `$1` is the workflow; `$2` a version's id or NULL for all versions.
-const EXECUTIONS_OF = `workflow_id = $1 AND ($2::uuid IS NULL OR workflow_version_id = $2::uuid)`;
-
-/**
- * Counts a workflow's executions (one version's, with `versionId`) in four aggregates. `at_step` is
- * read from the stored snapshot's state (`snapshot->>'value'`), which is the step an execution is
- * being run at or waits on; log counts are distinct executions, so retries of a step count once.
- */
-export async function queryWorkflowStats(pool: Pool, workflowId: string, versionId: string | null): Promise<StatsRows> {
-  const values = [workflowId, versionId];
-  const [statuses, atStep, events, goal] = await Promise.all([
-    pool.query<{ status: string; n: number }>(
-      `SELECT status, count(*)::int AS n FROM executions WHERE ${EXECUTIONS_OF} GROUP BY status`,
-      values,
-    ),
-    pool.query<{ step_id: string; n: number }>(
-      `SELECT snapshot->>'value' AS step_id, count(*)::int AS n FROM executions
-       WHERE ${EXECUTIONS_OF} AND status = ANY($3::text[]) GROUP BY 1`,
-      [...values, RUNNING_STATUSES],
-    ),
-    pool.query<{ step_id: string; event_type: string; n: number }>(
-      `SELECT l.step_id, l.event_type, count(DISTINCT l.execution_id)::int AS n
-       FROM execution_logs l JOIN executions e ON e.id = l.execution_id
-       WHERE l.workflow_id = $1 AND e.workflow_id = $1 AND ($2::uuid IS NULL OR e.workflow_version_id = $2::uuid)
-         AND l.step_id IS NOT NULL
-       GROUP BY l.step_id, l.event_type`,
-      values,
-    ),
-    pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM executions WHERE ${EXECUTIONS_OF} AND completion_reason = 'goal_achieved'`,
-      values,
-    ),
-  ]);
-  return { statuses: statuses.rows, atStep: atStep.rows, events: events.rows, goalAchieved: goal.rows[0]?.n ?? 0 };
-}
-
 /** Log event types that mean an execution reached a step, finished it, skipped it or failed at it. */
 const ENTERED = ['action_started', 'wait_started', 'condition_evaluated'];
-const COMPLETED = ['action_completed', 'wait_completed', 'condition_evaluated'];
+const COMPLETED = ['action_completed', 'wait_completed', 'wait_timed_out', 'event_received', 'condition_evaluated'];
 const SKIPPED = ['action_skipped', 'skipped_non_retryable_error', 'skipped_opted_out'];
 const FAILED = ['max_retries_exhausted'];
 
