@@ -42,6 +42,8 @@ export const LOG_EVENT_TYPES = [
   'send_deferred',
   'skipped_opted_out',
   'exited',
+  'split_assigned',
+  'branch_evaluated',
 ] as const;
 export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
 

@@ -17,7 +17,30 @@ import {
   triggerBody,
   updateContactBody,
   updateDefinitionBody,
+  validateDefinitionBody,
 } from './schemas.ts';
+
+/** A problem of a definition that is not an error (src/compiler/analyze-workflow.ts). */
+const warning = z.object({
+  code: z.enum(['unreachable_step', 'unknown_event']),
+  step_id: z.string(),
+  event: z.string().optional().describe('unknown_event: the event the wait_for_event step waits for'),
+  message: z.string(),
+});
+const warnings = z
+  .array(warning)
+  .describe(
+    'steps no path reaches (a split variant of weight 0, a branch case an identical earlier case shadows), and wait_for_event steps on events no contact of the account has ever had',
+  );
+/** Figures of a definition's runs, from its compiled machine's graph. */
+const figures = z.object({
+  longest_wait_seconds: z
+    .number()
+    .int()
+    .describe('longest total wait of one run: wait its duration, wait_until up to 7 days, wait_for_event its timeout'),
+  max_messages_per_path: z.number().int().describe('most emails and SMS one run sends'),
+  paths: z.number().int().describe('ways from the first step to the end (capped at 2^53 - 1)'),
+});
 
 /** Response schemas: documented in OpenAPI and checked against real responses by the tests. */
 export const responses = {
@@ -41,6 +64,15 @@ export const responses = {
     definition: z.unknown(),
     created_at: z.string(),
     updated_at: z.string(),
+  }),
+  validation: z.object({
+    valid: z.boolean(),
+    issues: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .describe('when not valid: every problem with its path, as POST /workflows would refuse it'),
+    warnings,
+    figures: figures.nullable().describe('null when the definition is not valid'),
   }),
   execution: z.object({
     id: z.string().uuid(),
@@ -206,6 +238,9 @@ export const responses = {
   health: z.object({ status: z.enum(['ok', 'unavailable']), postgres: z.boolean(), redis: z.boolean() }),
 };
 
+/** `POST /workflows` and `PUT /workflows/{id}/definition`: the workflow and the warnings of its definition. */
+export const savedWorkflow = responses.workflow.extend({ warnings });
+
 const page = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), pagination: responses.pagination });
 
 interface Operation {
@@ -295,9 +330,18 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'post',
     path: '/api/v1/workflows',
-    summary: 'Create a workflow (version 1 of its definition)',
+    summary: 'Create a workflow (version 1 of its definition); the answer carries the warnings of its definition',
     body: createWorkflowBody,
-    ok: [201, responses.workflow, 'the workflow'],
+    ok: [201, savedWorkflow, 'the workflow and its warnings'],
+    errors: [400, 401],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/workflows/validate',
+    summary:
+      'Check a definition without storing it: valid or not with its issues, warnings and figures (longest wait, most messages per path, number of paths)',
+    body: validateDefinitionBody,
+    ok: [200, responses.validation, 'the verdict (also for an invalid definition)'],
     errors: [400, 401],
   },
   {
@@ -343,9 +387,9 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'put',
     path: `/api/v1/workflows/${id}/definition`,
-    summary: 'Save a new immutable version of the definition',
+    summary: 'Save a new immutable version of the definition; the answer carries the warnings of the definition',
     body: updateDefinitionBody,
-    ok: [200, responses.workflow, 'the workflow'],
+    ok: [200, savedWorkflow, 'the workflow and its warnings'],
     errors: [400, 401, 404],
   },
   {

@@ -57,6 +57,11 @@ export const createWorkflowBody = z.strictObject({
   status: z.enum(WORKFLOW_STATUSES).optional(),
 });
 
+/** `POST /workflows/validate`: a definition to check without storing it. */
+export const validateDefinitionBody = z.strictObject({
+  definition: z.unknown().refine((value) => value !== undefined, 'definition is required'),
+});
+
 export const updateDefinitionBody = z.strictObject({
   definition: z.unknown().refine((value) => value !== undefined, 'definition is required'),
 });

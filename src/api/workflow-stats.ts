@@ -32,8 +32,16 @@ export function flattenSteps(steps: readonly NestedStep[]): StepRef[] {
 }
 
 /** Log event types that mean an execution reached a step, finished it, skipped it or failed at it. */
-const ENTERED = ['action_started', 'wait_started', 'condition_evaluated'];
-const COMPLETED = ['action_completed', 'wait_completed', 'wait_timed_out', 'event_received', 'condition_evaluated'];
+const ENTERED = ['action_started', 'wait_started', 'condition_evaluated', 'split_assigned', 'branch_evaluated'];
+const COMPLETED = [
+  'action_completed',
+  'wait_completed',
+  'wait_timed_out',
+  'event_received',
+  'condition_evaluated',
+  'split_assigned',
+  'branch_evaluated',
+];
 const SKIPPED = ['action_skipped', 'skipped_non_retryable_error', 'skipped_opted_out'];
 const FAILED = ['max_retries_exhausted'];
 

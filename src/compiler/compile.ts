@@ -1,6 +1,6 @@
 import { assign, setup, type MachineConfig } from 'xstate';
 import { parseDuration } from '../definition/duration.ts';
-import type { Definition, Step } from '../definition/schema.ts';
+import { DEFAULT_BRANCH, type Definition, type Step } from '../definition/schema.ts';
 import type { CompletionReason, ExecutionStatus } from '../vocabulary.ts';
 
 /** Terminal states of every compiled machine and the execution status each one means. */
@@ -31,8 +31,20 @@ export type ExecutionEvent =
   | { type: 'CONDITION_RESULT'; result: boolean }
   | { type: 'TIMER_FIRED' }
   | { type: 'EVENT_RECEIVED'; event: string }
+  /** A `split` step chose this variant: `VARIANT.<variant id>`. */
+  | { type: `${typeof VARIANT_EVENT}${string}` }
+  /** A `branch` step took this case (or `default`): `CASE.<case id>`. */
+  | { type: `${typeof CASE_EVENT}${string}` }
   | { type: 'GOAL' }
   | { type: 'CANCEL'; reason?: CompletionReason };
+
+/**
+ * Prefix of the events a `split` step's state takes, one per variant (`VARIANT.a`): one event per branch
+ * rather than one event with a guard per branch, so the Stately visualizer labels each edge with its variant.
+ */
+export const VARIANT_EVENT = 'VARIANT.';
+/** Prefix of the events a `branch` step's state takes, one per case and `CASE.default`. */
+export const CASE_EVENT = 'CASE.';
 
 /**
  * Effects, as named actions with params. The machine never runs them: `transition()` returns them
@@ -41,6 +53,8 @@ export type ExecutionEvent =
 export type Effect =
   | { type: 'executeAction'; params: { stepId: string } }
   | { type: 'evaluateCondition'; params: { stepId: string } }
+  | { type: 'chooseVariant'; params: { stepId: string } }
+  | { type: 'evaluateBranch'; params: { stepId: string } }
   | { type: 'startTimer'; params: { stepId: string; delayMs: number } }
   | { type: 'waitUntilLocalTime'; params: { stepId: string } }
   | { type: 'awaitEvent'; params: { stepId: string; event: string; timeoutMs: number } }
@@ -128,6 +142,26 @@ export function compileWorkflow(definition: Definition, id = 'workflow'): Compil
         };
         break;
       }
+      case 'split':
+      case 'branch': {
+        // One transition per branch, in the order of the variants (cases, then `default`).
+        const keys =
+          step.type === 'split'
+            ? step.config.variants.map((variant) => variant.id)
+            : [...step.config.cases.map((c) => c.id), DEFAULT_BRANCH];
+        const prefix = step.type === 'split' ? VARIANT_EVENT : CASE_EVENT;
+        const on: Record<string, unknown> = {};
+        let longest = 0;
+        for (const key of keys) {
+          const [target, branchRemaining] = compileSequence(step.branches[key] ?? [], next, nextRemaining);
+          on[`${prefix}${key}`] = advance(target);
+          longest = Math.max(longest, branchRemaining);
+        }
+        remaining = 1 + longest;
+        const effect = step.type === 'split' ? 'chooseVariant' : 'evaluateBranch';
+        states[step.id] = { entry: { type: effect, params: { stepId: step.id } }, on };
+        break;
+      }
       default:
         states[step.id] = {
           entry: { type: 'executeAction', params: { stepId: step.id } },
@@ -161,6 +195,9 @@ export function compileWorkflow(definition: Definition, id = 'workflow'): Compil
         collect(step.branches.received);
         collect(step.branches.timeout);
       }
+      if (step.type === 'split') for (const { id } of step.config.variants) collect(step.branches[id] ?? []);
+      if (step.type === 'branch')
+        for (const key of [...step.config.cases.map((c) => c.id), DEFAULT_BRANCH]) collect(step.branches[key] ?? []);
     });
   collect(definition.steps);
   const orderedStates = Object.fromEntries(

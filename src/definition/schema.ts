@@ -220,7 +220,7 @@ export interface ConditionStep {
   branches: { true: Step[]; false: Step[] };
 }
 /** One step of a workflow definition. */
-export type Step = ActionStep | WaitStep | ConditionStep | WaitUntilStep | WaitForEventStep;
+export type Step = ActionStep | WaitStep | ConditionStep | WaitUntilStep | WaitForEventStep | SplitStep | BranchStep;
 export type StepType = Step['type'];
 
 const conditionStep: z.ZodType<ConditionStep> = z.lazy(() =>
@@ -243,13 +243,14 @@ export const stepSchema: z.ZodType<Step> = z.lazy(() =>
     conditionStep as never,
     waitUntilStepSchema as never,
     waitForEventStepSchema as never,
+    splitStepSchema as never,
+    branchStepSchema as never,
   ]),
 );
 
 // --- Journeys (CONTRACT.md "Journeys"): entry by event and tag, waits for time and people, splits,
-// branches, send windows and exit events. `split` and `branch` are not members of `stepSchema` yet: the
-// compiler wires each one in together with the engine that runs it, and until then a definition that uses
-// them is refused at POST /workflows instead of being accepted and silently not run.
+// branches, send windows and exit events. Every step type here is a member of `stepSchema`, and each
+// has its compiler case (compile.ts) and its decision case (engine/decide-step.ts).
 
 /** Longest event name, as `POST /contacts/{id}/events` accepts it. */
 export const MAX_EVENT_NAME = 100;

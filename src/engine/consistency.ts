@@ -1,5 +1,12 @@
 import { initialTransition, transition } from 'xstate';
-import { FINAL_STATES, type CompiledWorkflow, type ExecutionEvent, type FinalState } from '../compiler/compile.ts';
+import {
+  CASE_EVENT,
+  FINAL_STATES,
+  type CompiledWorkflow,
+  type ExecutionEvent,
+  type FinalState,
+  VARIANT_EVENT,
+} from '../compiler/compile.ts';
 import type { PrismaClient, Tx } from '../db/client.ts';
 import { stepIndexOf, storedSnapshotSchema, type StoredSnapshot } from './snapshot.ts';
 import { TERMINAL_STATUSES } from './types.ts';
@@ -96,6 +103,9 @@ export const STEP_FINISHED_EVENTS: Record<string, (details: Record<string, unkno
   wait_timed_out: () => ({ type: 'TIMER_FIRED' }),
   event_received: (details) =>
     typeof details.event === 'string' ? { type: 'EVENT_RECEIVED', event: details.event } : null,
+  split_assigned: (details) =>
+    typeof details.variant === 'string' ? { type: `${VARIANT_EVENT}${details.variant}` } : null,
+  branch_evaluated: (details) => (typeof details.case === 'string' ? { type: `${CASE_EVENT}${details.case}` } : null),
 };
 
 /** The entry that ends an execution, per terminal status. */
@@ -405,7 +415,7 @@ function checkStatus(
     add('status_mismatch', `PAUSED at ${step.type} step ${step.id}`);
 }
 
-/** Steps an execution may be PAUSED at: waits, and messages a send window defers. */
+/** Steps an execution may be PAUSED at: waits, and messages a send window defers (never a split or a branch, decided at once). */
 function pausesAt(workflow: CompiledWorkflow, type: string): boolean {
   if (type === 'wait' || type === 'wait_until' || type === 'wait_for_event') return true;
   return !!workflow.definition.send_window && ['send_email', 'send_sms', 'webhook'].includes(type);
@@ -430,7 +440,7 @@ export function replayFinishedSteps(workflow: CompiledWorkflow, finished: Checke
     if (entry.stepId !== at || !event) {
       return {
         at,
-        problem: `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result recorded)'}`,
+        problem: `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result, variant or case recorded)'}`,
       };
     }
     if (entry.stepIndex !== index + 1)

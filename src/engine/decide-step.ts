@@ -1,8 +1,17 @@
 import { transition } from 'xstate';
 import type { ActionResult, TagChange } from '../actions/action.ts';
 import { dateAfter } from '../clock.ts';
-import { type Effect, type ExecutionEvent, FINAL_STATES, type FinalState } from '../compiler/compile.ts';
+import {
+  CASE_EVENT,
+  type Effect,
+  type ExecutionEvent,
+  FINAL_STATES,
+  type FinalState,
+  VARIANT_EVENT,
+} from '../compiler/compile.ts';
 import { evaluateCondition } from '../definition/condition.ts';
+import { DEFAULT_BRANCH } from '../definition/schema.ts';
+import { assignVariant } from '../definition/split.ts';
 import { nextLocalTime, resolveZone } from '../definition/local-time.ts';
 import { windowOpenAt } from '../definition/send-window.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
@@ -253,6 +262,11 @@ export function decideStep(
         ],
       });
     }
+    case 'chooseVariant':
+    case 'evaluateBranch': {
+      const { event, entry } = chooseBranch(context, effect.params.stepId);
+      return decideChange(context, { event, logs: [...logs, { ...base, ...entry }] });
+    }
     case 'executeAction': {
       if (outcome.kind !== 'action') throw new Error(`step ${effect.params.stepId} ran no action`);
       return decideAction(context, base, logs, outcome);
@@ -260,6 +274,32 @@ export function decideStep(
     case 'finishExecution':
       throw new Error('a final state has no effect due');
   }
+}
+
+/**
+ * The branch a `split` or `branch` step takes, and its log entry. A split's variant is a stable hash of the
+ * contact and the step (split.ts), so re-entry, retry and recovery choose it again with nothing stored; a
+ * branch takes its first case whose condition holds for the contact and the execution's payload, else
+ * `default`.
+ */
+function chooseBranch(context: StepContext, stepId: string): { event: ExecutionEvent; entry: LogEntry } {
+  const { row, workflow } = context.loaded;
+  const step = workflow.steps.get(stepId)!.step;
+  if (step.type === 'split') {
+    const variant = assignVariant(row.contactId, step.id, step.config.variants);
+    return {
+      event: { type: `${VARIANT_EVENT}${variant}` },
+      entry: { eventType: 'split_assigned', status: 'SUCCESS', details: { variant } },
+    };
+  }
+  if (step.type !== 'branch') throw new Error(`step ${step.id} is neither a split nor a branch`);
+  const contact = { ...row.contact, attributes: (row.contact.attributes ?? {}) as Record<string, unknown> };
+  const payload = (row.payload ?? {}) as Record<string, unknown>;
+  const chosen = step.config.cases.find(({ when }) => evaluateCondition(when, contact, payload))?.id ?? DEFAULT_BRANCH;
+  return {
+    event: { type: `${CASE_EVENT}${chosen}` },
+    entry: { eventType: 'branch_evaluated', status: 'SUCCESS', details: { case: chosen } },
+  };
 }
 
 /** The decision case of an action: its provider's answer, with retries and rate-limit holds. */
@@ -415,6 +455,8 @@ export function decideChange(context: StepContext, change: Change): Decision | n
     switch (effect.type) {
       case 'executeAction':
       case 'evaluateCondition':
+      case 'chooseVariant':
+      case 'evaluateBranch':
         if (status !== 'QUEUED') status = 'ACTIVE';
         nextRunAt = null;
         break;
@@ -498,6 +540,8 @@ export function decideChange(context: StepContext, change: Change): Decision | n
 const EFFECT_TYPES = new Set<string>([
   'executeAction',
   'evaluateCondition',
+  'chooseVariant',
+  'evaluateBranch',
   'startTimer',
   'waitUntilLocalTime',
   'awaitEvent',
@@ -598,7 +642,7 @@ export function slotOp(from: ExecutionStatus, to: ExecutionStatus): SlotOp {
 }
 
 /**
- * Steps that only read or change the execution and its contact (a condition, a tag) are staged instead
+ * Steps that only read or change the execution and its contact (a condition, split, branch, tag) are staged instead
  * of committed when they follow a step of an admitted execution at once: their change is written by the
  * next commit, in the same call. A provider call never runs with anything staged but a fired timer, so
  * what it depends on (the slot taken when the execution was admitted or its timer resumed, the steps
@@ -610,6 +654,8 @@ function stagesBefore(change: Change, nextType: string | undefined, tagChange: T
   return (
     change.event?.type === 'TIMER_FIRED' ||
     nextType === 'condition' ||
+    nextType === 'split' ||
+    nextType === 'branch' ||
     ((nextType === 'add_tag' || nextType === 'remove_tag') && !tagChange)
   );
 }

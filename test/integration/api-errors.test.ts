@@ -89,6 +89,7 @@ describe('API error paths', () => {
     if (path.endsWith('/events')) return { name: 'appointment_booked' };
     if (method === 'post' && path === '/api/v1/workflows') return { name: 'W', definition: tagStep };
     if (path.endsWith('/definition')) return { definition: tagStep };
+    if (path === '/api/v1/workflows/validate') return { definition: tagStep };
     if (path.endsWith('/trigger')) return { contact_id: contactId };
     if (path.endsWith('/enrollments')) return { contact_ids: [contactId] };
     // Bulk cancel/retry: a dry run, so the valid body changes nothing.

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp } from '../../src/api/app.ts';
-import { OPERATIONS, responses } from '../../src/api/openapi.ts';
+import { OPERATIONS, responses, savedWorkflow } from '../../src/api/openapi.ts';
 import { startHarness, type ApiResponse, type Harness } from '../helpers/harness.ts';
 
 // The OpenAPI document against the Express router (both directions) and against real responses of a
@@ -202,7 +202,7 @@ describe('OpenAPI document', () => {
     // Workflows
     const workflowResponse = await h.api.post('/workflows', { name: 'Flow', definition: tagOnly, status: 'draft' });
     expect(workflowResponse.status).toBe(201);
-    const workflow = conforms('post', '/api/v1/workflows', workflowResponse, responses.workflow.strict());
+    const workflow = conforms('post', '/api/v1/workflows', workflowResponse, savedWorkflow.strict());
     expect(workflow).toMatchObject({ status: 'draft', version: 1 });
     conforms(
       'get',
@@ -218,7 +218,7 @@ describe('OpenAPI document', () => {
       'put',
       '/api/v1/workflows/{id}/definition',
       await h.api.put(`/workflows/${workflow.id}/definition`, { definition: tagOnly }),
-      responses.workflow.strict(),
+      savedWorkflow.strict(),
     );
     expect(redefined.version).toBe(2);
     expect(
@@ -313,7 +313,7 @@ describe('OpenAPI document', () => {
       'post',
       '/api/v1/workflows',
       await h.api.post('/workflows', { name: 'Waiter', definition: waiting, status: 'active' }),
-      responses.workflow.strict(),
+      savedWorkflow.strict(),
     );
     const second = await h.createContact();
     const first = conforms(

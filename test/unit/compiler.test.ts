@@ -40,7 +40,7 @@ const cancel = (reason?: CompletionReason): ExecutionEvent =>
   reason === undefined ? { type: 'CANCEL' } : { type: 'CANCEL', reason };
 
 /** Every event the engine sends. */
-const ALL_EVENTS: ExecutionEvent[] = [
+const ALL: ExecutionEvent[] = [
   STEP_DONE,
   STEP_SKIPPED,
   RETRY,
@@ -55,9 +55,9 @@ const ALL_EVENTS: ExecutionEvent[] = [
  * Events for path enumeration. STEP_SKIPPED is left out because it goes exactly where STEP_DONE goes
  * (asserted below); keeping both would double the number of simple paths per action step.
  */
-const PATH_EVENTS = ALL_EVENTS.filter((event) => event.type !== 'STEP_SKIPPED');
+const PATH = ALL.filter((event) => event.type !== 'STEP_SKIPPED');
 /** The events of a run in which every step succeeds and nothing interrupts it. */
-const PROGRESS_EVENTS: ExecutionEvent[] = [STEP_DONE, TIMER_FIRED, isTrue, isFalse];
+const PROGRESS: ExecutionEvent[] = [STEP_DONE, TIMER_FIRED, isTrue, isFalse];
 
 type Snapshot = SnapshotFrom<WorkflowMachine>;
 const isDone = (snapshot: Snapshot) => snapshot.status === 'done';
@@ -67,8 +67,17 @@ const serializeEvents = (events: readonly ExecutionEvent[]) => events.map((event
 const allSteps = (steps: readonly Step[]): Step[] =>
   steps.flatMap((step) => [
     step,
-    ...(step.type === 'condition' ? [...allSteps(step.branches.true), ...allSteps(step.branches.false)] : []),
+    ...('branches' in step ? Object.values(step.branches as Record<string, Step[]>).flatMap(allSteps) : []),
   ]);
+/** The `VARIANT.<id>` and `CASE.<id>` events the splits and branches of `steps` take. */
+const branchEventsOf = (steps: readonly Step[]): ExecutionEvent[] =>
+  allSteps(steps).flatMap((step): ExecutionEvent[] =>
+    step.type === 'split'
+      ? step.config.variants.map(({ id }) => ({ type: `VARIANT.${id}` }))
+      : step.type === 'branch'
+        ? [...step.config.cases.map(({ id }) => id), 'default'].map((id) => ({ type: `CASE.${id}` }))
+        : [],
+  );
 const stepIdsOf = (steps: readonly Step[]) => allSteps(steps).map((step) => step.id);
 
 /**
@@ -126,7 +135,11 @@ function assertEveryPathEnds(compiled: CompiledWorkflow, steps: readonly Step[])
   const { machine } = compiled;
   const stepIds = stepIdsOf(steps);
   // Only an action step can fail; waits and conditions cannot.
-  const canFail = allSteps(steps).some((step) => step.type !== 'wait' && step.type !== 'condition');
+  const canFail = allSteps(steps).some((step) => !['wait', 'condition', 'split', 'branch'].includes(step.type));
+  const branchEvents = branchEventsOf(steps);
+  const ALL_EVENTS = [...ALL, ...branchEvents];
+  const PATH_EVENTS = [...PATH, ...branchEvents];
+  const PROGRESS_EVENTS = [...PROGRESS, ...branchEvents];
   const finalStates = Object.keys(FINAL_STATES).filter((state) => canFail || state !== 'failed');
 
   // Every reachable state can still finish, and the only states without a way out are final.
@@ -182,7 +195,12 @@ function assertEveryPathEnds(compiled: CompiledWorkflow, steps: readonly Step[])
 const routesOf = (steps: readonly Step[]): number =>
   steps.reduce(
     (total, step) =>
-      total * (step.type === 'condition' ? routesOf(step.branches.true) + routesOf(step.branches.false) : 1),
+      total *
+      (step.type === 'condition'
+        ? routesOf(step.branches.true) + routesOf(step.branches.false)
+        : step.type === 'split' || step.type === 'branch'
+          ? Object.values(step.branches).reduce((sum, branch) => sum + routesOf(branch), 0)
+          : 1),
     1,
   );
 
@@ -381,7 +399,7 @@ describe('compileWorkflow: transitions', () => {
 
   it('GOAL from every running state ends in goal_achieved', () => {
     const compiled = compile(welcomeSequence);
-    const running = [...stateGraph(compiled.machine, ALL_EVENTS).values()].filter((node) => !isDone(node.snapshot));
+    const running = [...stateGraph(compiled.machine, ALL).values()].filter((node) => !isDone(node.snapshot));
     expect(new Set(running.map((node) => node.snapshot.value))).toEqual(
       new Set(['welcome', 'tag', 'pause', 'vip', 'vip_sms']),
     );
@@ -437,7 +455,7 @@ describe('compileWorkflow: step bookkeeping', () => {
   it('the remaining count of each step is the longest completed run from that step', () => {
     for (const fixture of [nested, branching, welcomeSequence, sequential]) {
       const compiled = compile(fixture);
-      const runs = simplePaths(compiled.machine, PROGRESS_EVENTS).filter((run) => run.state.value === 'completed');
+      const runs = simplePaths(compiled.machine, PROGRESS).filter((run) => run.state.value === 'completed');
       const longest = new Map<string, number>();
       for (const run of runs)
         run.visited.forEach((id, i) => longest.set(id, Math.max(longest.get(id) ?? 0, run.visited.length - i)));
@@ -512,12 +530,12 @@ describe('compileWorkflow: config', () => {
     for (const fixture of [branching, withWait(), welcomeSequence, nested]) {
       const compiled = compile(fixture);
       const rebuilt = buildMachine(JSON.parse(JSON.stringify(compiled.config)));
-      const paths = simplePaths(compiled.machine, PATH_EVENTS);
+      const paths = simplePaths(compiled.machine, PATH);
       expect(paths.length).toBeGreaterThan(0);
       for (const path of paths) {
         expect(replay(rebuilt, path.events).trace).toEqual(replay(compiled.machine, path.events).trace);
       }
-      expect(simplePaths(rebuilt, PATH_EVENTS).map((path) => serializeEvents(path.events))).toEqual(
+      expect(simplePaths(rebuilt, PATH).map((path) => serializeEvents(path.events))).toEqual(
         paths.map((path) => serializeEvents(path.events)),
       );
     }
@@ -558,7 +576,7 @@ describe('compiled machines: every path ends in a final state', () => {
   it('STEP_SKIPPED goes where STEP_DONE goes in every action step', () => {
     for (const [, fixture] of FIXTURES) {
       const { machine } = compile(fixture);
-      for (const { snapshot } of stateGraph(machine, ALL_EVENTS).values()) {
+      for (const { snapshot } of stateGraph(machine, ALL).values()) {
         if (isDone(snapshot)) continue;
         const [done] = transition(machine, snapshot, STEP_DONE);
         const [skipped] = transition(machine, snapshot, STEP_SKIPPED);

@@ -659,3 +659,120 @@ describe('decideStep: journeys (wait_until, wait_for_event, send windows, opt-ou
     }
   });
 });
+
+describe('split and branch decisions (CONTRACT.md "Branching")', () => {
+  const email = (id: string) => ({ id, type: 'send_email', config: { subject: 'Hi', body: 'Hello' } });
+  const splitFlow = (weights: [number, number] = [50, 50]) =>
+    compile([
+      {
+        id: 'ab',
+        type: 'split',
+        config: {
+          variants: [
+            { id: 'a', weight: weights[0] },
+            { id: 'b', weight: weights[1] },
+          ],
+        },
+        branches: { a: [email('mail_a')], b: [email('mail_b')] },
+      },
+      email('after'),
+    ]);
+  const contactId = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
+  const decideSplit = (workflow: CompiledWorkflow, id: string) => {
+    const base = loadedAt(workflow, 'ab');
+    const loaded = { ...base, row: { ...base.row, contactId: id } };
+    return decideStep(context(loaded), dueEffect(workflow, loaded.row.snapshot as never)!, { kind: 'none' })!;
+  };
+
+  it('10,000 contacts through a 50/50 split land within ±3% of half each, by the engine decision', () => {
+    const workflow = splitFlow();
+    const landed = { mail_a: 0, mail_b: 0 } as Record<string, number>;
+    for (let n = 0; n < 10_000; n += 1) {
+      const decision = decideSplit(workflow, contactId(n));
+      landed[decision.set.snapshot.value] = (landed[decision.set.snapshot.value] ?? 0) + 1;
+    }
+    expect(landed.mail_a! + landed.mail_b!).toBe(10_000);
+    expect(Math.abs(landed.mail_a! - 5_000)).toBeLessThanOrEqual(300);
+  });
+
+  it('gives the same contact the same variant every time (re-entry, retry, recovery) and logs split_assigned', () => {
+    const workflow = splitFlow();
+    for (let n = 0; n < 50; n += 1) {
+      const first = decideSplit(workflow, contactId(n));
+      const again = decideSplit(workflow, contactId(n));
+      expect(again.set.snapshot.value).toBe(first.set.snapshot.value);
+      const variant = first.set.snapshot.value === 'mail_a' ? 'a' : 'b';
+      expect(first.logRows[0]).toMatchObject({
+        event_type: 'split_assigned',
+        step_id: 'ab',
+        step_index: 1,
+        status: 'SUCCESS',
+        details: { variant },
+      });
+      expect(first.set).toMatchObject({ status: 'ACTIVE', currentStepIndex: 2, nextRunAt: null });
+    }
+  });
+
+  it('never chooses a variant of weight 0', () => {
+    const workflow = splitFlow([0, 1]);
+    for (let n = 0; n < 200; n += 1) expect(decideSplit(workflow, contactId(n)).set.snapshot.value).toBe('mail_b');
+  });
+
+  const branchFlow = () =>
+    compile([
+      {
+        id: 'tier',
+        type: 'branch',
+        config: {
+          cases: [
+            {
+              id: 'gold',
+              when: { all: [{ has_tag: 'gold' }, { not: { field: 'payload.refund', operator: 'exists' } }] },
+            },
+            { id: 'pro', when: { any: [{ field: 'plan', operator: 'equals', value: 'pro' }, { has_tag: 'pro' }] } },
+          ],
+        },
+        branches: { gold: [email('gold_mail')], pro: [email('pro_mail')], default: [] },
+      },
+      email('after'),
+    ]);
+
+  it.each([
+    [['gold'], { plan: 'pro' }, {}, 'gold', 'gold_mail'],
+    [['gold'], { plan: 'pro' }, { refund: true }, 'pro', 'pro_mail'],
+    [[], { plan: 'free' }, {}, 'default', 'after'],
+    [['pro'], {}, {}, 'pro', 'pro_mail'],
+  ])('tags %o, attributes %o, payload %o: case %s, next %s', (tags, attributes, payload, chosen, next) => {
+    const workflow = branchFlow();
+    const base = loadedAt(workflow, 'tier', { tags, payload });
+    const loaded = { ...base, row: { ...base.row, contact: { ...base.row.contact, attributes } } };
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    expect(effect).toEqual({ type: 'evaluateBranch', params: { stepId: 'tier' } });
+    const decision = decideStep(context(loaded), effect, { kind: 'none' })!;
+    expect(decision.set.snapshot.value).toBe(next);
+    expect(decision.logRows[0]).toMatchObject({ event_type: 'branch_evaluated', details: { case: chosen } });
+  });
+
+  it('a split or branch right after a step of an admitted execution is staged with it, like a condition', () => {
+    const workflow = compile([
+      { id: 't', type: 'add_tag', config: { tag: 'x' } },
+      {
+        id: 'ab',
+        type: 'split',
+        config: {
+          variants: [
+            { id: 'a', weight: 1 },
+            { id: 'b', weight: 1 },
+          ],
+        },
+        branches: { a: [], b: [] },
+      },
+    ]);
+    const decision = decideStep(
+      context(loadedAt(workflow, 't'), T0, { canContinue: true }),
+      dueEffect(workflow, { value: 't', context: { steps: 0, failedStep: null, reason: null } } as never)!,
+      action({ kind: 'success', details: {}, tagChange: { op: 'add', tag: 'x' } }, 'add_tag'),
+    )!;
+    expect(decision.next.kind).toBe('stage');
+  });
+});

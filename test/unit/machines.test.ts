@@ -14,15 +14,16 @@ import {
   renderMachineModule,
   toLiteral,
 } from '../../scripts/export-machines.ts';
-import { branching, emails, sequential, welcomeSequence, withWait } from '../fixtures/workflows.ts';
+import { abTest, branching, emails, sequential, welcomeSequence, withWait } from '../fixtures/workflows.ts';
 
-/** The SPEC's example workflows and the definitions they must hold. */
+/** The SPEC's example workflows (and the A/B test of Journeys) and the definitions they must hold. */
 const EXAMPLES: Record<string, unknown> = {
   'welcome-sequence': welcomeSequence,
   'sequential-actions': sequential,
   'conditional-branching': branching,
   'wait-step': withWait(),
   'goal-exit': emails(10),
+  'ab-test': abTest,
 };
 
 const readDefinition = (name: string): unknown =>
@@ -32,7 +33,7 @@ const loadMachine = async (name: string): Promise<AnyStateMachine> =>
     .machine;
 
 describe('machines/', () => {
-  it('holds one definition and one machine file per SPEC example, and nothing else', () => {
+  it('holds one definition and one machine file per example, and nothing else', () => {
     const names = Object.keys(EXAMPLES).sort();
     expect(listDefinitions()).toEqual(names);
     expect(readdirSync(MACHINES_DIR).sort()).toEqual(

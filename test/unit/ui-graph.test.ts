@@ -4,7 +4,7 @@ import { parseDefinition } from '../../src/definition/schema.ts';
 import type { MachineConfig } from '../../ui/src/api-types.ts';
 import { parseRoute } from '../../ui/src/app-route.ts';
 import { buildGraph, describeCondition, edgesTaken, pathOf, summarizeStep } from '../../ui/src/graph.ts';
-import { branching, welcomeSequence } from '../fixtures/workflows.ts';
+import { abTest, branching, welcomeSequence } from '../fixtures/workflows.ts';
 
 // The pure part of the designer's view: a compiled machine turned into the graph it draws.
 
@@ -47,6 +47,23 @@ describe('buildGraph', () => {
       { event: 'GOAL', target: 'goal_achieved' },
       { event: 'CANCEL', target: 'cancelled' },
     ]);
+  });
+
+  it('labels the edges of a split by variant and of a branch by case, and summarizes both steps', () => {
+    const { definition, machine } = compiled(abTest);
+    const graph = buildGraph(machine, definition.steps as never);
+    const edges = Object.fromEntries(graph.edges.map((e) => [e.id, e.events]));
+    expect(edges).toMatchObject({
+      'subject_test->email_a': ['VARIANT a'],
+      'subject_test->email_b': ['VARIANT b'],
+      'by_plan->gold_sms': ['CASE gold'],
+      'by_plan->trial_email': ['CASE trial'],
+      // An empty default branch goes straight on to the step after the branch.
+      'by_plan->done_tag': ['CASE default'],
+    });
+    const summary = Object.fromEntries(graph.nodes.map((n) => [n.id, n.summary]));
+    expect(summary.subject_test).toBe('a 50 · b 50');
+    expect(summary.by_plan).toMatch(/^gold: has tag gold · trial: all of/);
   });
 
   it('names transitions it does not know by their guard, and nodes without a step by their entry action', () => {

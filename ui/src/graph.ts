@@ -21,7 +21,7 @@ export interface GraphEdge {
   id: string;
   source: string;
   target: string;
-  /** `STEP_DONE`, `CONDITION_RESULT true`, … */
+  /** `STEP_DONE`, `CONDITION_RESULT true`, `VARIANT a`, `CASE gold`, … */
   events: string[];
 }
 
@@ -70,6 +70,16 @@ export function summarizeStep(step: DefinitionStep): string {
       return truncate(describeCondition(config));
     case 'webhook':
       return truncate(`${text('method') || 'POST'} ${text('url')}`);
+    case 'split': {
+      const variants = Array.isArray(config.variants) ? (config.variants as { id?: unknown; weight?: unknown }[]) : [];
+      return truncate(variants.map((v) => `${String(v.id)} ${String(v.weight)}`).join(' · '));
+    }
+    case 'branch': {
+      const cases = Array.isArray(config.cases) ? (config.cases as { id?: unknown; when?: unknown }[]) : [];
+      return truncate(
+        [...cases.map((c) => `${String(c.id)}: ${describeCondition(c.when)}`), 'else default'].join(' · '),
+      );
+    }
     default:
       return truncate(JSON.stringify(config));
   }
@@ -84,10 +94,16 @@ export function stepsById(steps: readonly DefinitionStep[], into = new Map<strin
   return into;
 }
 
+/** A split's `VARIANT.a` reads `VARIANT a`, a branch's `CASE.gold` reads `CASE gold`; other events as they are. */
+export function branchLabel(event: string): string {
+  const match = /^(VARIANT|CASE)\.(.+)$/.exec(event);
+  return match ? `${match[1]} ${match[2]}` : event;
+}
+
 /** The labels of one transition config, each with its target (`CONDITION_RESULT` guards read as true/false). */
 function transitionsOf(event: string, config: TransitionConfig): { label: string; target: string }[] {
-  if (typeof config === 'string') return [{ label: event, target: config }];
-  if (!Array.isArray(config)) return [{ label: event, target: config.target }];
+  if (typeof config === 'string') return [{ label: branchLabel(event), target: config }];
+  if (!Array.isArray(config)) return [{ label: branchLabel(event), target: config.target }];
   return config.map((candidate, index) => {
     // The compiler guards the true branch with `conditionTrue` and leaves the false one unguarded, last.
     const outcome =

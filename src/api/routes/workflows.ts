@@ -1,6 +1,8 @@
 import { Router } from 'express';
 import { parseDefinition, type Definition, type ParseDefinitionOptions } from '../../definition/schema.ts';
 import { compileWorkflow } from '../../compiler/compile.ts';
+import { analyzeWorkflow, warningsOf, type WorkflowAnalysis } from '../../compiler/analyze-workflow.ts';
+import { seenEventNames } from '../../sql/contact-events.ts';
 import { enrollContacts, triggerExecution, versionEntryOf } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
@@ -16,6 +18,7 @@ import {
   triggerBody,
   updateDefinitionBody,
   uuidParam,
+  validateDefinitionBody,
   versionParam,
 } from '../schemas.ts';
 import { serializeExecution, serializeWorkflow, serializeWorkflowSummary } from '../serialize.ts';
@@ -57,9 +60,39 @@ export function workflowRoutes(deps: ApiDeps): Router {
     (await deps.db.workflowVersion.findUniqueOrThrow({ where: { workflowId_version: { workflowId, version } } }))
       .definition;
 
+  /** The analysis of a definition and its warnings, the account's events looked up for its waits. */
+  const analyze = async (accountId: string, definition: Definition) => {
+    const analysis: WorkflowAnalysis = analyzeWorkflow(compileWorkflow(definition));
+    const seen = await seenEventNames(
+      deps.pool,
+      accountId,
+      analysis.eventWaits.map((wait) => wait.event),
+    );
+    return { analysis, warnings: warningsOf(analysis, seen) };
+  };
+
+  // Answers 200 for a valid and an invalid definition alike (a question, not a refusal); 400 only for a
+  // body that is not `{"definition"}`.
+  router.post('/workflows/validate', async (request, response) => {
+    const body = validate(validateDefinitionBody, request.body, 'body');
+    const parsed = parseDefinition(body.definition, submitted);
+    if (!parsed.ok) {
+      response.json({
+        valid: false,
+        issues: parsed.issues.map((i) => ({ path: `definition.${i.path}`, message: i.message })),
+        warnings: [],
+        figures: null,
+      });
+      return;
+    }
+    const { analysis, warnings } = await analyze(callerOf(request).accountId, parsed.definition);
+    response.json({ valid: true, warnings, figures: analysis.figures });
+  });
+
   router.post('/workflows', async (request, response) => {
     const body = validate(createWorkflowBody, request.body, 'body');
     const definition = parseOrRefuse(body.definition, submitted);
+    const { warnings } = await analyze(callerOf(request).accountId, definition);
     const workflow = await deps.db.workflow.create({
       data: {
         accountId: callerOf(request).accountId,
@@ -68,7 +101,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
         versions: { create: { version: 1, ...versionFields(definition) } },
       },
     });
-    response.status(201).json(serializeWorkflow(workflow, definition));
+    response.status(201).json({ ...serializeWorkflow(workflow, definition), warnings });
   });
 
   router.get('/workflows', async (request, response) => {
@@ -111,6 +144,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
   router.put('/workflows/:id/definition', async (request, response) => {
     const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
     const definition = parseOrRefuse(validate(updateDefinitionBody, request.body, 'body').definition, submitted);
+    const { warnings } = await analyze(workflow.accountId, definition);
     // Versions are immutable: running executions keep the version they started on.
     const updated = await deps.db.$transaction(async (tx) => {
       const next = await tx.workflow.update({ where: { id: workflow.id }, data: { currentVersion: { increment: 1 } } });
@@ -123,7 +157,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
       });
       return next;
     });
-    response.json(serializeWorkflow(updated, definition));
+    response.json({ ...serializeWorkflow(updated, definition), warnings });
   });
 
   for (const [action, status] of [
