@@ -614,8 +614,8 @@ function stagesBefore(change: Change, nextType: string | undefined, tagChange: T
   );
 }
 
-/** The contact's tags after a tag change, as the commit applies it. */
-function withTag(contact: ExecutionRow['contact'], { op, tag }: TagChange): ExecutionRow['contact'] {
+/** The contact's tags after a tag change, as the commit applies it (also the dry run's, simulate.ts). */
+export function withTag(contact: ExecutionRow['contact'], { op, tag }: TagChange): ExecutionRow['contact'] {
   const others = contact.tags.filter((t) => t !== tag);
   return { ...contact, tags: op === 'add' ? [...others, tag] : others };
 }

@@ -6,6 +6,7 @@ import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
 import { runBulkControl } from '../bulk-control.ts';
+import { testWorkflow } from '../workflow-test.ts';
 import { IDEMPOTENT_ROUTES, idempotency } from '../idempotency.ts';
 import {
   bulkControlBody,
@@ -13,6 +14,7 @@ import {
   createWorkflowBody,
   listExecutionsQuery,
   listWorkflowsQuery,
+  testWorkflowBody,
   triggerBody,
   updateDefinitionBody,
   uuidParam,
@@ -141,6 +143,15 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
     const parsed = parseOrRefuse(await currentDefinition(workflow.id, workflow.currentVersion));
     response.json(compileWorkflow(parsed, `workflow-${workflow.id}`).config);
+  });
+
+  // The dry run of one contact: reads only, writes nothing (workflow-test.ts).
+  router.post('/workflows/:id/test', async (request, response) => {
+    const caller = callerOf(request);
+    const workflow = await findWorkflow(caller.accountId, request.params.id);
+    const body = validate(testWorkflowBody, request.body, 'body');
+    const target = { accountId: caller.accountId, workflowId: workflow.id, version: workflow.currentVersion };
+    response.json(await testWorkflow(deps, target, body));
   });
 
   router.get('/workflows/:id/versions/:version', async (request, response) => {
