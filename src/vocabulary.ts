@@ -42,6 +42,8 @@ export const LOG_EVENT_TYPES = [
   'send_deferred',
   'skipped_opted_out',
   'exited',
+  // A running execution moved to a new version of its workflow (`in_flight: "move"`).
+  'version_migrated',
 ] as const;
 export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
 

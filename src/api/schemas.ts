@@ -60,6 +60,10 @@ export const createWorkflowBody = z.strictObject({
 
 export const updateDefinitionBody = z.strictObject({
   definition: z.unknown().refine((value) => value !== undefined, 'definition is required'),
+  /** Whether running executions of older versions stay on them (`keep`) or move to the new one. */
+  in_flight: z.enum(['keep', 'move']).optional(),
+  /** Only answer what `in_flight` would do; create nothing. */
+  dry_run: z.boolean().optional(),
 });
 
 export const triggerBody = z.strictObject({

@@ -56,6 +56,8 @@ export interface Change {
   userId?: string | null;
   /** The change fails the execution with this error, which the account's admin is told about (notify.ts). */
   failure?: string;
+  /** Moves the execution to another version of its workflow (move-execution.ts); the row keeps its place in line. */
+  moveTo?: { versionId: string; goalEvent: string | null };
 }
 
 /**
@@ -84,6 +86,10 @@ export interface RowPatch {
   notifyPending?: true;
   /** The event the execution now waits for (`wait_for_event`), or null when it stopped waiting; absent: unchanged. */
   waitingEvent?: string | null;
+  /** Set only by a move to another version (`Change.moveTo`), with its goal event and place in line. */
+  workflowVersionId?: string;
+  goalEvent?: string | null;
+  waiting?: boolean;
 }
 
 /** The job that runs the execution's next step, handed to the caller to run in the same job. */
@@ -454,6 +460,9 @@ export function decideChange(context: StepContext, change: Change): Decision | n
     ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
     ...(finished ? { finishedAt: now } : {}),
     ...(waitingEvent !== (row.waitingEvent ?? null) ? { waitingEvent } : {}),
+    ...(change.moveTo
+      ? { workflowVersionId: change.moveTo.versionId, goalEvent: change.moveTo.goalEvent, waiting: row.waiting }
+      : {}),
     ...(finished === 'failed' && change.failure !== undefined && row.account.errorNotification
       ? { notifyPending: true as const }
       : {}),

@@ -7,6 +7,7 @@ import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
 import { runBulkControl } from '../bulk-control.ts';
 import { testWorkflow } from '../workflow-test.ts';
+import { moveToPublished, previewPublish } from '../version-publish.ts';
 import { IDEMPOTENT_ROUTES, idempotency } from '../idempotency.ts';
 import {
   bulkControlBody,
@@ -111,21 +112,28 @@ export function workflowRoutes(deps: ApiDeps): Router {
   });
 
   router.put('/workflows/:id/definition', async (request, response) => {
-    const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
-    const definition = parseOrRefuse(validate(updateDefinitionBody, request.body, 'body').definition, submitted);
-    // Versions are immutable: running executions keep the version they started on.
-    const updated = await deps.db.$transaction(async (tx) => {
+    const caller = callerOf(request);
+    const workflow = await findWorkflow(caller.accountId, request.params.id);
+    const body = validate(updateDefinitionBody, request.body, 'body');
+    const definition = parseOrRefuse(body.definition, submitted);
+    const inFlight = body.in_flight ?? 'keep';
+    if (body.dry_run) return void response.json(await previewPublish(deps, workflow.id, definition, inFlight));
+    // Versions are immutable: running executions keep the version they started on, unless moved below.
+    const { updated, versionId } = await deps.db.$transaction(async (tx) => {
       const next = await tx.workflow.update({ where: { id: workflow.id }, data: { currentVersion: { increment: 1 } } });
-      await tx.workflowVersion.create({
+      const version = await tx.workflowVersion.create({
         data: {
           workflowId: workflow.id,
           version: next.currentVersion,
           ...versionFields(definition),
         },
       });
-      return next;
+      return { updated: next, versionId: version.id };
     });
-    response.json(serializeWorkflow(updated, definition));
+    if (inFlight === 'keep') return void response.json(serializeWorkflow(updated, definition));
+    const target = { workflowId: workflow.id, versionId, version: updated.currentVersion, userId: caller.userId };
+    const { moved, stayed } = await moveToPublished(deps, target);
+    response.json({ ...serializeWorkflow(updated, definition), in_flight: { moved, stayed } });
   });
 
   for (const [action, status] of [
