@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { responses } from '../../src/api/openapi.ts';
 import { stepJobId } from '../../src/queue/step-queue.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
@@ -66,10 +67,10 @@ describe('moving running executions to a new version', () => {
     const before = await h.db.execution.findMany({ orderBy: { id: 'asc' } });
     const move = await publish({ definition: v2, in_flight: 'move', dry_run: true });
     expect(move.status).toBe(200);
-    expect(move.body).toEqual({ would_move: 2, would_stay: 1 });
+    expect(responses.publishPreview.parse(move.body)).toEqual({ would_move: 2, would_stay: 1 });
     const keep = await publish({ definition: v2, dry_run: true });
     expect(keep.body).toEqual({ would_move: 0, would_stay: 3 });
-    expect((await h.api.get(`/workflows/${workflowId}`)).body.current_version ?? 1).toBe(1);
+    expect((await h.api.get(`/workflows/${workflowId}`)).body.version).toBe(1);
     expect(await h.db.workflowVersion.count({ where: { workflowId } })).toBe(1);
     expect(await h.db.execution.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
   });

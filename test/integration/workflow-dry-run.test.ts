@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../src/api/api-keys.ts';
+import { responses } from '../../src/api/openapi.ts';
 import { MAX_TEST_EVENTS } from '../../src/api/schemas.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
@@ -43,6 +44,7 @@ describe('POST /workflows/{id}/test', () => {
     const before = await counts();
     const response = await test({ contact: { tags: ['VIP'] }, start_at: '2026-03-02T10:00:00Z' });
     expect(response.status).toBe(200);
+    responses.workflowTest.parse(response.body);
     expect(response.body).toMatchObject({ version: 1, result: 'COMPLETED', completion_reason: 'completed' });
     expect(response.body.path).toEqual([
       { step_id: 'welcome', type: 'send_email', at: '2026-03-02T10:00:00.000Z', outcome: 'success' },
