@@ -44,6 +44,8 @@ export const LOG_EVENT_TYPES = [
   'exited',
   'split_assigned',
   'branch_evaluated',
+  // A running execution moved to a new version of its workflow (`in_flight: "move"`).
+  'version_migrated',
 ] as const;
 export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
 

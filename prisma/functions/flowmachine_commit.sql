@@ -7,8 +7,10 @@
 -- Input:
 --   p_id, p_version  the execution and the version the step was computed from (optimistic check)
 --   p_set    new field values, camelCase keys (snapshot, status, currentStepIndex, totalSteps, nextRunAt,
---            completionReason, retryCount, lastError, finishedAt, notifyPending, waitingEvent, updatedAt); an
---            absent key keeps the stored value, except status (always set) and notifyPending (cleared when absent)
+--            completionReason, retryCount, lastError, finishedAt, notifyPending, waitingEvent, updatedAt, and for a
+--            move to another version workflowVersionId, goalEvent, waiting); an absent key keeps the stored value,
+--            except status (always set), notifyPending (cleared when absent) and waiting (false when absent,
+--            unless the slot operation put the execution in line)
 --   p_logs   execution_logs rows to insert (jsonb array)
 --   p_tag_op 'add', 'remove' or NULL; p_tag the tag (an add of a tag the contact did not have enrolls it
 --            in the workflows entered by that tag: flowmachine_enroll_tagged)
@@ -70,6 +72,8 @@ BEGIN
       v_waiting := true;
     END IF;
   END IF;
+  -- A move to another version (src/engine/move-execution.ts) keeps an execution waiting in line there.
+  v_waiting := v_waiting OR COALESCE((p_set->>'waiting')::boolean, false);
   UPDATE executions SET
     status = v_status,
     waiting = v_waiting,
@@ -86,6 +90,8 @@ BEGIN
     last_error = CASE WHEN p_set ? 'lastError' THEN p_set->>'lastError' ELSE last_error END,
     finished_at = COALESCE((p_set->>'finishedAt')::timestamptz, finished_at),
     waiting_event = CASE WHEN p_set ? 'waitingEvent' THEN p_set->>'waitingEvent' ELSE waiting_event END,
+    workflow_version_id = COALESCE((p_set->>'workflowVersionId')::uuid, workflow_version_id),
+    goal_event = CASE WHEN p_set ? 'goalEvent' THEN p_set->>'goalEvent' ELSE goal_event END,
     notify_pending = COALESCE((p_set->>'notifyPending')::boolean, false),
     updated_at = COALESCE((p_set->>'updatedAt')::timestamptz, now())
   WHERE id = p_id;

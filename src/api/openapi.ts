@@ -12,6 +12,7 @@ import {
   bulkControlBody,
   bulkEnrollBody,
   statsQuery,
+  testWorkflowBody,
   logsQuery,
   tagBody,
   triggerBody,
@@ -158,6 +159,34 @@ export const responses = {
       }),
     ),
     goal: z.object({ achieved: z.number().int(), conversion_rate: z.number().min(0).max(1) }),
+  }),
+  workflowTest: z.object({
+    version: z.number().int().describe('the version simulated (the current one)'),
+    path: z.array(
+      z.object({
+        step_id: z.string(),
+        type: z.string(),
+        at: z.string().describe('when the step starts on the simulated clock (ISO time)'),
+        outcome: z
+          .string()
+          .describe(
+            "success, skipped (an opted-out contact's message), true/false (condition), waited, event_received, timed_out, goal_achieved, exited, or pending where the run stopped",
+          ),
+        deferred_until: z.string().optional().describe('when a send window held the step back: the time it was sent'),
+      }),
+    ),
+    result: z
+      .enum([...EXECUTION_STATUSES, 'INCOMPLETE'])
+      .describe('the final status; INCOMPLETE when the run hit its bound of simulated steps'),
+    completion_reason: z.string().nullable(),
+    ended_at: z.string(),
+    events: z.array(
+      z.object({ name: z.string(), at: z.string(), outcome: z.enum(['goal', 'exited', 'resumed', 'ignored']) }),
+    ),
+  }),
+  publishPreview: z.object({
+    would_move: z.number().int().describe('running executions of older versions whose step id is in the new one'),
+    would_stay: z.number().int().describe('running executions of older versions that would stay on them'),
   }),
   workflowVersion: z.object({
     version: z.number().int(),
@@ -387,9 +416,31 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'put',
     path: `/api/v1/workflows/${id}/definition`,
-    summary: 'Save a new immutable version of the definition; the answer carries the warnings of the definition',
+    summary:
+      'Save a new immutable version of the definition; in_flight "move" moves running executions of older versions to the same step id of the new one (those whose step is gone stay), dry_run only counts',
     body: updateDefinitionBody,
-    ok: [200, savedWorkflow, 'the workflow and its warnings'],
+    ok: [
+      200,
+      z.union([
+        savedWorkflow.extend({
+          in_flight: z
+            .object({ moved: z.number().int(), stayed: z.number().int() })
+            .optional()
+            .describe('with in_flight "move": what moved and what stayed'),
+        }),
+        responses.publishPreview,
+      ]),
+      'the workflow (with dry_run: what would move and stay, nothing saved)',
+    ],
+    errors: [400, 401, 404],
+  },
+  {
+    method: 'post',
+    path: `/api/v1/workflows/${id}/test`,
+    summary:
+      'Dry run: the path one stored (contact_id) or hypothetical (contact) contact would take through the current version on a simulated clock, with events injected at offsets; no provider is called and nothing is stored',
+    body: testWorkflowBody,
+    ok: [200, responses.workflowTest, 'the simulated path and result'],
     errors: [400, 401, 404],
   },
   {

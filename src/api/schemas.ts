@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDuration } from '../definition/duration.ts';
 import { isValidZone } from '../definition/local-time.ts';
 import { MAX_BULK_ENROLL } from '../engine/trigger.ts';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
@@ -64,6 +65,10 @@ export const validateDefinitionBody = z.strictObject({
 
 export const updateDefinitionBody = z.strictObject({
   definition: z.unknown().refine((value) => value !== undefined, 'definition is required'),
+  /** Whether running executions of older versions stay on them (`keep`) or move to the new one. */
+  in_flight: z.enum(['keep', 'move']).optional(),
+  /** Only answer what `in_flight` would do; create nothing. */
+  dry_run: z.boolean().optional(),
 });
 
 export const triggerBody = z.strictObject({
@@ -83,6 +88,55 @@ const isoDate = z.union([z.iso.date(), z.iso.datetime({ offset: true })]).transf
 
 /** A step id as definitions allow it; used to filter executions by the step they are at. */
 const stepIdFilter = z.string().trim().min(1).max(100);
+
+/** Most events one dry run may inject (`POST /workflows/{id}/test`). */
+export const MAX_TEST_EVENTS = 50;
+
+/** An offset such as `"10 minutes"` (zero allowed: `"0 seconds"`), in milliseconds. */
+const offset = z
+  .string()
+  .max(40)
+  .transform((text, context) => {
+    const zero = /^\s*0+\s*([a-z]+)\s*$/i.exec(text);
+    const ms = zero ? (parseDuration(`1 ${zero[1]}`) === null ? null : 0) : parseDuration(text);
+    if (ms === null) {
+      context.addIssue({ code: 'custom', message: 'must be a duration such as "10 minutes", "2 hours" or "3 days"' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A hypothetical contact of a dry run: what conditions, waits and messages read of it. */
+const testContact = z.strictObject({
+  email: email.optional(),
+  phone: phone.nullish(),
+  opted_in: z.boolean().optional(),
+  tags: z.array(tag).max(100).optional(),
+  timezone: z.string().min(1).max(64).nullish(),
+  attributes: attributes.optional(),
+});
+
+export const testWorkflowBody = z
+  .strictObject({
+    contact: testContact.optional(),
+    contact_id: uuidParam.optional(),
+    payload: payload.optional(),
+    events: z
+      .array(
+        z.strictObject({
+          name: z.string().trim().min(1).max(100),
+          after: offset,
+          properties: smallObject('properties').optional(),
+        }),
+      )
+      .max(MAX_TEST_EVENTS)
+      .optional(),
+    start_at: isoDate.optional(),
+  })
+  .refine((body) => (body.contact === undefined) !== (body.contact_id === undefined), {
+    path: ['contact'],
+    message: 'give either contact or contact_id',
+  });
 
 export const listExecutionsQuery = z.strictObject({
   status: z.enum(EXECUTION_STATUSES).optional(),

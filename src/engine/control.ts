@@ -142,37 +142,46 @@ export interface ContactEvent {
  * execution moved on and is refused.
  */
 export function resumeWait(deps: EngineDeps, cache: WorkflowCache, executionId: string, event: ContactEvent) {
-  return applyWithRetry(deps, cache, executionId, undefined, ({ row, workflow }) => {
-    const effect = dueEffect(workflow, snapshotOf(row));
-    if (row.status !== 'PAUSED' || effect?.type !== 'awaitEvent' || effect.params.event !== event.name)
-      return { refuse: row.status };
-    if (row.updatedAt.getTime() > event.at.getTime()) return { refuse: 'waiting since after the event' };
-    const step = workflow.steps.get(effect.params.stepId)!.step;
-    const where = step.type === 'wait_for_event' ? step.config.where : undefined;
-    const contact = { ...row.contact, attributes: (row.contact.attributes ?? {}) as Record<string, unknown> };
-    if (where && !evaluateCondition(where, contact, event.properties)) return { refuse: 'where does not hold' };
-    return {
-      event: { type: 'EVENT_RECEIVED', event: event.name },
-      logs: [
-        {
-          eventType: 'event_received',
-          status: 'SUCCESS',
-          stepId: step.id,
-          details: { event: event.name, event_id: event.id },
-        },
-      ],
-    };
-  });
+  return applyWithRetry(deps, cache, executionId, undefined, (loaded) => resumeWaitChange(loaded, event));
+}
+
+/**
+ * The change an event makes to an execution waiting for it (pure; see {@link resumeWait}), or why it
+ * makes none. The dry run (simulate.ts) decides with it too.
+ */
+export function resumeWaitChange({ row, workflow }: LoadedExecution, event: ContactEvent): Change | { refuse: string } {
+  const effect = dueEffect(workflow, snapshotOf(row));
+  if (row.status !== 'PAUSED' || effect?.type !== 'awaitEvent' || effect.params.event !== event.name)
+    return { refuse: row.status };
+  if (row.updatedAt.getTime() > event.at.getTime()) return { refuse: 'waiting since after the event' };
+  const step = workflow.steps.get(effect.params.stepId)!.step;
+  const where = step.type === 'wait_for_event' ? step.config.where : undefined;
+  const contact = { ...row.contact, attributes: (row.contact.attributes ?? {}) as Record<string, unknown> };
+  if (where && !evaluateCondition(where, contact, event.properties)) return { refuse: 'where does not hold' };
+  return {
+    event: { type: 'EVENT_RECEIVED', event: event.name },
+    logs: [
+      {
+        eventType: 'event_received',
+        status: 'SUCCESS',
+        stepId: step.id,
+        details: { event: event.name, event_id: event.id },
+      },
+    ],
+  };
 }
 
 /** Ends a running execution because of its workflow's exit event: CANCELLED, `exit_event`, `exited` logged. */
 export function exitExecution(deps: EngineDeps, cache: WorkflowCache, executionId: string, event: ContactEvent) {
-  return applyWithRetry(deps, cache, executionId, undefined, ({ row }) =>
-    isRunning(row.status)
-      ? {
-          event: { type: 'CANCEL', reason: 'exit_event' },
-          logs: [{ eventType: 'exited', status: 'CANCELLED', details: { event: event.name, event_id: event.id } }],
-        }
-      : { refuse: row.status },
-  );
+  return applyWithRetry(deps, cache, executionId, undefined, (loaded) => exitChange(loaded, event));
+}
+
+/** The change a workflow's exit event makes to a running execution (pure; see {@link exitExecution}). */
+export function exitChange({ row }: LoadedExecution, event: ContactEvent): Change | { refuse: string } {
+  return isRunning(row.status)
+    ? {
+        event: { type: 'CANCEL', reason: 'exit_event' },
+        logs: [{ eventType: 'exited', status: 'CANCELLED', details: { event: event.name, event_id: event.id } }],
+      }
+    : { refuse: row.status };
 }

@@ -65,6 +65,8 @@ export interface Change {
   userId?: string | null;
   /** The change fails the execution with this error, which the account's admin is told about (notify.ts). */
   failure?: string;
+  /** Moves the execution to another version of its workflow (move-execution.ts); the row keeps its place in line. */
+  moveTo?: { versionId: string; goalEvent: string | null };
 }
 
 /**
@@ -93,6 +95,10 @@ export interface RowPatch {
   notifyPending?: true;
   /** The event the execution now waits for (`wait_for_event`), or null when it stopped waiting; absent: unchanged. */
   waitingEvent?: string | null;
+  /** Set only by a move to another version (`Change.moveTo`), with its goal event and place in line. */
+  workflowVersionId?: string;
+  goalEvent?: string | null;
+  waiting?: boolean;
 }
 
 /** The job that runs the execution's next step, handed to the caller to run in the same job. */
@@ -496,6 +502,9 @@ export function decideChange(context: StepContext, change: Change): Decision | n
     ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
     ...(finished ? { finishedAt: now } : {}),
     ...(waitingEvent !== (row.waitingEvent ?? null) ? { waitingEvent } : {}),
+    ...(change.moveTo
+      ? { workflowVersionId: change.moveTo.versionId, goalEvent: change.moveTo.goalEvent, waiting: row.waiting }
+      : {}),
     ...(finished === 'failed' && change.failure !== undefined && row.account.errorNotification
       ? { notifyPending: true as const }
       : {}),
@@ -660,8 +669,8 @@ function stagesBefore(change: Change, nextType: string | undefined, tagChange: T
   );
 }
 
-/** The contact's tags after a tag change, as the commit applies it. */
-function withTag(contact: ExecutionRow['contact'], { op, tag }: TagChange): ExecutionRow['contact'] {
+/** The contact's tags after a tag change, as the commit applies it (also the dry run's, simulate.ts). */
+export function withTag(contact: ExecutionRow['contact'], { op, tag }: TagChange): ExecutionRow['contact'] {
   const others = contact.tags.filter((t) => t !== tag);
   return { ...contact, tags: op === 'add' ? [...others, tag] : others };
 }

@@ -49,6 +49,14 @@ export interface ExecutionStore {
   deleteContact(contactId: string, accountId: string, now: Date): Promise<boolean>;
   /** Logs one attempt at a failure notification, if it still is the next one (`flowmachine_log_notification`). */
   logNotification(attempt: NotificationAttempt): Promise<boolean>;
+  /** Running executions of the workflow on versions other than `versionId`, by id after `after`, at most `limit`. */
+  runningOnOtherVersions(workflowId: string, versionId: string, after: string, limit: number): Promise<string[]>;
+  /** Of those, how many are at one of `stepIds` (would move to a version with them) and how many are not. */
+  countMovable(
+    workflowId: string,
+    versionId: string,
+    stepIds: string[],
+  ): Promise<{ wouldMove: number; wouldStay: number }>;
   /** The sweeper's reads and its one repair. */
   sweep: SweepQueries;
 }

@@ -8,6 +8,7 @@ import { insertRefusals, logNotification } from '../sql/execution-logs.ts';
 import { loadExecution, loadForJobs, readDefinition } from '../sql/load-executions.ts';
 import { sweepQueries } from '../sql/sweep.ts';
 import { triggers } from '../sql/trigger.ts';
+import { countMovable, runningOnOtherVersions } from '../sql/version-migration.ts';
 import type { ExecutionStore } from './execution-store.ts';
 
 /**
@@ -38,6 +39,9 @@ export function createPostgresStore(pool: Pool, batchers: BatcherRegistry): Exec
     tagContact: (change) => tagContact(pool, change),
     deleteContact: (contactId, accountId, now) => deleteContact(pool, contactId, accountId, now),
     logNotification: (attempt) => logNotification(pool, attempt),
+    runningOnOtherVersions: (workflowId, versionId, after, limit) =>
+      runningOnOtherVersions(pool, workflowId, versionId, after, limit),
+    countMovable: (workflowId, versionId, stepIds) => countMovable(pool, workflowId, versionId, stepIds),
     sweep: sweepQueries(pool),
   };
 }

@@ -92,6 +92,8 @@ describe('API error paths', () => {
     if (path === '/api/v1/workflows/validate') return { definition: tagStep };
     if (path.endsWith('/trigger')) return { contact_id: contactId };
     if (path.endsWith('/enrollments')) return { contact_ids: [contactId] };
+    // The dry run of one contact stores nothing.
+    if (path.endsWith('/test')) return { contact: {} };
     // Bulk cancel/retry: a dry run, so the valid body changes nothing.
     if (path.endsWith('/executions/cancel') || path.endsWith('/executions/retry')) return { dry_run: true };
     if (path === '/api/v1/account/settings' && method === 'patch') return { max_retry_attempts: 3 };

@@ -8,6 +8,8 @@ import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
 import { HttpError, notFound } from '../http-error.ts';
 import { runBulkControl } from '../bulk-control.ts';
+import { testWorkflow } from '../workflow-test.ts';
+import { moveToPublished, previewPublish } from '../version-publish.ts';
 import { IDEMPOTENT_ROUTES, idempotency } from '../idempotency.ts';
 import {
   bulkControlBody,
@@ -15,6 +17,7 @@ import {
   createWorkflowBody,
   listExecutionsQuery,
   listWorkflowsQuery,
+  testWorkflowBody,
   triggerBody,
   updateDefinitionBody,
   uuidParam,
@@ -142,22 +145,29 @@ export function workflowRoutes(deps: ApiDeps): Router {
   });
 
   router.put('/workflows/:id/definition', async (request, response) => {
-    const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
-    const definition = parseOrRefuse(validate(updateDefinitionBody, request.body, 'body').definition, submitted);
+    const caller = callerOf(request);
+    const workflow = await findWorkflow(caller.accountId, request.params.id);
+    const body = validate(updateDefinitionBody, request.body, 'body');
+    const definition = parseOrRefuse(body.definition, submitted);
+    const inFlight = body.in_flight ?? 'keep';
+    if (body.dry_run) return void response.json(await previewPublish(deps, workflow.id, definition, inFlight));
     const { warnings } = await analyze(workflow.accountId, definition);
-    // Versions are immutable: running executions keep the version they started on.
-    const updated = await deps.db.$transaction(async (tx) => {
+    // Versions are immutable: running executions keep the version they started on, unless moved below.
+    const { updated, versionId } = await deps.db.$transaction(async (tx) => {
       const next = await tx.workflow.update({ where: { id: workflow.id }, data: { currentVersion: { increment: 1 } } });
-      await tx.workflowVersion.create({
+      const version = await tx.workflowVersion.create({
         data: {
           workflowId: workflow.id,
           version: next.currentVersion,
           ...versionFields(definition),
         },
       });
-      return next;
+      return { updated: next, versionId: version.id };
     });
-    response.json({ ...serializeWorkflow(updated, definition), warnings });
+    if (inFlight === 'keep') return void response.json({ ...serializeWorkflow(updated, definition), warnings });
+    const target = { workflowId: workflow.id, versionId, version: updated.currentVersion, userId: caller.userId };
+    const { moved, stayed } = await moveToPublished(deps, target);
+    response.json({ ...serializeWorkflow(updated, definition), warnings, in_flight: { moved, stayed } });
   });
 
   for (const [action, status] of [
@@ -175,6 +185,15 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const workflow = await findWorkflow(callerOf(request).accountId, request.params.id);
     const parsed = parseOrRefuse(await currentDefinition(workflow.id, workflow.currentVersion));
     response.json(compileWorkflow(parsed, `workflow-${workflow.id}`).config);
+  });
+
+  // The dry run of one contact: reads only, writes nothing (workflow-test.ts).
+  router.post('/workflows/:id/test', async (request, response) => {
+    const caller = callerOf(request);
+    const workflow = await findWorkflow(caller.accountId, request.params.id);
+    const body = validate(testWorkflowBody, request.body, 'body');
+    const target = { accountId: caller.accountId, workflowId: workflow.id, version: workflow.currentVersion };
+    response.json(await testWorkflow(deps, target, body));
   });
 
   router.get('/workflows/:id/versions/:version', async (request, response) => {
