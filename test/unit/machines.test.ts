@@ -14,15 +14,16 @@ import {
   renderMachineModule,
   toLiteral,
 } from '../../scripts/export-machines.ts';
-import { branching, emails, sequential, welcomeSequence, withWait } from '../fixtures/workflows.ts';
+import { abandonedCart, branching, emails, sequential, welcomeSequence, withWait } from '../fixtures/workflows.ts';
 
-/** The SPEC's example workflows and the definitions they must hold. */
+/** The SPEC's example workflows (and issue #18's abandoned cart) and the definitions they must hold. */
 const EXAMPLES: Record<string, unknown> = {
   'welcome-sequence': welcomeSequence,
   'sequential-actions': sequential,
   'conditional-branching': branching,
   'wait-step': withWait(),
   'goal-exit': emails(10),
+  'abandoned-cart': abandonedCart(),
 };
 
 const readDefinition = (name: string): unknown =>
