@@ -89,6 +89,11 @@ export interface JourneyFindings {
   outcomes: Record<string, number>;
   /** Executions the accepted entries started (each exactly one). */
   executions: number;
+  /**
+   * Exited executions whose timed-out wait was still staged when the exit landed, so that the timeout
+   * branch's first message, already under way, went out after the exit.
+   */
+  lateAfterTimer: number;
 }
 
 /** Inputs of {@link checkJourneys}: the plan, the provider's record and the run's outage windows. */
@@ -127,6 +132,7 @@ export async function checkJourneys(
   const inOutage = (start: number, end: number) => record.outages.some((w) => start <= w.end && end >= w.start);
 
   const outcomes: Record<string, number> = {};
+  let lateAfterTimer = 0;
   for (const journey of record.journeys) {
     const own = byContact.get(journey.contactId) ?? [];
     const who = `journey ${journey.index} (${journey.kind} ${journey.result ?? 'not sent'})`;
@@ -207,6 +213,17 @@ export async function checkJourneys(
     const reached = new Set(steps);
     for (const path of Object.values(JOURNEY_PATHS))
       if (onPath(path) && path[steps.length]) reached.add(path[steps.length]!);
+    // A fired timer is not committed alone but with the next step (decide-step.ts, stagesBefore): a job
+    // whose wait had timed out before the exit landed may still send the timeout branch's first message,
+    // in flight like any step its job loaded. Only then, and counted apart.
+    const waitStarted = ownLogs.find((l) => l.eventType === 'wait_started' && l.stepId === 'j_await');
+    const stop = ownLogs.find((l) => l.eventType === 'exited' || l.eventType === 'execution_cancelled');
+    const dueAt = Date.parse(String((waitStarted?.details as { resume_at?: unknown } | null)?.resume_at ?? ''));
+    const timedOutBeforeStop = stop !== undefined && steps.join() === 'j_welcome' && dueAt <= stop.timestamp.getTime();
+    if (timedOutBeforeStop && (requestsOf.get(id) ?? []).some((r) => r.stepId === JOURNEY_PATHS.timeout[2])) {
+      reached.add(JOURNEY_PATHS.timeout[2]);
+      lateAfterTimer += 1;
+    }
     const keys = new Map<string, Set<string | undefined>>();
     for (const request of requestsOf.get(id) ?? []) {
       if (request.stepId === 'error_notification') continue;
@@ -219,5 +236,5 @@ export async function checkJourneys(
     for (const [step, set] of keys)
       if (set.size > 1) fail('two_keys', `${who}: ${id} ${step} sent under ${set.size} keys`);
   }
-  return { outcomes, executions: executions.length };
+  return { outcomes, executions: executions.length, lateAfterTimer };
 }

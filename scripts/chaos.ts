@@ -718,7 +718,9 @@ async function main(): Promise<number> {
           const j = [...journeyRacing.values()].find((q) => journeyExecution.get(q.index) === row.id)!;
           const at = (row.snapshot as { value: string }).value;
           const atWait = row.status === 'PAUSED' && at === 'j_await' && row.nextRunAt;
-          if (!atWait && at === 'j_welcome' && !['COMPLETED', 'FAILED', 'CANCELLED'].includes(row.status)) continue;
+          // Until the wait has started (the row PAUSED there), or the execution went past it or ended.
+          const before = at === 'j_welcome' || at === 'j_await';
+          if (!atWait && before && !['COMPLETED', 'FAILED', 'CANCELLED'].includes(row.status)) continue;
           journeyRacing.delete(j.index);
           // nextRunAt of the wait is its timeout: a race is timed around it, an early order after its start.
           const timeoutAt = atWait ? row.nextRunAt!.getTime() : Date.now();
@@ -1057,6 +1059,7 @@ async function main(): Promise<number> {
           : ''
       }`,
     ),
+    row('journey messages in flight at their exit', journeyFindings.lateAfterTimer),
     row('recovered log entries', findings.stats.recoveredLogs),
     row(
       'live consistency checks',
