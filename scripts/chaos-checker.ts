@@ -80,6 +80,8 @@ export interface ChaosRecord {
   processProblems: string[];
   /** Consistency checks run while the faults were going on (stuck executions aside). */
   live: { checks: number; violations: string[]; maxActive: number; maxWaiting: number };
+  /** Executions started outside `plan` (the journeys, checked by chaos-journeys.ts), for the balance. */
+  otherExecutions?: number;
 }
 
 /** Steps of the chaos workflow on each fate's path (the doomed path ends failing at `doom`). */
@@ -504,7 +506,7 @@ export async function checkChaosRun(db: PrismaClient, record: ChaosRecord): Prom
   const ended = count(Object.keys(TERMINAL_LOGS));
   if (started !== executions.length || ended !== started)
     fail('counters', `${executions.length} executions, ${started} execution_started, ${ended} terminal entries`);
-  const expectedExecutions = record.plan.filter((p) => p.triggered).length;
+  const expectedExecutions = record.plan.filter((p) => p.triggered).length + (record.otherExecutions ?? 0);
   if (executions.length !== expectedExecutions)
     fail('counters', `${executions.length} executions for ${expectedExecutions} accepted triggers`);
   return { violations, examples, consistency, outcomes, stats };

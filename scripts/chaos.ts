@@ -2,8 +2,9 @@
  * Chaos run: thousands of executions through real API and worker processes while faults are
  * injected on a seeded schedule (worker SIGKILL and graceful restarts, Redis FLUSHALL and restart,
  * dropped Postgres connections, provider outages, cancellations, contact deletions, goals racing
- * with waits, concurrent tag changes, optionally a Postgres restart, or on a Redis Cluster the failover of the
- * queue's master), then a check that every execution ended as its inputs imply, that the database
+ * with waits, concurrent tag changes, journeys entered by events whose wait_for_event races its timeout and
+ * whose exit events land while workers die (chaos-journeys.ts), optionally a Postgres restart, or on a Redis
+ * Cluster the failover of the queue's master), then a check that every execution ended as its inputs imply, that the database
  * is consistent, and that no step was sent under two idempotency keys. See docs/reliability.md.
  *
  *   npm run chaos -- [--seed N] [--executions N] [--workers N] [--quick] [--postgres-restart] [--redis-cluster] [--keep]
@@ -46,6 +47,14 @@ import {
   type PlannedExecution,
   type RecordedRequest,
 } from './chaos-checker.ts';
+import {
+  checkJourneys,
+  JOURNEY_EVENTS,
+  JOURNEY_KINDS,
+  journeyWorkflow,
+  type JourneyKind,
+  type PlannedJourney,
+} from './chaos-journeys.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/flowmachine.mjs');
 const execFileAsync = promisify(execFile);
@@ -222,6 +231,33 @@ const schedule: Fault[] = [];
   schedule.sort((a, b) => a.at - b.at);
   if (args['postgres-restart']) schedule.push({ at: windowMs, kind: 'postgres_restart', durationMs: 0, pick: 0 });
 }
+
+// Journeys, drawn after the plan and the schedule so that those stay what the seed gave before.
+const JOURNEY_WEIGHTS: [JourneyKind, number][] = [
+  ['timeout', 30],
+  ['order', 25],
+  ['order_race', 30],
+  ['exit', 15],
+];
+/** The wait_for_event's timeout: an order sent around it races the timer. */
+const journeyTimeoutSeconds = profile.waitSeconds + 1;
+const journeys: PlannedJourney[] = Array.from({ length: Math.ceil(total / 4) }, (_, index) => {
+  const kind = random.weighted(JOURNEY_WEIGHTS);
+  return {
+    index,
+    contactId: randomUUID(),
+    kind,
+    offsetMs:
+      kind === 'order_race'
+        ? random.between(-400, 400)
+        : kind === 'order'
+          ? random.between(200, 1_500)
+          : kind === 'exit'
+            ? random.between(0, 6_000)
+            : 0,
+    doubleEntry: random.next() < 0.1,
+  };
+});
 
 // ---------------------------------------------------------------------------------------------
 // Processes and resources the run starts; all of them are released in `cleanup`.
@@ -447,10 +483,10 @@ async function main(): Promise<number> {
 
   // The account, with quick retries so failing executions end within seconds, and its workflow.
   const account = await createAccount(db, { name: 'Chaos', adminEmail: 'ops@chaos.example.com' });
-  const call = async (method: string, route: string, body?: unknown) => {
+  const call = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
     const response = await fetch(`http://127.0.0.1:${apiPort}/api/v1${route}`, {
       method,
-      headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(60_000),
     });
@@ -480,6 +516,20 @@ async function main(): Promise<number> {
     definition: chaosWorkflow({ broken: broken.url, rejecting: rejecting.url }, profile.waitSeconds),
   });
   if (workflow.status !== 201) throw new Error(`workflow: ${JSON.stringify(workflow.body)}`);
+  const journeyFlow = await call('POST', '/workflows', {
+    name: 'Chaos journey',
+    status: 'active',
+    definition: journeyWorkflow(journeyTimeoutSeconds),
+  });
+  if (journeyFlow.status !== 201) throw new Error(`journey workflow: ${JSON.stringify(journeyFlow.body)}`);
+  await db.contact.createMany({
+    data: journeys.map((j) => ({
+      id: j.contactId,
+      accountId: account.account_id,
+      email: `j${j.index}@chaos.example.com`,
+      attributes: { first_name: `J${j.index}` },
+    })),
+  });
   await db.contact.createMany({
     data: plan.map((p) => ({
       id: p.contactId,
@@ -618,6 +668,108 @@ async function main(): Promise<number> {
             );
         })(),
         `trigger of contact ${p.index}`,
+      );
+    }
+  })();
+
+  // Journeys: entries by event (some twice at once under one Idempotency-Key), then the order or the
+  // exit event at its seeded moment; orders wait until the execution is at its wait_for_event.
+  /**
+   * Posts a contact event with an Idempotency-Key until it gets an answer that is neither a server
+   * error nor "still in progress"; `failed` says an earlier attempt may have done the work already.
+   */
+  const postEvent = async (contactId: string, event: unknown, key: string) => {
+    let failed = false;
+    for (let attempt = 0; attempt < 60; attempt += 1) {
+      const answer = await call('POST', `/contacts/${contactId}/events`, event, { 'idempotency-key': key }).catch(
+        () => null,
+      );
+      if (answer && answer.status < 500 && answer.status !== 409) return { ...answer, failed };
+      failed = failed || !answer || answer.status >= 500;
+      await sleep(500);
+    }
+    return { status: 0, body: null, failed: true };
+  };
+  const journeyExecution = new Map<number, string>();
+  const journeyRacing = new Map<number, PlannedJourney>();
+  const journeyEvent = async (j: PlannedJourney) => {
+    const id = journeyExecution.get(j.index);
+    if (!id) return;
+    const name = j.kind === 'exit' ? JOURNEY_EVENTS.exit : JOURNEY_EVENTS.order;
+    const answer = await postEvent(j.contactId, { name, properties: { cart: `c${j.index}` } }, `${name}-${j.index}`);
+    j.doneAt = Date.now();
+    const listed = (answer.body?.[j.kind === 'exit' ? 'exited' : 'resumed'] ?? []) as string[];
+    j.result =
+      answer.status === 202 && listed.includes(id)
+        ? 'applied'
+        : answer.status === 202 && !answer.failed
+          ? 'refused'
+          : 'error';
+    const fault = j.kind === 'exit' ? 'journey_exit' : 'journey_order';
+    faultCounts[fault] = (faultCounts[fault] ?? 0) + 1;
+  };
+  const journeyWatcher = setInterval(() => {
+    const ids = [...journeyRacing.keys()].map((i) => journeyExecution.get(i)!);
+    if (ids.length === 0) return;
+    void db.execution
+      .findMany({ where: { id: { in: ids } }, select: { id: true, status: true, snapshot: true, nextRunAt: true } })
+      .then((rows) => {
+        for (const row of rows) {
+          const j = [...journeyRacing.values()].find((q) => journeyExecution.get(q.index) === row.id)!;
+          const at = (row.snapshot as { value: string }).value;
+          const atWait = row.status === 'PAUSED' && at === 'j_await' && row.nextRunAt;
+          // Until the wait has started (the row PAUSED there), or the execution went past it or ended.
+          const before = at === 'j_welcome' || at === 'j_await';
+          if (!atWait && before && !['COMPLETED', 'FAILED', 'CANCELLED'].includes(row.status)) continue;
+          journeyRacing.delete(j.index);
+          // nextRunAt of the wait is its timeout: a race is timed around it, an early order after its start.
+          const timeoutAt = atWait ? row.nextRunAt!.getTime() : Date.now();
+          const sendAt =
+            j.kind === 'order_race' ? timeoutAt + j.offsetMs : timeoutAt - journeyTimeoutSeconds * 1000 + j.offsetMs;
+          track(
+            sleep(atWait ? sendAt - Date.now() : 0).then(() => journeyEvent(j)),
+            `${j.kind} of journey ${j.index}`,
+          );
+        }
+      })
+      .catch(() => undefined);
+  }, 200);
+  const journeyRate = journeys.length / Math.max(1, loadMs / 1000);
+  const journeying = (async () => {
+    for (const j of journeys) {
+      await sleep(t1 + (j.index / journeyRate) * 1000 - Date.now());
+      track(
+        (async () => {
+          const send = () =>
+            postEvent(
+              j.contactId,
+              { name: JOURNEY_EVENTS.entry, properties: { total: 10 + j.index, cart: `c${j.index}` } },
+              `entry-${j.index}`,
+            );
+          const answers = await Promise.all(j.doubleEntry ? [send(), send()] : [send()]);
+          if (j.doubleEntry) faultCounts.journey_double_entry = (faultCounts.journey_double_entry ?? 0) + 1;
+          const enrolled = answers
+            .flatMap((a) => (a.body?.enrolled ?? []) as { workflow_id: string; execution_id: string }[])
+            .find((e) => e.workflow_id === journeyFlow.body.id);
+          const blocked = answers.some((a) =>
+            ((a.body?.blocked ?? []) as { workflow_id: string }[]).some((b) => b.workflow_id === journeyFlow.body.id),
+          );
+          if (!enrolled && !blocked) {
+            console.error(`entry of journey ${j.index} failed: ${JSON.stringify(answers.map((a) => a.body))}`);
+            return;
+          }
+          j.entered = true;
+          const id = enrolled?.execution_id ?? (await executionOfContact(j.contactId));
+          if (!id) return;
+          journeyExecution.set(j.index, id);
+          if (j.kind === 'exit')
+            track(
+              sleep(j.offsetMs).then(() => journeyEvent(j)),
+              `exit of journey ${j.index}`,
+            );
+          else if (j.kind !== 'timeout') journeyRacing.set(j.index, j);
+        })(),
+        `entry of journey ${j.index}`,
       );
     }
   })();
@@ -764,13 +916,17 @@ async function main(): Promise<number> {
     }
   })();
 
-  await Promise.all([triggering, faulting]);
-  say(`all ${total} triggers sent, ${schedule.length} faults injected; waiting for executions to finish`);
+  await Promise.all([triggering, journeying, faulting]);
+  say(
+    `all ${total} triggers and ${journeys.length} journey entries sent, ${schedule.length} faults injected; waiting for executions to finish`,
+  );
   const deadline = Date.now() + profile.drainMs;
   let runningCount = -1;
   while (Date.now() < deadline && !interrupted) {
     const settled =
-      racing.size === 0 && (await Promise.race([Promise.all(pending).then(() => true), sleep(0).then(() => false)]));
+      racing.size === 0 &&
+      journeyRacing.size === 0 &&
+      (await Promise.race([Promise.all(pending).then(() => true), sleep(0).then(() => false)]));
     runningCount = await db.execution
       .count({ where: { status: { in: ['QUEUED', 'ACTIVE', 'PAUSED'] } } })
       .catch(() => -1);
@@ -778,6 +934,7 @@ async function main(): Promise<number> {
     await sleep(1_000);
   }
   clearInterval(raceWatcher);
+  clearInterval(journeyWatcher);
   sampling = false;
   await sampler;
   await sleep(1_500); // admin notifications are logged just after their execution's last commit
@@ -817,13 +974,30 @@ async function main(): Promise<number> {
       answer: 'rejected' as const,
     })),
   ];
-  const record: ChaosRecord = { plan, requests, outages, maxRetryAttempts: MAX_RETRY_ATTEMPTS, processProblems, live };
+  const journeyExecutions = journeys.filter((j) => j.entered).length;
+  const record: ChaosRecord = {
+    plan,
+    requests,
+    outages,
+    maxRetryAttempts: MAX_RETRY_ATTEMPTS,
+    processProblems,
+    live,
+    otherExecutions: journeyExecutions,
+  };
   if (args.keep) {
     const file = path.join(tmpdir(), `${dbName}.record.json`);
     writeFileSync(file, JSON.stringify(record));
     console.log(`kept the run's record in ${file}`);
   }
   const findings = await checkChaosRun(db, record);
+  const journeyFindings = await checkJourneys(
+    db,
+    { journeys, requests, outages, maxRetryAttempts: MAX_RETRY_ATTEMPTS },
+    (kind, message) => {
+      findings.violations[kind] += 1;
+      if ((findings.examples[kind] ??= []).length < 5) findings.examples[kind]!.push(message);
+    },
+  );
   const violationCount = Object.values(findings.violations).reduce((a, b) => a + b, 0);
 
   const row = (label: string, value: string | number) => `  ${label.padEnd(40)} ${value}`;
@@ -834,8 +1008,27 @@ async function main(): Promise<number> {
     ...Object.entries(findings.outcomes)
       .sort()
       .map(([outcome, n]) => row(outcome, n)),
+    `journeys (${journeys.length} contacts entered by ${JOURNEY_EVENTS.entry}, ${journeyFindings.executions} executions)`,
+    ...JOURNEY_KINDS.map((kind) =>
+      row(
+        kind,
+        Object.entries(journeyFindings.outcomes)
+          .filter(([label]) => label.startsWith(`${kind} `))
+          .sort()
+          .map(([label, n]) => `${n} ${label.slice(kind.length + 1)}`)
+          .join(', ') || 'none',
+      ),
+    ),
     'faults injected',
-    ...[...FAULT_KINDS, ...INTERVENTIONS, 'duplicate_trigger', 'api_tag_change']
+    ...[
+      ...FAULT_KINDS,
+      ...INTERVENTIONS,
+      'duplicate_trigger',
+      'api_tag_change',
+      'journey_double_entry',
+      'journey_order',
+      'journey_exit',
+    ]
       .filter((kind) => kind !== 'postgres_restart' || args['postgres-restart'])
       .filter((kind) => (kind === 'redis_restart' ? !onCluster : kind === 'redis_failover' ? onCluster : true))
       .map((kind) =>
@@ -866,6 +1059,7 @@ async function main(): Promise<number> {
           : ''
       }`,
     ),
+    row('journey messages in flight at their exit', journeyFindings.lateAfterTimer),
     row('recovered log entries', findings.stats.recoveredLogs),
     row(
       'live consistency checks',

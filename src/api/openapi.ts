@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
+import { definitionComponents, definitionReference } from './definition-document.ts';
 import { IDEMPOTENCY_CLAIM_LEASE_MS, MAX_IDEMPOTENCY_KEY_LENGTH } from './idempotency.ts';
 import {
   accountSettingsBody,
@@ -350,7 +351,8 @@ export const OPERATIONS: Operation[] = [
   {
     method: 'post',
     path: `/api/v1/contacts/${id}/events`,
-    summary: 'Record a contact event (stored); completes executions whose workflow has it as goal',
+    summary:
+      'Record a contact event (stored): enrolls in active workflows with this trigger event, resumes wait_for_event waits, reaches goals and ends executions whose workflow has it as exit',
     body: contactEventBody,
     ok: [202, responses.event, 'accepted'],
     errors: [400, 401, 404, 409, 422],
@@ -608,8 +610,24 @@ const ERROR_TEXT: Record<number, string> = {
   503: 'a dependency is down',
 };
 
+/** Fields validated elsewhere (as `z.unknown()` here) that the document shows as their own schema. */
+const STAND_INS = new Map<unknown, object>([
+  [createWorkflowBody.shape.definition, definitionReference],
+  [updateDefinitionBody.shape.definition, definitionReference],
+  [responses.workflow.shape.definition, definitionReference],
+  [responses.workflowVersion.shape.definition, definitionReference],
+]);
+
 const schemaOf = (schema: z.ZodType, io: 'input' | 'output' = 'output') =>
-  z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' });
+  z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    target: 'draft-2020-12',
+    override: (ctx) => {
+      const standIn = STAND_INS.get(ctx.zodSchema);
+      if (standIn) Object.assign(ctx.jsonSchema, standIn);
+    },
+  });
 
 /** The OpenAPI 3.1 document, generated from the same zod schemas that validate requests. */
 export function buildOpenApiDocument() {
@@ -672,6 +690,7 @@ export function buildOpenApiDocument() {
     },
     servers: [{ url: '/' }],
     components: {
+      schemas: definitionComponents(),
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'API key from `npx flowmachine accounts create`' },
       },

@@ -3,7 +3,7 @@ import { evaluateCondition } from '../definition/condition.ts';
 import { commitChange, type Committed } from './commit.ts';
 import { type Change, dueEffect, snapshotOf } from './decide-step.ts';
 import { loadExecution, type LoadedExecution } from './load.ts';
-import type { StoredSnapshot } from './snapshot.ts';
+import { type StoredSnapshot, stepPosition } from './snapshot.ts';
 import { RUNNING_STATUSES, type EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
@@ -165,6 +165,8 @@ export function resumeWaitChange({ row, workflow }: LoadedExecution, event: Cont
         eventType: 'event_received',
         status: 'SUCCESS',
         stepId: step.id,
+        // The wait's own position: without it the entry would take the step the event moves to.
+        stepIndex: stepPosition(snapshotOf(row)),
         details: { event: event.name, event_id: event.id },
       },
     ],

@@ -236,6 +236,12 @@ describe('Journeys I: wait_for_event with a timeout (issue #18, Build 4)', () =>
     expect(d.messagesOf(id, 'thanks')).toHaveLength(1);
     expect(d.messagesOf(id, 'reminder')).toEqual([]);
     expect(await tagsOf(contactId)).toContain('journey_done'); // the steps after the wait ran
+    // The entry is the wait's (step 2), not the step the event moves it to (found by the chaos run, seed 7).
+    const logs = (await h.api.get(`/executions/${id}/logs?limit=50`)).body.data as { event_type: string }[];
+    expect(logs.find((log) => log.event_type === 'event_received')).toMatchObject({
+      step_id: 'await_order',
+      step_index: 2,
+    });
   });
 
   it('keeps waiting for an event whose where does not hold, another event, or another contact', async () => {

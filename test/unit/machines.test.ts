@@ -14,9 +14,17 @@ import {
   renderMachineModule,
   toLiteral,
 } from '../../scripts/export-machines.ts';
-import { abTest, branching, emails, sequential, welcomeSequence, withWait } from '../fixtures/workflows.ts';
+import {
+  abandonedCart,
+  abTest,
+  branching,
+  emails,
+  sequential,
+  welcomeSequence,
+  withWait,
+} from '../fixtures/workflows.ts';
 
-/** The SPEC's example workflows (and the A/B test of Journeys) and the definitions they must hold. */
+/** The SPEC's example workflows (and the journeys' A/B test and abandoned cart) and the definitions they must hold. */
 const EXAMPLES: Record<string, unknown> = {
   'welcome-sequence': welcomeSequence,
   'sequential-actions': sequential,
@@ -24,6 +32,7 @@ const EXAMPLES: Record<string, unknown> = {
   'wait-step': withWait(),
   'goal-exit': emails(10),
   'ab-test': abTest,
+  'abandoned-cart': abandonedCart(),
 };
 
 const readDefinition = (name: string): unknown =>
