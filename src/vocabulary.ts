@@ -42,6 +42,7 @@ export const LOG_EVENT_TYPES = [
   'send_deferred',
   'skipped_opted_out',
   'exited',
+  'frequency_capped',
 ] as const;
 export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
 

@@ -165,6 +165,11 @@ export const responses = {
     default_timezone: z
       .string()
       .describe('IANA zone of wait_until and send windows for contacts without a valid zone of their own (UTC)'),
+    frequency_caps: z
+      .array(z.object({ channel: z.enum(['email', 'sms']), max: z.number().int(), per: z.string() }))
+      .describe(
+        'at most `max` messages of `channel` per contact in any `per`, counted across all workflows; a message over a cap is PAUSED until the cap allows it (`frequency_capped`, `details.resume_at`); `transactional` steps bypass caps ([])',
+      ),
   }),
   event: z.object({
     accepted: z.boolean(),

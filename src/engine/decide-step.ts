@@ -185,7 +185,9 @@ export function dueEffect(workflow: LoadedExecution['workflow'], stored: StoredS
 /** What executing a due effect came to (see effects.ts): only provider calls do I/O. */
 export type EffectOutcome =
   | { kind: 'none' }
-  | { kind: 'action'; result: ActionResult; startedAt: Date; durationMs: number; actionType: string };
+  | { kind: 'action'; result: ActionResult; startedAt: Date; durationMs: number; actionType: string }
+  /** A message its contact's frequency cap holds back until `resumeAt` (nothing was sent or counted). */
+  | { kind: 'capped'; channel: string; resumeAt: Date };
 
 /** The stored snapshot of a row. */
 export const snapshotOf = (row: ExecutionRow): StoredSnapshot => row.snapshot as unknown as StoredSnapshot;
@@ -254,6 +256,7 @@ export function decideStep(
       });
     }
     case 'executeAction': {
+      if (outcome.kind === 'capped') return deferCapped(context, base, logs, outcome);
       if (outcome.kind !== 'action') throw new Error(`step ${effect.params.stepId} ran no action`);
       return decideAction(context, base, logs, outcome);
     }
@@ -583,6 +586,31 @@ export function deferSend(context: StepContext, effect: Effect): Decision | null
           timezone: zone.zone,
           ...('fallback' in zone && zone.fallback ? { timezone_fallback: zone.fallback } : {}),
         },
+      },
+    ],
+  });
+}
+
+/**
+ * A message its contact's frequency cap holds back is not sent: it is PAUSED until the cap allows it
+ * (`frequency_capped`), giving its slot back, then sent (checked again) by the job due then.
+ */
+function deferCapped(
+  context: StepContext,
+  base: { stepId: string | null; stepIndex: number },
+  logs: LogEntry[],
+  { channel, resumeAt }: Extract<EffectOutcome, { kind: 'capped' }>,
+): Decision | null {
+  return decideChange(context, {
+    status: 'PAUSED',
+    nextRunAt: resumeAt,
+    logs: [
+      ...logs,
+      {
+        ...base,
+        eventType: 'frequency_capped',
+        status: 'PAUSED',
+        details: { channel, resume_at: resumeAt.toISOString() },
       },
     ],
   });

@@ -6,6 +6,7 @@ import { deleteContact, enteredBy, exitingOn, runningOfContact, tagContact, wait
 import { enrollMany, readEnrollTarget } from '../sql/enroll-many.ts';
 import { insertRefusals, logNotification } from '../sql/execution-logs.ts';
 import { loadExecution, loadForJobs, readDefinition } from '../sql/load-executions.ts';
+import { capSend } from '../sql/frequency-caps.ts';
 import { sweepQueries } from '../sql/sweep.ts';
 import { triggers } from '../sql/trigger.ts';
 import type { ExecutionStore } from './execution-store.ts';
@@ -37,6 +38,7 @@ export function createPostgresStore(pool: Pool, batchers: BatcherRegistry): Exec
     enteredBy: (accountId, name) => enteredBy(pool, accountId, name),
     tagContact: (change) => tagContact(pool, change),
     deleteContact: (contactId, accountId, now) => deleteContact(pool, contactId, accountId, now),
+    capSend: (call) => capSend(pool, call),
     logNotification: (attempt) => logNotification(pool, attempt),
     sweep: sweepQueries(pool),
   };

@@ -82,6 +82,7 @@ function loadedAt(
       retryBaseDelaySeconds: 60,
       errorNotification: true,
       defaultTimezone: 'UTC',
+      frequencyCaps: [],
     },
     workflow: { name: 'Welcome' },
     ...rest,
@@ -202,6 +203,29 @@ describe('decideStep: every action step type × provider outcome × retries left
       rateLimitHit: 'email',
     });
     expect(decideStep(context(loaded), effect, action(OUTCOMES.held!))!.signals).toEqual({});
+  });
+});
+
+describe('decideStep: a message its frequency cap holds back', () => {
+  it('is PAUSED at the same step until the cap allows it, logs frequency_capped and gives its slot back', () => {
+    const step = { id: 'promo', type: 'send_email', config: { subject: 'Hi', body: 'Hello' } };
+    const workflow = compile([step]);
+    const loaded = loadedAt(workflow, 'promo');
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    const resumeAt = new Date('2026-03-02T09:00:00.000Z');
+    const decision = decideStep(context(loaded), effect, { kind: 'capped', channel: 'email', resumeAt })!;
+    expect(decision.set).toMatchObject({ status: 'PAUSED', nextRunAt: resumeAt });
+    expect(decision.set.snapshot.value).toBe('promo');
+    expect(decision.slot).toBe('release');
+    expect(decision.next.kind).toBe('commit');
+    expect(decision.logRows).toEqual([
+      expect.objectContaining({
+        event_type: 'frequency_capped',
+        status: 'PAUSED',
+        step_id: 'promo',
+        details: { channel: 'email', resume_at: '2026-03-02T09:00:00.000Z' },
+      }),
+    ]);
   });
 });
 
