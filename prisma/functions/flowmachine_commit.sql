@@ -8,7 +8,8 @@
 --   p_id, p_version  the execution and the version the step was computed from (optimistic check)
 --   p_set    new field values, camelCase keys (snapshot, status, currentStepIndex, totalSteps, nextRunAt,
 --            completionReason, retryCount, lastError, finishedAt, notifyPending, waitingEvent, updatedAt); an
---            absent key keeps the stored value, except status (always set) and notifyPending (cleared when absent)
+--            absent key keeps the stored value, except status (always set) and notifyPending (cleared when absent);
+--            contactAttributes, when present, is merged into the contact's attributes (a webhook's save_response)
 --   p_logs   execution_logs rows to insert (jsonb array)
 --   p_tag_op 'add', 'remove' or NULL; p_tag the tag (an add of a tag the contact did not have enrolls it
 --            in the workflows entered by that tag: flowmachine_enroll_tagged)
@@ -62,6 +63,10 @@ BEGIN
     END IF;
   ELSIF p_tag_op = 'remove' THEN
     UPDATE contacts SET updated_at = now(), tags = flowmachine_with_tag(tags, 'remove', p_tag) WHERE id = v_contact;
+  END IF;
+  IF p_set ? 'contactAttributes' THEN
+    UPDATE contacts SET updated_at = now(), attributes = coalesce(attributes, '{}'::jsonb) || (p_set->'contactAttributes')
+      WHERE id = v_contact;
   END IF;
   IF p_slot IN ('acquire', 'acquire_in_line') THEN
     v_shard := flowmachine_take_slot(v_account, p_slot = 'acquire_in_line');

@@ -53,6 +53,8 @@ export interface Change {
   lastError?: string | null;
   /** Tag added to or removed from the contact, applied to its stored tags in the same commit as the step. */
   tagChange?: TagChange;
+  /** Contact attributes set by the step (a webhook's `save_response`), merged into the stored ones in the same commit. */
+  attributes?: Record<string, unknown>;
   userId?: string | null;
   /** The change fails the execution with this error, which the account's admin is told about (notify.ts). */
   failure?: string;
@@ -67,6 +69,7 @@ export interface Pending {
   set: RowPatch;
   logRows: LogRow[];
   tagChange?: TagChange;
+  attributes?: Record<string, unknown>;
 }
 
 /** The execution row's fields a decision sets, by the row's field names. */
@@ -111,6 +114,8 @@ export interface Decision {
   /** Log rows as stored (masked), the staged steps' first. */
   logRows: LogRow[];
   tagChange?: TagChange;
+  /** Contact attributes the commit merges into the stored ones (absent: none). */
+  attributes?: Record<string, unknown>;
   /** What the commit does with the account's concurrency slot. */
   slot: SlotOp;
   finished: FinalState | null;
@@ -297,7 +302,13 @@ function decideAction(
       return decideChange(
         context,
         change(
-          { event: { type: 'STEP_DONE' }, retryCount: 0, lastError: null, tagChange: result.tagChange },
+          {
+            event: { type: 'STEP_DONE' },
+            retryCount: 0,
+            lastError: null,
+            tagChange: result.tagChange,
+            attributes: result.attributes,
+          },
           { eventType: 'action_completed', status: 'SUCCESS', details: { action_type: actionType } },
         ),
       );
@@ -466,11 +477,14 @@ export function decideChange(context: StepContext, change: Change): Decision | n
     ...toLogRows(row, logs, stepPosition(stored), change.userId ?? null, now),
   ];
   const tagChange = change.tagChange ?? pending?.tagChange;
+  const attributes =
+    pending?.attributes || change.attributes ? { ...pending?.attributes, ...change.attributes } : undefined;
   const wasActive = row.status === 'ACTIVE';
   const decision = {
     set,
     logRows,
     tagChange,
+    ...(attributes ? { attributes } : {}),
     slot: slotOp(row.status as ExecutionStatus, status),
     finished,
     signals: {},
@@ -484,14 +498,24 @@ export function decideChange(context: StepContext, change: Change): Decision | n
     !change.status &&
     stagesBefore(change, workflow.steps.get(stored.value)?.step.type, tagChange)
   ) {
-    const contact = change.tagChange ? withTag(row.contact, change.tagChange) : row.contact;
+    const tagged = change.tagChange ? withTag(row.contact, change.tagChange) : row.contact;
+    // The staged step's attributes are seen by the next step (a condition) before they are written.
+    const contact: ExecutionRow['contact'] = change.attributes
+      ? {
+          ...tagged,
+          attributes: {
+            ...(tagged.attributes as Record<string, unknown>),
+            ...change.attributes,
+          } as ExecutionRow['contact']['attributes'],
+        }
+      : tagged;
     const stagedRow = { ...row, ...set, snapshot: stored as unknown as ExecutionRow['snapshot'], contact };
     const next: NextInJob = {
       executionId: row.id,
       version: row.version,
       trace: traceOf(row),
       loaded: { workflow, row: stagedRow },
-      pending: { set, logRows, tagChange },
+      pending: { set, logRows, tagChange, ...(attributes ? { attributes } : {}) },
     };
     return { ...decision, next: { kind: 'stage', next } };
   }

@@ -117,6 +117,8 @@ export interface CommitRequest {
   set: Record<string, unknown>;
   logs: LogRow[];
   tagChange?: { op: 'add' | 'remove'; tag: string };
+  /** Contact attributes merged into the stored ones (`attributes || patch`); absent: none. */
+  attributes?: Record<string, unknown>;
   slot: SlotOp;
 }
 
