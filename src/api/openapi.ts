@@ -38,7 +38,11 @@ export const responses = {
     name: z.string(),
     status: z.enum(['draft', 'active', 'paused']),
     version: z.number().int(),
-    definition: z.unknown(),
+    definition: z
+      .unknown()
+      .describe(
+        'the definition (CONTRACT.md); a webhook step may set `save_response`: {"<attribute>": "<dotted.path>"}, values of its 2xx JSON answer saved to the contact\'s attributes',
+      ),
     created_at: z.string(),
     updated_at: z.string(),
   }),
