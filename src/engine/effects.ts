@@ -55,6 +55,8 @@ export async function executeEffect(deps: EngineDeps, loaded: LoadedExecution, e
 async function checkCaps(deps: EngineDeps, { row }: LoadedExecution, step: ActionStep): Promise<EffectOutcome | null> {
   const channel = channelOf(step.type);
   if (!channel || ('transactional' in step.config && step.config.transactional)) return null;
+  // A message the action will not send (opted out, no phone number) is not counted.
+  if (!row.contact.optedIn || (channel === 'sms' && !row.contact.phone)) return null;
   const caps = capsOf(row.account.frequencyCaps, channel);
   if (caps.length === 0) return null;
   const resumeAt = await deps.store.capSend({

@@ -178,6 +178,23 @@ describe('Journeys II: frequency caps (issue #19, Build 3)', () => {
       expect(sends.map((s) => s.stepId)).toEqual(['promo']);
     });
 
+    it('does not count a message the step does not send (an opted-out contact, no phone number)', async () => {
+      await setCaps([
+        { channel: 'email', max: 1, per: '1 day' },
+        { channel: 'sms', max: 1, per: '1 day' },
+      ]);
+      const optedOut = (await h.createContact()).id;
+      const a = await h.trigger(await single([email('promo')]), optedOut);
+      // Opted out after the trigger, before the email's step runs.
+      expect((await h.api.patch(`/contacts/${optedOut}`, { opted_in: false })).status).toBe(200);
+      expect((await d.finish(a)).status).toBe('COMPLETED');
+      expect(await d.eventTypes(a)).toContain('skipped_opted_out');
+      const noPhone = (await h.createContact({ phone: null })).id;
+      const b = await h.trigger(await single([sms('text')]), noPhone);
+      expect((await d.finish(b)).status).toBe('COMPLETED');
+      expect(await h.db.messageSend.count({ where: { contactId: { in: [optedOut, noPhone] } } })).toBe(0);
+    });
+
     it('costs nothing without caps: no send is recorded', async () => {
       await setCaps([]);
       const contact = (await h.createContact()).id;
