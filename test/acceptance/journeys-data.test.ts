@@ -145,3 +145,36 @@ describe('Journeys II: webhook save_response (issue #19, Build 4)', () => {
     });
   });
 });
+
+describe('Journeys II: save_response with a worker running the steps in line', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(() => h?.stop());
+
+  it('commits the saved attributes with the condition staged after the webhook, which reads them', async () => {
+    h.provider.script({ status: 200, body: { data: { tier: 'gold' } } });
+    const contact = (await h.createContact({ attributes: { plan: 'free' } })).id;
+    const workflow = await h.createWorkflow({
+      steps: [
+        {
+          id: 'lookup',
+          type: 'webhook',
+          config: { url: `${h.provider.url}/crm-inline`, save_response: { tier: 'data.tier' } },
+        },
+        {
+          id: 'is_gold',
+          type: 'condition',
+          config: { field: 'tier', operator: 'equals', value: 'gold' },
+          branches: { true: [{ id: 'vip', type: 'add_tag', config: { tag: 'gold' } }], false: [] },
+        },
+      ],
+    });
+    const id = await h.trigger(workflow.id, contact);
+    await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
+    const row = await h.db.contact.findUniqueOrThrow({ where: { id: contact } });
+    expect(row.attributes).toEqual({ plan: 'free', tier: 'gold' });
+    expect(row.tags).toContain('gold');
+  });
+});
