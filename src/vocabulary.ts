@@ -46,6 +46,7 @@ export const LOG_EVENT_TYPES = [
   'branch_evaluated',
   // A running execution moved to a new version of its workflow (`in_flight: "move"`).
   'version_migrated',
+  'frequency_capped',
 ] as const;
 export type LogEventType = (typeof LOG_EVENT_TYPES)[number];
 

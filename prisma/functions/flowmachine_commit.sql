@@ -11,6 +11,7 @@
 --            move to another version workflowVersionId, goalEvent, waiting); an absent key keeps the stored value,
 --            except status (always set), notifyPending (cleared when absent) and waiting (false when absent,
 --            unless the slot operation put the execution in line)
+--            contactAttributes, when present, is merged into the contact's attributes (a webhook's save_response)
 --   p_logs   execution_logs rows to insert (jsonb array)
 --   p_tag_op 'add', 'remove' or NULL; p_tag the tag (an add of a tag the contact did not have enrolls it
 --            in the workflows entered by that tag: flowmachine_enroll_tagged)
@@ -64,6 +65,10 @@ BEGIN
     END IF;
   ELSIF p_tag_op = 'remove' THEN
     UPDATE contacts SET updated_at = now(), tags = flowmachine_with_tag(tags, 'remove', p_tag) WHERE id = v_contact;
+  END IF;
+  IF p_set ? 'contactAttributes' THEN
+    UPDATE contacts SET updated_at = now(), attributes = coalesce(attributes, '{}'::jsonb) || (p_set->'contactAttributes')
+      WHERE id = v_contact;
   END IF;
   IF p_slot IN ('acquire', 'acquire_in_line') THEN
     v_shard := flowmachine_take_slot(v_account, p_slot = 'acquire_in_line');

@@ -33,7 +33,13 @@ export interface TagChange {
 
 /** What running an action came to. Contact changes (tags) are returned, not written: the engine commits them with the step. */
 export type ActionResult =
-  | { kind: 'success'; details: Record<string, unknown>; tagChange?: TagChange }
+  | {
+      kind: 'success';
+      details: Record<string, unknown>;
+      tagChange?: TagChange;
+      /** Contact attributes to set (a webhook's `save_response`), merged into the stored ones at commit. */
+      attributes?: Record<string, unknown>;
+    }
   | { kind: 'skipped'; reason: string; details: Record<string, unknown> }
   | (Exclude<ProviderOutcome, { kind: 'success' }> & {
       provider: string;

@@ -6,7 +6,8 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import type { EmailChannel } from '../providers/email-channel.ts';
-import { sendProviderRequest } from '../providers/http-provider.ts';
+import { lookupPath } from '../definition/lookup-path.ts';
+import { MAX_ANSWER_BYTES, MAX_SAVED_ANSWER_BYTES, sendProviderRequest } from '../providers/http-provider.ts';
 import type { WebhookGuard } from '../providers/webhook-guard.ts';
 import type { Dispatcher } from 'undici';
 
@@ -146,12 +147,9 @@ export async function runAction(deps: ActionDeps, step: ActionStep, target: Acti
       if (!route.ok) return refused(hold, route.error, details);
       const body = step.config.body === undefined ? undefined : renderBody(step.config.body, scope);
       if (body && !body.ok) return refused(hold, body.error, details);
-      return callProvider(
-        deps,
-        hold,
-        httpSender(deps, step.config.url, step.config.method, body?.text, target, route.dispatcher),
-        details,
-      );
+      const saves = step.config.save_response;
+      const send = httpSender(deps, step.config.url, step.config.method, body?.text, target, route.dispatcher, saves);
+      return callProvider(deps, hold, send, details, saves);
     }
   }
 }
@@ -177,16 +175,57 @@ function httpSender(
   body: unknown,
   target: ActionTarget,
   dispatcher?: Dispatcher,
+  saves?: Record<string, string>,
 ): Sender | null {
   if (!url) return null;
   const key = idempotencyKey(target.executionId, target.stepId);
+  const maxAnswerBytes = saves ? MAX_SAVED_ANSWER_BYTES : MAX_ANSWER_BYTES;
   return () =>
     sendProviderRequest(
-      { url, method, body, idempotencyKey: key, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS },
+      { url, method, body, idempotencyKey: key, timeoutMs: deps.config.PROVIDER_TIMEOUT_MS, maxAnswerBytes },
       deps.clock,
       dispatcher,
     );
 }
+
+/**
+ * A webhook's `save_response` on its 2xx answer: each path's value in the JSON answer becomes a contact
+ * attribute, committed with the step. `details.saved` names the attributes saved (never their values,
+ * which are the contact's data); `details.not_found` those whose path the answer lacks; an answer that
+ * is not JSON (or longer than {@link MAX_SAVED_ANSWER_BYTES}) saves nothing and says so. The step
+ * succeeds either way: the webhook was delivered.
+ */
+function savedFrom(
+  result: Extract<ActionResult, { kind: 'success' }>,
+  saves: Record<string, string>,
+  body: string | undefined,
+): ActionResult {
+  const answer = parseJson(body);
+  if (answer === undefined)
+    return { ...result, details: { ...result.details, saved: [], save_response_error: 'answer is not JSON' } };
+  const attributes: Record<string, unknown> = {};
+  const notFound: string[] = [];
+  for (const [attribute, path] of Object.entries(saves)) {
+    const value = lookupPath(answer, path);
+    if (value === undefined) notFound.push(attribute);
+    else attributes[attribute] = value;
+  }
+  const saved = Object.keys(attributes);
+  return {
+    ...result,
+    details: { ...result.details, saved, ...(notFound.length > 0 ? { not_found: notFound } : {}) },
+    ...(saved.length > 0 ? { attributes } : {}),
+  };
+}
+
+const parseJson = (text: string | undefined): unknown => {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+};
 
 /** Runs `send` unless calls under `hold` are held back, and turns its outcome into the action's result. */
 async function callProvider(
@@ -194,6 +233,7 @@ async function callProvider(
   hold: ProviderHold,
   send: Sender | null,
   details: Record<string, unknown>,
+  saves?: Record<string, string>,
 ): Promise<ActionResult> {
   // Without a configured transport the message is recorded but not delivered (development set-ups).
   if (!send) return { kind: 'success', details: { ...details, delivered: false, transport: 'none' } };
@@ -213,7 +253,11 @@ async function callProvider(
   const outcome = await send();
   if (outcome.kind === 'success') {
     const statusField = details.transport === 'smtp' ? 'smtp_code' : 'http_status';
-    return { kind: 'success', details: { ...details, delivered: true, [statusField]: outcome.status } };
+    const delivered = {
+      kind: 'success' as const,
+      details: { ...details, delivered: true, [statusField]: outcome.status },
+    };
+    return saves ? savedFrom(delivered, saves, outcome.body) : delivered;
   }
   if (outcome.kind === 'rate_limited') await holdProvider(deps, hold, outcome.retryAfterMs);
   return { ...outcome, provider, providerKind, details };

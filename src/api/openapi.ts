@@ -63,7 +63,11 @@ export const responses = {
     name: z.string(),
     status: z.enum(['draft', 'active', 'paused']),
     version: z.number().int(),
-    definition: z.unknown(),
+    definition: z
+      .unknown()
+      .describe(
+        'the definition (CONTRACT.md); a webhook step may set `save_response`: {"<attribute>": "<dotted.path>"}, values of its 2xx JSON answer saved to the contact\'s attributes',
+      ),
     created_at: z.string(),
     updated_at: z.string(),
   }),
@@ -227,6 +231,11 @@ export const responses = {
     default_timezone: z
       .string()
       .describe('IANA zone of wait_until and send windows for contacts without a valid zone of their own (UTC)'),
+    frequency_caps: z
+      .array(z.object({ channel: z.enum(['email', 'sms']), max: z.number().int(), per: z.string() }))
+      .describe(
+        'at most `max` messages of `channel` per contact in any `per`, counted across all workflows; a message over a cap is PAUSED until the cap allows it (`frequency_capped`, `details.resume_at`); `transactional` steps bypass caps ([])',
+      ),
   }),
   event: z.object({
     accepted: z.boolean(),

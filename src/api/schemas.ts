@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../definition/duration.ts';
+import { frequencyCapsSetting } from '../definition/frequency-caps.ts';
 import { isValidZone } from '../definition/local-time.ts';
 import { MAX_BULK_ENROLL } from '../engine/trigger.ts';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
@@ -189,6 +190,8 @@ export const accountSettingsBody = z
       .string()
       .max(64)
       .refine(isValidZone, 'must be a valid IANA time zone name such as "Europe/Berlin" or "UTC"'),
+    /** At most `max` emails (or SMS) per contact in any `per`, across all workflows; `[]` removes every cap. */
+    frequency_caps: frequencyCapsSetting,
   })
   .partial();
 

@@ -1,4 +1,5 @@
 import type { Account, Contact, Execution, ExecutionLog, Workflow } from '../generated/prisma/client.ts';
+import { publicCaps } from '../definition/frequency-caps.ts';
 import { EXECUTION_STATUSES } from '../engine/types.ts';
 import { maskPii, maskText } from '../observability/mask.ts';
 
@@ -124,4 +125,5 @@ export const serializeSettings = (a: Account) => ({
   error_notification: a.errorNotification,
   admin_email: a.adminEmail,
   default_timezone: a.defaultTimezone,
+  frequency_caps: publicCaps(a.frequencyCaps),
 });

@@ -36,6 +36,7 @@ export async function testWorkflow(
         retryBaseDelaySeconds: true,
         errorNotification: true,
         defaultTimezone: true,
+        frequencyCaps: true,
       },
     }),
   ]);

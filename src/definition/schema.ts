@@ -90,6 +90,38 @@ const wait = z.strictObject({
   config: z.strictObject({ duration }),
 });
 
+/** Attribute names `save_response` may write: a template or condition can read each of them back. */
+const SAVED_ATTRIBUTE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/** Keys that name an object's prototype rather than data. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+/** Names the templates' scope gives another meaning (the contact's fields, the payload), and prototype keys. */
+const RESERVED_ATTRIBUTES = new Set(['email', 'phone', 'payload', ...PROTOTYPE_KEYS]);
+/** A dotted path into the answer: `data.id`, `items.0.sku`. */
+const DOTTED_PATH = /^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,15}$/;
+/** Most attributes one webhook step saves. */
+export const MAX_SAVED_ATTRIBUTES = 20;
+
+/**
+ * `save_response` of a webhook: `{"<attribute>": "<dotted.path>"}`; on a 2xx JSON answer each path's
+ * value is saved to the contact's attribute in the step's own commit (CONTRACT.md "Journeys", Data).
+ */
+const saveResponse = z
+  .record(
+    z
+      .string()
+      .regex(SAVED_ATTRIBUTE, 'must be an attribute name: a letter or _ then letters, digits or _ (at most 64)')
+      .refine((name) => !RESERVED_ATTRIBUTES.has(name), 'is reserved (email, phone and payload are not attributes)'),
+    z
+      .string()
+      .regex(DOTTED_PATH, 'must be a dotted path into the answer such as "data.id" or "items.0.sku"')
+      .refine((path) => !path.split('.').some((key) => PROTOTYPE_KEYS.has(key)), 'must not name a prototype key'),
+  )
+  .refine((map) => Object.keys(map).length >= 1, 'must name at least one attribute')
+  .refine(
+    (map) => Object.keys(map).length <= MAX_SAVED_ATTRIBUTES,
+    `must name at most ${MAX_SAVED_ATTRIBUTES} attributes`,
+  );
+
 const webhook = z.strictObject({
   id: stepId,
   type: z.literal('webhook'),
@@ -105,6 +137,7 @@ const webhook = z.strictObject({
       .superRefine(checkWebhookBody)
       .optional(),
     transactional,
+    save_response: saveResponse.optional(),
   }),
 });
 

@@ -46,6 +46,7 @@ export async function commitDecision(
     set: decision.set as unknown as Record<string, unknown>,
     logs: decision.logRows,
     tagChange: decision.tagChange,
+    ...(decision.attributes ? { attributes: decision.attributes } : {}),
     slot: decision.slot,
   });
   if (!result) return null;

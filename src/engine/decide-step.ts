@@ -62,6 +62,8 @@ export interface Change {
   lastError?: string | null;
   /** Tag added to or removed from the contact, applied to its stored tags in the same commit as the step. */
   tagChange?: TagChange;
+  /** Contact attributes set by the step (a webhook's `save_response`), merged into the stored ones in the same commit. */
+  attributes?: Record<string, unknown>;
   userId?: string | null;
   /** The change fails the execution with this error, which the account's admin is told about (notify.ts). */
   failure?: string;
@@ -78,6 +80,7 @@ export interface Pending {
   set: RowPatch;
   logRows: LogRow[];
   tagChange?: TagChange;
+  attributes?: Record<string, unknown>;
 }
 
 /** The execution row's fields a decision sets, by the row's field names. */
@@ -126,6 +129,8 @@ export interface Decision {
   /** Log rows as stored (masked), the staged steps' first. */
   logRows: LogRow[];
   tagChange?: TagChange;
+  /** Contact attributes the commit merges into the stored ones (absent: none). */
+  attributes?: Record<string, unknown>;
   /** What the commit does with the account's concurrency slot. */
   slot: SlotOp;
   finished: FinalState | null;
@@ -200,7 +205,9 @@ export function dueEffect(workflow: LoadedExecution['workflow'], stored: StoredS
 /** What executing a due effect came to (see effects.ts): only provider calls do I/O. */
 export type EffectOutcome =
   | { kind: 'none' }
-  | { kind: 'action'; result: ActionResult; startedAt: Date; durationMs: number; actionType: string };
+  | { kind: 'action'; result: ActionResult; startedAt: Date; durationMs: number; actionType: string }
+  /** A message its contact's frequency cap holds back until `resumeAt` (nothing was sent or counted). */
+  | { kind: 'capped'; channel: string; resumeAt: Date };
 
 /** The stored snapshot of a row. */
 export const snapshotOf = (row: ExecutionRow): StoredSnapshot => row.snapshot as unknown as StoredSnapshot;
@@ -274,6 +281,7 @@ export function decideStep(
       return decideChange(context, { event, logs: [...logs, { ...base, ...entry }] });
     }
     case 'executeAction': {
+      if (outcome.kind === 'capped') return deferCapped(context, base, logs, outcome);
       if (outcome.kind !== 'action') throw new Error(`step ${effect.params.stepId} ran no action`);
       return decideAction(context, base, logs, outcome);
     }
@@ -340,7 +348,13 @@ function decideAction(
       return decideChange(
         context,
         change(
-          { event: { type: 'STEP_DONE' }, retryCount: 0, lastError: null, tagChange: result.tagChange },
+          {
+            event: { type: 'STEP_DONE' },
+            retryCount: 0,
+            lastError: null,
+            tagChange: result.tagChange,
+            attributes: result.attributes,
+          },
           { eventType: 'action_completed', status: 'SUCCESS', details: { action_type: actionType } },
         ),
       );
@@ -514,11 +528,14 @@ export function decideChange(context: StepContext, change: Change): Decision | n
     ...toLogRows(row, logs, stepPosition(stored), change.userId ?? null, now),
   ];
   const tagChange = change.tagChange ?? pending?.tagChange;
+  const attributes =
+    pending?.attributes || change.attributes ? { ...pending?.attributes, ...change.attributes } : undefined;
   const wasActive = row.status === 'ACTIVE';
   const decision = {
     set,
     logRows,
     tagChange,
+    ...(attributes ? { attributes } : {}),
     slot: slotOp(row.status as ExecutionStatus, status),
     finished,
     signals: {},
@@ -532,14 +549,24 @@ export function decideChange(context: StepContext, change: Change): Decision | n
     !change.status &&
     stagesBefore(change, workflow.steps.get(stored.value)?.step.type, tagChange)
   ) {
-    const contact = change.tagChange ? withTag(row.contact, change.tagChange) : row.contact;
+    const tagged = change.tagChange ? withTag(row.contact, change.tagChange) : row.contact;
+    // The staged step's attributes are seen by the next step (a condition) before they are written.
+    const contact: ExecutionRow['contact'] = change.attributes
+      ? {
+          ...tagged,
+          attributes: {
+            ...(tagged.attributes as Record<string, unknown>),
+            ...change.attributes,
+          } as ExecutionRow['contact']['attributes'],
+        }
+      : tagged;
     const stagedRow = { ...row, ...set, snapshot: stored as unknown as ExecutionRow['snapshot'], contact };
     const next: NextInJob = {
       executionId: row.id,
       version: row.version,
       trace: traceOf(row),
       loaded: { workflow, row: stagedRow },
-      pending: { set, logRows, tagChange },
+      pending: { set, logRows, tagChange, ...(attributes ? { attributes } : {}) },
     };
     return { ...decision, next: { kind: 'stage', next } };
   }
@@ -636,6 +663,31 @@ export function deferSend(context: StepContext, effect: Effect): Decision | null
           timezone: zone.zone,
           ...('fallback' in zone && zone.fallback ? { timezone_fallback: zone.fallback } : {}),
         },
+      },
+    ],
+  });
+}
+
+/**
+ * A message its contact's frequency cap holds back is not sent: it is PAUSED until the cap allows it
+ * (`frequency_capped`), giving its slot back, then sent (checked again) by the job due then.
+ */
+function deferCapped(
+  context: StepContext,
+  base: { stepId: string | null; stepIndex: number },
+  logs: LogEntry[],
+  { channel, resumeAt }: Extract<EffectOutcome, { kind: 'capped' }>,
+): Decision | null {
+  return decideChange(context, {
+    status: 'PAUSED',
+    nextRunAt: resumeAt,
+    logs: [
+      ...logs,
+      {
+        ...base,
+        eventType: 'frequency_capped',
+        status: 'PAUSED',
+        details: { channel, resume_at: resumeAt.toISOString() },
       },
     ],
   });

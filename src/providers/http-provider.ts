@@ -11,10 +11,17 @@ export interface ProviderRequest {
   /** Same for every retry of one step of one execution (CONTRACT.md). */
   idempotencyKey: string;
   timeoutMs: number;
+  /** Most bytes of the answer read; {@link MAX_ANSWER_BYTES} unless the step keeps data from it. */
+  maxAnswerBytes?: number;
 }
 
 /** Most bytes of an answer's body that are kept; the rest is never read (CONTRACT.md). */
 export const MAX_ANSWER_BYTES = 4096;
+/**
+ * Most bytes read of the answer of a webhook with `save_response`, whose JSON must be read whole to be
+ * parsed: a longer answer is cut, is not JSON as read, and saves nothing (README "Webhook data").
+ */
+export const MAX_SAVED_ANSWER_BYTES = 65_536;
 
 /** Keep-alive connections to the operator's providers, shared by every step of the process. */
 const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
@@ -74,7 +81,7 @@ export async function sendProviderRequest(
       // Bounds the whole exchange: connecting, the provider's answer and its body.
       signal: AbortSignal.timeout(request.timeoutMs),
     });
-    const text = await readBodyPrefix(response.body);
+    const text = await readBodyPrefix(response.body, request.maxAnswerBytes ?? MAX_ANSWER_BYTES);
     const retryAfter = response.headers['retry-after'];
     return classifyResponse(
       response.statusCode,

@@ -37,8 +37,10 @@ const resultOf = (raw: Raw | undefined): CommitResult | null =>
 
 /** Commits steps of several executions in one statement (one transaction), answered in request order. */
 export async function commitSteps(pool: Pool, requests: CommitRequest[]): Promise<(CommitResult | null)[]> {
-  const calls = requests.map(({ tagChange, ...request }) => ({
+  // Attributes travel in the set, so the function's signature (and every batch) is unchanged without them.
+  const calls = requests.map(({ tagChange, attributes, ...request }) => ({
     ...request,
+    set: attributes ? { ...request.set, contactAttributes: attributes } : request.set,
     tagOp: tagChange?.op ?? null,
     tag: tagChange?.tag ?? null,
   }));

@@ -14,7 +14,7 @@ const CONTACT = 'flowmachine_contact_json(c) AS contact';
 const ACCOUNT = `json_build_object('id', a.id, 'name', a.name, 'adminEmail', a.admin_email,
   'concurrentExecutionsPerAccount', a.concurrent_executions_per_account, 'maxRetryAttempts', a.max_retry_attempts,
   'retryBaseDelaySeconds', a.retry_base_delay_seconds, 'errorNotification', a.error_notification,
-  'defaultTimezone', a.default_timezone) AS account`;
+  'defaultTimezone', a.default_timezone, 'frequencyCaps', a.frequency_caps) AS account`;
 const COLUMNS = `${EXECUTION}, ${CONTACT}, ${ACCOUNT}, json_build_object('name', w.name) AS workflow`;
 const RELATED =
   'JOIN contacts c ON c.id = e.contact_id JOIN accounts a ON a.id = e.account_id JOIN workflows w ON w.id = e.workflow_id';

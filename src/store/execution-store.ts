@@ -47,6 +47,11 @@ export interface ExecutionStore {
   tagContact(change: TagContactChange): Promise<TaggedContact | null>;
   /** Soft-deletes a contact of the account; false when there is none (or it is deleted already). */
   deleteContact(contactId: string, accountId: string, now: Date): Promise<boolean>;
+  /**
+   * The frequency-cap check of one message (`flowmachine_cap_send`): records it as sent to the contact and
+   * answers null, or answers when the caps next allow it; atomic with the count, and counted once per step.
+   */
+  capSend(call: CapSendCall): Promise<Date | null>;
   /** Logs one attempt at a failure notification, if it still is the next one (`flowmachine_log_notification`). */
   logNotification(attempt: NotificationAttempt): Promise<boolean>;
   /** Running executions of the workflow on versions other than `versionId`, by id after `after`, at most `limit`. */
@@ -77,6 +82,7 @@ export type ExecutionRow = Omit<Execution, 'seq' | 'slotShard' | 'notifyPending'
     | 'retryBaseDelaySeconds'
     | 'errorNotification'
     | 'defaultTimezone'
+    | 'frequencyCaps'
   >;
   workflow: { name: string };
 };
@@ -119,6 +125,8 @@ export interface CommitRequest {
   set: Record<string, unknown>;
   logs: LogRow[];
   tagChange?: { op: 'add' | 'remove'; tag: string };
+  /** Contact attributes merged into the stored ones (`attributes || patch`); absent: none. */
+  attributes?: Record<string, unknown>;
   slot: SlotOp;
 }
 
@@ -219,6 +227,17 @@ export interface RefusalRows {
   now: Date;
   details: Record<string, unknown>;
   refused: { contactId: string; executionId: string | null }[];
+}
+
+/** One capped message about to be sent: whose, by which step, and the caps of its channel. */
+export interface CapSendCall {
+  accountId: string;
+  contactId: string;
+  channel: string;
+  executionId: string;
+  stepId: string;
+  caps: { max: number; per_ms: number }[];
+  now: Date;
 }
 
 /** One attempt at a failure notification, logged only if attempt `attempt` is still the next one. */

@@ -6,6 +6,7 @@ import { deleteContact, enteredBy, exitingOn, runningOfContact, tagContact, wait
 import { enrollMany, readEnrollTarget } from '../sql/enroll-many.ts';
 import { insertRefusals, logNotification } from '../sql/execution-logs.ts';
 import { loadExecution, loadForJobs, readDefinition } from '../sql/load-executions.ts';
+import { capSend } from '../sql/frequency-caps.ts';
 import { sweepQueries } from '../sql/sweep.ts';
 import { triggers } from '../sql/trigger.ts';
 import { countMovable, runningOnOtherVersions } from '../sql/version-migration.ts';
@@ -38,6 +39,7 @@ export function createPostgresStore(pool: Pool, batchers: BatcherRegistry): Exec
     enteredBy: (accountId, name) => enteredBy(pool, accountId, name),
     tagContact: (change) => tagContact(pool, change),
     deleteContact: (contactId, accountId, now) => deleteContact(pool, contactId, accountId, now),
+    capSend: (call) => capSend(pool, call),
     logNotification: (attempt) => logNotification(pool, attempt),
     runningOnOtherVersions: (workflowId, versionId, after, limit) =>
       runningOnOtherVersions(pool, workflowId, versionId, after, limit),

@@ -12,7 +12,8 @@ export interface ReceivedRequest {
 
 /** How the fake provider answers one request. */
 export type FakeResponse =
-  | { status: number; retryAfter?: string; body?: unknown; headers?: Record<string, string> }
+  /** `raw`: the answer's body as is (not JSON-encoded), to answer with text that is not JSON. */
+  | { status: number; retryAfter?: string; body?: unknown; raw?: string; headers?: Record<string, string> }
   | { hang: true }
   /** Sends the status line and then one byte every `everyMs`, never finishing (a slow-drip answer). */
   | { drip: true; status?: number; everyMs?: number };
@@ -63,7 +64,9 @@ export async function startFakeProvider() {
       if (answer.retryAfter !== undefined) headers['retry-after'] = answer.retryAfter;
       Object.assign(headers, answer.headers);
       const send = () =>
-        response.writeHead(answer.status, headers).end(JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
+        response
+          .writeHead(answer.status, headers)
+          .end(answer.raw ?? JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
       if (latencyMs > 0) setTimeout(send, latencyMs);
       else send();
     });

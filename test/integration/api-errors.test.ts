@@ -572,6 +572,7 @@ describe('API error paths', () => {
         error_notification: true,
         admin_email: 'admin@example.com',
         default_timezone: 'UTC',
+        frequency_caps: [],
       });
     });
 
@@ -619,6 +620,7 @@ describe('API error paths', () => {
         error_notification: true,
         admin_email: 'ops@example.com',
         default_timezone: 'UTC',
+        frequency_caps: [],
       });
       expect((await h.api.get('/account/settings')).body).toEqual(response.body);
       const restored = await h.api.patch('/account/settings', {

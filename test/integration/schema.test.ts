@@ -33,6 +33,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     ExecutionLog: { table: 'execution_logs', fields: Prisma.ExecutionLogScalarFieldEnum },
     ContactEvent: { table: 'contact_events', fields: Prisma.ContactEventScalarFieldEnum },
     IdempotencyKey: { table: 'idempotency_keys', fields: Prisma.IdempotencyKeyScalarFieldEnum },
+    MessageSend: { table: 'message_sends', fields: Prisma.MessageSendScalarFieldEnum },
   };
 
   it('covers every model', () => {
@@ -50,6 +51,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
         retryBaseDelaySeconds: 30,
         errorNotification: false,
         defaultTimezone: 'Europe/Berlin',
+        frequencyCaps: [{ channel: 'email', max: 2, per: '1 day', per_ms: 86_400_000 }],
         createdAt: now,
         updatedAt: now,
       },
@@ -153,6 +155,16 @@ describe('schema.prisma agrees with the SQL migrations', () => {
         createdAt: now,
       },
     });
+    const send = await db.messageSend.create({
+      data: {
+        executionId: execution.id,
+        stepId: 's',
+        accountId: account.id,
+        contactId: contact.id,
+        channel: 'email',
+        sentAt: now,
+      },
+    });
 
     const selectAll = (fields: Record<string, string>) => Object.fromEntries(Object.keys(fields).map((f) => [f, true]));
     const reads = {
@@ -194,6 +206,10 @@ describe('schema.prisma agrees with the SQL migrations', () => {
         where: { accountId_route_key: { accountId: account.id, route: 'POST /workflows/{id}/trigger', key: 'k-1' } },
         select: selectAll(TABLES.IdempotencyKey.fields),
       }),
+      MessageSend: await db.messageSend.findUniqueOrThrow({
+        where: { executionId_stepId: { executionId: execution.id, stepId: 's' } },
+        select: selectAll(TABLES.MessageSend.fields),
+      }),
     };
     expect(reads.Account).toEqual(account);
     expect(reads.AccountSlot).toEqual(slot);
@@ -206,6 +222,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     expect(reads.ExecutionLog).toEqual(log);
     expect(reads.ContactEvent).toEqual(event);
     expect(reads.IdempotencyKey).toEqual(idempotencyKey);
+    expect(reads.MessageSend).toEqual(send);
     expect((reads.Execution as unknown as { nextRunAt: Date }).nextRunAt.toISOString()).toBe(now.toISOString()); // millisecond precision
   });
 

@@ -76,7 +76,9 @@ const branchEventsOf = (steps: readonly Step[]): ExecutionEvent[] =>
       ? step.config.variants.map(({ id }) => ({ type: `VARIANT.${id}` }))
       : step.type === 'branch'
         ? [...step.config.cases.map(({ id }) => id), 'default'].map((id) => ({ type: `CASE.${id}` }))
-        : [],
+        : step.type === 'wait_for_event'
+          ? [{ type: 'EVENT_RECEIVED', event: step.config.event }]
+          : [],
   );
 const stepIdsOf = (steps: readonly Step[]) => allSteps(steps).map((step) => step.id);
 
@@ -198,7 +200,7 @@ const routesOf = (steps: readonly Step[]): number =>
       total *
       (step.type === 'condition'
         ? routesOf(step.branches.true) + routesOf(step.branches.false)
-        : step.type === 'split' || step.type === 'branch'
+        : step.type === 'split' || step.type === 'branch' || step.type === 'wait_for_event'
           ? Object.values(step.branches).reduce((sum, branch) => sum + routesOf(branch), 0)
           : 1),
     1,

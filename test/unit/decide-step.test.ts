@@ -83,6 +83,7 @@ function loadedAt(
       retryBaseDelaySeconds: 60,
       errorNotification: true,
       defaultTimezone: 'UTC',
+      frequencyCaps: [],
     },
     workflow: { name: 'Welcome' },
     ...rest,
@@ -203,6 +204,78 @@ describe('decideStep: every action step type × provider outcome × retries left
       rateLimitHit: 'email',
     });
     expect(decideStep(context(loaded), effect, action(OUTCOMES.held!))!.signals).toEqual({});
+  });
+});
+
+describe('decideStep: a message its frequency cap holds back', () => {
+  it('is PAUSED at the same step until the cap allows it, logs frequency_capped and gives its slot back', () => {
+    const step = { id: 'promo', type: 'send_email', config: { subject: 'Hi', body: 'Hello' } };
+    const workflow = compile([step]);
+    const loaded = loadedAt(workflow, 'promo');
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    const resumeAt = new Date('2026-03-02T09:00:00.000Z');
+    const decision = decideStep(context(loaded), effect, { kind: 'capped', channel: 'email', resumeAt })!;
+    expect(decision.set).toMatchObject({ status: 'PAUSED', nextRunAt: resumeAt });
+    expect(decision.set.snapshot.value).toBe('promo');
+    expect(decision.slot).toBe('release');
+    expect(decision.next.kind).toBe('commit');
+    expect(decision.logRows).toEqual([
+      expect.objectContaining({
+        event_type: 'frequency_capped',
+        status: 'PAUSED',
+        step_id: 'promo',
+        details: { channel: 'email', resume_at: '2026-03-02T09:00:00.000Z' },
+      }),
+    ]);
+  });
+});
+
+describe('decideStep: a webhook that saves data from its answer (save_response)', () => {
+  const hook = {
+    id: 'lookup',
+    type: 'webhook',
+    config: { url: 'https://crm.example.com/lookup', save_response: { tier: 'data.tier' } },
+  };
+  const gold = {
+    id: 'is_gold',
+    type: 'condition',
+    config: { field: 'tier', operator: 'equals', value: 'gold' },
+    branches: {
+      true: [{ id: 'gold_mail', type: 'send_email', config: { subject: 'Hi', body: 'Gold' } }],
+      false: [{ id: 'plain_mail', type: 'send_email', config: { subject: 'Hi', body: 'Plain' } }],
+    },
+  };
+  const saved: ActionResult = { kind: 'success', details: { saved: ['tier'] }, attributes: { tier: 'gold' } };
+
+  it('hands the attributes to the commit', () => {
+    const workflow = compile([hook]);
+    const loaded = loadedAt(workflow, 'lookup');
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    const decision = decideStep(context(loaded), effect, action(saved, 'webhook'))!;
+    expect(decision.attributes).toEqual({ tier: 'gold' });
+    expect(decision.next.kind).toBe('commit');
+  });
+
+  it('writes no attributes for a step that saved none', () => {
+    const workflow = compile([hook]);
+    const loaded = loadedAt(workflow, 'lookup');
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    const decision = decideStep(context(loaded), effect, action({ kind: 'success', details: {} }, 'webhook'))!;
+    expect(decision).not.toHaveProperty('attributes');
+  });
+
+  it('staged before a condition: the condition sees them, and its commit writes them', () => {
+    const workflow = compile([hook, gold]);
+    const loaded = loadedAt(workflow, 'lookup');
+    const effect = dueEffect(workflow, loaded.row.snapshot as never)!;
+    const staged = decideStep(context(loaded, T0, { canContinue: true }), effect, action(saved, 'webhook'))!;
+    if (staged.next.kind !== 'stage') throw new Error('the webhook step was not staged');
+    const { next } = staged.next;
+    expect(next.loaded.row.contact.attributes).toEqual({ plan: 'pro', tier: 'gold' });
+    const condition = dueEffect(workflow, next.loaded.row.snapshot as never)!;
+    const decision = decideStep(context(next.loaded, T0, { pending: next.pending }), condition, { kind: 'none' })!;
+    expect(decision.set.snapshot.value).toBe('gold_mail');
+    expect(decision.attributes).toEqual({ tier: 'gold' });
   });
 });
 

@@ -41,6 +41,7 @@ const run = (workflow: CompiledWorkflow, fields: Partial<SimulationInput> = {}) 
       retryBaseDelaySeconds: 60,
       errorNotification: true,
       defaultTimezone: 'UTC',
+      frequencyCaps: [],
     },
     startAt: T0,
     events: [],

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { storedCaps } from '../../definition/frequency-caps.ts';
 import { issueApiKey } from '../api-keys.ts';
 import { requireAdmin, type CallerCache } from '../auth.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
@@ -39,6 +40,7 @@ export function accountRoutes(deps: ApiDeps, callers: CallerCache): Router {
         errorNotification: body.error_notification,
         adminEmail: body.admin_email,
         defaultTimezone: body.default_timezone,
+        frequencyCaps: body.frequency_caps && storedCaps(body.frequency_caps),
       },
     });
     response.json(serializeSettings(account));
