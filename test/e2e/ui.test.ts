@@ -177,6 +177,11 @@ describe("the designer's view in a browser", () => {
       expect.arrayContaining(['STEP_DONE', 'TIMER_FIRED', 'CONDITION_RESULT true', 'CONDITION_RESULT false', 'RETRY']),
     );
     expect(await page.locator('[data-node="pause"] .node-summary').textContent()).toBe('2 days');
+    // The validation figures of the version shown, as POST /workflows/validate gives them.
+    const { figures } = (await call('POST', '/workflows/validate', { definition: journey })).body;
+    expect(await page.locator('[data-figures]').textContent()).toBe(
+      `${figures.paths} paths · at most ${figures.max_messages_per_path} messages per path · longest wait 2 days`,
+    );
   });
 
   it('shows the counts change as executions arrive', async () => {

@@ -69,6 +69,13 @@ export type TransitionConfig =
   | { target: string; guard?: string; actions?: unknown; reenter?: boolean }
   | { target: string; guard?: string }[];
 
+/** `POST /workflows/validate`: problems that are not errors, and figures of the definition's runs. */
+export interface Validation {
+  valid: boolean;
+  warnings: { code: string; step_id?: string; message: string }[];
+  figures: { longest_wait_seconds: number; max_messages_per_path: number; paths: number } | null;
+}
+
 /** `GET /workflows/{id}/stats`. */
 export interface Stats {
   executions: Record<Status, number>;

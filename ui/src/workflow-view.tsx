@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { renderCreateMachine } from '../../src/compiler/machine-source.ts';
-import { api, STATUSES, type Stats, type Workflow, type WorkflowVersion } from './api.ts';
+import { api, STATUSES, type Stats, type Validation, type Workflow, type WorkflowVersion } from './api.ts';
 import { ExecutionsAtStep } from './executions-at-step.tsx';
 import { formatPercent } from './format.ts';
 import { buildGraph, type GraphNode } from './graph.ts';
@@ -26,7 +26,47 @@ async function loadVersion(id: string, version: number | null) {
   const workflow = await api<Workflow>('GET', `/workflows/${id}`);
   const shown = await api<WorkflowVersion>('GET', `/workflows/${id}/versions/${version ?? workflow.version}`);
   const graph = buildGraph(shown.machine, shown.definition.steps);
-  return { workflow, shown, graph, layout: await layoutGraph(graph) };
+  const validation = await api<Validation>('POST', '/workflows/validate', { definition: shown.definition });
+  return { workflow, shown, graph, validation, layout: await layoutGraph(graph) };
+}
+
+/** The version's warnings and figures (`POST /workflows/validate`), read from its compiled machine's graph. */
+function ValidationPanel({ validation }: { validation: Validation }) {
+  const { figures, warnings } = validation;
+  return (
+    <div class="validation" data-validation>
+      {figures && (
+        <p class="muted" data-figures>
+          {figures.paths} path{figures.paths === 1 ? '' : 's'} · at most {figures.max_messages_per_path} message
+          {figures.max_messages_per_path === 1 ? '' : 's'} per path · longest wait{' '}
+          {formatSeconds(figures.longest_wait_seconds)}
+        </p>
+      )}
+      {warnings.length > 0 && (
+        <ul class="warnings" data-warnings>
+          {warnings.map((warning) => (
+            <li key={`${warning.code}:${warning.step_id ?? ''}`} data-warning={warning.code}>
+              {warning.step_id && <code>{warning.step_id}</code>} {warning.message}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+/** A duration in seconds as the largest whole unit that fits ("3 days", "2 hours", "45 seconds"). */
+function formatSeconds(seconds: number): string {
+  for (const [unit, size] of [
+    ['day', 86_400],
+    ['hour', 3_600],
+    ['minute', 60],
+  ] as const)
+    if (seconds >= size) {
+      const n = Math.floor(seconds / size);
+      return `${n} ${unit}${n === 1 ? '' : 's'}`;
+    }
+  return `${seconds} second${seconds === 1 ? '' : 's'}`;
 }
 
 /** A workflow: its machine drawn with live counts, a version picker, "Copy for Stately", and the executions at a step. */
@@ -52,7 +92,7 @@ export function WorkflowView({ id }: { id: string }) {
 
   if (loaded.error) return <p class="error">{loaded.error}</p>;
   if (!loaded.value) return <p class="loading">Laying out the machine…</p>;
-  const { workflow, shown, graph, layout } = loaded.value;
+  const { workflow, shown, graph, layout, validation } = loaded.value;
 
   const copy = async () => {
     const text = renderCreateMachine(shown.machine);
@@ -117,6 +157,7 @@ export function WorkflowView({ id }: { id: string }) {
         </ul>
       )}
       {stats.error && <p class="error">counts: {stats.error}</p>}
+      <ValidationPanel validation={validation} />
       {copied && <p class="notice">{copied}</p>}
       {source && (
         <textarea
