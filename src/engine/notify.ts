@@ -1,20 +1,16 @@
 import { dateAfter } from '../clock.ts';
 import { maskPii } from '../observability/mask.ts';
 import type { ProviderOutcome } from '../providers/outcome.ts';
+import type { UnnotifiedFailure } from '../store/execution-store.ts';
 import type { EngineDeps } from './types.ts';
 import { coerceError } from '../errors.ts';
 
-/** A failure to tell an account's admin about: the execution at the version its failure was committed. */
-export interface FailureNotice {
-  executionId: string;
-  accountId: string;
-  version: number;
-  adminEmail: string;
-  workflowName: string;
-  error: string;
-  /** Attempts already made at this notification; 0 (the default) for the first. */
-  attempt?: number;
-}
+/**
+ * A failure to tell an account's admin about: the execution at the version its failure was committed,
+ * as the sweeper reads it (`UnnotifiedFailure`); `attempt`, the attempts already made, is 0 (the default)
+ * for the first.
+ */
+export type FailureNotice = Omit<UnnotifiedFailure, 'attempt'> & { attempt?: number };
 
 /** Delay after the first failed attempt; it doubles after each further one. */
 export const NOTIFY_BASE_DELAY_MS = 30_000;

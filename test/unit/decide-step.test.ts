@@ -2,8 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ActionResult } from '../../src/actions/action.ts';
 import { createManualClock } from '../../src/clock.ts';
-import { compileWorkflow, type CompiledWorkflow } from '../../src/compiler/compile.ts';
-import { parseDefinition } from '../../src/definition/schema.ts';
+import type { CompiledWorkflow } from '../../src/compiler/compile.ts';
 import {
   type Decision,
   decideChange,
@@ -23,15 +22,12 @@ import { storeSnapshot } from '../../src/engine/snapshot.ts';
 import type { ExecutionStatus } from '../../src/engine/types.ts';
 import type { CommitResult, ExecutionRow, LogRow } from '../../src/store/execution-store.ts';
 import { initialTransition } from 'xstate';
+import { compileSteps, executionRow, TEST_ACCOUNT, TEST_CONTACT, TEST_POLICY } from '../helpers/engine-rows.ts';
 
-const POLICY: Policy = { maxRetryAfterSeconds: 3600, maxRetryDelaySeconds: 86_400, timerHorizonMs: 86_400_000 };
+const POLICY: Policy = TEST_POLICY;
 const T0 = new Date('2026-03-01T10:00:00.000Z');
 
-const compile = (steps: unknown[], extra: Record<string, unknown> = {}): CompiledWorkflow => {
-  const parsed = parseDefinition({ trigger: { type: 'manual' }, steps, ...extra });
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
-  return compileWorkflow(parsed.definition);
-};
+const compile = compileSteps;
 
 /** A loaded execution at `at` (a step id or final state), as the store would answer it. */
 function loadedAt(
@@ -40,54 +36,17 @@ function loadedAt(
   fields: Partial<ExecutionRow> & { tags?: string[]; steps?: number } = {},
 ): LoadedExecution {
   const { tags = [], steps = 0, ...rest } = fields;
-  const row: ExecutionRow = {
-    id: '00000000-0000-4000-8000-000000000001',
-    accountId: '00000000-0000-4000-8000-0000000000a1',
-    workflowId: '00000000-0000-4000-8000-0000000000b1',
-    workflowVersionId: '00000000-0000-4000-8000-0000000000c1',
-    contactId: '00000000-0000-4000-8000-0000000000d1',
-    status: 'ACTIVE',
+  const row = executionRow({
     snapshot: { value: at, context: { steps, failedStep: null, reason: null } },
-    version: 3,
     currentStepIndex: steps + 1,
     totalSteps: workflow.totalSteps,
-    retryCount: 0,
-    completionReason: null,
-    lastError: null,
-    goalEvent: null,
-    nextRunAt: null,
-    waiting: false,
-    waitingEvent: null,
-    traceContext: { traceparent: '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01' },
-    payload: {},
     createdAt: T0,
     updatedAt: T0,
-    finishedAt: null,
-    contact: {
-      id: '00000000-0000-4000-8000-0000000000d1',
-      accountId: '00000000-0000-4000-8000-0000000000a1',
-      email: 'ada@example.com',
-      phone: '+15550100',
-      optedIn: true,
-      timezone: null,
-      attributes: { plan: 'pro' },
-      tags,
-      deletedAt: null,
-    },
-    account: {
-      id: '00000000-0000-4000-8000-0000000000a1',
-      name: 'Acme',
-      adminEmail: 'ops@example.com',
-      concurrentExecutionsPerAccount: 100,
-      maxRetryAttempts: 3,
-      retryBaseDelaySeconds: 60,
-      errorNotification: true,
-      defaultTimezone: 'UTC',
-      frequencyCaps: [],
-    },
-    workflow: { name: 'Welcome' },
+    // Copies: some tests change the contact or the account of the row they get.
+    contact: { ...TEST_CONTACT, tags },
+    account: { ...TEST_ACCOUNT },
     ...rest,
-  };
+  });
   return { row, workflow };
 }
 

@@ -1,21 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { compileWorkflow, type CompiledWorkflow } from '../../src/compiler/compile.ts';
-import { parseDefinition } from '../../src/definition/schema.ts';
+import type { CompiledWorkflow } from '../../src/compiler/compile.ts';
 import type { Policy } from '../../src/engine/decide-step.ts';
 import { type SimulatedContact, type SimulationInput, simulateExecution } from '../../src/engine/simulate.ts';
+import { compileSteps, TEST_ACCOUNT, TEST_POLICY } from '../helpers/engine-rows.ts';
 
 // The dry run (POST /workflows/{id}/test) runs the engine's own decisions on a simulated clock: these
 // tests pin the path, the times and the result it answers, without a database.
 
-const POLICY: Policy = { maxRetryAfterSeconds: 3600, maxRetryDelaySeconds: 86_400, timerHorizonMs: 86_400_000 };
+const POLICY: Policy = TEST_POLICY;
 const T0 = new Date('2026-03-02T10:00:00.000Z'); // a Monday
 const HOUR = 3_600_000;
 
-const compile = (steps: unknown[], extra: Record<string, unknown> = {}): CompiledWorkflow => {
-  const parsed = parseDefinition({ trigger: { type: 'manual' }, steps, ...extra });
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
-  return compileWorkflow(parsed.definition);
-};
+const compile = compileSteps;
 
 const contact = (fields: Partial<SimulatedContact> = {}): SimulatedContact => ({
   id: '00000000-0000-4000-8000-0000000000d1',
@@ -32,17 +28,7 @@ const run = (workflow: CompiledWorkflow, fields: Partial<SimulationInput> = {}) 
   simulateExecution({
     workflow,
     contact: contact(),
-    account: {
-      id: '00000000-0000-4000-8000-0000000000a1',
-      name: 'Acme',
-      adminEmail: 'ops@example.com',
-      concurrentExecutionsPerAccount: 100,
-      maxRetryAttempts: 3,
-      retryBaseDelaySeconds: 60,
-      errorNotification: true,
-      defaultTimezone: 'UTC',
-      frequencyCaps: [],
-    },
+    account: TEST_ACCOUNT,
     startAt: T0,
     events: [],
     policy: POLICY,
