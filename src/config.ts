@@ -80,6 +80,17 @@ const environmentSchema = z.object({
   STALE_AFTER_MS: z.coerce.number().int().min(100).default(60_000),
   /** Timers due further away than this stay in Postgres and are promoted to Redis by the sweeper. */
   TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(86_400_000),
+  /**
+   * Days of execution logs and contact events kept: whole months older than this are dropped by the
+   * sweeper, except the log rows of executions still running (prisma/functions/flowmachine_drop_log_partitions.sql).
+   * @defaultValue 0: kept forever
+   */
+  LOG_RETENTION_DAYS: z.coerce
+    .number({ message: 'must be a whole number of days (0 keeps logs forever)' })
+    .int('must be a whole number of days (0 keeps logs forever)')
+    .min(0, 'must be 0 (keep forever) or more days')
+    .max(36_500)
+    .default(0),
   /** Longest `Retry-After` honoured (CONTRACT.md): a longer one waits this long. */
   MAX_RETRY_AFTER_SECONDS: z.coerce.number().int().min(1).max(31_536_000).default(3_600),
   /** Longest retry back-off, whatever the account's retry settings. */

@@ -156,7 +156,9 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
     const runSweep = () =>
       sweep()
         .then((report) =>
-          report.rebuilt || report.admitted || report.notified ? deps.logger.info('sweep', { ...report }) : undefined,
+          report.rebuilt || report.admitted || report.notified || report.partitionsCreated || report.partitionsDropped
+            ? deps.logger.info('sweep', { ...report })
+            : undefined,
         )
         .catch((error: unknown) => deps.logger.warn('sweep failed', { error: coerceError(error).message }))
         .finally(() => {

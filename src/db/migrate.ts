@@ -76,6 +76,8 @@ export const checksumOf = (sql: string): string => createHash('sha256').update(s
  *    transaction, recording it with Prisma's checksum;
  * 3. applies every function file of `functionsDir` whose SHA-256 differs from the one recorded in
  *    `flowmachine_functions` (or that was never applied), in name order, each in its own transaction.
+ * 4. creates the monthly partitions of the log tables ahead (current month and the next two,
+ *    prisma/functions/flowmachine_log_partitions.sql); the sweeper keeps them ahead afterwards.
  * It never drops a function whose file was removed: that takes a dated migration.
  */
 export async function migrate(
@@ -108,6 +110,7 @@ export async function migrate(
       migrations.push(name);
     }
     const functions = await applyFunctions(client, functionsDir);
+    await createLogPartitions(client);
     return { migrations, baselined, functions };
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
@@ -176,6 +179,14 @@ async function applyFunctions(client: pg.Client, functionsDir: string): Promise<
     applied.push(name);
   }
   return applied;
+}
+
+/** Creates the log tables' partitions ahead, once the function that does it exists. */
+async function createLogPartitions(client: pg.Client): Promise<void> {
+  const exists = await client.query<{ fn: string | null }>(
+    "SELECT to_regprocedure('flowmachine_log_partitions(timestamptz, integer)')::text AS fn",
+  );
+  if (exists.rows[0]?.fn) await client.query('SELECT flowmachine_log_partitions(now(), 2)');
 }
 
 async function recordMigration(

@@ -134,6 +134,7 @@ export interface CheckedExecution {
   nextRunAt: Date | null;
   finishedAt: Date | null;
   updatedAt: Date;
+  createdAt: Date;
   waiting: boolean;
 }
 
@@ -241,6 +242,9 @@ async function checkExecutions(
 ): Promise<number> {
   const cache = new WorkflowCache();
   const invalid = new Set<string>();
+  // LOG_RETENTION_DAYS may have dropped the log rows of finished executions from before this time.
+  const retention = await tx.logRetention.findUnique({ where: { tableName: 'execution_logs' } });
+  const checkOptions = { ...options, logsPrunedBefore: retention?.prunedBefore ?? null };
   let cursor: string | undefined;
   let checked = 0;
   for (;;) {
@@ -259,6 +263,7 @@ async function checkExecutions(
         nextRunAt: true,
         finishedAt: true,
         updatedAt: true,
+        createdAt: true,
         waiting: true,
       },
     });
@@ -288,7 +293,7 @@ async function checkExecutions(
         row,
         byExecution.get(row.id) ?? [],
         cache.get(row.workflowVersionId) ?? null,
-        options,
+        checkOptions,
       ))
         report(violation);
     }
@@ -301,12 +306,18 @@ async function checkExecutions(
 /**
  * The invariants of one execution, given its row, its log in insertion order and its compiled
  * workflow (`null` when the stored definition no longer compiles). Pure.
+ *
+ * Retention (LOG_RETENTION_DAYS) drops whole months of log rows, oldest first, but never those of an
+ * execution running at the time: so an execution created before `logsPrunedBefore` whose log lacks its
+ * `execution_started` entry had its earlier rows dropped while it was finished. Its log is not checked
+ * (its row and snapshot still are); a running execution keeps its whole log and is checked in full,
+ * as is any execution whose `execution_started` entry is there.
  */
 export function checkExecution(
   row: CheckedExecution,
   logs: CheckedLog[],
   workflow: CompiledWorkflow | null,
-  options: { now: Date; stuckAfterMs: number },
+  options: { now: Date; stuckAfterMs: number; logsPrunedBefore?: Date | null },
 ): Violation[] {
   const violations: Violation[] = [];
   const add = (kind: ViolationKind, message: string) =>
@@ -321,8 +332,57 @@ export function checkExecution(
   if (row.waiting && row.status !== 'QUEUED') add('status_mismatch', `waiting in line with status ${row.status}`);
   checkStuck(row, options, add);
 
-  // Log structure.
+  // Log structure (not of a log whose start retention dropped: see above).
   const started = logs.filter((l) => l.eventType === 'execution_started').length;
+  const pruned = started === 0 && !!options.logsPrunedBefore && row.createdAt < options.logsPrunedBefore;
+  if (!pruned) checkLogStructure(row, logs, started, add);
+
+  // Finished steps: one entry per step of the path.
+  const finished = logs.filter((l) => l.eventType in STEP_FINISHED_EVENTS);
+  const perStep = new Map<string, number>();
+  for (const entry of finished) perStep.set(String(entry.stepId), (perStep.get(String(entry.stepId)) ?? 0) + 1);
+  if (!pruned)
+    for (const [stepId, count] of perStep)
+      if (count > 1) add('log_step_count', `step ${stepId} finished ${count} times`);
+
+  // The snapshot itself.
+  const parsed = storedSnapshotSchema.safeParse(row.snapshot);
+  if (!parsed.success) {
+    add(
+      'snapshot_invalid',
+      `snapshot does not parse: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+    return violations;
+  }
+  const stored = parsed.data;
+  if (!pruned && perStep.size !== stored.context.steps)
+    add('log_step_count', `${perStep.size} steps finished in the log, snapshot context.steps ${stored.context.steps}`);
+  // Index 0 (not started) is possible only for an execution never admitted: no step in its log, and not
+  // running or failed. Whether a pruned log had steps is unknown: either reading is accepted.
+  const begun =
+    row.currentStepIndex !== 0 ||
+    ['ACTIVE', 'PAUSED', 'FAILED'].includes(row.status) ||
+    logs.some((l) => l.stepId !== null);
+  const expectedIndex = stepIndexOf(stored, begun);
+  if (row.currentStepIndex !== expectedIndex && !(pruned && row.currentStepIndex === stepIndexOf(stored, !begun))) {
+    add(
+      'step_index_mismatch',
+      `current_step_index ${row.currentStepIndex}, expected ${expectedIndex} (snapshot context.steps ${stored.context.steps})`,
+    );
+  }
+  checkStatus(row, stored, workflow, add);
+  if (!pruned && workflow && perStep.size === finished.length) checkPath(stored, finished, workflow, add);
+  return violations;
+}
+
+/** One `execution_started` entry, one terminal entry matching a terminal status (none while running), nothing after it but notifications. */
+function checkLogStructure(
+  row: CheckedExecution,
+  logs: CheckedLog[],
+  started: number,
+  add: (kind: ViolationKind, message: string) => void,
+) {
+  const terminal = isTerminal(row.status);
   if (started !== 1) add('started_log', `${started} execution_started entries`);
   const lastRetry = logs.findLastIndex((l) => l.eventType === 'manual_retry');
   const segment = logs.slice(lastRetry + 1);
@@ -337,40 +397,6 @@ export function checkExecution(
       : segment.slice(end + 1).filter((l) => !(l.eventType in TERMINAL_LOGS) && !AFTER_TERMINAL_LOGS.has(l.eventType));
   if (after.length > 0)
     add('log_after_terminal', `entries after ${segment[end]!.eventType}: ${after.map((l) => l.eventType).join(', ')}`);
-
-  // Finished steps: one entry per step of the path.
-  const finished = logs.filter((l) => l.eventType in STEP_FINISHED_EVENTS);
-  const perStep = new Map<string, number>();
-  for (const entry of finished) perStep.set(String(entry.stepId), (perStep.get(String(entry.stepId)) ?? 0) + 1);
-  for (const [stepId, count] of perStep) if (count > 1) add('log_step_count', `step ${stepId} finished ${count} times`);
-
-  // The snapshot itself.
-  const parsed = storedSnapshotSchema.safeParse(row.snapshot);
-  if (!parsed.success) {
-    add(
-      'snapshot_invalid',
-      `snapshot does not parse: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-    return violations;
-  }
-  const stored = parsed.data;
-  if (perStep.size !== stored.context.steps)
-    add('log_step_count', `${perStep.size} steps finished in the log, snapshot context.steps ${stored.context.steps}`);
-  // Index 0 (not started) is possible only for an execution never admitted: no step in its log, and not running or failed.
-  const begun =
-    row.currentStepIndex !== 0 ||
-    ['ACTIVE', 'PAUSED', 'FAILED'].includes(row.status) ||
-    logs.some((l) => l.stepId !== null);
-  const expectedIndex = stepIndexOf(stored, begun);
-  if (row.currentStepIndex !== expectedIndex) {
-    add(
-      'step_index_mismatch',
-      `current_step_index ${row.currentStepIndex}, expected ${expectedIndex} (snapshot context.steps ${stored.context.steps})`,
-    );
-  }
-  checkStatus(row, stored, workflow, add);
-  if (workflow && perStep.size === finished.length) checkPath(stored, finished, workflow, add);
-  return violations;
 }
 
 function checkStuck(

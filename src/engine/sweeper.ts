@@ -1,3 +1,4 @@
+import { coerceError } from '../errors.ts';
 import type { StepWork } from './work.ts';
 import { traceOf } from './decide-step.ts';
 import { notifyFailure } from './notify.ts';
@@ -9,6 +10,9 @@ export interface SweepLimits {
   staleRowsPerSweep: number;
 }
 const LIMITS: SweepLimits = { batch: 1_000, staleRowsPerSweep: 5_000 };
+/** How often one process's sweeper keeps the log partitions (created ahead, dropped by LOG_RETENTION_DAYS). */
+export const LOG_MAINTENANCE_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 
 /** What one sweep did. */
 export interface SweepReport {
@@ -18,6 +22,9 @@ export interface SweepReport {
   admitted: number;
   /** Notification attempts made: failures whose worker died before notifying, and retries now due. */
   notified: number;
+  /** Monthly log partitions created ahead, and dropped by LOG_RETENTION_DAYS (at most hourly, see {@link LOG_MAINTENANCE_MS}). */
+  partitionsCreated: number;
+  partitionsDropped: number;
 }
 
 /**
@@ -30,6 +37,9 @@ export interface SweepReport {
  *   admits executions waiting in line when their account has free slots;
  * - notifies the admin of failures whose worker died before it logged the notification, and retries
  *   the notifications whose earlier attempt failed transiently once their next attempt is due;
+ * - at most once per {@link LOG_MAINTENANCE_MS}, creates the log tables' monthly partitions ahead and,
+ *   with LOG_RETENTION_DAYS, drops the months wholly older than it (src/sql/partitions.ts); a failure
+ *   there (a lock not granted in time) is logged and tried again at the next sweep;
  * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution, walking the
  *   table from its start in batches of `limits.batch` (not from the cursor an earlier sweep left).
  * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
@@ -39,6 +49,7 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
   const { batch } = limits;
   let promotedUntil: Date | null = null;
   let staleCursor: string | undefined;
+  let maintainedAt: number | null = null;
   const epochKey = `${deps.config.QUEUE_PREFIX}:epoch`; // single-key SET NX; carries the prefix's hash tag on a cluster
 
   return async function sweep(): Promise<SweepReport> {
@@ -89,8 +100,43 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
       now,
     );
     await Promise.all(unnotified.map((notice) => notifyFailure(deps, notice)));
-    return { rebuilt, enqueued, admitted, notified: unnotified.length };
+
+    let partitions = { created: 0, dropped: 0 };
+    if (maintainedAt === null || now.getTime() - maintainedAt >= LOG_MAINTENANCE_MS) {
+      try {
+        partitions = await maintainLogPartitions(deps, now);
+        maintainedAt = now.getTime();
+      } catch (error) {
+        deps.logger.warn('log partition upkeep failed', { error: coerceError(error).message });
+      }
+    }
+    return {
+      rebuilt,
+      enqueued,
+      admitted,
+      notified: unnotified.length,
+      partitionsCreated: partitions.created,
+      partitionsDropped: partitions.dropped,
+    };
   };
+}
+
+/** Creates the log partitions ahead; with LOG_RETENTION_DAYS drops those wholly older, logging each. */
+async function maintainLogPartitions(deps: EngineDeps, now: Date): Promise<{ created: number; dropped: number }> {
+  const created = await deps.store.sweep.createLogPartitions(now);
+  if (created > 0) deps.logger.info('log partitions created', { created });
+  const days = deps.config.LOG_RETENTION_DAYS;
+  if (days === 0) return { created, dropped: 0 };
+  const before = new Date(now.getTime() - days * DAY_MS);
+  let dropped = 0;
+  for (const removed of await deps.store.sweep.dropLogPartitions(before)) {
+    if (removed.rowsDeleted === null) {
+      dropped += 1;
+      deps.metrics.logPartitionsDropped.inc({ table: removed.table });
+    }
+    deps.logger.info('log retention', { ...removed, before: before.toISOString() });
+  }
+  return { created, dropped };
 }
 
 async function enqueue(deps: EngineDeps, batch: number, work: StepWork[]): Promise<number> {

@@ -36,6 +36,8 @@ export interface Metrics {
   workerJobsActive: Gauge;
   /** Compiled workflow versions dropped from the process's cache to keep it within its byte budget. */
   workflowCacheEvictions: Counter;
+  /** `flowmachine_log_partitions_dropped_total`: monthly partitions LOG_RETENTION_DAYS dropped, by `table`. */
+  logPartitionsDropped: Counter<'table'>;
   /** Estimated bytes of the compiled workflow versions the process keeps. */
   workflowCacheBytes: Gauge;
   /** `flowmachine_executions`: executions by `status`, read at scrape time (see {@link setExecutionsByStatusSource}). */
@@ -131,6 +133,12 @@ export function createMetrics(): Metrics {
     workerJobsActive: new Gauge({
       name: 'flowmachine_worker_jobs_active',
       help: 'Queue jobs being processed by this process.',
+      registers,
+    }),
+    logPartitionsDropped: new Counter({
+      name: 'flowmachine_log_partitions_dropped_total',
+      help: 'Monthly log partitions dropped by LOG_RETENTION_DAYS.',
+      labelNames: ['table'] as const,
       registers,
     }),
     workflowCacheEvictions: new Counter({

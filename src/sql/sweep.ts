@@ -1,5 +1,6 @@
 import type { Pool } from '../db/client.ts';
 import { run } from '../db/sql.ts';
+import { createLogPartitions, dropLogPartitions } from './partitions.ts';
 import type { SweepQueries, SweptExecution, UnnotifiedFailure } from '../store/execution-store.ts';
 
 /** Timers due within the horizon that an earlier sweep has not promoted yet. */
@@ -52,5 +53,7 @@ export function sweepQueries(pool: Pool): SweepQueries {
     },
     accountsWithRoom: () => run<{ id: string; free: number }>(pool, ACCOUNTS_WITH_ROOM, []),
     unnotified: (firstBefore, now) => run<UnnotifiedFailure>(pool, UNNOTIFIED, [firstBefore, now]),
+    createLogPartitions: (now) => createLogPartitions(pool, now),
+    dropLogPartitions: (before) => dropLogPartitions(pool, before),
   };
 }

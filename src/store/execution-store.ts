@@ -282,4 +282,17 @@ export interface SweepQueries {
   accountsWithRoom(): Promise<{ id: string; free: number }[]>;
   /** Failures to notify: first attempts older than `firstBefore`, retries due by `now`. */
   unnotified(firstBefore: Date, now: Date): Promise<UnnotifiedFailure[]>;
+  /** Creates the log tables' monthly partitions for `now`'s month and the next ones; returns how many it created. */
+  createLogPartitions(now: Date): Promise<number>;
+  /** LOG_RETENTION_DAYS: drops the log partitions whose month ended by `before`, keeping running executions' rows. */
+  dropLogPartitions(before: Date): Promise<DroppedLogRows[]>;
+}
+
+/** What one retention call removed: a partition dropped (`rowsDeleted` null), or old rows of a default partition. */
+export interface DroppedLogRows {
+  table: 'execution_logs' | 'contact_events';
+  partition: string;
+  /** Rows of running executions moved to the default partition before the partition went. */
+  rowsKept: number;
+  rowsDeleted: number | null;
 }

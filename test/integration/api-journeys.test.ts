@@ -89,7 +89,7 @@ describe('journeys API', () => {
         exited: [],
         goal_completed_executions: [],
       });
-      const row = await h.db.contactEvent.findUniqueOrThrow({ where: { id: response.body.event_id } });
+      const row = await h.db.contactEvent.findFirstOrThrow({ where: { id: response.body.event_id } });
       expect(row).toEqual({
         id: response.body.event_id,
         accountId: h.account.account_id,
@@ -104,7 +104,7 @@ describe('journeys API', () => {
       const contact = await h.createContact();
       const response = await h.api.post(`/contacts/${contact.id}/events`, { name: 'signed_up' });
       expect(response.status).toBe(202);
-      const row = await h.db.contactEvent.findUniqueOrThrow({ where: { id: response.body.event_id } });
+      const row = await h.db.contactEvent.findFirstOrThrow({ where: { id: response.body.event_id } });
       expect(row.properties).toEqual({});
     });
 

@@ -34,6 +34,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     ContactEvent: { table: 'contact_events', fields: Prisma.ContactEventScalarFieldEnum },
     IdempotencyKey: { table: 'idempotency_keys', fields: Prisma.IdempotencyKeyScalarFieldEnum },
     MessageSend: { table: 'message_sends', fields: Prisma.MessageSendScalarFieldEnum },
+    LogRetention: { table: 'log_retention', fields: Prisma.LogRetentionScalarFieldEnum },
   };
 
   it('covers every model', () => {
@@ -155,6 +156,9 @@ describe('schema.prisma agrees with the SQL migrations', () => {
         createdAt: now,
       },
     });
+    const retention = await db.logRetention.create({
+      data: { tableName: 'execution_logs', prunedBefore: now, partitionsDropped: 2, rowsKept: 3, updatedAt: now },
+    });
     const send = await db.messageSend.create({
       data: {
         executionId: execution.id,
@@ -195,16 +199,20 @@ describe('schema.prisma agrees with the SQL migrations', () => {
         select: selectAll(TABLES.Execution.fields),
       }),
       ExecutionLog: await db.executionLog.findUniqueOrThrow({
-        where: { id: log.id },
+        where: { id_timestamp: { id: log.id, timestamp: now } },
         select: selectAll(TABLES.ExecutionLog.fields),
       }),
       ContactEvent: await db.contactEvent.findUniqueOrThrow({
-        where: { id: event.id },
+        where: { id_createdAt: { id: event.id, createdAt: now } },
         select: selectAll(TABLES.ContactEvent.fields),
       }),
       IdempotencyKey: await db.idempotencyKey.findUniqueOrThrow({
         where: { accountId_route_key: { accountId: account.id, route: 'POST /workflows/{id}/trigger', key: 'k-1' } },
         select: selectAll(TABLES.IdempotencyKey.fields),
+      }),
+      LogRetention: await db.logRetention.findUniqueOrThrow({
+        where: { tableName: 'execution_logs' },
+        select: selectAll(TABLES.LogRetention.fields),
       }),
       MessageSend: await db.messageSend.findUniqueOrThrow({
         where: { executionId_stepId: { executionId: execution.id, stepId: 's' } },
@@ -223,6 +231,7 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     expect(reads.ContactEvent).toEqual(event);
     expect(reads.IdempotencyKey).toEqual(idempotencyKey);
     expect(reads.MessageSend).toEqual(send);
+    expect(reads.LogRetention).toEqual(retention);
     expect((reads.Execution as unknown as { nextRunAt: Date }).nextRunAt.toISOString()).toBe(now.toISOString()); // millisecond precision
   });
 
