@@ -131,8 +131,14 @@ describe('processes', () => {
         /^flowmachine: invalid configuration: REDIS_CLUSTER_NODES: /,
       ],
       [{ DATABASE_URL: 'not a url' }, /^flowmachine: invalid configuration: DATABASE_URL/],
-      [{ LOG_RETENTION_DAYS: 'abc' }, /^flowmachine: invalid configuration: LOG_RETENTION_DAYS: must be a whole number/],
-      [{ LOG_RETENTION_DAYS: '-3' }, /^flowmachine: invalid configuration: LOG_RETENTION_DAYS: must be 0 \(keep forever\)/],
+      [
+        { LOG_RETENTION_DAYS: 'abc' },
+        /^flowmachine: invalid configuration: LOG_RETENTION_DAYS: must be a whole number/,
+      ],
+      [
+        { LOG_RETENTION_DAYS: '-3' },
+        /^flowmachine: invalid configuration: LOG_RETENTION_DAYS: must be 0 \(keep forever\)/,
+      ],
     ] as const) {
       const result = cli(['worker'], { ...env, ...variables });
       expect(result.status).toBe(1);

@@ -171,6 +171,85 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT least(16, greatest(1, p_limit / p_per_shard)
     expect((await migrate(database.url, MIGRATIONS_DIR, functions)).functions).toEqual(['flowmachine_slot_shards']);
   });
 
+  it('partitions execution_logs and contact_events of a database holding rows, keeping every row', async () => {
+    const PARTITIONING = '20261203010000_partitioned_logs';
+    const database = await createEmptyDatabase();
+    cleanups.push(database.drop);
+    // The schema before partitioning: the migrations before it, the function files it does not need.
+    const before = await copyOf(MIGRATIONS_DIR);
+    for (const name of await migrationNames())
+      if (name >= PARTITIONING) await rm(path.join(before, name), { recursive: true });
+    const oldFunctions = await copyOf(FUNCTIONS_DIR);
+    for (const file of await functionFiles())
+      if (/^flowmachine_(log_partitions|drop_log_partitions|note_retention)\.sql$/.test(file))
+        await rm(path.join(oldFunctions, file));
+    await migrate(database.url, before, oldFunctions);
+    expect(
+      await query(
+        database.url,
+        `SELECT relkind::text FROM pg_class WHERE relname IN ('execution_logs', 'contact_events')`,
+      ),
+    ).toEqual([{ relkind: 'r' }, { relkind: 'r' }]);
+    const [ids] = await query<{ account: string; contact: string }>(
+      database.url,
+      `WITH a AS (INSERT INTO accounts (id, name, admin_email) VALUES (gen_random_uuid(), 'A', 'a@example.com') RETURNING id)
+       INSERT INTO contacts (id, account_id, email, updated_at) SELECT gen_random_uuid(), a.id, 'c@example.com', now() FROM a
+       RETURNING account_id AS account, id AS contact`,
+    );
+    const times = ['2025-03-14T10:00:00Z', '2026-11-30T23:59:59.999Z', '2026-12-01T00:00:00Z', '2030-01-01T00:00:00Z'];
+    for (const at of times) {
+      await query(
+        database.url,
+        `INSERT INTO execution_logs (account_id, contact_id, event_type, status, timestamp, details) VALUES ($1, $2, 'trigger_refused', 'BLOCKED', $3, '{"n": 1}')`,
+        [ids?.account, ids?.contact, at],
+      );
+      await query(
+        database.url,
+        `INSERT INTO contact_events (id, account_id, contact_id, name, created_at) VALUES (gen_random_uuid(), $1, $2, 'e', $3)`,
+        [ids?.account, ids?.contact, at],
+      );
+    }
+    const rowsOf = (table: string) =>
+      query(database.url, `SELECT * FROM ${table} ORDER BY ${table === 'execution_logs' ? 'id' : 'created_at'}`);
+    const logs = await rowsOf('execution_logs');
+    const events = await rowsOf('contact_events');
+
+    const report = await migrate(database.url);
+    expect(report.migrations).toEqual([PARTITIONING, ...(await migrationNames()).filter((n) => n > PARTITIONING)]);
+    expect(await rowsOf('execution_logs')).toEqual(logs);
+    expect(await rowsOf('contact_events')).toEqual(events);
+    // Each row is in its month's partition; the id sequence goes on after the rows kept.
+    const places = await query<{ place: string }>(
+      database.url,
+      'SELECT tableoid::regclass::text AS place FROM execution_logs ORDER BY id',
+    );
+    expect(places.map((row) => row.place)).toEqual([
+      'execution_logs_p202503',
+      'execution_logs_p202611',
+      'execution_logs_p202612',
+      'execution_logs_p203001',
+    ]);
+    const [next] = await query<{ id: string }>(
+      database.url,
+      `INSERT INTO execution_logs (account_id, event_type, status) VALUES ($1, 'trigger_refused', 'BLOCKED') RETURNING id`,
+      [ids?.account],
+    );
+    expect(BigInt(next!.id)).toBeGreaterThan(BigInt(String(logs.at(-1)?.id)));
+    const partitioned = await query<{ relname: string; keys: string }>(
+      database.url,
+      `SELECT c.relname, pg_get_partkeydef(c.oid) AS keys FROM pg_class c
+       WHERE c.relname IN ('execution_logs', 'contact_events') AND c.relkind = 'p' ORDER BY 1`,
+    );
+    expect(partitioned).toEqual([
+      { relname: 'contact_events', keys: 'RANGE (created_at)' },
+      { relname: 'execution_logs', keys: 'RANGE ("timestamp")' },
+    ]);
+    // Its foreign keys hold again: deleting the contact deletes its events.
+    await query(database.url, 'DELETE FROM contacts WHERE id = $1', [ids?.contact]);
+    expect(await query(database.url, 'SELECT count(*)::int AS n FROM contact_events')).toEqual([{ n: 0 }]);
+    expect(await migrate(database.url)).toEqual({ migrations: [], baselined: [], functions: [] });
+  });
+
   // A database that applied the squashed chain (a developer's `flowmachine` database): same schema as the
   // baseline (compared with pg_dump when the chain was squashed), its names in _prisma_migrations, and no
   // flowmachine_functions records yet.
