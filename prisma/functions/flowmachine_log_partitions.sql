@@ -13,6 +13,9 @@
 --     rows are in the default; they are inserted into the partition directly, so the statement triggers
 --     of the parent (the stats counters) do not count them again.
 --   - One creator at a time (a transaction-scoped advisory lock), so two sweepers never race on a name.
+--   - Creating a partition locks the parent briefly; the wait for that lock is bounded (lock_timeout
+--     2 s) so inserts never queue long behind it: a busy table fails the call, retried at the next sweep
+--     (months are created two ahead, so there is time).
 -- Callers: src/db/migrate.ts (after the function files), src/sql/partitions.ts (the sweeper).
 CREATE OR REPLACE FUNCTION flowmachine_log_partitions(p_now timestamptz, p_ahead integer DEFAULT 2)
 RETURNS integer
@@ -26,6 +29,7 @@ DECLARE
   v_created integer := 0;
 BEGIN
   PERFORM pg_advisory_xact_lock(72707003);
+  PERFORM set_config('lock_timeout', '2s', true);
   FOREACH v_table IN ARRAY ARRAY['execution_logs', 'contact_events'] LOOP
     v_column := CASE v_table WHEN 'execution_logs' THEN 'timestamp' ELSE 'created_at' END;
     FOR i IN 0 .. p_ahead LOOP
