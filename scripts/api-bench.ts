@@ -225,7 +225,7 @@ async function main(argv: string[]): Promise<void> {
     const size = (
       await client.query<{ logs: number; mb: number }>(
         `SELECT (SELECT count(*)::int FROM execution_logs) AS logs,
-              ((pg_total_relation_size('executions') + pg_total_relation_size('execution_logs')) / 1048576.0)::float AS mb`,
+              ((pg_total_relation_size('executions') + (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('execution_logs'))) / 1048576.0)::float AS mb`,
       )
     ).rows[0]!;
     progress(

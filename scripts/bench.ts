@@ -1057,7 +1057,7 @@ async function collectResult(
     FROM executions`);
   const size = await one<{ executions: number; logs: number; bytes: string }>(`
     SELECT (SELECT count(*)::int FROM executions) AS executions, (SELECT count(*)::int FROM execution_logs) AS logs,
-           pg_total_relation_size('executions') + pg_total_relation_size('execution_logs') AS bytes`);
+           pg_total_relation_size('executions') + (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('execution_logs')) AS bytes`); // every monthly partition
   const stats = await readTableStats(admin);
   const providerStats = (await ask(system.provider, 'stats')) as { requests: number; distinctKeys: number };
   const logErrors = [api, ...workers].reduce(
