@@ -1,7 +1,7 @@
 import { EXECUTION_STATUSES, type ExecutionStatus } from '../engine/types.ts';
 import type { StatsRows } from '../sql/workflow-stats.ts';
 
-export { queryWorkflowStats, type StatsRows } from '../sql/workflow-stats.ts';
+export { queryWorkflowStats, statsVersions, type StatsRows } from '../sql/workflow-stats.ts';
 
 /**
  * `GET /workflows/{id}/stats` (CONTRACT.md "Insight and operations"): where a workflow's executions

@@ -37,6 +37,17 @@ const COUNTS = {
         WHERE workflow_id = $1 AND ($2::uuid IS NULL OR workflow_version_id = $2::uuid)
     ) c GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0`,
 };
+/**
+ * The account's workflow with its versions (`$3`: only that version number, or NULL for all), newest
+ * first: one row with a NULL version when the workflow has none of them, none when it is not the account's.
+ */
+const VERSIONS = {
+  name: 'workflow-stats-versions',
+  text: `SELECT v.id, v.definition FROM workflows w
+      LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND ($3::integer IS NULL OR v.version = $3::integer)
+    WHERE w.id = $1 AND w.account_id = $2
+    ORDER BY v.version DESC`,
+};
 /** prisma/functions/flowmachine_fold_counts.sql */
 const FOLD = { name: 'workflow-counts-fold', text: 'SELECT flowmachine_fold_counts($1::integer) AS folded' };
 
@@ -69,6 +80,21 @@ export async function queryWorkflowStats(pool: Pool, workflowId: string, version
     events,
     goalAchieved,
   };
+}
+
+/**
+ * The definitions stats are shaped by: the account's workflow's versions, newest first (only
+ * `version`, when given). Null when the account has no such workflow; empty when it has no such version.
+ */
+export async function statsVersions(
+  pool: Pool,
+  workflowId: string,
+  accountId: string,
+  version: number | null,
+): Promise<{ id: string; definition: unknown }[] | null> {
+  const rows = await run<{ id: string | null; definition: unknown }>(pool, VERSIONS, [workflowId, accountId, version]);
+  if (rows.length === 0) return null;
+  return rows.flatMap((row) => (row.id === null ? [] : [{ id: row.id, definition: row.definition }]));
 }
 
 /** Folds up to `limit` counter deltas; 0 when another process is folding or none are left. */

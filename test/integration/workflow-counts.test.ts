@@ -37,7 +37,7 @@ async function countedFromRows(pool: Pool, workflowId: string, versionId: string
 describe('stats counters', () => {
   let h: Harness;
   let workflowId: string;
-  const steps = flattenSteps(abTest.steps);
+  const steps = flattenSteps(abTest.steps as Parameters<typeof flattenSteps>[0]);
   const answer = (rows: StatsRows) => summarizeStats(steps, rows);
   /** Both answers, for all versions and for each version. */
   const both = async () => {
@@ -80,13 +80,20 @@ describe('stats counters', () => {
   });
   afterAll(() => h?.stop());
 
-  it('equal what they count after every step, through retries, failures, skips and folds at any point', { timeout: 120_000 }, async () => {
+  it('equal what they count after every step: retries, failures, skips, folds at any point', {
+    timeout: 120_000,
+  }, async () => {
     const ids: string[] = [];
     for (let i = 0; i < 8; i++)
       ids.push(await h.trigger(workflowId, (await h.createContact(i % 3 === 0 ? { tags: ['gold'] } : {})).id));
     await expectCountsRight();
     // Each contact's email answers differently: sent, retried then sent, retried then failed, refused (skipped).
-    const answers = [[{ status: 200 }], [{ status: 503 }, { status: 200 }], [{ status: 503 }, { status: 503 }], [{ status: 400 }]];
+    const answers = [
+      [{ status: 200 }],
+      [{ status: 503 }, { status: 200 }],
+      [{ status: 503 }, { status: 503 }],
+      [{ status: 400 }],
+    ];
     for (const [i, id] of ids.entries()) {
       h.provider.script(...answers[i % answers.length]!);
       await drive(id, expectCountsRight);
@@ -108,7 +115,10 @@ describe('stats counters', () => {
   });
 
   it('follow a bulk cancel, a bulk retry and a move of running executions to a new version', async () => {
-    const cancel = await h.api.post(`/workflows/${workflowId}/executions/cancel`, { status: 'PAUSED', step_id: 'pause' });
+    const cancel = await h.api.post(`/workflows/${workflowId}/executions/cancel`, {
+      status: 'PAUSED',
+      step_id: 'pause',
+    });
     expect(cancel.body).toMatchObject({ matched: 6, changed: 6 });
     await expectCountsRight();
     const retry = await h.api.post(`/workflows/${workflowId}/executions/retry`, {});
@@ -152,7 +162,9 @@ describe('stats counters', () => {
     expect(await deltas()).toBeGreaterThan(0);
     await foldCounts(h.deps.store);
     expect(await deltas()).toBe(0);
-    const left = await h.deps.pool.query('SELECT count(*)::int AS n FROM workflow_counts WHERE workflow_id = $1', [other]);
+    const left = await h.deps.pool.query('SELECT count(*)::int AS n FROM workflow_counts WHERE workflow_id = $1', [
+      other,
+    ]);
     expect(left.rows[0].n).toBe(0);
   });
 
@@ -163,7 +175,9 @@ describe('stats counters', () => {
         [{ status, snapshot: { value: 'mail' }, completion_reason: 'goal_achieved' }],
       );
       const running = RUNNING_STATUSES.includes(status);
-      expect(rows[0], status).toEqual(running ? { step_id: 'mail', completion_reason: '' } : { step_id: '', completion_reason: 'goal_achieved' });
+      expect(rows[0], status).toEqual(
+        running ? { step_id: 'mail', completion_reason: '' } : { step_id: '', completion_reason: 'goal_achieved' },
+      );
     }
   });
 });
