@@ -48,6 +48,12 @@ export const VIOLATION_KINDS = [
   'log_after_terminal',
   /** A running execution nobody has touched for too long, or a timer overdue for too long. */
   'stuck',
+  /**
+   * The stats counters (workflow_counts and its unfolded deltas) differ from the executions of a version
+   * in a status at a step, or count fewer log entries of a type at a step than the workflow's log holds
+   * (more is right once LOG_RETENTION_DAYS dropped old entries).
+   */
+  'counts_mismatch',
 ] as const;
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];
 
@@ -166,6 +172,7 @@ export async function checkConsistency(db: PrismaClient, options: ConsistencyOpt
     async (tx) => {
       await tx.$executeRaw`SET TRANSACTION READ ONLY`;
       const accountRows = await checkAccounts(tx, report);
+      await checkCounts(tx, report);
       const executionCount = await checkExecutions(
         tx,
         { now, stuckAfterMs: options.stuckAfterMs ?? 300_000, batchSize: options.batchSize ?? 500 },
@@ -232,6 +239,49 @@ async function checkAccounts(tx: Tx, report: (v: Violation) => void): Promise<nu
     }
   }
   return rows.length;
+}
+
+async function checkCounts(tx: Tx, report: (v: Violation) => void): Promise<void> {
+  // One statement, so counters and rows are read at the same instant. Executions are compared per
+  // version; log entries per workflow (a moved execution's earlier entries count under its old version).
+  const rows = await tx.$queryRaw<
+    { account_id: string; workflow_id: string; key: string; counted: number; actual: number; exact: boolean }[]
+  >`
+    WITH counted AS (
+      SELECT c.workflow_id, CASE WHEN c.event_type = '' THEN c.workflow_version_id END AS version_id,
+             c.status, c.step_id, c.completion_reason, c.event_type, sum(c.n)::bigint AS n
+      FROM (SELECT workflow_id, workflow_version_id, status, step_id, completion_reason, event_type, n FROM workflow_counts
+            UNION ALL
+            SELECT workflow_id, workflow_version_id, status, step_id, completion_reason, event_type, n FROM workflow_count_deltas) c
+      WHERE EXISTS (SELECT 1 FROM workflows w WHERE w.id = c.workflow_id)
+      GROUP BY 1, 2, 3, 4, 5, 6),
+    actual AS (
+      SELECT k.workflow_id, k.workflow_version_id AS version_id, k.status, k.step_id, k.completion_reason, '' AS event_type, count(*) AS n
+        FROM executions r, LATERAL flowmachine_count_as(r) k GROUP BY 1, 2, 3, 4, 5
+      UNION ALL
+      SELECT e.workflow_id, NULL::uuid, '', l.step_id, '', l.event_type, count(*)
+        FROM execution_logs l JOIN executions e ON e.id = l.execution_id
+        WHERE l.step_id IS NOT NULL AND NOT (l.event_type = 'action_started' AND flowmachine_count_attempt(l.details) > 1)
+        GROUP BY 1, 2, 3, 4, 5, 6)
+    SELECT w.account_id, w.id AS workflow_id,
+           concat_ws(' ', 'version ' || v.version, nullif(k.status, ''), nullif(k.completion_reason, ''),
+                     'step ' || nullif(k.step_id, ''), nullif(k.event_type, '')) AS key,
+           coalesce(c.n, 0)::int AS counted, coalesce(a.n, 0)::int AS actual, k.event_type = '' AS exact
+    FROM counted c FULL JOIN actual a ON a.workflow_id = c.workflow_id AND a.version_id IS NOT DISTINCT FROM c.version_id
+      AND a.status = c.status AND a.step_id = c.step_id AND a.completion_reason = c.completion_reason AND a.event_type = c.event_type
+    CROSS JOIN LATERAL (SELECT coalesce(c.workflow_id, a.workflow_id) AS workflow_id, coalesce(c.version_id, a.version_id) AS version_id,
+                               coalesce(c.status, a.status) AS status, coalesce(c.step_id, a.step_id) AS step_id,
+                               coalesce(c.completion_reason, a.completion_reason) AS completion_reason,
+                               coalesce(c.event_type, a.event_type) AS event_type) k
+    JOIN workflows w ON w.id = k.workflow_id
+    LEFT JOIN workflow_versions v ON v.id = k.version_id
+    WHERE CASE WHEN k.event_type = '' THEN coalesce(c.n, 0) <> coalesce(a.n, 0) ELSE coalesce(c.n, 0) < coalesce(a.n, 0) END`;
+  for (const row of rows)
+    report({
+      kind: 'counts_mismatch',
+      account_id: row.account_id,
+      message: `workflow ${row.workflow_id}, ${row.key}: counted ${row.counted}, ${row.exact ? '' : 'at least '}${row.actual} stored`,
+    });
 }
 
 async function checkExecutions(
