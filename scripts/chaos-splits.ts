@@ -66,11 +66,14 @@ export interface PlannedSplitContact {
   entries: SplitEntry[];
 }
 
-/** The publish of version 2 with `in_flight: "move"`, once sent. */
+/**
+ * The publish of version 2 with `in_flight: "move"`, and what each attempt answered: one without an
+ * answer is sent again, which publishes version 3 (the same steps), and so on.
+ */
 export interface SplitPublish {
   /** After the run's start. */
   atMs: number;
-  attempts: { startedAt: number; doneAt: number; status: number; moved?: number; stayed?: number }[];
+  attempts: { startedAt: number; doneAt: number; status: number; version?: number; moved?: number; stayed?: number }[];
 }
 
 /**
@@ -224,9 +227,9 @@ export async function checkSplits(
   );
   const sendOf = new Map(sends.map((s) => [`${s.executionId}:${s.stepId}`, s]));
   const inOutage = (start: number, end: number) => record.outages.some((w) => start <= w.end && end >= w.start);
-  const answered = record.publish.attempts.filter((a) => a.status === 200);
-  const publishStart = record.publish.attempts[0]?.startedAt ?? Number.POSITIVE_INFINITY;
-  const publishEnd = record.publish.attempts.at(-1)?.doneAt ?? Number.POSITIVE_INFINITY;
+  const answered = record.publish.attempts.filter((a) => a.status === 200 && a.version !== undefined);
+  /** Executions that logged a move to each version. */
+  const movedTo = new Map<number, number>();
 
   const findings: SplitFindings = {
     contacts: record.contacts.length,
@@ -283,58 +286,59 @@ export async function checkSplits(
       } else if (assigned.length > 0)
         fail('split_variant', `${label}: ${assigned.length} split_assigned but the split never finished`);
 
-      // The version: the one it started on, at most one move (to the published version) and its step.
+      // The versions: the one it started on, then each move once, from the version it was on to a later
+      // one, ending on the one it is on; after its first move only steps of the new versions (all of
+      // them those of version 2).
       const migrations = ownLogs.filter((l) => l.eventType === 'version_migrated');
+      const moves = migrations.map((l) => l.details as { from_version?: number; to_version?: number });
       const move = migrations[0];
-      const moveDetails = (move?.details ?? {}) as { from_version?: number; to_version?: number };
       const finalVersion = versionOf.get(row.workflowVersionId) ?? 0;
-      const startVersion = move ? (moveDetails.from_version ?? 0) : finalVersion;
-      if (migrations.length > 1) fail('version_move', `${label}: ${migrations.length} version_migrated entries`);
+      const startVersion = moves[0]?.from_version ?? finalVersion;
+      const chain = [startVersion, ...moves.map((m) => m.to_version ?? 0)];
+      if (
+        !moves.every((m, i) => m.from_version === chain[i] && m.to_version! > m.from_version!) ||
+        chain.at(-1) !== finalVersion
+      )
+        fail('version_move', `${label}: moved along versions ${chain.join(' > ')}, now on version ${finalVersion}`);
+      for (const m of moves) movedTo.set(m.to_version ?? 0, (movedTo.get(m.to_version ?? 0) ?? 0) + 1);
       if (move) {
         findings.moved += 1;
-        const newSteps = splitPath(finalVersion, variant, contact.vip);
+        const newSteps = splitPath(2, variant, contact.vip);
         const after = finished.filter((l) => l.id > move.id).map((l) => l.stepId!);
-        if (moveDetails.to_version !== finalVersion || startVersion !== 1)
-          fail(
-            'version_move',
-            `${label}: moved from ${moveDetails.from_version} to ${moveDetails.to_version}, now on version ${finalVersion}`,
-          );
         if (!newSteps.includes(move.stepId ?? '') || after.some((step) => !newSteps.includes(step)))
           fail(
             'version_move',
-            `${label}: moved at ${move.stepId}, then ran ${after.join(' > ') || 'nothing'}; version ${finalVersion} has ${newSteps.join(' > ')}`,
+            `${label}: moved at ${move.stepId}, then ran ${after.join(' > ') || 'nothing'}; the new version has ${newSteps.join(' > ')}`,
           );
-      } else if (finalVersion === 1) {
-        // Running through the whole publish without moving: only at the step the new version removed.
-        const wait = ownLogs.filter((l) => l.stepId === REMOVED_STEP);
-        const heldFrom = wait.find((l) => l.eventType === 'wait_started')?.timestamp.getTime() ?? Infinity;
-        const heldUntil = wait.find((l) => l.eventType === 'wait_completed')?.timestamp.getTime() ?? Infinity;
-        const throughPublish =
-          answered.length > 0 &&
-          row.createdAt.getTime() < publishStart &&
-          (row.finishedAt?.getTime() ?? Infinity) > publishEnd;
-        if (throughPublish) {
-          if (heldFrom <= publishEnd && heldUntil >= publishStart) findings.stayed += 1;
-          else
-            fail(
-              'move_missed',
-              `${label} ran through the publish on version 1 without moving, not at ${REMOVED_STEP} then (${steps.join(' > ')})`,
-            );
-        }
-      } else if (finalVersion === 2) findings.startedOnNew += 1;
+      } else if (finalVersion >= 2) findings.startedOnNew += 1;
+      // Running through a publish on an older version without moving to it: only at the step it removed.
+      const wait = ownLogs.filter((l) => l.stepId === REMOVED_STEP);
+      const heldFrom = wait.find((l) => l.eventType === 'wait_started')?.timestamp.getTime() ?? Infinity;
+      const heldUntil = wait.find((l) => l.eventType === 'wait_completed')?.timestamp.getTime() ?? Infinity;
+      for (const publish of answered) {
+        const through =
+          row.createdAt.getTime() < publish.startedAt - 1_000 &&
+          (row.finishedAt?.getTime() ?? Infinity) > publish.doneAt &&
+          finalVersion < publish.version! &&
+          !moves.some((m) => m.to_version === publish.version);
+        if (!through) continue;
+        if (startVersion === 1 && heldFrom <= publish.doneAt && heldUntil >= publish.startedAt) findings.stayed += 1;
+        else
+          fail(
+            'move_missed',
+            `${label} ran through the publish of version ${publish.version} on version ${finalVersion} without moving, not at ${REMOVED_STEP} then (${steps.join(' > ')})`,
+          );
+      }
 
       // The path: the old version's up to the step it moved at, the new version's from there.
+      const before = splitPath(startVersion, variant, contact.vip);
+      const later = splitPath(finalVersion, variant, contact.vip);
       const path = move
         ? [
-            ...splitPath(startVersion, variant, contact.vip).slice(
-              0,
-              Math.max(0, splitPath(startVersion, variant, contact.vip).indexOf(move.stepId ?? '')),
-            ),
-            ...splitPath(finalVersion, variant, contact.vip).slice(
-              Math.max(0, splitPath(finalVersion, variant, contact.vip).indexOf(move.stepId ?? '')),
-            ),
+            ...before.slice(0, Math.max(0, before.indexOf(move.stepId ?? ''))),
+            ...later.slice(Math.max(0, later.indexOf(move.stepId ?? ''))),
           ]
-        : splitPath(finalVersion, variant, contact.vip);
+        : later;
       const onPath = steps.every((step, i) => path[i] === step);
       let ok: boolean;
       if (outcome === 'COMPLETED/completed') ok = steps.join() === path.join();
@@ -426,10 +430,14 @@ export async function checkSplits(
     }
   }
 
-  // The move answered what happened: as many executions moved as the answer says.
-  if (answered.length === 1 && record.publish.attempts.length === 1 && answered[0]!.moved !== findings.moved)
-    fail('version_move', `the publish answered ${answered[0]!.moved} moved, ${findings.moved} logged version_migrated`);
-  if (answered.length === 0) fail('version_move', 'the publish of version 2 was never answered 200');
+  // Each publish answered what happened: as many executions moved to its version as it says.
+  for (const publish of answered)
+    if (publish.moved !== (movedTo.get(publish.version!) ?? 0))
+      fail(
+        'version_move',
+        `the publish of version ${publish.version} answered ${publish.moved} moved, ${movedTo.get(publish.version!) ?? 0} logged version_migrated to it`,
+      );
+  if (answered.length === 0) fail('version_move', 'no publish of a new version was answered 200');
 
   // The variants' share: within 4.5 standard deviations of the weights (a false alarm about once in 150,000 runs).
   const n = Object.values(findings.variants).reduce((a, b) => a + b, 0);

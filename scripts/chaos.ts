@@ -61,6 +61,7 @@ import {
   checkSplits,
   planSplits,
   SPLIT_CAPS,
+  SPLIT_VARIANTS,
   splitWorkflow,
   type PlannedSplitContact,
   type SplitPublish,
@@ -500,12 +501,18 @@ async function main(): Promise<number> {
 
   // The account, with quick retries so failing executions end within seconds, and its workflow.
   const account = await createAccount(db, { name: 'Chaos', adminEmail: 'ops@chaos.example.com' });
-  const call = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const call = async (
+    method: string,
+    route: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ) => {
     const response = await fetch(`http://127.0.0.1:${apiPort}/api/v1${route}`, {
       method,
       headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(60_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await response.text();
     return { status: response.status, body: (text ? JSON.parse(text) : null) as any };
@@ -824,7 +831,8 @@ async function main(): Promise<number> {
 
   // A/B entries at their planned moments, each a trigger under its own Idempotency-Key (re-entries of a
   // contact are apart by more than the deduplication window), and midway the publish of version 2 with
-  // `in_flight: "move"`, sent once: a retry would publish a third version.
+  // `in_flight: "move"`. A publish without an answer (its move stopped by a dropped connection) is sent
+  // again, which publishes a further version and moves what it finds then.
   const splitting = (async () => {
     const entries = splitContacts
       .flatMap((c) => c.entries.map((entry, n) => ({ c, entry, n })))
@@ -855,23 +863,34 @@ async function main(): Promise<number> {
   })();
   const publishing = (async () => {
     await sleep(t1 + splitPublish.atMs - Date.now());
-    if (interrupted) return;
-    const startedAt = Date.now();
-    say('publishing version 2 of the A/B workflow with in_flight "move"');
-    const answer = await call(
-      'PUT',
-      `/workflows/${splitFlow.body.id}/definition`,
-      { definition: splitWorkflow(2), in_flight: 'move' },
-      asSplit,
-    ).catch((error: Error) => ({ status: 0, body: { error: error.message } }));
-    const moves = answer.body?.in_flight as { moved: number; stayed: number } | undefined;
-    splitPublish.attempts.push({ startedAt, doneAt: Date.now(), status: answer.status, ...moves });
-    say(
-      answer.status === 200
-        ? `version 2 published in ${Date.now() - startedAt} ms: ${moves?.moved} moved, ${moves?.stayed} stayed`
-        : `the publish of version 2 failed: ${answer.status} ${JSON.stringify(answer.body)}`,
-    );
-    faultCounts.version_move = (faultCounts.version_move ?? 0) + 1;
+    for (let attempt = 0; attempt < 5 && !interrupted; attempt += 1) {
+      const startedAt = Date.now();
+      say('publishing a new version of the A/B workflow with in_flight "move"');
+      const answer = await call(
+        'PUT',
+        `/workflows/${splitFlow.body.id}/definition`,
+        { definition: splitWorkflow(2), in_flight: 'move' },
+        asSplit,
+        600_000,
+      ).catch((error: Error) => ({ status: 0, body: { error: error.message } }));
+      const moves = answer.body?.in_flight as { moved: number; stayed: number } | undefined;
+      splitPublish.attempts.push({
+        startedAt,
+        doneAt: Date.now(),
+        status: answer.status,
+        version: answer.body?.version,
+        ...moves,
+      });
+      faultCounts.version_move = (faultCounts.version_move ?? 0) + 1;
+      if (answer.status === 200) {
+        say(
+          `version ${answer.body.version} published in ${Date.now() - startedAt} ms: ${moves?.moved} moved, ${moves?.stayed} stayed`,
+        );
+        return;
+      }
+      say(`the publish failed: ${answer.status} ${JSON.stringify(answer.body)}; sending it again`);
+      await sleep(1_000);
+    }
   })();
 
   // Faults, in lanes (workers, Redis, provider, Postgres) so a slow restart does not delay the others.
@@ -1139,10 +1158,7 @@ async function main(): Promise<number> {
     `A/B (${splitFindings.contacts} contacts of a second account, ${splitFindings.executions} executions)`,
     row(
       'variants (contacts)',
-      `${Object.entries(splitFindings.variants)
-        .sort()
-        .map(([variant, n]) => `${n} ${variant}`)
-        .join(', ')}; ${splitFindings.splitExecutions} executions passed the split`,
+      `${SPLIT_VARIANTS.map(({ id }) => `${splitFindings.variants[id] ?? 0} ${id}`).join(', ')}; ${splitFindings.splitExecutions} executions passed the split`,
     ),
     row(
       'frequency caps',
@@ -1150,7 +1166,15 @@ async function main(): Promise<number> {
     ),
     row(
       'version 2 published with move',
-      `${splitFindings.moved} moved, ${splitFindings.stayed} stayed at the removed step, ${splitFindings.startedOnNew} started on it${splitPublish.attempts[0]?.status === 200 ? ` (answer: ${splitPublish.attempts[0].moved} moved, ${splitPublish.attempts[0].stayed} stayed, in ${splitPublish.attempts[0].doneAt - splitPublish.attempts[0].startedAt} ms)` : ''}`,
+      `${splitFindings.moved} moved, ${splitFindings.stayed} stayed at the removed step, ${splitFindings.startedOnNew} started on it; answers: ${
+        splitPublish.attempts
+          .map((a) =>
+            a.status === 200
+              ? `version ${a.version}: ${a.moved} moved, ${a.stayed} stayed, in ${a.doneAt - a.startedAt} ms`
+              : `${a.status || 'no answer'} after ${a.doneAt - a.startedAt} ms`,
+          )
+          .join('; ') || 'none'
+      }`,
     ),
     row('entries refused as duplicates', splitFindings.duplicates),
     'faults injected',
