@@ -865,7 +865,7 @@ async function main(): Promise<number> {
     await sleep(t1 + splitPublish.atMs - Date.now());
     for (let attempt = 0; attempt < 5 && !interrupted; attempt += 1) {
       const startedAt = Date.now();
-      say('publishing a new version of the A/B workflow with in_flight "move"');
+      say(`publishing a new version of the A/B workflow with in_flight "move" (${new Date(startedAt).toISOString()})`);
       const answer = await call(
         'PUT',
         `/workflows/${splitFlow.body.id}/definition`,
