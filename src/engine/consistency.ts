@@ -418,8 +418,13 @@ export function checkExecution(
       `current_step_index ${row.currentStepIndex}, expected ${expectedIndex} (snapshot context.steps ${stored.context.steps})`,
     );
   }
-  checkStatus(row, stored, workflow, add);
-  if (workflow && perStep.size === finished.length) checkPath(stored, finished, workflow, add);
+  // A message its contact's frequency cap holds back is PAUSED at its step: the step's last entry says so
+  // (a move to another version, logged at the same step, changes nothing about it).
+  const capped =
+    logs.findLast((l) => l.stepId === stored.value && l.eventType !== 'version_migrated')?.eventType ===
+    'frequency_capped';
+  checkStatus(row, stored, workflow, capped, add);
+  if (workflow && perStep.size === finished.length) checkPath(stored, logs, finished, workflow, add);
   return violations;
 }
 
@@ -445,6 +450,7 @@ function checkStatus(
   row: CheckedExecution,
   stored: StoredSnapshot,
   workflow: CompiledWorkflow | null,
+  capped: boolean,
   add: (kind: ViolationKind, message: string) => void,
 ) {
   const final = stored.value in FINAL_STATES ? FINAL_STATES[stored.value as FinalState] : null;
@@ -461,13 +467,17 @@ function checkStatus(
   if (!workflow) return;
   const step = workflow.steps.get(stored.value)?.step;
   if (!step) add('snapshot_invalid', `snapshot names ${stored.value}, which is not a step of its workflow`);
-  else if (row.status === 'PAUSED' && !pausesAt(workflow, step.type))
+  else if (row.status === 'PAUSED' && !pausesAt(workflow, step.type, capped))
     add('status_mismatch', `PAUSED at ${step.type} step ${step.id}`);
 }
 
-/** Steps an execution may be PAUSED at: waits, and messages a send window defers (never a split or a branch, decided at once). */
-function pausesAt(workflow: CompiledWorkflow, type: string): boolean {
+/**
+ * Steps an execution may be PAUSED at: waits, messages a send window defers, and a message its
+ * frequency cap holds back (`capped`) (never a split or a branch, decided at once).
+ */
+function pausesAt(workflow: CompiledWorkflow, type: string, capped: boolean): boolean {
   if (type === 'wait' || type === 'wait_until' || type === 'wait_for_event') return true;
+  if (capped && (type === 'send_email' || type === 'send_sms')) return true;
   return !!workflow.definition.send_window && ['send_email', 'send_sms', 'webhook'].includes(type);
 }
 
@@ -481,9 +491,23 @@ export interface Replay {
  * Replays finished-step entries (in commit order) through the workflow's machine: each must be the
  * step the execution was at, with `step_index` its 1-based position (the steps finished before it, plus one).
  * Returns the state the entries lead to, e.g. the step a cancelled execution was stopped at. Pure.
+ * `from` starts the replay at a step with that many steps finished before it (where the execution moved
+ * to this version) instead of at the start.
  */
-export function replayFinishedSteps(workflow: CompiledWorkflow, finished: CheckedLog[]): Replay {
-  let [snapshot] = initialTransition(workflow.machine);
+export function replayFinishedSteps(
+  workflow: CompiledWorkflow,
+  finished: CheckedLog[],
+  from?: { stepId: string; steps: number },
+): Replay {
+  let [snapshot] = from
+    ? [
+        workflow.machine.resolveState({
+          value: from.stepId,
+          context: { steps: from.steps, failedStep: null, reason: null },
+        }),
+      ]
+    : initialTransition(workflow.machine);
+  const offset = from?.steps ?? 0;
   for (const [index, entry] of finished.entries()) {
     const at = String(snapshot.value);
     const event = STEP_FINISHED_EVENTS[entry.eventType]?.((entry.details ?? {}) as Record<string, unknown>);
@@ -493,10 +517,10 @@ export function replayFinishedSteps(workflow: CompiledWorkflow, finished: Checke
         problem: `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result, variant or case recorded)'}`,
       };
     }
-    if (entry.stepIndex !== index + 1)
+    if (entry.stepIndex !== offset + index + 1)
       return {
         at,
-        problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index + 1}`,
+        problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${offset + index + 1}`,
       };
     [snapshot] = transition(workflow.machine, snapshot, event);
   }
@@ -505,15 +529,24 @@ export function replayFinishedSteps(workflow: CompiledWorkflow, finished: Checke
 
 /**
  * The replay must end where the snapshot is: a failed execution at the step that failed, a cancelled
- * or goal-completed one at some step (where it was stopped), any other at its snapshot's state.
+ * or goal-completed one at some step (where it was stopped), any other at its snapshot's state. An
+ * execution moved to its version (`version_migrated`) is replayed on it from the step it moved at: the
+ * steps before were taken on an older version, which may lack them.
  */
 function checkPath(
   stored: StoredSnapshot,
+  logs: CheckedLog[],
   finished: CheckedLog[],
   workflow: CompiledWorkflow,
   add: (kind: ViolationKind, message: string) => void,
 ) {
-  const replay = replayFinishedSteps(workflow, finished);
+  const move = logs.findLast((l) => l.eventType === 'version_migrated' && l.stepId !== null);
+  const after = move ? finished.filter((l) => l.id > move.id) : finished;
+  const replay = replayFinishedSteps(
+    workflow,
+    after,
+    move ? { stepId: move.stepId!, steps: finished.length - after.length } : undefined,
+  );
   if (replay.problem) return add('log_path', replay.problem);
   const expected =
     stored.value === 'failed'
