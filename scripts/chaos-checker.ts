@@ -80,7 +80,7 @@ export interface ChaosRecord {
   processProblems: string[];
   /** Consistency checks run while the faults were going on (stuck executions aside). */
   live: { checks: number; violations: string[]; maxActive: number; maxWaiting: number };
-  /** Executions started outside `plan` (the journeys, checked by chaos-journeys.ts), for the balance. */
+  /** Executions started outside `plan` (journeys and A/B, checked by chaos-journeys.ts and chaos-splits.ts), for the balance. */
   otherExecutions?: number;
 }
 
@@ -166,6 +166,14 @@ export const CHAOS_VIOLATIONS = [
   'consistency',
   'consistency_live',
   'lost_tag',
+  'split_variant',
+  'split_share',
+  'frequency_cap',
+  'cap_uncounted',
+  'cap_not_resumed',
+  'transactional_capped',
+  'version_move',
+  'move_missed',
 ] as const;
 export type ChaosViolation = (typeof CHAOS_VIOLATIONS)[number];
 

@@ -3,7 +3,9 @@
  * injected on a seeded schedule (worker SIGKILL and graceful restarts, Redis FLUSHALL and restart,
  * dropped Postgres connections, provider outages, cancellations, contact deletions, goals racing
  * with waits, concurrent tag changes, journeys entered by events whose wait_for_event races its timeout and
- * whose exit events land while workers die (chaos-journeys.ts), optionally a Postgres restart, or on a Redis
+ * whose exit events land while workers die (chaos-journeys.ts), contacts of a second account through a 50/50
+ * split and emails under frequency caps while a new version of their workflow is published with
+ * `in_flight: "move"` (chaos-splits.ts), optionally a Postgres restart, or on a Redis
  * Cluster the failover of the queue's master), then a check that every execution ended as its inputs imply, that the database
  * is consistent, and that no step was sent under two idempotency keys. See docs/reliability.md.
  *
@@ -55,6 +57,15 @@ import {
   type JourneyKind,
   type PlannedJourney,
 } from './chaos-journeys.ts';
+import {
+  checkSplits,
+  planSplits,
+  SPLIT_CAPS,
+  SPLIT_VARIANTS,
+  splitWorkflow,
+  type PlannedSplitContact,
+  type SplitPublish,
+} from './chaos-splits.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/flowmachine.mjs');
 const execFileAsync = promisify(execFile);
@@ -258,6 +269,13 @@ const journeys: PlannedJourney[] = Array.from({ length: Math.ceil(total / 4) }, 
     doubleEntry: random.next() < 0.1,
   };
 });
+// The A/B contacts of a second account (chaos-splits.ts), drawn after the journeys, and the moment a new
+// version of their workflow is published with `in_flight: "move"`: while entries still come in.
+const splitContacts: PlannedSplitContact[] = planSplits(random, Math.ceil(total / 10), loadMs, randomUUID);
+const splitPublish: SplitPublish = { atMs: random.between(0.4, 0.6) * loadMs, attempts: [] };
+// Sent once, so not within 5 s of a planned drop of every Postgres connection.
+while (schedule.some((f) => f.kind.startsWith('postgres') && Math.abs(f.at - splitPublish.atMs) < 5_000))
+  splitPublish.atMs += 2_000;
 
 // ---------------------------------------------------------------------------------------------
 // Processes and resources the run starts; all of them are released in `cleanup`.
@@ -483,12 +501,18 @@ async function main(): Promise<number> {
 
   // The account, with quick retries so failing executions end within seconds, and its workflow.
   const account = await createAccount(db, { name: 'Chaos', adminEmail: 'ops@chaos.example.com' });
-  const call = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const call = async (
+    method: string,
+    route: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ) => {
     const response = await fetch(`http://127.0.0.1:${apiPort}/api/v1${route}`, {
       method,
       headers: { authorization: `Bearer ${account.api_key}`, 'content-type': 'application/json', ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(60_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await response.text();
     return { status: response.status, body: (text ? JSON.parse(text) : null) as any };
@@ -528,6 +552,37 @@ async function main(): Promise<number> {
       accountId: account.account_id,
       email: `j${j.index}@chaos.example.com`,
       attributes: { first_name: `J${j.index}` },
+    })),
+  });
+  // The A/B account: its own frequency caps (they count per contact across the account's workflows, so
+  // the other workflows stay uncapped), its split workflow and its contacts.
+  const splitAccount = await createAccount(db, { name: 'Chaos A/B', adminEmail: 'ab@chaos.example.com' });
+  const asSplit = { authorization: `Bearer ${splitAccount.api_key}` };
+  const splitSettings = await call(
+    'PATCH',
+    '/account/settings',
+    {
+      max_retry_attempts: MAX_RETRY_ATTEMPTS,
+      retry_base_delay_seconds: 1,
+      frequency_caps: SPLIT_CAPS.map(({ channel, max, per }) => ({ channel, max, per })),
+    },
+    asSplit,
+  );
+  if (splitSettings.status !== 200) throw new Error(`A/B settings: ${JSON.stringify(splitSettings.body)}`);
+  const splitFlow = await call(
+    'POST',
+    '/workflows',
+    { name: 'Chaos A/B', status: 'active', definition: splitWorkflow(1) },
+    asSplit,
+  );
+  if (splitFlow.status !== 201) throw new Error(`A/B workflow: ${JSON.stringify(splitFlow.body)}`);
+  await db.contact.createMany({
+    data: splitContacts.map((c) => ({
+      id: c.contactId,
+      accountId: splitAccount.account_id,
+      email: `ab${c.index}@chaos.example.com`,
+      tags: c.vip ? ['VIP'] : [],
+      attributes: { first_name: `AB${c.index}` },
     })),
   });
   await db.contact.createMany({
@@ -678,18 +733,18 @@ async function main(): Promise<number> {
    * Posts a contact event with an Idempotency-Key until it gets an answer that is neither a server
    * error nor "still in progress"; `failed` says an earlier attempt may have done the work already.
    */
-  const postEvent = async (contactId: string, event: unknown, key: string) => {
+  const postWithKey = async (route: string, body: unknown, key: string, headers: Record<string, string> = {}) => {
     let failed = false;
     for (let attempt = 0; attempt < 60; attempt += 1) {
-      const answer = await call('POST', `/contacts/${contactId}/events`, event, { 'idempotency-key': key }).catch(
-        () => null,
-      );
+      const answer = await call('POST', route, body, { ...headers, 'idempotency-key': key }).catch(() => null);
       if (answer && answer.status < 500 && answer.status !== 409) return { ...answer, failed };
       failed = failed || !answer || answer.status >= 500;
       await sleep(500);
     }
     return { status: 0, body: null, failed: true };
   };
+  const postEvent = (contactId: string, event: unknown, key: string) =>
+    postWithKey(`/contacts/${contactId}/events`, event, key);
   const journeyExecution = new Map<number, string>();
   const journeyRacing = new Map<number, PlannedJourney>();
   const journeyEvent = async (j: PlannedJourney) => {
@@ -771,6 +826,70 @@ async function main(): Promise<number> {
         })(),
         `entry of journey ${j.index}`,
       );
+    }
+  })();
+
+  // A/B entries at their planned moments, each a trigger under its own Idempotency-Key (re-entries of a
+  // contact are apart by more than the deduplication window), and midway the publish of version 2 with
+  // `in_flight: "move"`. A publish without an answer (its move stopped by a dropped connection) is sent
+  // again, which publishes a further version and moves what it finds then.
+  const splitting = (async () => {
+    const entries = splitContacts
+      .flatMap((c) => c.entries.map((entry, n) => ({ c, entry, n })))
+      .sort((a, b) => a.entry.atMs - b.entry.atMs);
+    for (const { c, entry, n } of entries) {
+      await sleep(t1 + entry.atMs - Date.now());
+      if (interrupted) return;
+      track(
+        (async () => {
+          const answer = await postWithKey(
+            `/workflows/${splitFlow.body.id}/trigger`,
+            { contact_id: c.contactId },
+            `ab-${c.index}-${n}`,
+            asSplit,
+          );
+          entry.result =
+            answer.status === 202 ? 'started' : answer.status === 200 && answer.body?.duplicate ? 'duplicate' : 'error';
+          if (entry.result === 'started') entry.executionId = String(answer.body.execution_id);
+          if (entry.result === 'error')
+            console.error(
+              `entry ${n} of A/B contact ${c.index} failed: ${answer.status} ${JSON.stringify(answer.body)}`,
+            );
+          faultCounts.split_entry = (faultCounts.split_entry ?? 0) + 1;
+        })(),
+        `entry ${n} of A/B contact ${c.index}`,
+      );
+    }
+  })();
+  const publishing = (async () => {
+    await sleep(t1 + splitPublish.atMs - Date.now());
+    for (let attempt = 0; attempt < 5 && !interrupted; attempt += 1) {
+      const startedAt = Date.now();
+      say(`publishing a new version of the A/B workflow with in_flight "move" (${new Date(startedAt).toISOString()})`);
+      const answer = await call(
+        'PUT',
+        `/workflows/${splitFlow.body.id}/definition`,
+        { definition: splitWorkflow(2), in_flight: 'move' },
+        asSplit,
+        600_000,
+      ).catch((error: Error) => ({ status: 0, body: { error: error.message } }));
+      const moves = answer.body?.in_flight as { moved: number; stayed: number } | undefined;
+      splitPublish.attempts.push({
+        startedAt,
+        doneAt: Date.now(),
+        status: answer.status,
+        version: answer.body?.version,
+        ...moves,
+      });
+      faultCounts.version_move = (faultCounts.version_move ?? 0) + 1;
+      if (answer.status === 200) {
+        say(
+          `version ${answer.body.version} published in ${Date.now() - startedAt} ms: ${moves?.moved} moved, ${moves?.stayed} stayed`,
+        );
+        return;
+      }
+      say(`the publish failed: ${answer.status} ${JSON.stringify(answer.body)}; sending it again`);
+      await sleep(1_000);
     }
   })();
 
@@ -916,9 +1035,9 @@ async function main(): Promise<number> {
     }
   })();
 
-  await Promise.all([triggering, journeying, faulting]);
+  await Promise.all([triggering, journeying, splitting, publishing, faulting]);
   say(
-    `all ${total} triggers and ${journeys.length} journey entries sent, ${schedule.length} faults injected; waiting for executions to finish`,
+    `all ${total} triggers, ${journeys.length} journey entries and ${splitContacts.length} A/B contacts' entries sent, ${schedule.length} faults injected; waiting for executions to finish`,
   );
   const deadline = Date.now() + profile.drainMs;
   let runningCount = -1;
@@ -975,6 +1094,7 @@ async function main(): Promise<number> {
     })),
   ];
   const journeyExecutions = journeys.filter((j) => j.entered).length;
+  const splitExecutions = splitContacts.flatMap((c) => c.entries).filter((e) => e.result === 'started').length;
   const record: ChaosRecord = {
     plan,
     requests,
@@ -982,7 +1102,7 @@ async function main(): Promise<number> {
     maxRetryAttempts: MAX_RETRY_ATTEMPTS,
     processProblems,
     live,
-    otherExecutions: journeyExecutions,
+    otherExecutions: journeyExecutions + splitExecutions,
   };
   if (args.keep) {
     const file = path.join(tmpdir(), `${dbName}.record.json`);
@@ -993,6 +1113,22 @@ async function main(): Promise<number> {
   const journeyFindings = await checkJourneys(
     db,
     { journeys, requests, outages, maxRetryAttempts: MAX_RETRY_ATTEMPTS },
+    (kind, message) => {
+      findings.violations[kind] += 1;
+      if ((findings.examples[kind] ??= []).length < 5) findings.examples[kind]!.push(message);
+    },
+  );
+  const versions = await db.workflowVersion.findMany({ where: { workflowId: splitFlow.body.id } });
+  const splitFindings = await checkSplits(
+    db,
+    {
+      contacts: splitContacts,
+      publish: splitPublish,
+      versionIds: new Map(versions.map((v) => [v.version, v.id])),
+      requests,
+      outages,
+      maxRetryAttempts: MAX_RETRY_ATTEMPTS,
+    },
     (kind, message) => {
       findings.violations[kind] += 1;
       if ((findings.examples[kind] ??= []).length < 5) findings.examples[kind]!.push(message);
@@ -1019,6 +1155,28 @@ async function main(): Promise<number> {
           .join(', ') || 'none',
       ),
     ),
+    `A/B (${splitFindings.contacts} contacts of a second account, ${splitFindings.executions} executions)`,
+    row(
+      'variants (contacts)',
+      `${SPLIT_VARIANTS.map(({ id }) => `${splitFindings.variants[id] ?? 0} ${id}`).join(', ')}; ${splitFindings.splitExecutions} executions passed the split`,
+    ),
+    row(
+      'frequency caps',
+      `${splitFindings.capped} frequency_capped in ${splitFindings.cappedExecutions} executions; ${splitFindings.transactional} transactional receipts; ${splitFindings.lateSends} sends placed at their count`,
+    ),
+    row(
+      'version 2 published with move',
+      `${splitFindings.moved} moved, ${splitFindings.stayed} stayed at the removed step, ${splitFindings.startedOnNew} started on it; answers: ${
+        splitPublish.attempts
+          .map((a) =>
+            a.status === 200
+              ? `version ${a.version}: ${a.moved} moved, ${a.stayed} stayed, in ${a.doneAt - a.startedAt} ms`
+              : `${a.status || 'no answer'} after ${a.doneAt - a.startedAt} ms`,
+          )
+          .join('; ') || 'none'
+      }`,
+    ),
+    row('entries refused as duplicates', splitFindings.duplicates),
     'faults injected',
     ...[
       ...FAULT_KINDS,
@@ -1028,6 +1186,8 @@ async function main(): Promise<number> {
       'journey_double_entry',
       'journey_order',
       'journey_exit',
+      'split_entry',
+      'version_move',
     ]
       .filter((kind) => kind !== 'postgres_restart' || args['postgres-restart'])
       .filter((kind) => (kind === 'redis_restart' ? !onCluster : kind === 'redis_failover' ? onCluster : true))

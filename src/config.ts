@@ -76,6 +76,8 @@ const environmentSchema = z.object({
   PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   /** How often the sweeper rebuilds missing Redis work from Postgres. */
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
+  /** How often a worker folds the stats counters' deltas into their totals (flowmachine_fold_counts). */
+  COUNTS_FOLD_INTERVAL_MS: z.coerce.number().int().min(100).default(1_000),
   /** An ACTIVE execution untouched for this long is re-enqueued by the sweeper. */
   STALE_AFTER_MS: z.coerce.number().int().min(100).default(60_000),
   /** Timers due further away than this stay in Postgres and are promoted to Redis by the sweeper. */

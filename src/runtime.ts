@@ -9,6 +9,7 @@ import { createDb, createPool } from './db/client.ts';
 import { createActionRunner } from './actions/run-action.ts';
 import { countExecutionsByStatus } from './sql/executions-by-status.ts';
 import { createPostgresStore } from './store/postgres-store.ts';
+import { foldCounts } from './engine/count-folder.ts';
 import { createSweeper } from './engine/sweeper.ts';
 import { WorkflowCache } from './engine/workflow-cache.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -146,6 +147,7 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
   let server: Server | null = null;
   let worker: Worker | null = null;
   let sweepTimer: NodeJS.Timeout | null = null;
+  let foldTimer: NodeJS.Timeout | null = null;
   let workerConnection: RedisClient | null = null;
 
   if (roles.worker) {
@@ -165,6 +167,13 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
           if (sweepTimer) sweepTimer = setTimeout(runSweep, config.SWEEP_INTERVAL_MS).unref();
         });
     sweepTimer = setTimeout(runSweep, 0).unref();
+    const runFold = () =>
+      foldCounts(deps.store)
+        .catch((error: unknown) => deps.logger.warn('folding counts failed', { error: coerceError(error).message }))
+        .finally(() => {
+          if (foldTimer) foldTimer = setTimeout(runFold, config.COUNTS_FOLD_INTERVAL_MS).unref();
+        });
+    foldTimer = setTimeout(runFold, config.COUNTS_FOLD_INTERVAL_MS).unref();
   }
   const app = roles.api ? createApp(deps) : config.METRICS_PORT !== undefined ? createOpsApp(deps) : null;
   if (app) {
@@ -189,7 +198,9 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
     stop() {
       stopping ??= (async () => {
         if (sweepTimer) clearTimeout(sweepTimer);
+        if (foldTimer) clearTimeout(foldTimer);
         sweepTimer = null;
+        foldTimer = null;
         const closing = Promise.all([
           worker?.close(),
           server && new Promise<void>((resolve) => server!.close(() => resolve())),

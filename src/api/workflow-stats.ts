@@ -1,13 +1,13 @@
 import { EXECUTION_STATUSES, type ExecutionStatus } from '../engine/types.ts';
 import type { StatsRows } from '../sql/workflow-stats.ts';
 
-export { queryWorkflowStats, type StatsRows } from '../sql/workflow-stats.ts';
+export { queryWorkflowStats, statsVersions, type StatsRows } from '../sql/workflow-stats.ts';
 
 /**
  * `GET /workflows/{id}/stats` (CONTRACT.md "Insight and operations"): where a workflow's executions
- * are and what its steps did. All counting is in {@link queryWorkflowStats}, plain aggregates over
- * `executions` and `execution_logs`; when that gets slow at millions of executions, counters kept
- * with each commit can replace that one function without touching the route or the answer.
+ * are and what its steps did. All counting is in {@link queryWorkflowStats}, which reads the counters
+ * that triggers keep with every commit (migration workflow_counts), so the answer costs the same at a
+ * million executions as at ten.
  */
 
 /** One step of a definition as the stats list it: its id and type. */

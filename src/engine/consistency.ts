@@ -48,6 +48,12 @@ export const VIOLATION_KINDS = [
   'log_after_terminal',
   /** A running execution nobody has touched for too long, or a timer overdue for too long. */
   'stuck',
+  /**
+   * The stats counters (workflow_counts and its unfolded deltas) differ from the executions of a version
+   * in a status at a step, or count fewer log entries of a type at a step than the workflow's log holds
+   * (more is right once LOG_RETENTION_DAYS dropped old entries).
+   */
+  'counts_mismatch',
 ] as const;
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];
 
@@ -167,6 +173,7 @@ export async function checkConsistency(db: PrismaClient, options: ConsistencyOpt
     async (tx) => {
       await tx.$executeRaw`SET TRANSACTION READ ONLY`;
       const accountRows = await checkAccounts(tx, report);
+      await checkCounts(tx, report);
       const executionCount = await checkExecutions(
         tx,
         { now, stuckAfterMs: options.stuckAfterMs ?? 300_000, batchSize: options.batchSize ?? 500 },
@@ -233,6 +240,49 @@ async function checkAccounts(tx: Tx, report: (v: Violation) => void): Promise<nu
     }
   }
   return rows.length;
+}
+
+async function checkCounts(tx: Tx, report: (v: Violation) => void): Promise<void> {
+  // One statement, so counters and rows are read at the same instant. Executions are compared per
+  // version; log entries per workflow (a moved execution's earlier entries count under its old version).
+  const rows = await tx.$queryRaw<
+    { account_id: string; workflow_id: string; key: string; counted: number; actual: number; exact: boolean }[]
+  >`
+    WITH counted AS (
+      SELECT c.workflow_id, CASE WHEN c.event_type = '' THEN c.workflow_version_id END AS version_id,
+             c.status, c.step_id, c.completion_reason, c.event_type, sum(c.n)::bigint AS n
+      FROM (SELECT workflow_id, workflow_version_id, status, step_id, completion_reason, event_type, n FROM workflow_counts
+            UNION ALL
+            SELECT workflow_id, workflow_version_id, status, step_id, completion_reason, event_type, n FROM workflow_count_deltas) c
+      WHERE EXISTS (SELECT 1 FROM workflows w WHERE w.id = c.workflow_id)
+      GROUP BY 1, 2, 3, 4, 5, 6),
+    actual AS (
+      SELECT k.workflow_id, k.workflow_version_id AS version_id, k.status, k.step_id, k.completion_reason, '' AS event_type, count(*) AS n
+        FROM executions r, LATERAL flowmachine_count_as(r) k GROUP BY 1, 2, 3, 4, 5
+      UNION ALL
+      SELECT e.workflow_id, NULL::uuid, '', l.step_id, '', l.event_type, count(*)
+        FROM execution_logs l JOIN executions e ON e.id = l.execution_id
+        WHERE l.step_id IS NOT NULL AND NOT (l.event_type = 'action_started' AND flowmachine_count_attempt(l.details) > 1)
+        GROUP BY 1, 2, 3, 4, 5, 6)
+    SELECT w.account_id, w.id AS workflow_id,
+           concat_ws(' ', 'version ' || v.version, nullif(k.status, ''), nullif(k.completion_reason, ''),
+                     'step ' || nullif(k.step_id, ''), nullif(k.event_type, '')) AS key,
+           coalesce(c.n, 0)::int AS counted, coalesce(a.n, 0)::int AS actual, k.event_type = '' AS exact
+    FROM counted c FULL JOIN actual a ON a.workflow_id = c.workflow_id AND a.version_id IS NOT DISTINCT FROM c.version_id
+      AND a.status = c.status AND a.step_id = c.step_id AND a.completion_reason = c.completion_reason AND a.event_type = c.event_type
+    CROSS JOIN LATERAL (SELECT coalesce(c.workflow_id, a.workflow_id) AS workflow_id, coalesce(c.version_id, a.version_id) AS version_id,
+                               coalesce(c.status, a.status) AS status, coalesce(c.step_id, a.step_id) AS step_id,
+                               coalesce(c.completion_reason, a.completion_reason) AS completion_reason,
+                               coalesce(c.event_type, a.event_type) AS event_type) k
+    JOIN workflows w ON w.id = k.workflow_id
+    LEFT JOIN workflow_versions v ON v.id = k.version_id
+    WHERE CASE WHEN k.event_type = '' THEN coalesce(c.n, 0) <> coalesce(a.n, 0) ELSE coalesce(c.n, 0) < coalesce(a.n, 0) END`;
+  for (const row of rows)
+    report({
+      kind: 'counts_mismatch',
+      account_id: row.account_id,
+      message: `workflow ${row.workflow_id}, ${row.key}: counted ${row.counted}, ${row.exact ? '' : 'at least '}${row.actual} stored`,
+    });
 }
 
 async function checkExecutions(
@@ -370,8 +420,13 @@ export function checkExecution(
       `current_step_index ${row.currentStepIndex}, expected ${expectedIndex} (snapshot context.steps ${stored.context.steps})`,
     );
   }
-  checkStatus(row, stored, workflow, add);
-  if (!pruned && workflow && perStep.size === finished.length) checkPath(stored, finished, workflow, add);
+  // A message its contact's frequency cap holds back is PAUSED at its step: the step's last entry says so
+  // (a move to another version, logged at the same step, changes nothing about it).
+  const capped =
+    logs.findLast((l) => l.stepId === stored.value && l.eventType !== 'version_migrated')?.eventType ===
+    'frequency_capped';
+  checkStatus(row, stored, workflow, capped, add);
+  if (!pruned && workflow && perStep.size === finished.length) checkPath(stored, logs, finished, workflow, add);
   return violations;
 }
 
@@ -421,6 +476,7 @@ function checkStatus(
   row: CheckedExecution,
   stored: StoredSnapshot,
   workflow: CompiledWorkflow | null,
+  capped: boolean,
   add: (kind: ViolationKind, message: string) => void,
 ) {
   const final = stored.value in FINAL_STATES ? FINAL_STATES[stored.value as FinalState] : null;
@@ -437,13 +493,17 @@ function checkStatus(
   if (!workflow) return;
   const step = workflow.steps.get(stored.value)?.step;
   if (!step) add('snapshot_invalid', `snapshot names ${stored.value}, which is not a step of its workflow`);
-  else if (row.status === 'PAUSED' && !pausesAt(workflow, step.type))
+  else if (row.status === 'PAUSED' && !pausesAt(workflow, step.type, capped))
     add('status_mismatch', `PAUSED at ${step.type} step ${step.id}`);
 }
 
-/** Steps an execution may be PAUSED at: waits, and messages a send window defers (never a split or a branch, decided at once). */
-function pausesAt(workflow: CompiledWorkflow, type: string): boolean {
+/**
+ * Steps an execution may be PAUSED at: waits, messages a send window defers, and a message its
+ * frequency cap holds back (`capped`) (never a split or a branch, decided at once).
+ */
+function pausesAt(workflow: CompiledWorkflow, type: string, capped: boolean): boolean {
   if (type === 'wait' || type === 'wait_until' || type === 'wait_for_event') return true;
+  if (capped && (type === 'send_email' || type === 'send_sms')) return true;
   return !!workflow.definition.send_window && ['send_email', 'send_sms', 'webhook'].includes(type);
 }
 
@@ -457,9 +517,23 @@ export interface Replay {
  * Replays finished-step entries (in commit order) through the workflow's machine: each must be the
  * step the execution was at, with `step_index` its 1-based position (the steps finished before it, plus one).
  * Returns the state the entries lead to, e.g. the step a cancelled execution was stopped at. Pure.
+ * `from` starts the replay at a step with that many steps finished before it (where the execution moved
+ * to this version) instead of at the start.
  */
-export function replayFinishedSteps(workflow: CompiledWorkflow, finished: CheckedLog[]): Replay {
-  let [snapshot] = initialTransition(workflow.machine);
+export function replayFinishedSteps(
+  workflow: CompiledWorkflow,
+  finished: CheckedLog[],
+  from?: { stepId: string; steps: number },
+): Replay {
+  let [snapshot] = from
+    ? [
+        workflow.machine.resolveState({
+          value: from.stepId,
+          context: { steps: from.steps, failedStep: null, reason: null },
+        }),
+      ]
+    : initialTransition(workflow.machine);
+  const offset = from?.steps ?? 0;
   for (const [index, entry] of finished.entries()) {
     const at = String(snapshot.value);
     const event = STEP_FINISHED_EVENTS[entry.eventType]?.((entry.details ?? {}) as Record<string, unknown>);
@@ -469,10 +543,10 @@ export function replayFinishedSteps(workflow: CompiledWorkflow, finished: Checke
         problem: `${entry.eventType} of step ${entry.stepId} while the replayed execution is at ${at}${event ? '' : ' (no condition result, variant or case recorded)'}`,
       };
     }
-    if (entry.stepIndex !== index + 1)
+    if (entry.stepIndex !== offset + index + 1)
       return {
         at,
-        problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${index + 1}`,
+        problem: `${entry.eventType} of step ${entry.stepId} has step_index ${entry.stepIndex}, expected ${offset + index + 1}`,
       };
     [snapshot] = transition(workflow.machine, snapshot, event);
   }
@@ -481,15 +555,24 @@ export function replayFinishedSteps(workflow: CompiledWorkflow, finished: Checke
 
 /**
  * The replay must end where the snapshot is: a failed execution at the step that failed, a cancelled
- * or goal-completed one at some step (where it was stopped), any other at its snapshot's state.
+ * or goal-completed one at some step (where it was stopped), any other at its snapshot's state. An
+ * execution moved to its version (`version_migrated`) is replayed on it from the step it moved at: the
+ * steps before were taken on an older version, which may lack them.
  */
 function checkPath(
   stored: StoredSnapshot,
+  logs: CheckedLog[],
   finished: CheckedLog[],
   workflow: CompiledWorkflow,
   add: (kind: ViolationKind, message: string) => void,
 ) {
-  const replay = replayFinishedSteps(workflow, finished);
+  const move = logs.findLast((l) => l.eventType === 'version_migrated' && l.stepId !== null);
+  const after = move ? finished.filter((l) => l.id > move.id) : finished;
+  const replay = replayFinishedSteps(
+    workflow,
+    after,
+    move ? { stepId: move.stepId!, steps: finished.length - after.length } : undefined,
+  );
   if (replay.problem) return add('log_path', replay.problem);
   const expected =
     stored.value === 'failed'

@@ -62,6 +62,11 @@ export interface ExecutionStore {
     versionId: string,
     stepIds: string[],
   ): Promise<{ wouldMove: number; wouldStay: number }>;
+  /**
+   * Folds up to `limit` deltas of the stats counters into their totals (`flowmachine_fold_counts`); 0 when
+   * another process is folding or none are left.
+   */
+  foldCounts(limit: number): Promise<number>;
   /** The sweeper's reads and its one repair. */
   sweep: SweepQueries;
 }

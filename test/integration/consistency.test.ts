@@ -113,7 +113,8 @@ describe('consistency check', () => {
       sql.query(`DELETE FROM execution_logs; DELETE FROM executions;
         INSERT INTO executions SELECT * FROM keep_executions; INSERT INTO execution_logs SELECT * FROM keep_logs;
         UPDATE accounts a SET concurrent_executions_per_account = k.concurrent_executions_per_account FROM keep_accounts k WHERE a.id = k.id;
-        DELETE FROM account_slots; INSERT INTO account_slots SELECT * FROM keep_slots`);
+        DELETE FROM account_slots; INSERT INTO account_slots SELECT * FROM keep_slots;
+        SELECT flowmachine_rebuild_counts(id) FROM workflows`);
 
     const logOf = (key: string, eventType: string) =>
       `(SELECT id FROM execution_logs WHERE execution_id = '${ids[key]}' AND event_type = '${eventType}' ORDER BY id LIMIT 1)`;
@@ -315,6 +316,20 @@ describe('consistency check', () => {
         target: 'paused',
         corrupt: () =>
           `UPDATE account_slots SET used = 1 WHERE shard = 0; ${update('paused', `status = 'ACTIVE', next_run_at = NULL, updated_at = now() - interval '1 hour'`)}`,
+      },
+      {
+        name: 'a counter of executions at a step off by one',
+        kind: 'counts_mismatch',
+        target: 'account',
+        corrupt: () => `INSERT INTO workflow_count_deltas (workflow_id, workflow_version_id, status, step_id, n)
+          SELECT workflow_id, workflow_version_id, status, snapshot->>'value', 1 FROM executions WHERE id = '${ids.paused}'`,
+      },
+      {
+        name: 'a counter of log entries below the log',
+        kind: 'counts_mismatch',
+        target: 'account',
+        corrupt: () => `INSERT INTO workflow_count_deltas (workflow_id, workflow_version_id, step_id, event_type, n)
+          SELECT workflow_id, workflow_version_id, 'welcome', 'action_completed', -1 FROM executions WHERE id = '${ids.completed}'`,
       },
       {
         name: 'a QUEUED execution never picked up',

@@ -214,8 +214,15 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT least(16, greatest(1, p_limit / p_per_shard)
     const logs = await rowsOf('execution_logs');
     const events = await rowsOf('contact_events');
 
+    const countsTrigger = `SELECT tgname FROM pg_trigger WHERE tgrelid = 'execution_logs'::regclass AND NOT tgisinternal`;
+    expect(await query(database.url, countsTrigger)).toEqual([{ tgname: 'flowmachine_count_logged' }]);
+
     const report = await migrate(database.url);
     expect(report.migrations).toEqual([PARTITIONING, ...(await migrationNames()).filter((n) => n > PARTITIONING)]);
+    // Replacing the table dropped the stats counters' trigger on it: its file was applied again, and the
+    // trigger is on the partitioned table.
+    expect(report.functions).toEqual(expect.arrayContaining(['flowmachine_count_logs', 'flowmachine_log_partitions']));
+    expect(await query(database.url, countsTrigger)).toEqual([{ tgname: 'flowmachine_count_logged' }]);
     expect(await rowsOf('execution_logs')).toEqual(logs);
     expect(await rowsOf('contact_events')).toEqual(events);
     // Each row is in its month's partition; the id sequence goes on after the rows kept.

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction } from '../../src/actions/run-action.ts';
 import { commitChange } from '../../src/engine/commit.ts';
+import { checkConsistency } from '../../src/engine/consistency.ts';
 import { loadExecution } from '../../src/engine/load.ts';
 import type { ActionStep } from '../../src/definition/schema.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
@@ -59,5 +60,49 @@ describe('regressions found by the chaos run', () => {
     let status = 0;
     while (status !== 200 && Date.now() < deadline) status = (await h.api.get('/account/settings')).status;
     expect(status).toBe(200);
+  });
+
+  it('the consistency check accepts a message held by a frequency cap, and a path moved to a version without a step it took', async () => {
+    // One email per hour: `bye` is held back (PAUSED at a message step, with no send window), then
+    // moved to a version without the `hold` wait it already passed.
+    expect(
+      (await h.api.patch('/account/settings', { frequency_caps: [{ channel: 'email', max: 1, per: '1 hour' }] }))
+        .status,
+    ).toBe(200);
+    const email = (id: string) => ({ id, type: 'send_email', config: { subject: id, body: 'x' } });
+    const v1 = { steps: [email('hello'), { id: 'hold', type: 'wait', config: { duration: '1 hour' } }, email('bye')] };
+    const workflow = await h.createWorkflow(v1);
+    const id = await h.trigger(workflow.id, (await h.createContact()).id);
+    const violationsOf = async () =>
+      (await checkConsistency(h.db, { stuckAfterMs: 3_600_000 })).violations
+        .filter((v) => v.execution_id === id)
+        .map((v) => `${v.kind}: ${v.message}`);
+    try {
+      await h.step(id); // hello sent, waiting at hold
+      await h.db.execution.update({ where: { id }, data: { nextRunAt: new Date(Date.now() - 1000) } });
+      await h.step(id); // hold done
+      await h.step(id); // bye capped
+      expect(await h.db.execution.findUniqueOrThrow({ where: { id } })).toMatchObject({
+        status: 'PAUSED',
+        snapshot: { value: 'bye' },
+      });
+      expect((await h.logsOf(id)).at(-1)).toMatchObject({ eventType: 'frequency_capped', stepId: 'bye' });
+      expect(await violationsOf()).toEqual([]);
+
+      const moved = await h.api.put(`/workflows/${workflow.id}/definition`, {
+        definition: { steps: [email('hello'), email('bye')] },
+        in_flight: 'move',
+      });
+      expect(moved.body.in_flight).toEqual({ moved: 1, stayed: 0 });
+      expect(await violationsOf()).toEqual([]);
+      // Sent once the cap allows it, on the new version, and still consistent.
+      await h.db.messageSend.deleteMany({ where: { executionId: id } });
+      await h.db.execution.update({ where: { id }, data: { nextRunAt: new Date(Date.now() - 1000) } });
+      await h.step(id);
+      expect(await h.db.execution.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: 'COMPLETED' });
+      expect(await violationsOf()).toEqual([]);
+    } finally {
+      await h.api.patch('/account/settings', { frequency_caps: [] });
+    }
   });
 });

@@ -35,6 +35,8 @@ describe('schema.prisma agrees with the SQL migrations', () => {
     IdempotencyKey: { table: 'idempotency_keys', fields: Prisma.IdempotencyKeyScalarFieldEnum },
     MessageSend: { table: 'message_sends', fields: Prisma.MessageSendScalarFieldEnum },
     LogRetention: { table: 'log_retention', fields: Prisma.LogRetentionScalarFieldEnum },
+    WorkflowCount: { table: 'workflow_counts', fields: Prisma.WorkflowCountScalarFieldEnum },
+    WorkflowCountDelta: { table: 'workflow_count_deltas', fields: Prisma.WorkflowCountDeltaScalarFieldEnum },
   };
 
   it('covers every model', () => {
