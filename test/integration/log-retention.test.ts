@@ -158,6 +158,21 @@ describe('partitioned logs and LOG_RETENTION_DAYS', () => {
 
   it('drops the default partition’s old rows once their execution has ended', async () => {
     clock.advance(30 * DAY_MS); // 2026-06-10: April is due (March went at the last upkeep), May is not
+    // A reader holding the table (a long report) makes the upkeep give up after its lock timeout, not
+    // wait: the sweep goes on, logs it, and the next sweep tries again.
+    const reader = await h.deps.pool.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM execution_logs');
+      const blocked = await sweep();
+      expect(blocked.partitionsCreated + blocked.partitionsDropped).toBe(0);
+      expect(
+        h.logLines.some((line) => line.includes('log partition upkeep failed') && line.includes('lock timeout')),
+      ).toBe(true);
+    } finally {
+      await reader.query('ROLLBACK');
+      reader.release();
+    }
     const report = await sweep();
     expect(report.partitionsDropped).toBe(2);
     expect(await partitionsOf('execution_logs')).not.toContain('execution_logs_p202604');
