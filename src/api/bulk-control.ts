@@ -1,10 +1,13 @@
-import { cancelExecution, retryExecution } from '../engine/control.ts';
+import { cancelExecutions, retryExecutions } from '../engine/control.ts';
 import { RUNNING_STATUSES, type ExecutionStatus } from '../engine/types.ts';
 import { countMatching, matchingPage } from '../sql/bulk-executions.ts';
 import type { ApiDeps } from './context.ts';
 
-/** Largest page of execution ids a bulk operation reads (and then changes) at once. */
-export const BULK_PAGE_SIZE = 500;
+/**
+ * Largest page of execution ids a bulk operation reads and then changes at once, in one transaction: a
+ * short one, so the workers' commits and a worker's job on one of the page's executions never wait long.
+ */
+export const BULK_PAGE_SIZE = 200;
 
 /** Which executions of one workflow a bulk operation takes (every given filter must hold). */
 export interface BulkFilter {
@@ -33,10 +36,11 @@ const TAKES: Record<BulkOperation, readonly ExecutionStatus[]> = {
 
 /**
  * Cancels or retries every execution of a workflow that matches `filter`, in keyset pages of at most
- * {@link BULK_PAGE_SIZE} ids (ordered by id, so executions changed meanwhile never shift a page),
- * each one through the engine's own {@link cancelExecution} / {@link retryExecution}, which log
- * `userId`. An execution that changed status before its turn (finished, or retried by someone else)
- * is matched but not changed. With `dryRun` it only counts.
+ * {@link BULK_PAGE_SIZE} ids (ordered by id, so executions changed meanwhile never shift a page), each
+ * page through the engine's own {@link cancelExecutions} / {@link retryExecutions}: one transaction and
+ * one round of Redis removals per page, nothing held across pages, every log entry with `userId`. An
+ * execution that changed status before its turn (finished, or retried by someone else) is matched but
+ * not changed. With `dryRun` it only counts.
  */
 export async function runBulkControl(
   deps: ApiDeps,
@@ -50,16 +54,13 @@ export async function runBulkControl(
   if (statuses.length === 0) return { matched: 0, changed: 0 };
   const matching = { workflowId: target.workflowId, statuses, ...filter };
   if (dryRun) return { matched: await countMatching(deps.pool, matching), changed: 0 };
-  const apply = operation === 'cancel' ? cancelExecution : retryExecution;
+  const apply = operation === 'cancel' ? cancelExecutions : retryExecutions;
   let matched = 0;
   let changed = 0;
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
     const rows = await matchingPage(deps.pool, matching, after, BULK_PAGE_SIZE);
-    for (const id of rows) {
-      const result = await apply(deps, deps.cache, target.accountId, id, target.userId);
-      if (result.kind === 'ok') changed += 1;
-    }
+    changed += await apply(deps, deps.cache, target.accountId, rows, target.userId);
     matched += rows.length;
     if (rows.length < BULK_PAGE_SIZE) return { matched, changed };
     after = rows[rows.length - 1]!;

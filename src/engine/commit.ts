@@ -1,7 +1,7 @@
 import type { FinalState } from '../compiler/compile.ts';
 import { PREMASKED } from '../observability/logger.ts';
 import { maskText } from '../observability/mask.ts';
-import type { LogRow } from '../store/execution-store.ts';
+import type { CommitRequest, LogRow } from '../store/execution-store.ts';
 import { type Change, type Decision, decideChange, followUp, type NextInJob, type StepContext } from './decide-step.ts';
 import type { LoadedExecution } from './load.ts';
 import type { EngineDeps, ExecutionStatus } from './types.ts';
@@ -40,15 +40,7 @@ export async function commitDecision(
     if (inline) inline.next = decision.next.next;
     return { status: decision.set.status, version: row.version, finished: null, work: [], staged: true };
   }
-  const result = await deps.store.commit({
-    id: row.id,
-    version: row.version,
-    set: decision.set as unknown as Record<string, unknown>,
-    logs: decision.logRows,
-    tagChange: decision.tagChange,
-    ...(decision.attributes ? { attributes: decision.attributes } : {}),
-    slot: decision.slot,
-  });
+  const result = await deps.store.commit(requestOf(context, decision));
   if (!result) return null;
   const { status, version, work, next } = followUp(context, decision, result);
   if (next && inline) inline.next = next;
@@ -59,19 +51,64 @@ export async function commitDecision(
   return { status, version, finished: decision.finished, work };
 }
 
+/** What the store writes for a decision: the row at its version, its log rows, tag, attributes and slot. */
+const requestOf = ({ loaded: { row } }: StepContext, decision: Decision): CommitRequest => ({
+  id: row.id,
+  version: row.version,
+  set: decision.set as unknown as Record<string, unknown>,
+  logs: decision.logRows,
+  tagChange: decision.tagChange,
+  ...(decision.attributes ? { attributes: decision.attributes } : {}),
+  slot: decision.slot,
+});
+
+/** Where a change made from outside a job is decided: the execution as loaded, now. */
+export const changeContext = (deps: EngineDeps, loaded: LoadedExecution): StepContext => ({
+  loaded,
+  now: deps.clock.now(),
+  policy: policyOf(deps),
+});
+
 /** Decides and commits a change made from outside a job (an operator's command, a goal, a deletion). */
 export async function commitChange(
   deps: EngineDeps,
   loaded: LoadedExecution,
   change: Change,
 ): Promise<Committed | null> {
-  const context: StepContext = {
-    loaded,
-    now: deps.clock.now(),
-    policy: policyOf(deps),
-  };
+  const context = changeContext(deps, loaded);
   const decision = decideChange(context, change);
   return decision && commitDecision(deps, context, decision);
+}
+
+/** A decision about one execution of a batch, where it was made. */
+export interface Decided {
+  context: StepContext;
+  decision: Decision;
+}
+
+/**
+ * Commits decisions about several executions made from outside a job (a bulk operation's batch) in ONE
+ * store call, one transaction, then enqueues the work they lead to (jobs of executions admitted to the
+ * slots they gave back) in one call. Answers each in order: null where another process changed the
+ * execution first.
+ */
+export async function commitDecisions(deps: EngineDeps, batch: Decided[]): Promise<(Committed | null)[]> {
+  if (batch.length === 0) return [];
+  for (const { decision } of batch) observeSignals(deps, decision);
+  const results = await deps.store.commitMany(batch.map(({ context, decision }) => requestOf(context, decision)));
+  const work: StepWork[] = [];
+  const committed = results.map((result, i): Committed | null => {
+    if (!result) return null;
+    const { context, decision } = batch[i]!;
+    const { status, version, work: next } = followUp(context, decision, result);
+    work.push(...next);
+    observe(deps, context.loaded.row, decision.logRows, decision.finished, status);
+    return { status, version, finished: decision.finished, work: next };
+  });
+  await deps.queue.enqueue(work, (error) =>
+    deps.logger.warn('enqueue failed; the sweeper will retry', { executions: work.length, error: error.message }),
+  );
+  return committed;
 }
 
 /** The decisions' settings, from the config. */

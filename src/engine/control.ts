@@ -1,8 +1,8 @@
 import type { ExecutionEvent } from '../compiler/compile.ts';
 import { evaluateCondition } from '../definition/condition.ts';
-import { commitChange, type Committed } from './commit.ts';
-import { type Change, dueEffect, snapshotOf } from './decide-step.ts';
-import { loadExecution, type LoadedExecution } from './load.ts';
+import { changeContext, commitChange, commitDecisions, type Committed, type Decided } from './commit.ts';
+import { type Change, decideChange, dueEffect, snapshotOf } from './decide-step.ts';
+import { compiledVersion, loadExecution, type LoadedExecution } from './load.ts';
 import { type StoredSnapshot, stepPosition } from './snapshot.ts';
 import { RUNNING_STATUSES, type EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
@@ -15,6 +15,9 @@ export type ControlResult =
 
 const isRunning = (status: string) => (RUNNING_STATUSES as string[]).includes(status);
 
+/** What a command changes in an execution, built from its current row, or why it changes nothing. */
+type Build = (loaded: LoadedExecution) => Change | { refuse: string };
+
 /**
  * Applies a change built from the current row, retrying on version conflicts (a worker may commit
  * a step at the same moment), then removes the job the old version left in Redis.
@@ -24,7 +27,7 @@ async function applyWithRetry(
   cache: WorkflowCache,
   executionId: string,
   accountId: string | undefined,
-  build: (loaded: LoadedExecution) => Change | { refuse: string },
+  build: Build,
 ): Promise<ControlResult> {
   for (let attempt = 0; attempt < 20; attempt += 1) {
     const loaded = await loadExecution(deps, cache, executionId, accountId);
@@ -40,6 +43,54 @@ async function applyWithRetry(
   throw new Error(`execution ${executionId} kept changing; giving up`);
 }
 
+/**
+ * Applies `build` to a batch of the account's executions at once: one load, ONE transaction for all their
+ * commits (`commitMany`, not the workers' group commit), then the removal of the jobs their old versions
+ * left in Redis, all sent together. An execution another process changed meanwhile, or every one of a
+ * batch that failed as a whole (a deadlock), goes again on its own through {@link applyWithRetry}.
+ * Returns how many executions it changed; refused ones are left as they are.
+ */
+async function applyToBatch(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  accountId: string,
+  executionIds: readonly string[],
+  build: Build,
+): Promise<number> {
+  const batch: Decided[] = [];
+  for (const row of await deps.store.loadMany(executionIds, accountId)) {
+    const loaded = { row, workflow: await compiledVersion(deps, cache, row.workflowVersionId) };
+    const change = build(loaded);
+    if ('refuse' in change) continue;
+    const context = changeContext(deps, loaded);
+    const decision = decideChange(context, change);
+    if (decision) batch.push({ context, decision });
+  }
+  const committed = await commitDecisions(deps, batch).catch((error: Error) => {
+    deps.logger.warn('bulk batch failed; its executions go again one by one', {
+      size: batch.length,
+      error: error.message,
+    });
+    return batch.map(() => null);
+  });
+  const done = batch.filter((_, i) => committed[i]).map(({ context }) => context.loaded.row);
+  await Promise.all(done.map((row) => deps.queue.remove(row.id, row.version)));
+  let changed = done.length;
+  for (const { context } of batch.filter((_, i) => !committed[i])) {
+    const result = await applyWithRetry(deps, cache, context.loaded.row.id, accountId, build);
+    if (result.kind === 'ok') changed += 1;
+  }
+  return changed;
+}
+
+/** The change of a cancel: a running execution ends CANCELLED, logged with `userId`; finished ones are refused. */
+const cancelChange =
+  (userId: string | null): Build =>
+  ({ row }) =>
+    isRunning(row.status)
+      ? { event: { type: 'CANCEL', reason: 'cancelled' }, logs: [], userId }
+      : { refuse: row.status };
+
 /** Cancels a running execution; the log records who did it. Finished executions are refused. */
 export function cancelExecution(
   deps: EngineDeps,
@@ -48,11 +99,18 @@ export function cancelExecution(
   executionId: string,
   userId: string | null,
 ) {
-  return applyWithRetry(deps, cache, executionId, accountId, ({ row }) =>
-    isRunning(row.status)
-      ? { event: { type: 'CANCEL', reason: 'cancelled' }, logs: [], userId }
-      : { refuse: row.status },
-  );
+  return applyWithRetry(deps, cache, executionId, accountId, cancelChange(userId));
+}
+
+/** Cancels a batch of executions as {@link cancelExecution} cancels each, in one transaction; returns how many. */
+export function cancelExecutions(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  accountId: string,
+  executionIds: readonly string[],
+  userId: string | null,
+) {
+  return applyToBatch(deps, cache, accountId, executionIds, cancelChange(userId));
 }
 
 /** Sends a machine event (goal, contact deletion) to a running execution; finished ones are left alone. */
@@ -62,18 +120,10 @@ export function sendEvent(deps: EngineDeps, cache: WorkflowCache, executionId: s
   );
 }
 
-/**
- * Re-runs a FAILED execution from the step that failed: back to QUEUED with `retry_count` 0.
- * Any other status is refused.
- */
-export function retryExecution(
-  deps: EngineDeps,
-  cache: WorkflowCache,
-  accountId: string,
-  executionId: string,
-  userId: string | null,
-) {
-  return applyWithRetry(deps, cache, executionId, accountId, ({ row }) => {
+/** The change of a retry: a FAILED execution goes back to the step that failed, QUEUED, `retry_count` 0. */
+const retryChange =
+  (userId: string | null): Build =>
+  ({ row }) => {
     const stored = row.snapshot as unknown as StoredSnapshot;
     if (row.status !== 'FAILED' || !stored.context.failedStep) return { refuse: row.status };
     return {
@@ -92,7 +142,31 @@ export function retryExecution(
         },
       ],
     };
-  });
+  };
+
+/**
+ * Re-runs a FAILED execution from the step that failed: back to QUEUED with `retry_count` 0.
+ * Any other status is refused.
+ */
+export function retryExecution(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  accountId: string,
+  executionId: string,
+  userId: string | null,
+) {
+  return applyWithRetry(deps, cache, executionId, accountId, retryChange(userId));
+}
+
+/** Retries a batch of executions as {@link retryExecution} retries each, in one transaction; returns how many. */
+export function retryExecutions(
+  deps: EngineDeps,
+  cache: WorkflowCache,
+  accountId: string,
+  executionIds: readonly string[],
+  userId: string | null,
+) {
+  return applyToBatch(deps, cache, accountId, executionIds, retryChange(userId));
 }
 
 /** Completes every running execution of the contact whose workflow has `eventName` as its goal. */

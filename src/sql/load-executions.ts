@@ -24,6 +24,12 @@ const LOAD_EXECUTION = {
   text: `SELECT ${COLUMNS}
   FROM executions e ${RELATED} WHERE e.id = $1::uuid AND ($2::uuid IS NULL OR e.account_id = $2::uuid)`,
 };
+/** Several executions of one account, for a bulk operation's batch. */
+const LOAD_EXECUTIONS = {
+  name: 'load-executions',
+  text: `SELECT ${COLUMNS}
+  FROM executions e ${RELATED} WHERE e.id = ANY($1::uuid[]) AND e.account_id = $2::uuid`,
+};
 /** The load of a step's job, with its admission or the resumption of its due timer (prisma/functions/flowmachine_admit_loaded.sql). */
 const LOAD_FOR_JOB = {
   name: 'load-for-job',
@@ -57,6 +63,11 @@ const rowOf = (raw: RawRow): ExecutionRow => ({ ...raw, contact: contactOf(raw.c
 export async function loadExecution(pool: Pool, executionId: string, accountId: string | null) {
   const [raw] = await run<RawRow>(pool, LOAD_EXECUTION, [executionId, accountId]);
   return raw ? rowOf(raw) : null;
+}
+
+/** The executions of `executionIds` within `accountId`, in one statement (those not found are left out). */
+export async function loadExecutions(pool: Pool, executionIds: readonly string[], accountId: string) {
+  return (await run<RawRow>(pool, LOAD_EXECUTIONS, [executionIds, accountId])).map(rowOf);
 }
 
 /** One request of {@link loadForJobs}. */

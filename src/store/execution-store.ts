@@ -9,6 +9,8 @@ import type { Account, Contact, Execution } from '../generated/prisma/client.ts'
 export interface ExecutionStore {
   /** An execution (optionally only within `accountId`) with its contact, account and workflow name. */
   load(executionId: string, accountId?: string): Promise<ExecutionRow | null>;
+  /** Several executions of the account, as {@link load} reads each, in one call; those not found are left out. */
+  loadMany(executionIds: readonly string[], accountId: string): Promise<ExecutionRow[]>;
   /**
    * The execution of a step's job, admitted in the same call when it is at the job's version and either
    * QUEUED and not waiting in line, or PAUSED with its timer due by `now` + `dueToleranceMs` (`flowmachine_admit_loaded`).
@@ -22,6 +24,11 @@ export interface ExecutionStore {
   definitionOf(versionId: string): Promise<unknown>;
   /** Commits one step (`flowmachine_commit`); null when the execution is no longer at `request.version`. */
   commit(request: CommitRequest): Promise<CommitResult | null>;
+  /**
+   * Commits steps of several executions in one transaction (a bulk operation's batch), answered in request
+   * order; null for each execution no longer at its request's version.
+   */
+  commitMany(requests: CommitRequest[]): Promise<(CommitResult | null)[]>;
   /** Enrolls one contact with every guard checked in the same call (`flowmachine_trigger`). */
   trigger(call: TriggerCall): Promise<TriggerAnswer>;
   /** The status and current version of a workflow of the account, for a bulk enrollment. */

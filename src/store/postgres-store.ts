@@ -5,7 +5,7 @@ import { commitSteps } from '../sql/commit-steps.ts';
 import { deleteContact, enteredBy, exitingOn, runningOfContact, tagContact, waitingFor } from '../sql/contacts.ts';
 import { enrollMany, readEnrollTarget } from '../sql/enroll-many.ts';
 import { insertRefusals, logNotification } from '../sql/execution-logs.ts';
-import { loadExecution, loadForJobs, readDefinition } from '../sql/load-executions.ts';
+import { loadExecution, loadExecutions, loadForJobs, readDefinition } from '../sql/load-executions.ts';
 import { capSend } from '../sql/frequency-caps.ts';
 import { sweepQueries } from '../sql/sweep.ts';
 import { triggers } from '../sql/trigger.ts';
@@ -24,10 +24,13 @@ export function createPostgresStore(pool: Pool, batchers: BatcherRegistry): Exec
   const triggerCalls = batchers.of('trigger', triggers);
   return {
     load: (executionId, accountId) => loadExecution(pool, executionId, accountId ?? null),
+    loadMany: (executionIds, accountId) => loadExecutions(pool, executionIds, accountId),
     loadForJob: async ({ executionId, version }, now, dueToleranceMs) =>
       (await loads.submit({ executionId, version, now, dueToleranceMs })) ?? null,
     definitionOf: (versionId) => readDefinition(pool, versionId),
     commit: (request) => commits.submit(request),
+    // A batch of its own, not through the group commit: it must not hold up the workers' commits.
+    commitMany: (requests) => commitSteps(pool, requests),
     // flowmachine_trigger answers every call with one row.
     trigger: async (call) => (await triggerCalls.submit(call))!,
     enrollTarget: (workflowId, accountId) => readEnrollTarget(pool, workflowId, accountId),
