@@ -30,12 +30,12 @@ export async function previewPublish(
 
 /**
  * Moves the running executions of older versions to the version just published (engine/move-execution.ts),
- * in bounded pages, each execution in its own version-checked commit logging `version_migrated` with the
- * caller's user id.
+ * in bounded pages, each page in one transaction of version-checked commits logging `version_migrated`
+ * with the caller's user id.
  */
 export async function moveToPublished(
   deps: ApiDeps,
-  target: { workflowId: string; versionId: string; version: number; userId: string },
+  target: { accountId: string; workflowId: string; versionId: string; version: number; userId: string },
 ): Promise<{ moved: number; stayed: number }> {
   const versions = await deps.db.workflowVersion.findMany({
     where: { workflowId: target.workflowId },

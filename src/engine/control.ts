@@ -16,7 +16,14 @@ export type ControlResult =
 const isRunning = (status: string) => (RUNNING_STATUSES as string[]).includes(status);
 
 /** What a command changes in an execution, built from its current row, or why it changes nothing. */
-type Build = (loaded: LoadedExecution) => Change | { refuse: string };
+export type Build = (loaded: LoadedExecution) => Change | { refuse: string };
+
+/**
+ * The execution as its change is decided: as loaded, or (a move) with the machine of the version it
+ * moves to, which then decides from the snapshot as it is.
+ */
+export type DecideOn = (loaded: LoadedExecution) => LoadedExecution;
+const asLoaded: DecideOn = (loaded) => loaded;
 
 /**
  * Applies a change built from the current row, retrying on version conflicts (a worker may commit
@@ -28,13 +35,14 @@ async function applyWithRetry(
   executionId: string,
   accountId: string | undefined,
   build: Build,
+  decideOn: DecideOn = asLoaded,
 ): Promise<ControlResult> {
   for (let attempt = 0; attempt < 20; attempt += 1) {
     const loaded = await loadExecution(deps, cache, executionId, accountId);
     if (!loaded) return { kind: 'not_found' };
     const change = build(loaded);
     if ('refuse' in change) return { kind: 'conflict', status: change.refuse };
-    const committed = await commitChange(deps, loaded, change);
+    const committed = await commitChange(deps, decideOn(loaded), change);
     if (committed) {
       await deps.queue.remove(executionId, loaded.row.version);
       return { kind: 'ok', committed };
@@ -50,19 +58,20 @@ async function applyWithRetry(
  * batch that failed as a whole (a deadlock), goes again on its own through {@link applyWithRetry}.
  * Returns how many executions it changed; refused ones are left as they are.
  */
-async function applyToBatch(
+export async function applyToBatch(
   deps: EngineDeps,
   cache: WorkflowCache,
   accountId: string,
   executionIds: readonly string[],
   build: Build,
+  decideOn: DecideOn = asLoaded,
 ): Promise<number> {
   const batch: Decided[] = [];
   for (const row of await deps.store.loadMany(executionIds, accountId)) {
     const loaded = { row, workflow: await compiledVersion(deps, cache, row.workflowVersionId) };
     const change = build(loaded);
     if ('refuse' in change) continue;
-    const context = changeContext(deps, loaded);
+    const context = changeContext(deps, decideOn(loaded));
     const decision = decideChange(context, change);
     if (decision) batch.push({ context, decision });
   }
@@ -77,7 +86,7 @@ async function applyToBatch(
   await Promise.all(done.map((row) => deps.queue.remove(row.id, row.version)));
   let changed = done.length;
   for (const { context } of batch.filter((_, i) => !committed[i])) {
-    const result = await applyWithRetry(deps, cache, context.loaded.row.id, accountId, build);
+    const result = await applyWithRetry(deps, cache, context.loaded.row.id, accountId, build, decideOn);
     if (result.kind === 'ok') changed += 1;
   }
   return changed;

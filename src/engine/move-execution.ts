@@ -1,14 +1,14 @@
 import type { CompiledWorkflow } from '../compiler/compile.ts';
-import { commitChange } from './commit.ts';
-import { dueEffect, snapshotOf } from './decide-step.ts';
-import { loadExecution } from './load.ts';
+import { applyToBatch, type Build, type DecideOn } from './control.ts';
+import { type Change, dueEffect, snapshotOf } from './decide-step.ts';
+import type { LoadedExecution } from './load.ts';
 import { RUNNING_STATUSES, type EngineDeps } from './types.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
 /**
  * Moving running executions to a new version of their workflow (`PUT /workflows/{id}/definition` with
- * `"in_flight": "move"`). Each execution moves on its own, through the engine's commit with its version
- * check: it keeps its snapshot (the step it is at, the steps done), its status, its timer (`next_run_at`)
+ * `"in_flight": "move"`). Each execution moves through the engine's commit with its version check
+ * (a page of them in one transaction): it keeps its snapshot (the step it is at, the steps done), its status, its timer (`next_run_at`)
  * and its place in the waiting line, and takes the new version's machine, goal event and progress
  * totals. An execution whose step id is not in the new version stays on its own version.
  *
@@ -19,6 +19,7 @@ import type { WorkflowCache } from './workflow-cache.ts';
 
 /** The version executions move to. */
 export interface MoveTarget {
+  accountId: string;
   workflowId: string;
   versionId: string;
   version: number;
@@ -29,69 +30,53 @@ export interface MoveTarget {
   versions: ReadonlyMap<string, number>;
 }
 
-/** Largest page of execution ids one move reads (and then moves one by one). */
-export const MOVE_PAGE_SIZE = 500;
-
-/** What a move did to one execution. */
-export type MoveOutcome = 'moved' | 'stayed' | 'gone';
+/** Largest page of execution ids one move reads, and moves in one transaction. */
+export const MOVE_PAGE_SIZE = 200;
 
 /**
- * Moves one execution to `target` when it is running on another version and its step is in the new
- * one; retries on a version conflict (a worker committed a step meanwhile) with the row as it is then.
- * The job its old version left in Redis is removed and the one for the new version enqueued by the commit.
+ * The move of one execution to `target` (pure): when it is running on another version and its step is
+ * in the new one, the change logging `version_migrated`, to be decided by the new version's machine;
+ * otherwise why it does not move (`stayed`: its step is gone; `gone`: it ended or is there already).
  */
-export async function moveExecution(
-  deps: EngineDeps,
-  cache: WorkflowCache,
-  executionId: string,
-  target: MoveTarget,
-): Promise<MoveOutcome> {
-  for (let attempt = 0; attempt < 20; attempt += 1) {
-    const loaded = await loadExecution(deps, cache, executionId);
-    if (!loaded || !(RUNNING_STATUSES as readonly string[]).includes(loaded.row.status)) return 'gone';
-    const { row } = loaded;
-    if (row.workflowVersionId === target.versionId) return 'gone';
-    const stored = snapshotOf(row);
-    if (!target.workflow.steps.has(stored.value)) return 'stayed';
-    const from = target.versions.get(row.workflowVersionId) ?? null;
-    const before = dueEffect(loaded.workflow, stored);
-    const after = dueEffect(target.workflow, stored);
-    const eventOf = (effect: typeof before) => (effect?.type === 'awaitEvent' ? effect.params.event : null);
-    const waitingEvent =
-      row.status === 'PAUSED' && eventOf(before) !== eventOf(after)
-        ? { waiting_event: { from: eventOf(before), to: eventOf(after) } }
-        : {};
-    // The new version's machine decides from here on: the change is resolved against it (progress,
-    // the event waited for), with the snapshot as it is, so nothing runs and the timer is kept.
-    const committed = await commitChange(
-      deps,
-      { row, workflow: target.workflow },
+export function moveChange(loaded: LoadedExecution, target: MoveTarget): Change | { refuse: 'stayed' | 'gone' } {
+  const { row } = loaded;
+  if (!(RUNNING_STATUSES as readonly string[]).includes(row.status) || row.workflowVersionId === target.versionId)
+    return { refuse: 'gone' };
+  const stored = snapshotOf(row);
+  if (!target.workflow.steps.has(stored.value)) return { refuse: 'stayed' };
+  const before = dueEffect(loaded.workflow, stored);
+  const after = dueEffect(target.workflow, stored);
+  const eventOf = (effect: typeof before) => (effect?.type === 'awaitEvent' ? effect.params.event : null);
+  const waitingEvent =
+    row.status === 'PAUSED' && eventOf(before) !== eventOf(after)
+      ? { waiting_event: { from: eventOf(before), to: eventOf(after) } }
+      : {};
+  return {
+    rewind: stored,
+    moveTo: { versionId: target.versionId, goalEvent: target.workflow.goalEvent },
+    userId: target.userId,
+    logs: [
       {
-        rewind: stored,
-        moveTo: { versionId: target.versionId, goalEvent: target.workflow.goalEvent },
-        userId: target.userId,
-        logs: [
-          {
-            eventType: 'version_migrated',
-            status: row.status,
-            stepId: stored.value,
-            details: { from_version: from, to_version: target.version, ...waitingEvent },
-          },
-        ],
+        eventType: 'version_migrated',
+        status: row.status,
+        stepId: stored.value,
+        details: {
+          from_version: target.versions.get(row.workflowVersionId) ?? null,
+          to_version: target.version,
+          ...waitingEvent,
+        },
       },
-    );
-    if (committed) {
-      await deps.queue.remove(executionId, row.version);
-      return 'moved';
-    }
-  }
-  throw new Error(`execution ${executionId} kept changing; giving up its move`);
+    ],
+  };
 }
 
 /**
  * Moves every running execution of the workflow that is on another version to `target`, in keyset pages
- * of at most {@link MOVE_PAGE_SIZE} ids (one statement each, no transaction held across pages), each
- * execution in its own commit.
+ * of at most {@link MOVE_PAGE_SIZE} ids (one statement each, no transaction held across pages), each page
+ * in one transaction of version-checked commits (control.ts `applyToBatch`: one that a worker changed
+ * meanwhile is moved again on its own). The new version's machine decides each change from the snapshot
+ * as it is, so nothing runs and the timer is kept; the job the old version left in Redis is removed and
+ * the one for the new version enqueued.
  */
 export async function moveRunningExecutions(
   deps: EngineDeps,
@@ -99,16 +84,18 @@ export async function moveRunningExecutions(
   target: MoveTarget,
 ): Promise<{ moved: number; stayed: number }> {
   let moved = 0;
-  let stayed = 0;
+  const stayed = new Set<string>();
+  const build: Build = (loaded) => {
+    const change = moveChange(loaded, target);
+    if ('refuse' in change && change.refuse === 'stayed') stayed.add(loaded.row.id);
+    return change;
+  };
+  const onTarget: DecideOn = ({ row }) => ({ row, workflow: target.workflow });
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
     const ids = await deps.store.runningOnOtherVersions(target.workflowId, target.versionId, after, MOVE_PAGE_SIZE);
-    for (const id of ids) {
-      const outcome = await moveExecution(deps, cache, id, target);
-      if (outcome === 'moved') moved += 1;
-      if (outcome === 'stayed') stayed += 1;
-    }
-    if (ids.length < MOVE_PAGE_SIZE) return { moved, stayed };
+    moved += await applyToBatch(deps, cache, target.accountId, ids, build, onTarget);
+    if (ids.length < MOVE_PAGE_SIZE) return { moved, stayed: stayed.size };
     after = ids[ids.length - 1]!;
   }
 }

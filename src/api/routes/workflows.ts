@@ -165,7 +165,13 @@ export function workflowRoutes(deps: ApiDeps): Router {
       return { updated: next, versionId: version.id };
     });
     if (inFlight === 'keep') return void response.json({ ...serializeWorkflow(updated, definition), warnings });
-    const target = { workflowId: workflow.id, versionId, version: updated.currentVersion, userId: caller.userId };
+    const target = {
+      accountId: workflow.accountId,
+      workflowId: workflow.id,
+      versionId,
+      version: updated.currentVersion,
+      userId: caller.userId,
+    };
     const { moved, stayed } = await moveToPublished(deps, target);
     response.json({ ...serializeWorkflow(updated, definition), warnings, in_flight: { moved, stayed } });
   });
