@@ -78,8 +78,15 @@ const environmentSchema = z.object({
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
   /** An ACTIVE execution untouched for this long is re-enqueued by the sweeper. */
   STALE_AFTER_MS: z.coerce.number().int().min(100).default(60_000),
-  /** Timers due further away than this stay in Postgres and are promoted to Redis by the sweeper. */
-  TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(86_400_000),
+  /** A wait due within this when it starts gets its delayed job at once; a later one stays in Postgres. */
+  TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(7_200_000),
+  /**
+   * The sweeper promotes timers kept in Postgres once they are due within this (longer than
+   * `SWEEP_INTERVAL_MS`, so a timer is in Redis before it is due), at most `TIMER_PROMOTE_PER_SWEEP` per
+   * sweep: Redis holds near-term timers only, and a spike of due timers enters it at a bounded rate.
+   */
+  TIMER_PROMOTE_AHEAD_MS: z.coerce.number().int().min(1000).default(60_000),
+  TIMER_PROMOTE_PER_SWEEP: z.coerce.number().int().min(1).default(10_000),
   /** Longest `Retry-After` honoured (CONTRACT.md): a longer one waits this long. */
   MAX_RETRY_AFTER_SECONDS: z.coerce.number().int().min(1).max(31_536_000).default(3_600),
   /** Longest retry back-off, whatever the account's retry settings. */
