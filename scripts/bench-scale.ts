@@ -33,7 +33,7 @@ import { startPrivateRedis } from '../test/helpers/redis-server.ts';
 import {
   ask,
   type BenchProcess,
-  Cleanup,
+  type Cleanup,
   createBenchDatabase,
   engineEnv,
   forkRole,
@@ -202,7 +202,8 @@ async function createWorkflow(scale: Scale, name: string, definition: unknown): 
     status: 'active',
     definition,
   });
-  if (created.status !== 201) throw new Error(`creating ${name} failed: ${created.status} ${JSON.stringify(created.body)}`);
+  if (created.status !== 201)
+    throw new Error(`creating ${name} failed: ${created.status} ${JSON.stringify(created.body)}`);
   return created.body.id;
 }
 
@@ -286,7 +287,13 @@ const errorLogs = (scale: Scale) =>
   );
 
 const peak = (samples: Sample[], pick: (s: Sample) => number) => Math.max(0, ...samples.map(pick));
-const workerRss = (s: Sample) => Math.max(0, ...Object.entries(s.rss).filter(([n]) => n !== 'api').map(([, v]) => v));
+const workerRss = (s: Sample) =>
+  Math.max(
+    0,
+    ...Object.entries(s.rss)
+      .filter(([n]) => n !== 'api')
+      .map(([, v]) => v),
+  );
 
 // ---------------------------------------------------------------------------------------------------
 // waiting
@@ -318,7 +325,11 @@ export interface WaitingResult {
 const waitingDefinition = {
   steps: [
     { id: 'week', type: 'wait', config: { duration: '168 hours' } },
-    { id: 'hello', type: 'send_email', config: { subject: 'Hi {{first_name}}', body: 'A week later, {{first_name}}.' } },
+    {
+      id: 'hello',
+      type: 'send_email',
+      config: { subject: 'Hi {{first_name}}', body: 'A week later, {{first_name}}.' },
+    },
   ],
 };
 
@@ -357,7 +368,8 @@ async function runWaiting(options: ScaleOptions, cleanup: Cleanup, progress: (li
     );
     const waitingSeconds = (Date.now() - stageStart) / 1000;
     if (!settled) {
-      notWaiting = accepted.length - (await countOf(scale, `SELECT count(*) AS n FROM executions WHERE status = 'PAUSED'`, []));
+      notWaiting =
+        accepted.length - (await countOf(scale, `SELECT count(*) AS n FROM executions WHERE status = 'PAUSED'`, []));
       progress('gave up waiting for the stage to settle');
     }
     await sleep(3_000); // a few samples of the settled system
@@ -458,14 +470,17 @@ export function formatWaiting(r: WaitingResult): string {
     [
       row('enrolled/s (accepted; until all waited)', (s) => `${num(s.enrolledPerSec)}; ${num(s.waitingPerSec)}`),
       row('enrollment request p50/p95/p99 ms', (s) => trio(s.enrollRequestMs)),
-      row('Postgres bytes per waiting execution (executions + logs; whole database)', (s) =>
-        `${num(s.postgres.bytesPerWaiting)}; ${num(s.postgres.databaseBytesPerWaiting)}`,
+      row(
+        'Postgres bytes per waiting execution (executions + logs; whole database)',
+        (s) => `${num(s.postgres.bytesPerWaiting)}; ${num(s.postgres.databaseBytesPerWaiting)}`,
       ),
-      row('Redis used MB now (peak in stage); delayed / ready jobs', (s) =>
-        `${num(s.redis.usedMb, 1)} (${num(s.redis.peakMb, 1)}); ${s.redis.delayedJobs} / ${s.redis.readyJobs}`,
+      row(
+        'Redis used MB now (peak in stage); delayed / ready jobs',
+        (s) => `${num(s.redis.usedMb, 1)} (${num(s.redis.peakMb, 1)}); ${s.redis.delayedJobs} / ${s.redis.readyJobs}`,
       ),
-      row('RSS MB settled (peak in stage): worker / API', (s) =>
-        `${num(s.rssMb.worker)} (${num(s.rssMb.workerPeak)}) / ${num(s.rssMb.api)} (${num(s.rssMb.apiPeak)})`,
+      row(
+        'RSS MB settled (peak in stage): worker / API',
+        (s) => `${num(s.rssMb.worker)} (${num(s.rssMb.workerPeak)}) / ${num(s.rssMb.api)} (${num(s.rssMb.apiPeak)})`,
       ),
       row('GET /executions/{id} p50/p95/p99 ms', (s) => trio(s.getExecutionMs)),
       row('GET /workflows/{id}/stats p50/p95/p99 ms (5 calls)', (s) => trio(s.statsMs)),
@@ -617,7 +632,8 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
   await scale.stopSampling();
   const spikeSamples = scale.samples.filter((s) => s.at >= spikeStart);
 
-  const one = async <T>(sql: string, params: unknown[]): Promise<T> => (await scale.admin.query(sql, params)).rows[0] as T;
+  const one = async <T>(sql: string, params: unknown[]): Promise<T> =>
+    (await scale.admin.query(sql, params)).rows[0] as T;
   const lateness = await one<{ p: number[] | null; max: number | null; n: number }>(
     `SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY (details->>'lateness_ms')::float) AS p,
             max((details->>'lateness_ms')::float) AS max, count(*)::int AS n
@@ -631,9 +647,11 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
      FROM s`,
     [spikeId, dueFrom],
   );
-  const completed = await countOf(scale, `SELECT count(*) AS n FROM executions WHERE workflow_id = $1 AND status = 'COMPLETED'`, [
-    spikeId,
-  ]);
+  const completed = await countOf(
+    scale,
+    `SELECT count(*) AS n FROM executions WHERE workflow_id = $1 AND status = 'COMPLETED'`,
+    [spikeId],
+  );
   const firstAction = await one<{ p: number[] | null; n: number }>(
     `WITH firsts AS (
        SELECT min(timestamp) FILTER (WHERE event_type = 'execution_started') AS started,
@@ -789,7 +807,11 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
 }
 
 /** Runs one scenario, prints its table (and JSON with `--json`); resolves with whether it had no error. */
-export async function runScenario(argv: string[], cleanup: Cleanup, progress: (line: string) => void): Promise<boolean> {
+export async function runScenario(
+  argv: string[],
+  cleanup: Cleanup,
+  progress: (line: string) => void,
+): Promise<boolean> {
   const options = parseScaleOptions(argv);
   if (options.scenario === 'waiting') {
     const result = await runWaiting(options, cleanup, progress);

@@ -83,7 +83,8 @@ const environmentSchema = z.object({
   /**
    * The sweeper promotes timers kept in Postgres once they are due within this (longer than
    * `SWEEP_INTERVAL_MS`, so a timer is in Redis before it is due), at most `TIMER_PROMOTE_PER_SWEEP` per
-   * sweep: Redis holds near-term timers only, and a spike of due timers enters it at a bounded rate.
+   * sweep of each worker: Redis holds near-term timers only, and a spike of due timers enters it at a
+   * bounded rate.
    */
   TIMER_PROMOTE_AHEAD_MS: z.coerce.number().int().min(1000).default(60_000),
   TIMER_PROMOTE_PER_SWEEP: z.coerce.number().int().min(1).default(10_000),

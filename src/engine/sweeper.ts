@@ -97,7 +97,13 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
     // After a Redis loss everything is rebuilt at once; otherwise each sweep checks the next
     // STALE_ROWS_PER_SWEEP candidates, going round the table, so a large backlog costs each sweep little.
     for (let examined = 0; rebuilt || examined < limits.staleRowsPerSweep; examined += batch) {
-      const stuck = await deps.store.sweep.stuck(staleBefore, rebuilt, staleCursor ?? null, batch, position?.at ?? null);
+      const stuck = await deps.store.sweep.stuck(
+        staleBefore,
+        rebuilt,
+        staleCursor ?? null,
+        batch,
+        position?.at ?? null,
+      );
       // A backlog older than STALE_AFTER_MS still has its jobs: only the missing ones are rebuilt.
       const work = stuck.map((s) => ({ executionId: s.id, version: s.version, recovered: true, trace: traceOf(s) }));
       enqueued += await enqueue(deps, batch, rebuilt ? work : await deps.queue.missing(work));
