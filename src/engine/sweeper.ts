@@ -34,8 +34,9 @@ export interface SweepReport {
  * Rebuilds Redis work from Postgres, the source of truth. Each sweep
  * - promotes timers due within `TIMER_PROMOTE_AHEAD_MS` (later ones live only in Postgres), walking
  *   them in (next_run_at, id) order from where the previous sweep stopped, at most `timersPerSweep` per
- *   sweep in statements of `batch`; the jobs of timers already due are spread over the sweep interval,
- *   so a spike of due timers enters Redis at `timersPerSweep` per interval and leaves new triggers room;
+ *   sweep in statements of `batch`; their jobs come due at their time but no faster than
+ *   `timersPerSweep` per interval, so a spike of due timers enters Redis, and comes due, at a bounded
+ *   rate that leaves new triggers room;
  * - re-enqueues executions whose work is due but untouched for `STALE_AFTER_MS` and whose job is not in
  *   Redis (a crash between commit and enqueue, a failed enqueue), overdue timers the walk has passed
  *   included, checking a bounded slice of the candidates per sweep;
@@ -54,7 +55,9 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
   const timersPerSweep = limits.timersPerSweep ?? deps.config.TIMER_PROMOTE_PER_SWEEP;
   /** Where the timer walk stands: every timer up to it in (next_run_at, id) order has been promoted. */
   let position: TimerPosition | null = null;
-  const spreadMs = deps.config.SWEEP_INTERVAL_MS;
+  /** Jobs of promoted timers are released one per `spacingMs` at most, from `releaseAt` on: `timersPerSweep` per interval. */
+  const spacingMs = deps.config.SWEEP_INTERVAL_MS / timersPerSweep;
+  let releaseAt = 0;
   let staleCursor: string | undefined;
   const epochKey = `${deps.config.QUEUE_PREFIX}:epoch`; // single-key SET NX; carries the prefix's hash tag on a cluster
 
@@ -63,6 +66,7 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
     const rebuilt = (await deps.redis.set(epochKey, now.toISOString(), 'NX')) === 'OK';
     if (rebuilt) {
       position = null;
+      releaseAt = 0;
       staleCursor = undefined;
     }
     const horizon = new Date(now.getTime() + deps.config.TIMER_PROMOTE_AHEAD_MS);
@@ -72,19 +76,24 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
     // Timers, in bounded statements up to the sweep's share; a short statement means the walk reached
     // the horizon, and the next sweep starts after it (later waits that start get their job at once).
     let count = 0;
+    releaseAt = Math.max(releaseAt, now.getTime()); // no credit for time the sweeper had nothing to release
     while (count < timersPerSweep) {
       const limit = Math.min(batch, timersPerSweep - count);
       const timers = await deps.store.sweep.timers(horizon, position, limit);
       enqueued += await enqueue(
         deps,
         batch,
-        timers.map((t, i) => ({
-          executionId: t.id,
-          version: t.version,
-          delayMs: Math.max(t.nextRunAt!.getTime() - now.getTime(), ((count + i) * spreadMs) / timersPerSweep),
-          recovered: rebuilt || undefined,
-          trace: traceOf(t),
-        })),
+        timers.map((t) => {
+          const release = Math.max(t.nextRunAt!.getTime(), releaseAt);
+          releaseAt = release + spacingMs;
+          return {
+            executionId: t.id,
+            version: t.version,
+            delayMs: release - now.getTime(),
+            recovered: rebuilt || undefined,
+            trace: traceOf(t),
+          };
+        }),
       );
       count += timers.length;
       if (timers.length < limit) {

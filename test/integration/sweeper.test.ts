@@ -104,7 +104,7 @@ describe('sweeper', () => {
     );
   });
 
-  it('spreads the jobs of timers already due over the sweep interval', async () => {
+  it('releases the jobs of timers due at once no faster than the limit per sweep interval', async () => {
     const workflow = await h.createWorkflow(withWait('3 hours'));
     const ids: string[] = [];
     for (let i = 0; i < 3; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
@@ -120,6 +120,26 @@ describe('sweeper', () => {
     );
     const interval = h.config.SWEEP_INTERVAL_MS;
     expect(delays).toEqual([0, interval / 4, (2 * interval) / 4].map(Math.round));
+    for (const id of ids) await h.step(id);
+  });
+
+  it('releases timers due together at their time, then one per interval ÷ limit, across sweeps', async () => {
+    const workflow = await h.createWorkflow(withWait('3 hours'));
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
+    for (const id of ids) await h.step(id); // all six share one due time
+    const bounded = createSweeper(h.deps, { batch: 2, staleRowsPerSweep: 2, timersPerSweep: 4 });
+    await bounded();
+    clock.advance(3 * 3_600_000 - 30_000); // due in 30 s
+    expect([(await bounded()).promoted, (await bounded()).promoted]).toEqual([4, 2]);
+    const rows = await h.db.execution.findMany({ where: { id: { in: ids } } });
+    rows.sort((a, b) => (a.id < b.id ? -1 : 1));
+    const delays = await Promise.all(
+      rows.map(async (r) => (await h.deps.queue.queue.getJob(stepJobId(r.id, r.version)))!.opts.delay ?? 0),
+    );
+    const spacing = h.config.SWEEP_INTERVAL_MS / 4;
+    expect(delays).toEqual([0, 1, 2, 3, 4, 5].map((k) => Math.round(30_000 + k * spacing)));
+    clock.advance(31_000); // all due
     for (const id of ids) await h.step(id);
   });
 
