@@ -9,6 +9,7 @@
  *   [--worker-concurrency N] [--provider-latency MS] [--wait "2 seconds"] [--clients N] [--accounts N] [--time-limit S] [--json]
  *   [--log-level info] [--worker-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--api-node-args=…] [--bulk N] [--keep]`
  * (see docs/benchmarks.md). Exits 1 when an execution did not complete or anything failed.
+ * `--scenario waiting|spike` runs a scale scenario instead (scripts/bench-scale.ts).
  */
 import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
