@@ -9,6 +9,7 @@
  *   [--worker-concurrency N] [--provider-latency MS] [--wait "2 seconds"] [--clients N] [--accounts N] [--time-limit S] [--json]
  *   [--log-level info] [--worker-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--api-node-args=…] [--bulk N] [--keep]`
  * (see docs/benchmarks.md). Exits 1 when an execution did not complete or anything failed.
+ * `--scenario waiting|spike` runs a scale scenario instead (scripts/bench-scale.ts).
  */
 import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -456,7 +457,7 @@ const perBatch = (scrapes: string[], kind: string) =>
 // Child roles: the fake provider and the BullMQ floor worker run in their own processes
 
 /** Forks this script in a role; resolves with the child once it sent its first message. */
-async function forkRole(args: string[]): Promise<{ child: ChildProcess; first: any }> {
+export async function forkRole(args: string[]): Promise<{ child: ChildProcess; first: any }> {
   const child = fork(SELF, ['--role', ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const first = await new Promise((resolve, reject) => {
     child.once('message', resolve);
@@ -466,14 +467,14 @@ async function forkRole(args: string[]): Promise<{ child: ChildProcess; first: a
 }
 
 /** Sends a message to a role child and resolves with its answer. */
-const ask = (child: ChildProcess, message: string) =>
+export const ask = (child: ChildProcess, message: string) =>
   new Promise<any>((resolve) => {
     child.once('message', resolve);
     child.send(message);
   });
 
 /** Asks a role child to stop and waits for it to exit (killing it after 5 s). */
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.send('stop');
@@ -1429,7 +1430,6 @@ async function main(argv: string[]): Promise<void> {
     if (argv[1] === 'bullmq-floor') return serveQueueFloor(values.redis!, Number(values['worker-concurrency']));
     throw new Error(`unknown role ${argv[1]}`);
   }
-  const options = parseOptions(argv);
   const cleanup = new Cleanup();
   const interrupt = () => void cleanup.run().then(() => process.exit(130));
   process.once('SIGINT', interrupt);
@@ -1441,10 +1441,16 @@ async function main(argv: string[]): Promise<void> {
   const progress = (line: string) => console.error(`[bench] ${line}`);
   let ok = false;
   try {
-    const result = await runBench(options, cleanup, progress);
-    console.log(formatTable(result));
-    if (options.json) console.log(JSON.stringify(result));
-    ok = result.errors.total === 0;
+    if (argv.some((arg) => arg.startsWith('--scenario'))) {
+      const { runScenario } = await import('./bench-scale.ts'); // the scale scenarios
+      ok = await runScenario(argv, cleanup, progress);
+    } else {
+      const options = parseOptions(argv);
+      const result = await runBench(options, cleanup, progress);
+      console.log(formatTable(result));
+      if (options.json) console.log(JSON.stringify(result));
+      ok = result.errors.total === 0;
+    }
   } finally {
     await cleanup.run();
   }

@@ -80,8 +80,16 @@ const environmentSchema = z.object({
   COUNTS_FOLD_INTERVAL_MS: z.coerce.number().int().min(100).default(1_000),
   /** An ACTIVE execution untouched for this long is re-enqueued by the sweeper. */
   STALE_AFTER_MS: z.coerce.number().int().min(100).default(60_000),
-  /** Timers due further away than this stay in Postgres and are promoted to Redis by the sweeper. */
-  TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(86_400_000),
+  /** A wait due within this when it starts gets its delayed job at once; a later one stays in Postgres. */
+  TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(7_200_000),
+  /**
+   * The sweeper promotes timers kept in Postgres once they are due within this (longer than
+   * `SWEEP_INTERVAL_MS`, so a timer is in Redis before it is due), at most `TIMER_PROMOTE_PER_SWEEP` per
+   * sweep of each worker: Redis holds near-term timers only, and a spike of due timers enters it at a
+   * bounded rate.
+   */
+  TIMER_PROMOTE_AHEAD_MS: z.coerce.number().int().min(1000).default(60_000),
+  TIMER_PROMOTE_PER_SWEEP: z.coerce.number().int().min(1).default(10_000),
   /**
    * Days of execution logs and contact events kept: whole months older than this are dropped by the
    * sweeper, except the log rows of executions still running (prisma/functions/flowmachine_drop_log_partitions.sql).

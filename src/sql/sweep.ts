@@ -3,17 +3,28 @@ import { run } from '../db/sql.ts';
 import { createLogPartitions, dropLogPartitions } from './partitions.ts';
 import type { SweepQueries, SweptExecution, UnnotifiedFailure } from '../store/execution-store.ts';
 
-/** Timers due within the horizon that an earlier sweep has not promoted yet. */
+/**
+ * Timers due by $1 after the keyset position ($2, $3) = (next_run_at, id) of the last one promoted
+ * (none: from the first), in that order, at most $4: the sweeper walks them in bounded statements, none
+ * skipped or read twice. The (status, next_run_at) index serves the range; ties are ordered by id.
+ */
 const TIMERS = {
   name: 'sweep-timers',
   text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM executions
-    WHERE status IN ('PAUSED', 'ACTIVE') AND next_run_at <= $1 AND ($2::timestamptz IS NULL OR next_run_at > $2)`,
+    WHERE status IN ('PAUSED', 'ACTIVE') AND next_run_at <= $1
+      AND ($2::timestamptz IS NULL OR (next_run_at, id) > ($2::timestamptz, $3::uuid))
+    ORDER BY next_run_at, id LIMIT $4`,
 };
-/** Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS. */
+/**
+ * Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS among
+ * those the timer walk has passed (due before $5; none when NULL): timers it has not reached yet are its
+ * work, at its bounded rate, not lost jobs.
+ */
 const STUCK = {
   name: 'sweep-stuck',
   text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM executions
-    WHERE ((status = 'ACTIVE' AND next_run_at IS NULL) OR (status = 'QUEUED' AND NOT waiting) OR (status IN ('ACTIVE', 'PAUSED') AND next_run_at < $1))
+    WHERE ((status = 'ACTIVE' AND next_run_at IS NULL) OR (status = 'QUEUED' AND NOT waiting)
+        OR (status IN ('ACTIVE', 'PAUSED') AND next_run_at < $1 AND next_run_at < $5::timestamptz))
       AND ($2::boolean OR updated_at < $1) AND ($3::uuid IS NULL OR id > $3)
     ORDER BY id LIMIT $4`,
 };
@@ -46,8 +57,10 @@ const UNNOTIFIED = {
 /** The sweeper's statements over `pool`. */
 export function sweepQueries(pool: Pool): SweepQueries {
   return {
-    timers: (horizon, after) => run<SweptExecution>(pool, TIMERS, [horizon, after]),
-    stuck: (staleBefore, all, cursor, limit) => run<SweptExecution>(pool, STUCK, [staleBefore, all, cursor, limit]),
+    timers: (horizon, after, limit) =>
+      run<SweptExecution>(pool, TIMERS, [horizon, after?.at ?? null, after?.id ?? null, limit]),
+    stuck: (staleBefore, all, cursor, limit, timersBefore) =>
+      run<SweptExecution>(pool, STUCK, [staleBefore, all, cursor, limit, timersBefore]),
     respread: async () => {
       await run(pool, RESPREAD, []);
     },

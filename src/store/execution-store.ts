@@ -282,12 +282,27 @@ export interface SweptExecution {
   traceContext: unknown;
 }
 
+/** A place in the order timers are promoted in: (nextRunAt, id). */
+export interface TimerPosition {
+  at: Date;
+  id: string;
+}
+
 /** The sweeper's reads (each bounded or small) and its one repair. */
 export interface SweepQueries {
-  /** Timers due by `horizon` and after `after` (the horizon of the previous sweep). */
-  timers(horizon: Date, after: Date | null): Promise<SweptExecution[]>;
-  /** Due work untouched since `staleBefore` (all of it when `all`), by id after `cursor`, at most `limit`. */
-  stuck(staleBefore: Date, all: boolean, cursor: string | null, limit: number): Promise<SweptExecution[]>;
+  /** Timers due by `horizon` after the keyset position `after` (none: from the first), by (nextRunAt, id), at most `limit`. */
+  timers(horizon: Date, after: TimerPosition | null, limit: number): Promise<SweptExecution[]>;
+  /**
+   * Due work untouched since `staleBefore` (all of it when `all`), by id after `cursor`, at most `limit`;
+   * overdue timers only among those due before `timersBefore` (none when null).
+   */
+  stuck(
+    staleBefore: Date,
+    all: boolean,
+    cursor: string | null,
+    limit: number,
+    timersBefore: Date | null,
+  ): Promise<SweptExecution[]>;
   /** Spreads again the slots of accounts whose lowered limit they are back under. */
   respread(): Promise<void>;
   /** Accounts with executions in line and free slots. */

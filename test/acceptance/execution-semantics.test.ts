@@ -222,11 +222,14 @@ describe('Execution semantics (SPEC: branching, waits, state, cancel, deletion, 
     expect(await h.deps.queue.queue.getJob(stepJobId(id, paused.version))).toBeUndefined();
     await sweep();
     expect(await h.deps.queue.queue.getJob(stepJobId(id, paused.version))).toBeUndefined();
-    clock.advance(2 * 86_400_000 + 3_600_000); // within a day of the resume time
+    clock.advance(3 * 86_400_000 - h.config.TIMER_PROMOTE_AHEAD_MS - 1_000); // not yet within TIMER_PROMOTE_AHEAD_MS
+    await sweep();
+    expect(await h.deps.queue.queue.getJob(stepJobId(id, paused.version))).toBeUndefined();
+    clock.advance(31_000); // due in 30 s: within it
     await sweep();
     const promoted = await h.deps.queue.queue.getJob(stepJobId(id, paused.version));
     expect(promoted?.opts.delay).toBe(paused.nextRunAt!.getTime() - clock.now().getTime());
-    clock.advance(86_400_000);
+    clock.advance(30_000);
     await h.step(id);
     expect((await h.db.execution.findUniqueOrThrow({ where: { id } })).status).toBe('ACTIVE');
   });

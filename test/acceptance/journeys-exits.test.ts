@@ -23,7 +23,8 @@ describe('Journeys I: opt-out mid-journey and exit events (issue #18, Build 6 an
   let h: Harness;
   let d: JourneyDriver;
   beforeAll(async () => {
-    h = await startHarness({ worker: false, clock });
+    // Every timer keeps its job in Redis (TIMER_HORIZON_MS of 30 days), so `h.step` finds each due job.
+    h = await startHarness({ worker: false, clock, env: { TIMER_HORIZON_MS: String(30 * 86_400_000) } });
     d = createJourneyDriver(h);
   });
   afterAll(() => h?.stop());

@@ -47,7 +47,7 @@ describe('moving running executions to a new version', () => {
   };
 
   beforeAll(async () => {
-    h = await startHarness({ worker: false });
+    h = await startHarness({ worker: false, env: { TIMER_HORIZON_MS: String(86_400_000) } }); // the 12 h timer has its job
     workflowId = (await h.createWorkflow(v1, 'Journey')).id;
     e.pausing = await h.trigger(workflowId, (await h.createContact()).id);
     await h.step(e.pausing);
