@@ -377,7 +377,8 @@ async function runWaiting(options: ScaleOptions, cleanup: Cleanup, progress: (li
     const last = scale.samples.at(-1)!;
     const sizes = (
       await scale.admin.query<{ executions: string; logs: string; database: string }>(
-        `SELECT pg_total_relation_size('executions') AS executions, pg_total_relation_size('execution_logs') AS logs,
+        `SELECT pg_total_relation_size('executions') AS executions,
+                (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('execution_logs')) AS logs,
                 pg_database_size(current_database()) AS database`,
       )
     ).rows[0]!;
