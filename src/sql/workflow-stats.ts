@@ -97,6 +97,15 @@ export async function statsVersions(
   return rows.flatMap((row) => (row.id === null ? [] : [{ id: row.id, definition: row.definition }]));
 }
 
+/**
+ * Vacuums the deltas table, unless another process is vacuuming it: a fold deletes the rows it folds,
+ * and until they are vacuumed every read of the stats walks past them (600,000 folded deltas made a read
+ * take 30–66 ms instead of 0.5).
+ */
+export async function vacuumCounts(pool: Pool): Promise<void> {
+  await pool.query('VACUUM (SKIP_LOCKED) workflow_count_deltas');
+}
+
 /** Folds up to `limit` counter deltas; 0 when another process is folding or none are left. */
 export async function foldCounts(pool: Pool, limit: number): Promise<number> {
   const [row] = await run<{ folded: number }>(pool, FOLD, [limit]);

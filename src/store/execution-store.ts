@@ -74,6 +74,8 @@ export interface ExecutionStore {
    * another process is folding or none are left.
    */
   foldCounts(limit: number): Promise<number>;
+  /** Vacuums the folded deltas away (a fold deletes them), unless another process is at it. */
+  vacuumCounts(): Promise<void>;
   /** The sweeper's reads and its one repair. */
   sweep: SweepQueries;
 }

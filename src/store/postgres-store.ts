@@ -10,7 +10,7 @@ import { capSend } from '../sql/frequency-caps.ts';
 import { sweepQueries } from '../sql/sweep.ts';
 import { triggers } from '../sql/trigger.ts';
 import { countMovable, runningOnOtherVersions } from '../sql/version-migration.ts';
-import { foldCounts } from '../sql/workflow-stats.ts';
+import { foldCounts, vacuumCounts } from '../sql/workflow-stats.ts';
 import type { ExecutionStore } from './execution-store.ts';
 
 /**
@@ -49,6 +49,7 @@ export function createPostgresStore(pool: Pool, batchers: BatcherRegistry): Exec
       runningOnOtherVersions(pool, workflowId, versionId, after, limit),
     countMovable: (workflowId, versionId, stepIds) => countMovable(pool, workflowId, versionId, stepIds),
     foldCounts: (limit) => foldCounts(pool, limit),
+    vacuumCounts: () => vacuumCounts(pool),
     sweep: sweepQueries(pool),
   };
 }
