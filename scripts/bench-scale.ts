@@ -20,21 +20,18 @@
  *   [--time-limit S] [--log-level info] [--keep] [--json]` (see docs/benchmarks.md). Exits 1 on any error.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createAccount } from '../src/api/api-keys.ts';
 import { createDb } from '../src/db/client.ts';
-import { startPrivateRedis } from '../test/helpers/redis-server.ts';
 import {
   ask,
   type BenchProcess,
   type Cleanup,
-  createBenchDatabase,
   engineEnv,
   forkRole,
   insertContacts,
@@ -45,6 +42,7 @@ import {
   sleep,
   startEngineProcess,
   stopChild,
+  benchGround,
 } from './bench.ts';
 
 /** Options of one scenario run. */
@@ -105,12 +103,7 @@ async function startScale(
   progress: (line: string) => void,
   extraExecutions: number,
 ): Promise<Scale> {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
-  cleanup.add(() => (options.keep ? progress(`logs kept in ${tmp}`) : rmSync(tmp, { recursive: true, force: true })));
-  const db = await createBenchDatabase(cleanup);
-  const redis = await startPrivateRedis();
-  cleanup.add(() => redis.stop());
-  progress(`database ${db.name}, redis ${redis.url}, logs ${tmp}`);
+  const { tmp, db, redis } = await benchGround(options.keep, cleanup, progress);
   const admin = new pg.Pool({ connectionString: db.url, max: 2 });
   admin.on('error', (error) => progress(`bench connection lost (${error.message})`));
   cleanup.add(() => admin.end());

@@ -1157,6 +1157,20 @@ async function collectResult(
   };
 }
 
+/**
+ * What every bench run stands on: a directory for the processes' logs (kept with `keep`), a fresh
+ * migrated database and a private Redis, each stopped by `cleanup`.
+ */
+export async function benchGround(keep: boolean, cleanup: Cleanup, progress: (line: string) => void) {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
+  cleanup.add(() => (keep ? progress(`logs kept in ${tmp}`) : rmSync(tmp, { recursive: true, force: true })));
+  const db = await createBenchDatabase(cleanup);
+  const redis = await startPrivateRedis();
+  cleanup.add(() => redis.stop());
+  progress(`database ${db.name}, redis ${redis.url}, logs ${tmp}`);
+  return { tmp, db, redis };
+}
+
 async function runBench(
   options: BenchOptions,
   cleanup: Cleanup,
@@ -1164,12 +1178,7 @@ async function runBench(
 ): Promise<BenchResult> {
   const began = performance.now();
   const [source, loadStart] = [sourceState(), os.loadavg()[0]!];
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
-  cleanup.add(() => (options.keep ? progress(`logs kept in ${tmp}`) : rmSync(tmp, { recursive: true, force: true })));
-  const db = await createBenchDatabase(cleanup);
-  const redis = await startPrivateRedis();
-  cleanup.add(() => redis.stop());
-  progress(`database ${db.name}, redis ${redis.url}, logs ${tmp}`);
+  const { tmp, db, redis } = await benchGround(options.keep, cleanup, progress);
 
   progress('floor: Postgres step transaction (pgbench)…');
   const postgresTxPerSec = await measurePostgresFloor(db, tmp, options.floorSeconds);
