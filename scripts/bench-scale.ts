@@ -10,13 +10,13 @@
  *   `GET /workflows/{id}/stats` times at that size.
  * - `spike`: enrolls `--contacts` contacts into `wait_until` (a time of day ~24 h ahead, so the waits stay
  *   in Postgres), then moves their due times into one minute (one UPDATE: the setup) and lets the engine
- *   drain them: the sweeper promotes them, the workers resume them and send an email. Meanwhile other
+ *   drain them: the timer release enqueues them, the workers resume them and send an email. Meanwhile other
  *   executions are triggered at `--trigger-rate` per second into another workflow. It reports timer
  *   lateness, steps/s while they drain, the other workflow's trigger → first action, Redis memory during
  *   the spike and errors.
  *
  * Usage: `npm run bench -- --scenario waiting|spike [--contacts N] [--bulk N] [--clients N] [--workers N]
- *   [--worker-concurrency N] [--provider-latency MS] [--trigger-rate N] [--promote-per-sweep N]
+ *   [--worker-concurrency N] [--provider-latency MS] [--trigger-rate N] [--ready-target N]
  *   [--time-limit S] [--log-level info] [--keep] [--json]` (see docs/benchmarks.md). Exits 1 on any error.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -59,8 +59,8 @@ export interface ScaleOptions {
   providerLatency: number;
   /** `spike`: triggers per second into the other workflow while the timers drain. @defaultValue 20 */
   triggerRate: number;
-  /** `TIMER_PROMOTE_PER_SWEEP` of the workers (unset: the default). */
-  promotePerSweep: number | null;
+  /** `TIMER_READY_TARGET` of the workers (unset: the default). */
+  readyTarget: number | null;
   /** Gives up after this many seconds (0: never); what did not finish counts as an error. @defaultValue 0 */
   timeLimit: number;
   logLevel: string;
@@ -131,7 +131,7 @@ async function startScale(
     SMS_HTTP_URL: `${providerUrl}/sms`,
     LOG_LEVEL: options.logLevel,
     WORKER_CONCURRENCY: String(options.workerConcurrency),
-    ...(options.promotePerSweep ? { TIMER_PROMOTE_PER_SWEEP: String(options.promotePerSweep) } : {}),
+    ...(options.readyTarget ? { TIMER_READY_TARGET: String(options.readyTarget) } : {}),
   });
   progress(`starting the API and ${options.workers} workers…`);
   const processes = await Promise.all([
@@ -717,7 +717,7 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
 
 export function formatSpike(r: SpikeResult): string {
   return table(
-    `flowmachine bench --scenario spike: ${r.options.contacts} timers due within one minute, others triggered at ${r.options.triggerRate}/s, ${r.options.workers} workers × ${r.options.workerConcurrency}${r.options.promotePerSweep ? `, TIMER_PROMOTE_PER_SWEEP ${r.options.promotePerSweep}` : ''}; ${r.machine.cpus} CPUs, load ${num(r.machine.loadStart, 1)} → ${num(r.machine.loadEnd, 1)}; ${num(r.seconds)} s`,
+    `flowmachine bench --scenario spike: ${r.options.contacts} timers due within one minute, others triggered at ${r.options.triggerRate}/s, ${r.options.workers} workers × ${r.options.workerConcurrency}${r.options.readyTarget ? `, TIMER_READY_TARGET ${r.options.readyTarget}` : ''}; ${r.machine.cpus} CPUs, load ${num(r.machine.loadStart, 1)} → ${num(r.machine.loadEnd, 1)}; ${num(r.seconds)} s`,
     ['metric', 'value'],
     [
       [
@@ -769,7 +769,7 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
       'worker-concurrency': { type: 'string', default: '50' },
       'provider-latency': { type: 'string', default: '5' },
       'trigger-rate': { type: 'string', default: '20' },
-      'promote-per-sweep': { type: 'string' },
+      'ready-target': { type: 'string' },
       'time-limit': { type: 'string', default: '0' },
       'log-level': { type: 'string', default: 'info' },
       keep: { type: 'boolean', default: false },
@@ -792,7 +792,7 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
     workerConcurrency: int('worker-concurrency', values['worker-concurrency'], 1),
     providerLatency: int('provider-latency', values['provider-latency'], 0),
     triggerRate: int('trigger-rate', values['trigger-rate'], 1),
-    promotePerSweep: values['promote-per-sweep'] ? int('promote-per-sweep', values['promote-per-sweep'], 1) : null,
+    readyTarget: values['ready-target'] ? int('ready-target', values['ready-target'], 1) : null,
     timeLimit: int('time-limit', values['time-limit'], 0),
     logLevel: values['log-level'],
     keep: values.keep,

@@ -83,13 +83,14 @@ const environmentSchema = z.object({
   /** A wait due within this when it starts gets its delayed job at once; a later one stays in Postgres. */
   TIMER_HORIZON_MS: z.coerce.number().int().min(1000).default(7_200_000),
   /**
-   * The sweeper promotes timers kept in Postgres once they are due within this (longer than
-   * `SWEEP_INTERVAL_MS`, so a timer is in Redis before it is due), at most `TIMER_PROMOTE_PER_SWEEP` per
-   * sweep of each worker: Redis holds near-term timers only, and a spike of due timers enters it at a
-   * bounded rate.
+   * Timers kept in Postgres are released into the queue by one worker at a time, every
+   * `TIMER_RELEASE_INTERVAL_MS`, once due within `TIMER_PROMOTE_AHEAD_MS`, and only while the queue holds
+   * fewer than `TIMER_READY_TARGET` jobs ready to run: Redis holds near-term timers only, a spike of due
+   * timers drains as fast as the workers take it, and new triggers wait behind at most that many jobs.
    */
-  TIMER_PROMOTE_AHEAD_MS: z.coerce.number().int().min(1000).default(60_000),
-  TIMER_PROMOTE_PER_SWEEP: z.coerce.number().int().min(1).default(10_000),
+  TIMER_RELEASE_INTERVAL_MS: z.coerce.number().int().min(50).default(250),
+  TIMER_PROMOTE_AHEAD_MS: z.coerce.number().int().min(0).default(1_000),
+  TIMER_READY_TARGET: z.coerce.number().int().min(1).default(500),
   /**
    * Days of execution logs and contact events kept: whole months older than this are dropped by the
    * sweeper, except the log rows of executions still running (prisma/functions/flowmachine_drop_log_partitions.sql).

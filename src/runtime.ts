@@ -11,6 +11,7 @@ import { countExecutionsByStatus } from './sql/executions-by-status.ts';
 import { createPostgresStore } from './store/postgres-store.ts';
 import { foldCounts } from './engine/count-folder.ts';
 import { createSweeper } from './engine/sweeper.ts';
+import { repeat, type Loop } from './loop.ts';
 import { WorkflowCache } from './engine/workflow-cache.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createWebhookGuard, type HostResolver } from './providers/webhook-guard.ts';
@@ -146,8 +147,7 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
   const deps = await createDeps(config, options);
   let server: Server | null = null;
   let worker: Worker | null = null;
-  let sweepTimer: NodeJS.Timeout | null = null;
-  let foldTimer: NodeJS.Timeout | null = null;
+  const loops: Loop[] = [];
   let workerConnection: RedisClient | null = null;
 
   if (roles.worker) {
@@ -155,25 +155,27 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
     workerConnection.on('error', () => undefined);
     worker = createStepWorker(deps, deps.cache, workerConnection);
     const sweep = createSweeper(deps);
-    const runSweep = () =>
-      sweep()
-        .then((report) =>
-          report.rebuilt || report.admitted || report.notified || report.partitionsCreated || report.partitionsDropped
-            ? deps.logger.info('sweep', { ...report })
-            : undefined,
-        )
-        .catch((error: unknown) => deps.logger.warn('sweep failed', { error: coerceError(error).message }))
-        .finally(() => {
-          if (sweepTimer) sweepTimer = setTimeout(runSweep, config.SWEEP_INTERVAL_MS).unref();
-        });
-    sweepTimer = setTimeout(runSweep, 0).unref();
-    const runFold = () =>
-      foldCounts(deps.store)
-        .catch((error: unknown) => deps.logger.warn('folding counts failed', { error: coerceError(error).message }))
-        .finally(() => {
-          if (foldTimer) foldTimer = setTimeout(runFold, config.COUNTS_FOLD_INTERVAL_MS).unref();
-        });
-    foldTimer = setTimeout(runFold, config.COUNTS_FOLD_INTERVAL_MS).unref();
+    const failed = (what: string) => (error: unknown) =>
+      deps.logger.warn(`${what} failed`, { error: coerceError(error).message });
+    const stalled = (what: string) => (ms: number) =>
+      deps.logger.warn(`${what} has not finished after ${ms} ms; the next one starts`);
+    loops.push(
+      repeat(0, config.SWEEP_INTERVAL_MS, stalled('sweep'), () =>
+        sweep()
+          .then((report) =>
+            report.rebuilt || report.admitted || report.notified || report.partitionsCreated || report.partitionsDropped
+              ? deps.logger.info('sweep', { ...report })
+              : undefined,
+          )
+          .catch(failed('sweep')),
+      ),
+      repeat(config.COUNTS_FOLD_INTERVAL_MS, config.COUNTS_FOLD_INTERVAL_MS, stalled('folding counts'), () =>
+        foldCounts(deps.store).catch(failed('folding counts')),
+      ),
+      repeat(config.TIMER_RELEASE_INTERVAL_MS, config.TIMER_RELEASE_INTERVAL_MS, stalled('timer release'), () =>
+        sweep.release().catch(failed('timer release')),
+      ),
+    );
   }
   const app = roles.api ? createApp(deps) : config.METRICS_PORT !== undefined ? createOpsApp(deps) : null;
   if (app) {
@@ -197,10 +199,7 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
     port,
     stop() {
       stopping ??= (async () => {
-        if (sweepTimer) clearTimeout(sweepTimer);
-        if (foldTimer) clearTimeout(foldTimer);
-        sweepTimer = null;
-        foldTimer = null;
+        for (const loop of loops) loop.stop();
         const closing = Promise.all([
           worker?.close(),
           server && new Promise<void>((resolve) => server!.close(() => resolve())),

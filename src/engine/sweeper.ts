@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { coerceError } from '../errors.ts';
 import type { StepWork } from './work.ts';
 import { traceOf } from './decide-step.ts';
@@ -7,12 +8,12 @@ import type { EngineDeps } from './types.ts';
 
 /**
  * Bounds of one sweep's reads: rows per statement (and per Redis call), stale candidates checked per
- * sweep, timers promoted per sweep (`TIMER_PROMOTE_PER_SWEEP` unless given).
+ * sweep, and the ready jobs the timer release tops the queue up to (`TIMER_READY_TARGET` unless given).
  */
 export interface SweepLimits {
   batch: number;
   staleRowsPerSweep: number;
-  timersPerSweep?: number;
+  readyTarget?: number;
 }
 const LIMITS: SweepLimits = { batch: 1_000, staleRowsPerSweep: 5_000 };
 /** How often one process's sweeper keeps the log partitions (created ahead, dropped by LOG_RETENTION_DAYS). */
@@ -22,12 +23,15 @@ const DAY_MS = 86_400_000;
 /** The end of the timer order: every timer due by `at`, whatever its id, is passed. */
 const LAST_ID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
 
+/** This process, as the holder of the timer release's lease (every sweeper of a process is one holder). */
+const PROCESS_ID = randomUUID();
+
 /** What one sweep did. */
 export interface SweepReport {
   /** Redis had lost its state (restart, FLUSHALL) and every running execution was re-enqueued. */
   rebuilt: boolean;
   enqueued: number;
-  /** Timers promoted from Postgres to Redis (counted in `enqueued`). */
+  /** Timers released from Postgres to Redis (counted in `enqueued`). */
   promoted: number;
   admitted: number;
   /** Notification attempts made: failures whose worker died before notifying, and retries now due. */
@@ -37,13 +41,24 @@ export interface SweepReport {
   partitionsDropped: number;
 }
 
+/** What one timer release did: whether this process held the lease, the queue's ready jobs before it, the timers it released. */
+export interface ReleaseReport {
+  leader: boolean;
+  ready: number;
+  released: number;
+}
+
+/** A sweep, and the timer release it starts with, which the runtime also runs on its own, more often. */
+export type Sweeper = (() => Promise<SweepReport>) & { release: () => Promise<ReleaseReport> };
+
 /**
  * Rebuilds Redis work from Postgres, the source of truth. Each sweep
- * - promotes timers due within `TIMER_PROMOTE_AHEAD_MS` (later ones live only in Postgres), walking
- *   them in (next_run_at, id) order from where the previous sweep stopped, at most `timersPerSweep` per
- *   sweep in statements of `batch`; their jobs come due at their time but no faster than
- *   `timersPerSweep` per interval, so a spike of due timers enters Redis, and comes due, at a bounded
- *   rate that leaves new triggers room;
+ * - releases due timers ({@link Sweeper.release}, also run every `TIMER_RELEASE_INTERVAL_MS`): one
+ *   process at a time (a lease in Redis) walks the timers due within `TIMER_PROMOTE_AHEAD_MS` in
+ *   (next_run_at, id) order from where the walk stands (a position in Redis, shared by every worker),
+ *   enqueueing only as many as keep the queue's ready jobs under `TIMER_READY_TARGET`. A spike of due
+ *   timers thus enters Redis as fast as the workers take it and no faster, and their jobs share one
+ *   line with new executions' first jobs, so a new trigger waits behind at most that many jobs;
  * - re-enqueues executions whose work is due but untouched for `STALE_AFTER_MS` and whose job is not in
  *   Redis (a crash between commit and enqueue, a failed enqueue), overdue timers the walk has passed
  *   included, checking a bounded slice of the candidates per sweep;
@@ -54,65 +69,76 @@ export interface SweepReport {
  * - at most once per {@link LOG_MAINTENANCE_MS}, creates the log tables' monthly partitions ahead and,
  *   with LOG_RETENTION_DAYS, drops the months wholly older than it (src/sql/partitions.ts); a failure
  *   there (a lock not granted in time) is logged and tried again at the next sweep;
- * - after Redis lost its data (the epoch key is gone) re-enqueues every running execution, walking the
- *   table from its start in batches of `limits.batch` (not from the cursor an earlier sweep left), and
- *   walks the timers again from the first.
+ * - after Redis lost its data (the epoch key is gone, and with it the walk's position) re-enqueues every
+ *   running execution, walking the table from its start in batches of `limits.batch`, and the timer
+ *   release walks the timers again from the first.
  * Job ids are derived from execution versions, so re-adding a job that still exists changes nothing,
  * and a job for an outdated version is dropped by the worker: sweeping is always safe.
  */
-export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
+export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): Sweeper {
   const { batch } = limits;
-  const timersPerSweep = limits.timersPerSweep ?? deps.config.TIMER_PROMOTE_PER_SWEEP;
-  /** Where the timer walk stands: every timer up to it in (next_run_at, id) order has been promoted. */
-  let position: TimerPosition | null = null;
-  /** Jobs of promoted timers are released one per `spacingMs` at most, from `releaseAt` on: `timersPerSweep` per interval. */
-  const spacingMs = deps.config.SWEEP_INTERVAL_MS / timersPerSweep;
-  let releaseAt = 0;
+  const readyTarget = limits.readyTarget ?? deps.config.TIMER_READY_TARGET;
   let staleCursor: string | undefined;
   let maintainedAt: number | null = null;
-  const epochKey = `${deps.config.QUEUE_PREFIX}:epoch`; // single-key SET NX; carries the prefix's hash tag on a cluster
+  // Single-key commands, each key carrying the prefix's hash tag on a cluster.
+  const prefix = deps.config.QUEUE_PREFIX;
+  const keys = { epoch: `${prefix}:epoch`, lease: `${prefix}:timer-release`, walk: `${prefix}:timer-walk` };
+  const leaseMs = Math.max(2_000, 4 * deps.config.TIMER_RELEASE_INTERVAL_MS);
 
-  return async function sweep(): Promise<SweepReport> {
+  /** Takes or keeps the release's lease; false while another process holds it. */
+  const lease = async (): Promise<boolean> => {
+    if ((await deps.redis.set(keys.lease, PROCESS_ID, 'PX', leaseMs, 'NX')) === 'OK') return true;
+    if ((await deps.redis.get(keys.lease)) !== PROCESS_ID) return false;
+    await deps.redis.pexpire(keys.lease, leaseMs);
+    return true;
+  };
+  const walkPosition = async (): Promise<TimerPosition | null> => parsePosition(await deps.redis.get(keys.walk));
+
+  const release = async (recovered?: boolean): Promise<ReleaseReport> => {
+    if (!(await lease())) return { leader: false, ready: 0, released: 0 };
     const now = deps.clock.now();
-    const rebuilt = (await deps.redis.set(epochKey, now.toISOString(), 'NX')) === 'OK';
-    if (rebuilt) {
-      position = null;
-      releaseAt = 0;
-      staleCursor = undefined;
-    }
+    const ready = await deps.queue.ready();
     const horizon = new Date(now.getTime() + deps.config.TIMER_PROMOTE_AHEAD_MS);
-    const staleBefore = new Date(now.getTime() - deps.config.STALE_AFTER_MS);
-    let enqueued = 0;
-
-    // Timers, in bounded statements up to the sweep's share; a short statement means the walk reached
-    // the horizon, and the next sweep starts after it (later waits that start get their job at once).
-    let count = 0;
-    releaseAt = Math.max(releaseAt, now.getTime()); // no credit for time the sweeper had nothing to release
-    while (count < timersPerSweep) {
-      const limit = Math.min(batch, timersPerSweep - count);
+    const start = await walkPosition();
+    let position = start;
+    let released = 0;
+    // Bounded statements up to the room under the target; a short one means the walk reached the
+    // horizon, and the next release starts after it (later waits that start get their job at once).
+    while (released < readyTarget - ready) {
+      const limit = Math.min(batch, readyTarget - ready - released);
       const timers = await deps.store.sweep.timers(horizon, position, limit);
-      enqueued += await enqueue(
+      await enqueue(
         deps,
         batch,
-        timers.map((t) => {
-          const release = Math.max(t.nextRunAt!.getTime(), releaseAt);
-          releaseAt = release + spacingMs;
-          return {
-            executionId: t.id,
-            version: t.version,
-            delayMs: release - now.getTime(),
-            recovered: rebuilt || undefined,
-            trace: traceOf(t),
-          };
-        }),
+        timers.map((t) => ({
+          executionId: t.id,
+          version: t.version,
+          delayMs: t.nextRunAt!.getTime() - now.getTime(),
+          first: true,
+          recovered: recovered || undefined,
+          trace: traceOf(t),
+        })),
       );
-      count += timers.length;
-      if (timers.length < limit) {
-        position = { at: horizon, id: LAST_ID };
-        break;
-      }
-      position = { at: timers.at(-1)!.nextRunAt!, id: timers.at(-1)!.id };
+      released += timers.length;
+      position =
+        timers.length < limit ? { at: horizon, id: LAST_ID } : { at: timers.at(-1)!.nextRunAt!, id: timers.at(-1)!.id };
+      if (timers.length < limit) break;
     }
+    if (position && position !== start) await deps.redis.set(keys.walk, formatPosition(position));
+    return { leader: true, ready, released };
+  };
+
+  const sweep = async function sweep(): Promise<SweepReport> {
+    const now = deps.clock.now();
+    const rebuilt = (await deps.redis.set(keys.epoch, now.toISOString(), 'NX')) === 'OK';
+    if (rebuilt) {
+      staleCursor = undefined;
+      await deps.redis.del(keys.walk); // gone with the data already, unless this is the first sweep
+    }
+    const staleBefore = new Date(now.getTime() - deps.config.STALE_AFTER_MS);
+    const { released: count } = await release(rebuilt);
+    let enqueued = count;
+    const position = await walkPosition();
 
     // After a Redis loss everything is rebuilt at once; otherwise each sweep checks the next
     // STALE_ROWS_PER_SWEEP candidates, going round the table, so a large backlog costs each sweep little.
@@ -163,6 +189,14 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS) {
       partitionsDropped: partitions.dropped,
     };
   };
+  return Object.assign(sweep, { release: () => release() });
+}
+
+/** The walk's position as kept in Redis: `<next_run_at ISO> <id>`. */
+const formatPosition = (position: TimerPosition) => `${position.at.toISOString()} ${position.id}`;
+function parsePosition(value: string | null): TimerPosition | null {
+  const [at, id] = value?.split(' ') ?? [];
+  return at && id ? { at: new Date(at), id } : null;
 }
 
 /** Creates the log partitions ahead; with LOG_RETENTION_DAYS drops those wholly older, logging each. */

@@ -32,6 +32,8 @@ export interface WorkQueue {
   add(work: StepWork[]): Promise<void>;
   /** The work whose job is not in the queue (completed, lost, or never added). */
   missing(work: StepWork[]): Promise<StepWork[]>;
+  /** How many jobs are ready to run and not yet taken by a worker (due, not delayed). */
+  ready(): Promise<number>;
   /** Removes the pending job of an execution at `version`, if it is waiting or delayed. */
   remove(executionId: string, version: number): Promise<void>;
 }

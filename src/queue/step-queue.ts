@@ -84,6 +84,11 @@ export class StepQueue implements WorkQueue {
     return work.filter((_, i) => found[i]?.[1] !== 1);
   }
 
+  async ready(): Promise<number> {
+    const counts = await this.queue.getJobCounts('wait', 'prioritized');
+    return (counts.wait ?? 0) + (counts.prioritized ?? 0);
+  }
+
   /** Removes the pending job of an execution at `version`, if it is waiting or delayed (a running job is left to finish). */
   async remove(executionId: string, version: number): Promise<void> {
     await this.queue.remove(stepJobId(executionId, version)).catch(() => 0);

@@ -49,6 +49,25 @@ describe('Redis Cluster failover', () => {
     await cluster?.stop();
   });
 
+  /** What the queue holds for the executions not completed, and the last log lines of each worker. */
+  const whyStuck = async (ids: string[]) => {
+    const stuck = await h.db.execution.findMany({ where: { id: { in: ids }, status: { not: 'COMPLETED' } } });
+    const jobs = await Promise.all(
+      stuck.map(async (e) => {
+        const job = await h.deps.queue.queue.getJob(`${e.id}.${e.version}`);
+        return {
+          id: e.id,
+          version: e.version,
+          status: e.status,
+          job: job && { state: await job.getState(), ...job.asJSON() },
+        };
+      }),
+    );
+    const counts = await h.deps.queue.queue.getJobCounts();
+    const tails = workers.map((w) => w.output.join('').split('\n').slice(-40).join('\n'));
+    return `stuck: ${JSON.stringify({ jobs, counts }, null, 1)}\n${tails.join('\n-----\n')}`;
+  };
+
   it('uses a hash-tagged prefix, so every key of the queue lives in one slot', () => {
     expect(h.config.REDIS.mode).toBe('cluster');
     expect(h.config.QUEUE_PREFIX).toMatch(/^\{fmtest-[0-9a-f]+\}$/);
@@ -75,7 +94,12 @@ describe('Redis Cluster failover', () => {
     expect(await cluster.masterOf(`${h.config.QUEUE_PREFIX}:steps`)).toBe(successor);
     ids.push(...(await during));
 
-    for (const id of ids) await h.waitForExecution(id, (e) => e.status === 'COMPLETED', 45_000);
+    try {
+      for (const id of ids) await h.waitForExecution(id, (e) => e.status === 'COMPLETED', 45_000);
+    } catch (error) {
+      console.warn(await whyStuck(ids));
+      throw error;
+    }
 
     // Every step of every execution was delivered, always under the same key.
     const keysByStep = new Map<string, Set<string | undefined>>();

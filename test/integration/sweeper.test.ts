@@ -60,104 +60,105 @@ describe('sweeper', () => {
     expect(await h.deps.queue.queue.getJob(stepJobId(id, row.version))).toBeDefined();
     await h.step(id);
     expect((await h.db.execution.findUniqueOrThrow({ where: { id } })).status).toBe('ACTIVE');
+    await h.step(id); // the queue is empty again for the tests below
   });
 
-  // A spike of timers due together is promoted a bounded slice per sweep, in (next_run_at, id) order,
-  // each sweep continuing where the previous one stopped.
-  it('promotes timers kept in Postgres in bounded batches: each once, none skipped, the rest by the next sweeps', async () => {
-    const workflow = await h.createWorkflow(withWait('3 hours')); // beyond TIMER_HORIZON_MS: no job at once
-    const ids: string[] = [];
-    const group = async () => {
-      const started: string[] = [];
-      for (let i = 0; i < 5; i += 1) started.push(await h.trigger(workflow.id, (await h.createContact()).id));
-      for (const id of started) await h.step(id); // each group's waits share one due time: ties go by id
-      ids.push(...started);
-    };
-    await group();
-    clock.advance(1_000); // a second group due one second after the first
-    await group();
+  /** Five executions waiting 3 hours (beyond TIMER_HORIZON_MS: no job at once), each step taken; their ids by due time, then id. */
+  const waitingGroup = async (workflowId: string) => {
+    const started: string[] = [];
+    for (let i = 0; i < 5; i += 1) started.push(await h.trigger(workflowId, (await h.createContact()).id));
+    for (const id of started) await h.step(id); // the group's waits share one due time: ties go by id
+    return started.sort();
+  };
+  const jobsOf = async (ids: string[]) => {
     const rows = await h.db.execution.findMany({ where: { id: { in: ids } } });
-    const order = rows
-      .sort((a, b) => a.nextRunAt!.getTime() - b.nextRunAt!.getTime() || (a.id < b.id ? -1 : 1))
-      .map((r) => ({ id: r.id, version: r.version }));
-    const queued = async () => {
-      const present: string[] = [];
-      for (const r of order) if (await h.deps.queue.queue.getJob(stepJobId(r.id, r.version))) present.push(r.id);
-      return present;
-    };
-    expect(rows.every((r) => r.status === 'PAUSED')).toBe(true);
-    expect(await queued()).toEqual([]);
+    const jobs = await Promise.all(rows.map((r) => h.deps.queue.queue.getJob(stepJobId(r.id, r.version))));
+    return new Map(rows.map((r, i) => [r.id, jobs[i]]));
+  };
+  /** Fires the execution's timer and sends its email, as a worker would. */
+  const finish = async (id: string) => {
+    await h.step(id);
+    await h.step(id);
+  };
 
-    const bounded = createSweeper(h.deps, { batch: 2, staleRowsPerSweep: 2, timersPerSweep: 4 });
-    expect((await bounded()).promoted).toBe(0); // due in 3 hours: beyond TIMER_PROMOTE_AHEAD_MS
-    clock.advance(3 * 3_600_000 - 30_000); // the first group is due in 29 s, the second in 30 s
-    const reports = [await bounded(), await bounded(), await bounded(), await bounded()];
-    expect(reports.map((r) => r.promoted)).toEqual([4, 4, 2, 0]);
-    expect(await queued()).toEqual(order.map((r) => r.id));
-    // The walk is past them all: a later sweep reads none again, even once they are overdue and stale
-    // (their jobs are in Redis).
-    clock.advance(30_000 + 61_000);
-    expect((await bounded()).promoted).toBe(0);
-    for (const id of ids) await h.step(id);
-    expect(new Set((await h.db.execution.findMany({ where: { id: { in: ids } } })).map((r) => r.status))).toEqual(
-      new Set(['ACTIVE']),
-    );
-  });
-
-  it('releases the jobs of timers due at once no faster than the limit per sweep interval', async () => {
+  // A spike of due timers is released as the queue has room: the walk tops the ready jobs up to the
+  // target, in (next_run_at, id) order, each release continuing where the previous one stopped.
+  it('releases due timers kept in Postgres only while the queue has room under its target: each once, in order, none skipped', async () => {
     const workflow = await h.createWorkflow(withWait('3 hours'));
-    const ids: string[] = [];
-    for (let i = 0; i < 3; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
-    for (const id of ids) await h.step(id);
-    const bounded = createSweeper(h.deps, { batch: 2, staleRowsPerSweep: 2, timersPerSweep: 4 });
-    await bounded();
-    clock.advance(3 * 3_600_000 + 5_000); // all overdue by 5 s: the sweeper's walk finds them due
-    expect((await bounded()).promoted).toBe(3);
-    const rows = await h.db.execution.findMany({ where: { id: { in: ids } } });
-    rows.sort((a, b) => (a.id < b.id ? -1 : 1));
-    const delays = await Promise.all(
-      rows.map(async (r) => (await h.deps.queue.queue.getJob(stepJobId(r.id, r.version)))!.opts.delay ?? 0),
-    );
-    const interval = h.config.SWEEP_INTERVAL_MS;
-    expect(delays).toEqual([0, interval / 4, (2 * interval) / 4].map(Math.round));
-    for (const id of ids) await h.step(id);
-  });
+    const first = await waitingGroup(workflow.id);
+    clock.advance(5_000); // a second group due five seconds after the first
+    const second = await waitingGroup(workflow.id);
+    const order = [...first, ...second];
+    expect([...(await jobsOf(order)).values()].filter(Boolean)).toEqual([]);
 
-  it('releases timers due together at their time, then one per interval ÷ limit, across sweeps', async () => {
-    const workflow = await h.createWorkflow(withWait('3 hours'));
-    const ids: string[] = [];
-    for (let i = 0; i < 6; i += 1) ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
-    for (const id of ids) await h.step(id); // all six share one due time
-    const bounded = createSweeper(h.deps, { batch: 2, staleRowsPerSweep: 2, timersPerSweep: 4 });
-    await bounded();
-    clock.advance(3 * 3_600_000 - 30_000); // due in 30 s
-    expect([(await bounded()).promoted, (await bounded()).promoted]).toEqual([4, 2]);
-    const rows = await h.db.execution.findMany({ where: { id: { in: ids } } });
-    rows.sort((a, b) => (a.id < b.id ? -1 : 1));
-    const delays = await Promise.all(
-      rows.map(async (r) => (await h.deps.queue.queue.getJob(stepJobId(r.id, r.version)))!.opts.delay ?? 0),
-    );
-    const spacing = h.config.SWEEP_INTERVAL_MS / 4;
-    expect(delays).toEqual([0, 1, 2, 3, 4, 5].map((k) => Math.round(30_000 + k * spacing)));
-    clock.advance(31_000); // all due
-    for (const id of ids) await h.step(id);
-  });
-
-  it('a walk cut short by its limit leaves overdue timers it has not reached to itself, not to the stale path', async () => {
-    const workflow = await h.createWorkflow(withWait('3 hours'));
-    const ids: string[] = [];
-    for (let i = 0; i < 4; i += 1) {
-      ids.push(await h.trigger(workflow.id, (await h.createContact()).id));
-      await h.step(ids.at(-1)!);
-      clock.advance(1); // each due 1 ms after the one before
+    const bounded = createSweeper(h.deps, { batch: 2, staleRowsPerSweep: 2, readyTarget: 4 });
+    expect(await bounded.release()).toEqual({ leader: true, ready: 0, released: 0 }); // due in 3 hours
+    clock.advance(3 * 3_600_000 - 4_000); // the first group is overdue by a second, the second due in 4 s
+    expect(await bounded.release()).toEqual({ leader: true, ready: 0, released: 4 });
+    expect(await bounded.release()).toEqual({ leader: true, ready: 4, released: 0 }); // no room
+    const queued = await jobsOf(order);
+    expect(order.filter((id) => queued.get(id))).toEqual(first.slice(0, 4));
+    // Their jobs wait in one line with new executions' first jobs (a priority), due at once.
+    for (const id of first.slice(0, 4)) {
+      expect(await queued.get(id)!.getState()).toBe('prioritized');
+      expect(queued.get(id)!.opts.delay).toBe(0);
     }
-    const bounded = createSweeper(h.deps, { batch: 1, staleRowsPerSweep: 10, timersPerSweep: 1 });
-    await bounded();
-    clock.advance(3 * 3_600_000 + 120_000); // overdue by two minutes, beyond STALE_AFTER_MS
-    const reports = [await bounded(), await bounded(), await bounded(), await bounded(), await bounded()];
-    expect(reports.map((r) => r.promoted)).toEqual([1, 1, 1, 1, 0]);
-    expect(reports.map((r) => r.enqueued)).toEqual([1, 1, 1, 1, 0]);
-    for (const id of ids) await h.step(id);
+    for (const id of first.slice(0, 2)) await finish(id); // the workers take two: room for two more
+    expect(await bounded.release()).toEqual({ leader: true, ready: 2, released: 1 }); // the second group is not within TIMER_PROMOTE_AHEAD_MS yet
+    clock.advance(4_000); // the second group is due
+    for (const id of first.slice(2)) await finish(id);
+    expect(await bounded.release()).toEqual({ leader: true, ready: 0, released: 4 });
+    expect(await bounded.release()).toEqual({ leader: true, ready: 4, released: 0 });
+    for (const id of second.slice(0, 4)) await finish(id);
+    expect(await bounded.release()).toEqual({ leader: true, ready: 0, released: 1 });
+    await finish(second[4]!);
+    // The walk is past them all: a later release reads none again, and a sweep leaves them to it.
+    clock.advance(61_000);
+    expect(await bounded.release()).toEqual({ leader: true, ready: 0, released: 0 });
+    expect((await bounded()).enqueued).toBe(0);
+    const rows = await h.db.execution.findMany({ where: { id: { in: order } } });
+    expect(rows.map((r) => r.status)).toEqual(order.map(() => 'COMPLETED'));
+  });
+
+  it('releases a timer due within TIMER_PROMOTE_AHEAD_MS as a job delayed until its time', async () => {
+    const workflow = await h.createWorkflow(withWait('3 hours'));
+    const [id] = await waitingGroup(workflow.id);
+    const others = (await h.db.execution.findMany({ where: { workflowId: workflow.id, id: { not: id } } })).map(
+      (r) => r.id,
+    );
+    clock.advance(3 * 3_600_000 - h.config.TIMER_PROMOTE_AHEAD_MS + 200); // due in TIMER_PROMOTE_AHEAD_MS - 200 ms
+    expect((await sweep.release()).released).toBe(5);
+    const job = (await jobsOf([id!])).get(id!)!;
+    expect(job.opts.delay).toBe(h.config.TIMER_PROMOTE_AHEAD_MS - 200);
+    clock.advance(h.config.TIMER_PROMOTE_AHEAD_MS);
+    for (const other of [id!, ...others]) await finish(other);
+  });
+
+  // One walk, shared: every process's release goes through one lease and one position in Redis.
+  it('lets one process release at a time, and another take over the walk where it stands once the lease lapses', async () => {
+    const workflow = await h.createWorkflow(withWait('3 hours'));
+    const first = await waitingGroup(workflow.id);
+    clock.advance(3 * 3_600_000 + 1_000);
+    const lease = `${h.config.QUEUE_PREFIX}:timer-release`;
+    await h.deps.redis.set(lease, 'another process', 'PX', 60_000);
+    expect(await sweep.release()).toEqual({ leader: false, ready: 0, released: 0 });
+    expect((await sweep()).promoted).toBe(0);
+    // The other process walked to the third timer, then died: its lease lapses and this one goes on from there.
+    const third = (await h.db.execution.findUniqueOrThrow({ where: { id: first[2]! } })).nextRunAt!;
+    await h.deps.redis.set(`${h.config.QUEUE_PREFIX}:timer-walk`, `${third.toISOString()} ${first[2]}`);
+    await h.deps.redis.del(lease);
+    expect(await sweep.release()).toEqual({ leader: true, ready: 0, released: 2 });
+    expect(
+      [...(await jobsOf(first)).entries()]
+        .filter(([, job]) => job)
+        .map(([id]) => id)
+        .sort(),
+    ).toEqual(first.slice(3));
+    expect(await h.deps.redis.pttl(lease)).toBeGreaterThan(0);
+    // The timers before it are the walk's past: once overdue and stale with no job, the sweep rebuilds them.
+    clock.advance(61_000);
+    expect((await sweep()).enqueued).toBe(3);
+    for (const id of first) await finish(id);
   });
 
   it('admits executions waiting in line when their account has free slots', async () => {
