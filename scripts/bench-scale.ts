@@ -16,7 +16,7 @@
  *   the spike and errors.
  *
  * Usage: `npm run bench -- --scenario waiting|spike [--contacts N] [--bulk N] [--clients N] [--workers N]
- *   [--worker-concurrency N] [--provider-latency MS] [--trigger-rate N] [--ready-target N]
+ *   [--worker-concurrency N] [--provider-latency MS] [--trigger-rate N] [--ready-target N] [--enroll-queue-limit N]
  *   [--time-limit S] [--log-level info] [--keep] [--json]` (see docs/benchmarks.md). Exits 1 on any error.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -61,6 +61,8 @@ export interface ScaleOptions {
   triggerRate: number;
   /** `TIMER_READY_TARGET` of the workers (unset: the default). */
   readyTarget: number | null;
+  /** `ENROLL_QUEUE_LIMIT` of the API (unset: the default). */
+  enrollQueueLimit: number | null;
   /** Gives up after this many seconds (0: never); what did not finish counts as an error. @defaultValue 0 */
   timeLimit: number;
   logLevel: string;
@@ -132,6 +134,7 @@ async function startScale(
     LOG_LEVEL: options.logLevel,
     WORKER_CONCURRENCY: String(options.workerConcurrency),
     ...(options.readyTarget ? { TIMER_READY_TARGET: String(options.readyTarget) } : {}),
+    ...(options.enrollQueueLimit !== null ? { ENROLL_QUEUE_LIMIT: String(options.enrollQueueLimit) } : {}),
   });
   progress(`starting the API and ${options.workers} workers…`);
   const processes = await Promise.all([
@@ -207,24 +210,28 @@ async function enroll(
   workflowId: string,
   contacts: string[],
   progress: (line: string) => void,
-): Promise<{ ids: string[]; seconds: number; httpErrors: number; requestMs: number[] }> {
+): Promise<{ ids: string[]; seconds: number; httpErrors: number; requestMs: number[]; held: number }> {
   const ids: string[] = [];
   const requestMs: number[] = [];
   let httpErrors = 0;
+  let held = 0;
   let next = 0;
   const started = performance.now();
   const client = async () => {
     for (let from = next; from < contacts.length && scale.exits() === 0; from = next) {
       next += options.bulk;
-      const sent = performance.now();
-      const response = await requestJson(
-        scale.api.port,
-        'POST',
-        `/api/v1/workflows/${workflowId}/enrollments`,
-        scale.apiKey,
-        { contact_ids: contacts.slice(from, from + options.bulk) },
-      );
-      requestMs.push(performance.now() - sent);
+      const body = { contact_ids: contacts.slice(from, from + options.bulk) };
+      const path = `/api/v1/workflows/${workflowId}/enrollments`;
+      let sent = performance.now();
+      let response = await requestJson(scale.api.port, 'POST', path, scale.apiKey, body);
+      // 429 while the queue holds ENROLL_QUEUE_LIMIT ready jobs: wait its Retry-After (1 s) and ask again.
+      while (response.status === 429 && scale.exits() === 0) {
+        held += 1;
+        await sleep(1_000);
+        sent = performance.now();
+        response = await requestJson(scale.api.port, 'POST', path, scale.apiKey, body);
+      }
+      requestMs.push(performance.now() - sent); // the answered attempt
       if (response.status !== 200) {
         if (httpErrors++ < 5) progress(`enrollment answered ${response.status}: ${JSON.stringify(response.body)}`);
         continue;
@@ -236,7 +243,8 @@ async function enroll(
     }
   };
   await Promise.all(Array.from({ length: options.clients }, client));
-  return { ids, seconds: (performance.now() - started) / 1000, httpErrors, requestMs };
+  if (held > 0) progress(`${held} enrollment requests were held back by ENROLL_QUEUE_LIMIT (429) and sent again`);
+  return { ids, seconds: (performance.now() - started) / 1000, httpErrors, requestMs, held };
 }
 
 /** Resolves once `condition` holds, polling every `everyMs`; false when `deadline` (ms since epoch, 0: none) passed or a process died. */
@@ -770,6 +778,7 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
       'provider-latency': { type: 'string', default: '5' },
       'trigger-rate': { type: 'string', default: '20' },
       'ready-target': { type: 'string' },
+      'enroll-queue-limit': { type: 'string' },
       'time-limit': { type: 'string', default: '0' },
       'log-level': { type: 'string', default: 'info' },
       keep: { type: 'boolean', default: false },
@@ -793,6 +802,7 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
     providerLatency: int('provider-latency', values['provider-latency'], 0),
     triggerRate: int('trigger-rate', values['trigger-rate'], 1),
     readyTarget: values['ready-target'] ? int('ready-target', values['ready-target'], 1) : null,
+    enrollQueueLimit: values['enroll-queue-limit'] ? int('enroll-queue-limit', values['enroll-queue-limit'], 0) : null,
     timeLimit: int('time-limit', values['time-limit'], 0),
     logLevel: values['log-level'],
     keep: values.keep,

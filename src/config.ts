@@ -92,6 +92,11 @@ const environmentSchema = z.object({
   TIMER_PROMOTE_AHEAD_MS: z.coerce.number().int().min(0).default(1_000),
   TIMER_READY_TARGET: z.coerce.number().int().min(1).default(500),
   /**
+   * A bulk enrollment is refused with 429 and `Retry-After` while the queue holds this many jobs ready
+   * to run or more (0: never): the enrollment backlog waits with the caller, not in Redis.
+   */
+  ENROLL_QUEUE_LIMIT: z.coerce.number().int().min(0).default(50_000),
+  /**
    * Days of execution logs and contact events kept: whole months older than this are dropped by the
    * sweeper, except the log rows of executions still running (prisma/functions/flowmachine_drop_log_partitions.sql).
    * @defaultValue 0: kept forever

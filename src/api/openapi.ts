@@ -498,7 +498,7 @@ export const OPERATIONS: Operation[] = [
       'Enroll up to 1,000 contacts at once, each as a trigger would (outcome per contact: started, duplicate, already_enrolled, contact_not_found, opted_out)',
     body: bulkEnrollBody,
     ok: [200, responses.enrolled, 'one outcome per distinct contact, in request order'],
-    errors: [400, 401, 404],
+    errors: [400, 401, 404, 429],
   },
   {
     method: 'get',
@@ -616,6 +616,7 @@ const ERROR_TEXT: Record<number, string> = {
   413: 'body too large',
   415: 'body is not JSON',
   422: 'Idempotency-Key already used with a different request',
+  429: 'too many requests (API_RATE_LIMIT), or a bulk enrollment while the queue holds ENROLL_QUEUE_LIMIT jobs ready to run: retry after Retry-After seconds',
   503: 'a dependency is down',
 };
 

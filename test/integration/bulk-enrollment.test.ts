@@ -159,3 +159,36 @@ describe('bulk enrollment failing in a later chunk', () => {
       expect(await h.deps.queue.queue.getJob(stepJobId(execution.id, 0)), execution.id).toBeDefined();
   });
 });
+
+// With ENROLL_QUEUE_LIMIT, enrollments wait with the caller while the workers are behind, not in Redis.
+describe('bulk enrollment while the queue is full', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ worker: false, env: { ENROLL_QUEUE_LIMIT: '3' } });
+  });
+  afterAll(() => h.stop());
+
+  it('refuses with 429 and Retry-After, enrolling no one, until the workers have taken jobs', async () => {
+    const workflow = await h.createWorkflow({ steps: [tagThenMail.steps[1]!] });
+    const contacts = await Promise.all(Array.from({ length: 4 }, () => h.createContact()));
+    const first = await h.api.post(`/workflows/${workflow.id}/enrollments`, {
+      contact_ids: contacts.slice(0, 3).map((c) => c.id),
+    });
+    expect(first.status).toBe(200);
+    expect(await h.deps.queue.ready()).toBe(3);
+
+    const refused = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: [contacts[3]!.id] });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body).toMatchObject({ error: expect.stringContaining('ENROLL_QUEUE_LIMIT 3') });
+    expect(await h.db.execution.count({ where: { contactId: contacts[3]!.id } })).toBe(0);
+    // Bad input is still answered first.
+    expect((await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: ['x'] })).status).toBe(400);
+
+    const ids = (first.body as { results: { execution_id: string }[] }).results.map((r) => r.execution_id);
+    await h.step(ids[0]!); // a worker takes one job: the queue is under the limit again
+    const accepted = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: [contacts[3]!.id] });
+    expect(accepted.status).toBe(200);
+    expect(accepted.body).toMatchObject({ started: 1 });
+  });
+});

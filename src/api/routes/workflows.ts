@@ -253,6 +253,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const caller = callerOf(request);
     const workflowId = validate(uuidParam, request.params.id, 'params');
     const body = validate(bulkEnrollBody, request.body, 'body');
+    await refuseWhileQueueFull(deps);
     const result = await enrollContacts(deps, deps.cache, {
       accountId: caller.accountId,
       workflowId,
@@ -322,4 +323,25 @@ export function workflowRoutes(deps: ApiDeps): Router {
   }
 
   return router;
+}
+
+/** Seconds a bulk enrollment refused for a full queue is asked to wait. */
+const QUEUE_FULL_RETRY_AFTER_S = 1;
+
+/**
+ * Refuses a bulk enrollment while the queue's ready jobs reach `ENROLL_QUEUE_LIMIT`: at 1,000 contacts a
+ * request the API accepts enrollments faster than the workers start them, and the difference would
+ * otherwise pile up in Redis, one job each.
+ */
+async function refuseWhileQueueFull(deps: ApiDeps) {
+  const limit = deps.config.ENROLL_QUEUE_LIMIT;
+  if (limit === 0) return;
+  const ready = await deps.queue.ready();
+  if (ready >= limit)
+    throw new HttpError(
+      429,
+      `the queue holds ${ready} jobs ready to run (ENROLL_QUEUE_LIMIT ${limit}); retry later`,
+      {},
+      { 'retry-after': String(QUEUE_FULL_RETRY_AFTER_S) },
+    );
 }
