@@ -94,12 +94,14 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): S
   };
   const walkPosition = async (): Promise<TimerPosition | null> => parsePosition(await deps.redis.get(keys.walk));
 
-  const release = async (recovered?: boolean): Promise<ReleaseReport> => {
+  const release = async (): Promise<ReleaseReport> => {
     if (!(await lease())) return { leader: false, ready: 0, released: 0 };
     const now = deps.clock.now();
     const ready = await deps.queue.ready();
     const horizon = new Date(now.getTime() + deps.config.TIMER_PROMOTE_AHEAD_MS);
     const start = await walkPosition();
+    // No position: Redis lost its data (or this is its first walk), so the jobs it adds are rebuilt ones.
+    const recovered = start === null;
     let position = start;
     let released = 0;
     // Bounded statements up to the room under the target; a short one means the walk reached the
@@ -136,7 +138,7 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): S
       await deps.redis.del(keys.walk); // gone with the data already, unless this is the first sweep
     }
     const staleBefore = new Date(now.getTime() - deps.config.STALE_AFTER_MS);
-    const { released: count } = await release(rebuilt);
+    const { released: count } = await release(); // after a loss, from the first timer (the position went too)
     let enqueued = count;
     const position = await walkPosition();
 
@@ -189,7 +191,7 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): S
       partitionsDropped: partitions.dropped,
     };
   };
-  return Object.assign(sweep, { release: () => release() });
+  return Object.assign(sweep, { release });
 }
 
 /** The walk's position as kept in Redis: `<next_run_at ISO> <id>`. */
