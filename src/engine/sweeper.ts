@@ -122,9 +122,11 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): S
         })),
       );
       released += timers.length;
-      position =
-        timers.length < limit ? { at: horizon, id: LAST_ID } : { at: timers.at(-1)!.nextRunAt!, id: timers.at(-1)!.id };
-      if (timers.length < limit) break;
+      if (timers.length < limit) {
+        position = { at: horizon, id: LAST_ID };
+        break;
+      }
+      position = { at: timers.at(-1)!.nextRunAt!, id: timers.at(-1)!.id };
     }
     if (position && position !== start) await deps.redis.set(keys.walk, formatPosition(position));
     return { leader: true, ready, released };
