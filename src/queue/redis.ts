@@ -36,15 +36,6 @@ export const FAIL_FAST_TIMEOUT_MS = 5_000;
  */
 const CLUSTER_RETRY_DELAY_MS = 250;
 const CLUSTER_MAX_REDIRECTIONS = 120;
-/**
- * The slot map is read again every {@link CLUSTER_SLOTS_REFRESH_MS}, not only on a `MOVED` answer or a
- * closed connection: a client whose map still names a failed master (whose port something else may
- * have taken since) finds the new one within that time. A read of the map may take up to
- * {@link CLUSTER_SLOTS_TIMEOUT_MS} (ioredis's 1 s default fails on a loaded host, and the client then
- * keeps its stale map).
- */
-const CLUSTER_SLOTS_REFRESH_MS = 5_000;
-const CLUSTER_SLOTS_TIMEOUT_MS = 5_000;
 
 /**
  * Opens a connection to `target`, the one place the engine, its tests and the chaos run make one: an
@@ -78,8 +69,6 @@ export function createRedis(target: RedisTarget, options: CreateRedisOptions = {
           retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
           retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
           maxRedirections: CLUSTER_MAX_REDIRECTIONS,
-          slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
-          slotsRefreshTimeout: CLUSTER_SLOTS_TIMEOUT_MS,
         }),
   };
   return new Cluster(
