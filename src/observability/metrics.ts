@@ -38,6 +38,16 @@ export interface Metrics {
   workflowCacheEvictions: Counter;
   /** `flowmachine_log_partitions_dropped_total`: monthly partitions LOG_RETENTION_DAYS dropped, by `table`. */
   logPartitionsDropped: Counter<'table'>;
+  /**
+   * `flowmachine_timers_released_total`: timers from Postgres whose job the timer release enqueued, by
+   * `recovered` (`true` for a walk without a position, after Redis lost its data: those jobs are rebuilt ones).
+   */
+  timersReleased: Counter<'recovered'>;
+  /**
+   * `flowmachine_enrollments_refused_total`: bulk enrollments answered 429 before enrolling anyone, by
+   * `reason` ({@link ENROLLMENT_REFUSAL_REASONS}; `queue_full`: the queue held ENROLL_QUEUE_LIMIT ready jobs).
+   */
+  enrollmentsRefused: Counter<'reason'>;
   /** Estimated bytes of the compiled workflow versions the process keeps. */
   workflowCacheBytes: Gauge;
   /** `flowmachine_executions`: executions by `status`, read at scrape time (see {@link setExecutionsByStatusSource}). */
@@ -48,12 +58,16 @@ export interface Metrics {
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** Why a bulk enrollment was refused: the values of `flowmachine_enrollments_refused_total{reason}`. */
+export const ENROLLMENT_REFUSAL_REASONS = ['queue_full'] as const;
+export type EnrollmentRefusalReason = (typeof ENROLLMENT_REFUSAL_REASONS)[number];
+
 /** Creates the metrics in a fresh registry (so tests and several app instances never share state). */
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'flowmachine_' });
   const registers = [registry];
-  return {
+  const metrics: Metrics = {
     registry,
     actionDuration: new Histogram({
       name: 'flowmachine_action_duration_seconds',
@@ -141,6 +155,18 @@ export function createMetrics(): Metrics {
       labelNames: ['table'] as const,
       registers,
     }),
+    timersReleased: new Counter({
+      name: 'flowmachine_timers_released_total',
+      help: 'Timers released from Postgres to the queue by the timer release, by whether the walk had lost its position (recovered).',
+      labelNames: ['recovered'] as const,
+      registers,
+    }),
+    enrollmentsRefused: new Counter({
+      name: 'flowmachine_enrollments_refused_total',
+      help: 'Bulk enrollments answered 429 before enrolling anyone, by reason (queue_full: ENROLL_QUEUE_LIMIT ready jobs).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     workflowCacheEvictions: new Counter({
       name: 'flowmachine_workflow_cache_evictions_total',
       help: 'Compiled workflow versions evicted from the cache (WORKFLOW_CACHE_MB).',
@@ -164,6 +190,10 @@ export function createMetrics(): Metrics {
       registers,
     }),
   };
+  // Every series of a fixed label set is there from the start at 0, so the first increment is a rate.
+  for (const recovered of ['false', 'true']) metrics.timersReleased.inc({ recovered }, 0);
+  for (const reason of ENROLLMENT_REFUSAL_REASONS) metrics.enrollmentsRefused.inc({ reason }, 0);
+  return metrics;
 }
 
 /** A scrape-time reader of counts by label value, e.g. `{ ACTIVE: 3, PAUSED: 1 }`. */

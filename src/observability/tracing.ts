@@ -1,4 +1,12 @@
-import { context, propagation, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Span,
+  type TimeInput,
+} from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { maskText } from './mask.ts';
 
@@ -111,21 +119,30 @@ export function withExtractedContext<T>(carrier: Record<string, string> | undefi
   return context.with(propagation.extract(context.active(), carrier), fn);
 }
 
+/** Span attributes as the engine gives them: undefined ones are dropped, strings are PII-masked. */
+export type SpanFields = Record<string, string | number | boolean | undefined>;
+
+function maskedAttributes(fields: SpanFields): Attributes {
+  const defined: Attributes = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (value !== undefined) defined[key] = typeof value === 'string' ? maskText(value) : value;
+  }
+  return defined;
+}
+
 /**
  * Runs `fn` inside a new active span named `name` with the given attributes (undefined ones dropped,
  * strings PII-masked). When `fn` throws, the span records the masked exception and gets status ERROR,
- * and the error is rethrown. The span always ends.
+ * and the error is rethrown. The span always ends. `options.startTime` starts it earlier than now, for
+ * work that is known to deserve a span only once it has begun (the timer release finding due timers).
  */
 export function withSpan<T>(
   name: string,
-  attributes: Record<string, string | number | boolean | undefined>,
+  attributes: SpanFields,
   fn: (span: Span) => Promise<T>,
+  options: { startTime?: TimeInput } = {},
 ): Promise<T> {
-  const defined: Attributes = {};
-  for (const [key, value] of Object.entries(attributes)) {
-    if (value !== undefined) defined[key] = typeof value === 'string' ? maskText(value) : value;
-  }
-  return tracer.startActiveSpan(name, { attributes: defined }, async (span) => {
+  return tracer.startActiveSpan(name, { attributes: maskedAttributes(attributes), ...options }, async (span) => {
     try {
       return await fn(span);
     } catch (error) {
@@ -138,4 +155,12 @@ export function withSpan<T>(
       span.end();
     }
   });
+}
+
+/**
+ * Adds an event to the active span (in the API, the request's HTTP server span when tracing is on), with
+ * attributes as {@link withSpan} takes them. Does nothing when no span is active.
+ */
+export function addSpanEvent(name: string, attributes: SpanFields): void {
+  trace.getActiveSpan()?.addEvent(name, maskedAttributes(attributes));
 }

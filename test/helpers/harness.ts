@@ -176,6 +176,18 @@ export async function startHarness(options: HarnessOptions = {}) {
   const activeSlots = async (accountId = account.account_id) =>
     (await runtime.deps.db.accountSlot.aggregate({ where: { accountId }, _sum: { used: true } }))._sum.used ?? 0;
 
+  /**
+   * The value `GET /metrics` gives the sample of `name` whose labels include `labels` (e.g.
+   * `reason="queue_full"`), NaN when it has none.
+   */
+  const metric = async (name: string, labels = '') => {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
+    return line ? Number(line.split(' ').at(-1)) : Number.NaN;
+  };
+
   const logsOf = async (executionId: string) =>
     runtime.deps.db.executionLog.findMany({ where: { executionId }, orderBy: { id: 'asc' } });
 
@@ -195,6 +207,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     trigger,
     waitForExecution,
     logsOf,
+    metric,
     activeSlots,
     step,
     async stop() {

@@ -14,6 +14,8 @@ describe('createMetrics', () => {
     metrics.rateLimitHits.inc({ provider: 'email' });
     metrics.timerLateness.observe(0.2);
     metrics.workerJobsActive.inc(2);
+    metrics.timersReleased.inc({ recovered: 'false' }, 500);
+    metrics.enrollmentsRefused.inc({ reason: 'queue_full' });
     setExecutionsByStatusSource(metrics, async () => ({ ACTIVE: 7, PAUSED: 2 }));
     setQueueDepthSource(metrics, async () => ({ waiting: 4, delayed: 9 }));
 
@@ -31,6 +33,9 @@ describe('createMetrics', () => {
       'flowmachine_timer_lateness_seconds_bucket{le="0.25"} 1',
       'flowmachine_timer_lateness_seconds_bucket{le="0.1"} 0',
       'flowmachine_worker_jobs_active 2',
+      'flowmachine_timers_released_total{recovered="false"} 500',
+      'flowmachine_timers_released_total{recovered="true"} 0',
+      'flowmachine_enrollments_refused_total{reason="queue_full"} 1',
       'flowmachine_executions{status="ACTIVE"} 7',
       'flowmachine_executions{status="PAUSED"} 2',
       'flowmachine_queue_jobs{state="waiting"} 4',
@@ -40,6 +45,13 @@ describe('createMetrics', () => {
     }
     expect(text).toContain('# TYPE flowmachine_action_duration_seconds histogram');
     expect(text).toContain('flowmachine_process_cpu_seconds_total');
+  });
+
+  it('serves the series of fixed label sets at 0 before their first increment', async () => {
+    const text = await createMetrics().registry.metrics();
+    expect(text).toContain('flowmachine_timers_released_total{recovered="false"} 0');
+    expect(text).toContain('flowmachine_timers_released_total{recovered="true"} 0');
+    expect(text).toContain('flowmachine_enrollments_refused_total{reason="queue_full"} 0');
   });
 
   it('gives each call its own registry', async () => {

@@ -3,6 +3,7 @@ import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api'
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import {
+  addSpanEvent,
   injectTraceContext,
   startTracing,
   tracer,
@@ -77,6 +78,26 @@ describe('withSpan', () => {
     await withSpan('outer', {}, async (span) => {
       expect(trace.getActiveSpan()).toBe(span);
     });
+  });
+
+  it('starts the span at options.startTime when given', async () => {
+    const startTime = Date.now() - 5_000;
+    await withSpan('release', {}, async () => undefined, { startTime });
+    const [span] = exporter.getFinishedSpans();
+    expect(span!.startTime).toEqual([Math.floor(startTime / 1000), (startTime % 1000) * 1e6]);
+  });
+});
+
+describe('addSpanEvent', () => {
+  it('adds a masked event to the active span, and does nothing without one', async () => {
+    addSpanEvent('refused', { reason: 'queue_full' }); // no active span: nothing to add it to, no error
+    await withSpan('request', {}, async () => {
+      addSpanEvent('refused', { reason: 'queue_full', ready: 3, to: 'john@example.com', absent: undefined });
+    });
+    const [span] = exporter.getFinishedSpans();
+    expect(span!.events.map((e) => [e.name, e.attributes])).toEqual([
+      ['refused', { reason: 'queue_full', ready: 3, to: 'j***@example.com' }],
+    ]);
   });
 });
 
