@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { coerceError } from '../errors.ts';
+import { withSpan } from '../observability/tracing.ts';
 import type { StepWork } from './work.ts';
 import { traceOf } from './decide-step.ts';
 import { notifyFailure } from './notify.ts';
@@ -58,7 +59,9 @@ export type Sweeper = (() => Promise<SweepReport>) & { release: () => Promise<Re
  *   (next_run_at, id) order from where the walk stands (a position in Redis, shared by every worker),
  *   enqueueing only as many as keep the queue's ready jobs under `TIMER_READY_TARGET`. A spike of due
  *   timers thus enters Redis as fast as the workers take it and no faster, and their jobs share one
- *   line with new executions' first jobs, so a new trigger waits behind at most that many jobs;
+ *   line with new executions' first jobs, so a new trigger waits behind at most that many jobs. A
+ *   release that enqueues any is one `timer release` span and counts them in
+ *   `flowmachine_timers_released_total`; one that finds nothing to do leaves no span;
  * - re-enqueues executions whose work is due but untouched for `STALE_AFTER_MS` and whose job is not in
  *   Redis (a crash between commit and enqueue, a failed enqueue), overdue timers the walk has passed
  *   included, checking a bounded slice of the candidates per sweep;
@@ -87,7 +90,11 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): S
 
   /** Takes or keeps the release's lease; false while another process holds it. */
   const lease = async (): Promise<boolean> => {
-    if ((await deps.redis.set(keys.lease, PROCESS_ID, 'PX', leaseMs, 'NX')) === 'OK') return true;
+    if ((await deps.redis.set(keys.lease, PROCESS_ID, 'PX', leaseMs, 'NX')) === 'OK') {
+      // Rare: this process's first run, or the holder stopped renewing (it died, or a run outlasted the lease).
+      deps.logger.info('timer release lease taken', { holder: PROCESS_ID, lease_ms: leaseMs });
+      return true;
+    }
     if ((await deps.redis.get(keys.lease)) !== PROCESS_ID) return false;
     await deps.redis.pexpire(keys.lease, leaseMs);
     return true;
@@ -95,41 +102,72 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): S
   const walkPosition = async (): Promise<TimerPosition | null> => parsePosition(await deps.redis.get(keys.walk));
 
   const release = async (): Promise<ReleaseReport> => {
+    const startTime = Date.now(); // the span's, in wall time like every other span, whatever deps.clock says
     if (!(await lease())) return { leader: false, ready: 0, released: 0 };
     const now = deps.clock.now();
     const ready = await deps.queue.ready();
+    const room = readyTarget - ready;
+    if (room <= 0) return { leader: true, ready, released: 0 };
     const horizon = new Date(now.getTime() + deps.config.TIMER_PROMOTE_AHEAD_MS);
     const start = await walkPosition();
     // No position: Redis lost its data (or this is its first walk), so the jobs it adds are rebuilt ones.
     const recovered = start === null;
-    let position = start;
-    let released = 0;
+    const end: TimerPosition = { at: horizon, id: LAST_ID };
     // Bounded statements up to the room under the target; a short one means the walk reached the
     // horizon, and the next release starts after it (later waits that start get their job at once).
-    while (released < readyTarget - ready) {
-      const limit = Math.min(batch, readyTarget - ready - released);
-      const timers = await deps.store.sweep.timers(horizon, position, limit);
-      await enqueue(
-        deps,
-        batch,
-        timers.map((t) => ({
-          executionId: t.id,
-          version: t.version,
-          delayMs: t.nextRunAt!.getTime() - now.getTime(),
-          first: true,
-          recovered: recovered || undefined,
-          trace: traceOf(t),
-        })),
-      );
-      released += timers.length;
-      if (timers.length < limit) {
-        position = { at: horizon, id: LAST_ID };
-        break;
-      }
-      position = { at: timers.at(-1)!.nextRunAt!, id: timers.at(-1)!.id };
+    const next = (position: TimerPosition | null, released: number) => {
+      const limit = Math.min(batch, room - released);
+      return deps.store.sweep.timers(horizon, position, limit).then((timers) => ({ timers, limit }));
+    };
+    // Most runs find nothing due: they make no span, so a trace store does not get one every interval.
+    const first = await next(start, 0);
+    if (first.timers.length === 0) {
+      await deps.redis.set(keys.walk, formatPosition(end));
+      return { leader: true, ready, released: 0 };
     }
-    if (position && position !== start) await deps.redis.set(keys.walk, formatPosition(position));
-    return { leader: true, ready, released };
+    const attributes = {
+      'flowmachine.ready_jobs': ready,
+      'flowmachine.ready_target': readyTarget,
+      'flowmachine.recovered': recovered,
+    };
+    return withSpan(
+      'timer release',
+      attributes,
+      async (span) => {
+        let { timers, limit } = first;
+        let released = 0;
+        let position: TimerPosition;
+        for (;;) {
+          await enqueue(
+            deps,
+            batch,
+            timers.map((t) => ({
+              executionId: t.id,
+              version: t.version,
+              delayMs: t.nextRunAt!.getTime() - now.getTime(),
+              first: true,
+              recovered: recovered || undefined,
+              trace: traceOf(t),
+            })),
+          );
+          released += timers.length;
+          deps.metrics.timersReleased.inc({ recovered: String(recovered) }, timers.length);
+          span.setAttribute('flowmachine.timers_released', released);
+          if (timers.length < limit) {
+            position = end;
+            break;
+          }
+          position = { at: timers.at(-1)!.nextRunAt!, id: timers.at(-1)!.id };
+          if (released >= room) break;
+          ({ timers, limit } = await next(position, released));
+        }
+        await deps.redis.set(keys.walk, formatPosition(position));
+        if (recovered)
+          deps.logger.info('timer release from the first timer', { released, ready, ready_target: readyTarget });
+        return { leader: true, ready, released };
+      },
+      { startTime },
+    );
   };
 
   const sweep = async function sweep(): Promise<SweepReport> {

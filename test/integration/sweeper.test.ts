@@ -1,3 +1,7 @@
+import { trace } from '@opentelemetry/api';
+import { hrTimeToMilliseconds } from '@opentelemetry/core';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createManualClock } from '../../src/clock.ts';
 import { createSweeper } from '../../src/engine/sweeper.ts';
@@ -10,12 +14,22 @@ describe('sweeper', () => {
   let h: Harness;
   const clock = createManualClock(new Date('2026-07-01T00:00:00.000Z'));
   let sweep: ReturnType<typeof createSweeper>;
+  // The releases' spans, collected in memory from the real sweeper.
+  const exporter = new InMemorySpanExporter();
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   beforeAll(async () => {
+    provider.register();
     h = await startHarness({ worker: false, clock, env: { STALE_AFTER_MS: '60000' } });
     sweep = createSweeper(h.deps);
     await sweep(); // sets the epoch: later sweeps are incremental
   });
-  afterAll(() => h.stop());
+  afterAll(async () => {
+    await h.stop();
+    await provider.shutdown();
+    trace.disable();
+  });
+  const releaseSpans = () => exporter.getFinishedSpans().filter((s) => s.name === 'timer release');
+  const released = (recovered: boolean) => h.metric('flowmachine_timers_released_total', `recovered="${recovered}"`);
 
   const loseJob = async (id: string) => {
     const row = await h.db.execution.findUniqueOrThrow({ where: { id } });
@@ -91,6 +105,8 @@ describe('sweeper', () => {
     const order = [...first, ...second];
     expect([...(await jobsOf(order)).values()].filter(Boolean)).toEqual([]);
 
+    const counted = await released(false);
+    exporter.reset();
     const bounded = createSweeper(h.deps, { batch: 2, staleRowsPerSweep: 2, readyTarget: 4 });
     expect(await bounded.release()).toEqual({ leader: true, ready: 0, released: 0 }); // due in 3 hours
     clock.advance(3 * 3_600_000 - 4_000); // the first group is overdue by a second, the second due in 4 s
@@ -118,6 +134,21 @@ describe('sweeper', () => {
     expect((await bounded()).enqueued).toBe(0);
     const rows = await h.db.execution.findMany({ where: { id: { in: order } } });
     expect(rows.map((r) => r.status)).toEqual(order.map(() => 'COMPLETED'));
+    // Counted as released, each once; one span per release that enqueued any, none for those with nothing to do.
+    expect(await released(false)).toBe(counted + 10);
+    expect(
+      releaseSpans().map((span) => [
+        span.attributes['flowmachine.timers_released'],
+        span.attributes['flowmachine.ready_jobs'],
+        span.attributes['flowmachine.ready_target'],
+        span.attributes['flowmachine.recovered'],
+      ]),
+    ).toEqual([
+      [4, 0, 4, false],
+      [1, 2, 4, false],
+      [4, 0, 4, false],
+      [1, 0, 4, false],
+    ]);
   });
 
   it('releases a timer due within TIMER_PROMOTE_AHEAD_MS as a job delayed until its time', async () => {
@@ -147,7 +178,12 @@ describe('sweeper', () => {
     const third = (await h.db.execution.findUniqueOrThrow({ where: { id: first[2]! } })).nextRunAt!;
     await h.deps.redis.set(`${h.config.QUEUE_PREFIX}:timer-walk`, `${third.toISOString()} ${first[2]}`);
     await h.deps.redis.del(lease);
+    const taken = () => h.logLines.filter((line) => line.includes('"message":"timer release lease taken"')).length;
+    const takenBefore = taken();
     expect(await sweep.release()).toEqual({ leader: true, ready: 0, released: 2 });
+    expect(taken()).toBe(takenBefore + 1); // a change of holder is logged; keeping the lease is not
+    await sweep.release();
+    expect(taken()).toBe(takenBefore + 1);
     expect(
       [...(await jobsOf(first)).entries()]
         .filter(([, job]) => job)
@@ -159,6 +195,55 @@ describe('sweeper', () => {
     clock.advance(61_000);
     expect((await sweep()).enqueued).toBe(3);
     for (const id of first) await finish(id);
+  });
+
+  // After Redis lost its data the walk has no position and starts from the first timer: the jobs it adds
+  // are rebuilt ones, counted as recovered, and that walk is logged.
+  it('counts the timers a walk without a position releases as recovered, in one span, and logs it', async () => {
+    const workflow = await h.createWorkflow(withWait('3 hours'));
+    const group = await waitingGroup(workflow.id);
+    clock.advance(3 * 3_600_000 + 1_000);
+    await h.deps.redis.del(`${h.config.QUEUE_PREFIX}:timer-walk`); // gone, as with the rest of Redis's data
+    const [recovered, ordinary] = [await released(true), await released(false)];
+    exporter.reset();
+    const called = Date.now();
+    expect(await sweep.release()).toEqual({ leader: true, ready: 0, released: 5 });
+    const returned = Date.now();
+    expect(await released(true)).toBe(recovered + 5);
+    expect(await released(false)).toBe(ordinary);
+    for (const job of (await jobsOf(group)).values()) expect(job?.data.recovered).toBe(true);
+
+    const [span, ...others] = releaseSpans();
+    expect(others).toEqual([]);
+    expect(span!.attributes).toEqual({
+      'flowmachine.timers_released': 5,
+      'flowmachine.ready_jobs': 0,
+      'flowmachine.ready_target': h.config.TIMER_READY_TARGET,
+      'flowmachine.recovered': true,
+    });
+    // The span covers the whole run, from before the statement that found the timers due.
+    expect(hrTimeToMilliseconds(span!.startTime)).toBeGreaterThanOrEqual(called - 1);
+    expect(hrTimeToMilliseconds(span!.endTime)).toBeLessThanOrEqual(returned + 1);
+    const logged = h.logLines
+      .map((line) => JSON.parse(line))
+      .filter((l) => l.message === 'timer release from the first timer');
+    expect(logged.at(-1)).toMatchObject({
+      level: 'info',
+      released: 5,
+      ready: 0,
+      ready_target: h.config.TIMER_READY_TARGET,
+    });
+
+    // The walk has its position again: nothing more to release, no span, nothing counted, nothing logged.
+    expect(await sweep.release()).toEqual({ leader: true, ready: 5, released: 0 });
+    expect(releaseSpans()).toHaveLength(1);
+    expect(await released(true)).toBe(recovered + 5);
+    for (const id of group) await finish(id);
+    expect(await sweep.release()).toEqual({ leader: true, ready: 0, released: 0 });
+    expect(releaseSpans()).toHaveLength(1);
+    expect(h.logLines.filter((line) => line.includes('timer release from the first timer'))).toHaveLength(
+      logged.length,
+    );
   });
 
   it('admits executions waiting in line when their account has free slots', async () => {
