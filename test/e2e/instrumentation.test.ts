@@ -16,7 +16,9 @@ describe('OpenTelemetry export', () => {
     traceId: string;
     spanId: string;
     parentSpanId?: string;
+    kind?: number;
     attributes: { key: string; value: { stringValue?: string } }[];
+    events?: { name: string; attributes?: { key: string; value: { stringValue?: string; intValue?: number } }[] }[];
   }[] = [];
 
   beforeAll(async () => {
@@ -114,5 +116,71 @@ describe('OpenTelemetry export', () => {
     const parentOf = (call: (typeof spans)[number]) => actions.find((a) => a.spanId === call.parentSpanId)?.name;
     expect(calls.map(parentOf).sort()).toEqual(['action send_email', 'action send_sms']);
     expect(calls.every((call) => call.name === 'POST')).toBe(true);
+  }, 120_000);
+
+  // A bulk enrollment refused while the queue is full is an event on its request's HTTP server span, and
+  // the warning logged for it carries that span's ids.
+  it('records a refused bulk enrollment on the request span', async () => {
+    engine?.kill('SIGKILL'); // no worker may take the job that fills the queue
+    await engine?.exited;
+    const { port } = receiver.address() as { port: number };
+    engine = await startProcess(
+      'api',
+      {
+        PORT: '0',
+        DATABASE_URL: h.config.DATABASE_URL,
+        QUEUE_PREFIX: h.config.QUEUE_PREFIX,
+        ENROLL_QUEUE_LIMIT: '1',
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+        OTEL_SERVICE_NAME: 'flowmachine-test',
+      },
+      60_000,
+    );
+    const apiUrl = `http://127.0.0.1:${/"port":(\d+)/.exec(engine.output.join(''))![1]}`;
+    const headers = { authorization: `Bearer ${h.account.api_key}`, 'content-type': 'application/json' };
+    const workflow = await h.createWorkflow(sequential);
+    const [first, second] = [await h.createContact(), await h.createContact()];
+    const triggered = await fetch(`${apiUrl}/api/v1/workflows/${workflow.id}/trigger`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ contact_id: first.id }),
+    });
+    expect(triggered.status).toBe(202); // its first job is ready, and no worker takes it: the queue is full
+    const refused = await fetch(`${apiUrl}/api/v1/workflows/${workflow.id}/enrollments`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ contact_ids: [second.id] }),
+    });
+    expect(refused.status).toBe(429);
+    expect(await (await fetch(`${apiUrl}/metrics`)).text()).toContain(
+      'flowmachine_enrollments_refused_total{reason="queue_full"} 1',
+    );
+
+    const refusalOf = (span: (typeof spans)[number]) => span.events?.find((e) => e.name === 'bulk enrollment refused');
+    const deadline = Date.now() + 20_000;
+    while (!spans.some(refusalOf) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    const request = spans.find(refusalOf)!;
+    expect(request).toBeDefined();
+    expect(request.scope).toBe('@opentelemetry/instrumentation-http');
+    expect(request.kind).toBe(2); // SERVER
+    const attributes = Object.fromEntries(
+      refusalOf(request)!.attributes!.map(({ key, value }) => [key, value.stringValue ?? Number(value.intValue)]),
+    );
+    expect(attributes).toEqual({
+      'flowmachine.refusal_reason': 'queue_full',
+      'flowmachine.ready_jobs': 1,
+      'flowmachine.enroll_queue_limit': 1,
+      'flowmachine.workflow_id': workflow.id,
+    });
+    const warning = engine.output
+      .join('')
+      .split('\n')
+      .filter((line) => line.includes('"message":"bulk enrollment refused"'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(warning).toEqual([
+      expect.objectContaining({ level: 'warn', trace_id: request.traceId, span_id: request.spanId }),
+    ]);
   }, 120_000);
 });

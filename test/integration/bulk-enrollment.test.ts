@@ -177,18 +177,38 @@ describe('bulk enrollment while the queue is full', () => {
     expect(first.status).toBe(200);
     expect(await h.deps.queue.ready()).toBe(3);
 
+    const refusals = () => h.metric('flowmachine_enrollments_refused_total', 'reason="queue_full"');
+    expect(await refusals()).toBe(0); // served before the first refusal
     const refused = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: [contacts[3]!.id] });
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(refused.body).toMatchObject({ error: expect.stringContaining('ENROLL_QUEUE_LIMIT 3') });
     expect(await h.db.execution.count({ where: { contactId: contacts[3]!.id } })).toBe(0);
-    // Bad input is still answered first.
+    expect(await refusals()).toBe(1);
+    // One warning with the numbers and ids an operator needs, and nothing about the contacts.
+    const warnings = h.logLines.map((line) => JSON.parse(line)).filter((l) => l.message === 'bulk enrollment refused');
+    expect(warnings).toEqual([
+      {
+        level: 'warn',
+        message: 'bulk enrollment refused',
+        service: 'flowmachine',
+        timestamp: expect.any(String),
+        reason: 'queue_full',
+        ready: 3,
+        limit: 3,
+        workflow_id: workflow.id,
+        account_id: h.account.account_id,
+      },
+    ]);
+    // Bad input is still answered first, and is no refusal.
     expect((await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: ['x'] })).status).toBe(400);
+    expect(await refusals()).toBe(1);
 
     const ids = (first.body as { results: { execution_id: string }[] }).results.map((r) => r.execution_id);
     await h.step(ids[0]!); // a worker takes one job: the queue is under the limit again
     const accepted = await h.api.post(`/workflows/${workflow.id}/enrollments`, { contact_ids: [contacts[3]!.id] });
     expect(accepted.status).toBe(200);
     expect(accepted.body).toMatchObject({ started: 1 });
+    expect(await refusals()).toBe(1);
   });
 });

@@ -26,6 +26,8 @@ import {
 } from '../schemas.ts';
 import { serializeExecution, serializeWorkflow, serializeWorkflowSummary } from '../serialize.ts';
 import { validate } from '../validate.ts';
+import type { EnrollmentRefusalReason } from '../../observability/metrics.ts';
+import { addSpanEvent } from '../../observability/tracing.ts';
 
 /** Parses a definition or answers 400 with every issue; `options` check what a caller submits (not stored ones). */
 /** A version's stored fields: its definition, and the entry Postgres finds and enrolls it by. */
@@ -253,7 +255,7 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const caller = callerOf(request);
     const workflowId = validate(uuidParam, request.params.id, 'params');
     const body = validate(bulkEnrollBody, request.body, 'body');
-    await refuseWhileQueueFull(deps);
+    await refuseWhileQueueFull(deps, caller.accountId, workflowId);
     const result = await enrollContacts(deps, deps.cache, {
       accountId: caller.accountId,
       workflowId,
@@ -331,17 +333,34 @@ const QUEUE_FULL_RETRY_AFTER_S = 1;
 /**
  * Refuses a bulk enrollment while the queue's ready jobs reach `ENROLL_QUEUE_LIMIT`: at 1,000 contacts a
  * request the API accepts enrollments faster than the workers start them, and the difference would
- * otherwise pile up in Redis, one job each.
+ * otherwise pile up in Redis, one job each. Each refusal counts in `flowmachine_enrollments_refused_total`,
+ * is a warning log line and an event on the request's span.
  */
-async function refuseWhileQueueFull(deps: ApiDeps) {
+async function refuseWhileQueueFull(deps: ApiDeps, accountId: string, workflowId: string) {
   const limit = deps.config.ENROLL_QUEUE_LIMIT;
   if (limit === 0) return;
   const ready = await deps.queue.ready();
-  if (ready >= limit)
+  if (ready >= limit) {
+    const reason: EnrollmentRefusalReason = 'queue_full';
+    deps.metrics.enrollmentsRefused.inc({ reason });
+    deps.logger.warn('bulk enrollment refused', {
+      reason,
+      ready,
+      limit,
+      workflow_id: workflowId,
+      account_id: accountId,
+    });
+    addSpanEvent('bulk enrollment refused', {
+      'flowmachine.refusal_reason': reason,
+      'flowmachine.ready_jobs': ready,
+      'flowmachine.enroll_queue_limit': limit,
+      'flowmachine.workflow_id': workflowId,
+    });
     throw new HttpError(
       429,
       `the queue holds ${ready} jobs ready to run (ENROLL_QUEUE_LIMIT ${limit}); retry later`,
       {},
       { 'retry-after': String(QUEUE_FULL_RETRY_AFTER_S) },
     );
+  }
 }
