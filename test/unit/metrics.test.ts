@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { createMetrics, setExecutionsByStatusSource, setQueueDepthSource } from '../../src/observability/metrics.ts';
 
@@ -86,5 +88,32 @@ describe('scrape-time sources', () => {
     const text = await metrics.registry.metrics();
     expect(text).toContain('# TYPE flowmachine_queue_jobs gauge');
     expect(text).not.toContain('flowmachine_queue_jobs{');
+  });
+});
+
+// The alert rules, their tests and the dashboard query metrics by name: a renamed or missing metric would
+// leave a panel empty and an alert silent.
+describe('ops/ files', () => {
+  it('name only metrics a flowmachine process serves', async () => {
+    const served = new Set<string>();
+    for (const metric of await createMetrics().registry.getMetricsAsJSON()) {
+      served.add(metric.name);
+      if (String(metric.type) === 'histogram')
+        for (const part of ['_bucket', '_sum', '_count']) served.add(metric.name + part);
+    }
+    for (const file of [
+      'ops/grafana/dashboards/flowmachine.json',
+      'ops/prometheus/alerts.yml',
+      'ops/prometheus/alerts.test.yml',
+    ]) {
+      const named = new Set(
+        readFileSync(path.resolve(import.meta.dirname, '../..', file), 'utf8').match(/flowmachine_\w+/g),
+      );
+      expect(named.size, file).toBeGreaterThan(0);
+      expect(
+        [...named].filter((name) => !served.has(name)),
+        file,
+      ).toEqual([]);
+    }
   });
 });
