@@ -46,6 +46,36 @@ const MESSAGE_STEPS = new Set([...CAPPED_STEPS, TRANSACTIONAL_STEP]);
  */
 const SEND_LAG_MS = 1_000;
 
+/** The log entries {@link heldAt} reads, in the order they were written (by id). */
+export type HeldLog = { eventType: string; stepId: string | null; timestamp: Date };
+
+/** Entries of a step's commit stamped before the step was decided: the provider call's start, a redelivery. */
+const STAMPED_EARLY = new Set(['action_started', 'recovered']);
+
+/**
+ * When an execution was at the wait step `stepId`, as its log tells it (epoch ms; Infinity when it never got
+ * there, or never left): from its `wait_started`, written by the commit that entered the wait, until the
+ * commit that left it. That commit is not the fired timer's own: a worker stages the timer into the next
+ * step's commit (decide-step.ts `stagesBefore`), so `wait_completed` is stamped when the timer fired while the
+ * row stays at the wait until that step, here an email, has been to the provider and back (a second or more
+ * with a slow provider). The end is therefore the next entry stamped when its step was decided: the email's
+ * outcome (sent, failed, capped). Every entry is stamped before the commit that writes it, which lands a moment
+ * later.
+ */
+export function heldAt(logs: readonly HeldLog[], stepId: string): { from: number; until: number } {
+  const from = logs.find((l) => l.stepId === stepId && l.eventType === 'wait_started')?.timestamp.getTime() ?? Infinity;
+  const fired = logs.findIndex((l) => l.stepId === stepId && l.eventType === 'wait_completed');
+  if (fired < 0) return { from, until: Infinity };
+  const left = logs.slice(fired + 1).find((l) => !STAMPED_EARLY.has(l.eventType)) ?? logs[fired]!;
+  return { from, until: left.timestamp.getTime() };
+}
+
+/**
+ * How long after the entries it writes a commit may land: they are stamped when its step is decided, and
+ * the statement follows at once (through the group commit, sent again alone when its batch failed).
+ */
+const COMMIT_LAG_MS = 1_000;
+
 /** Re-entries of one contact are this far apart at least: beyond the trigger's 5 s deduplication window. */
 export const REENTRY_GAP_MS = { min: 6_000, max: 12_000 } as const;
 
@@ -311,10 +341,10 @@ export async function checkSplits(
             `${label}: moved at ${move.stepId}, then ran ${after.join(' > ') || 'nothing'}; the new version has ${newSteps.join(' > ')}`,
           );
       } else if (finalVersion >= 2) findings.startedOnNew += 1;
-      // Running through a publish on an older version without moving to it: only at the step it removed.
-      const wait = ownLogs.filter((l) => l.stepId === REMOVED_STEP);
-      const heldFrom = wait.find((l) => l.eventType === 'wait_started')?.timestamp.getTime() ?? Infinity;
-      const heldUntil = wait.find((l) => l.eventType === 'wait_completed')?.timestamp.getTime() ?? Infinity;
+      // Running through a publish on an older version without moving to it: only at the step it removed,
+      // where the move read it (between the publish's start and its answer).
+      const held = heldAt(ownLogs, REMOVED_STEP);
+      const iso = (ms: number) => (Number.isFinite(ms) ? new Date(ms).toISOString() : 'never');
       for (const publish of answered) {
         const through =
           row.createdAt.getTime() < publish.startedAt - 1_000 &&
@@ -322,11 +352,12 @@ export async function checkSplits(
           finalVersion < publish.version! &&
           !moves.some((m) => m.to_version === publish.version);
         if (!through) continue;
-        if (startVersion === 1 && heldFrom <= publish.doneAt && heldUntil >= publish.startedAt) findings.stayed += 1;
+        if (startVersion === 1 && held.from <= publish.doneAt && held.until + COMMIT_LAG_MS >= publish.startedAt)
+          findings.stayed += 1;
         else
           fail(
             'move_missed',
-            `${label} ran through the publish of version ${publish.version} on version ${finalVersion} without moving, not at ${REMOVED_STEP} then (${steps.join(' > ')})`,
+            `${label} ran through the publish of version ${publish.version} on version ${finalVersion} without moving, not at ${REMOVED_STEP} then (there from ${iso(held.from)} until ${iso(held.until)}; the publish ran from ${iso(publish.startedAt)} to ${iso(publish.doneAt)}; ${steps.join(' > ')})`,
           );
       }
 

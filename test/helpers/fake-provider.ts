@@ -28,6 +28,8 @@ export async function startFakeProvider() {
   const scripted: FakeResponse[] = [];
   let fallback: FakeResponse = { status: 200 };
   let latencyMs = 0;
+  /** While set, every answer but a hang or a drip waits for it (see `hold`). */
+  let held: Promise<void> | null = null;
   const hanging = new Set<ServerResponse>();
   const waiters = createWaiters(received, 'fake provider', 'requests');
 
@@ -67,8 +69,9 @@ export async function startFakeProvider() {
         response
           .writeHead(answer.status, headers)
           .end(answer.raw ?? JSON.stringify(answer.body ?? { ok: answer.status < 300 }));
-      if (latencyMs > 0) setTimeout(send, latencyMs);
-      else send();
+      const answerNow = () => (latencyMs > 0 ? void setTimeout(send, latencyMs) : send());
+      if (held) void held.then(answerNow);
+      else answerNow();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -91,6 +94,18 @@ export async function startFakeProvider() {
     /** Delays every answer by `ms` (a slow provider). */
     setLatency(ms: number) {
       latencyMs = ms;
+    },
+    /**
+     * Holds every answer back (the request is recorded at once) until the returned function is called:
+     * a provider call stays in flight for as long as a test needs, however long that takes.
+     */
+    hold(): () => void {
+      let release!: () => void;
+      held = new Promise<void>((resolve) => (release = resolve));
+      return () => {
+        held = null;
+        release();
+      };
     },
     requestsTo(path: string) {
       return received.filter((r) => r.path === path);
