@@ -72,6 +72,11 @@ const environmentSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(50),
   /** How long a worker holds a job's lock; a crashed worker's job is taken over after about this long. */
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  /**
+   * A worker that runs no job while jobs have been due this long is replaced, with its Redis connection
+   * (a blocking fetch that never returned after a failover; see queue/worker-supervisor.ts).
+   */
+  WORKER_STALL_MS: z.coerce.number().int().min(1000).default(15_000),
   /** Timeout of one provider HTTP call; a timeout is a transient failure. */
   PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   /** How often the sweeper rebuilds missing Redis work from Postgres. */

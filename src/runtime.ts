@@ -1,5 +1,4 @@
 import type { Server } from 'node:http';
-import type { Worker } from 'bullmq';
 import { createApp, createOpsApp } from './api/app.ts';
 import type { ApiDeps } from './api/context.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -17,10 +16,10 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createWebhookGuard, type HostResolver } from './providers/webhook-guard.ts';
 import { createMetrics, setExecutionsByStatusSource, setQueueDepthSource } from './observability/metrics.ts';
 import { createEmailChannel } from './providers/email-channel.ts';
-import { createRedis, pingRedis, probeRedis, type RedisClient } from './queue/redis.ts';
+import { createRedis, pingRedis, probeRedis } from './queue/redis.ts';
 import { describeRedisTarget } from './redis-target.ts';
 import { StepQueue } from './queue/step-queue.ts';
-import { createStepWorker } from './queue/step-worker.ts';
+import { WorkerSupervisor } from './queue/worker-supervisor.ts';
 import { coerceError } from './errors.ts';
 
 /** The roles a process can play. */
@@ -41,7 +40,8 @@ export interface RuntimeOptions {
 export interface Runtime {
   deps: ApiDeps;
   server: Server | null;
-  worker: Worker | null;
+  /** The step worker (replaced when it stops taking due jobs), when the process is a worker. */
+  worker: WorkerSupervisor | null;
   /** Actual port the API listens on (useful with PORT=0). */
   port: number | null;
   /** Stops taking work, lets in-flight steps finish (bounded), closes connections. */
@@ -146,14 +146,12 @@ export async function createDeps(
 export async function startRuntime(config: Config, roles: Roles, options: RuntimeOptions = {}): Promise<Runtime> {
   const deps = await createDeps(config, options);
   let server: Server | null = null;
-  let worker: Worker | null = null;
+  let worker: WorkerSupervisor | null = null;
   const loops: Loop[] = [];
-  let workerConnection: RedisClient | null = null;
 
   if (roles.worker) {
-    workerConnection = createRedis(config.REDIS);
-    workerConnection.on('error', () => undefined);
-    worker = createStepWorker(deps, deps.cache, workerConnection);
+    const supervisor = new WorkerSupervisor(deps);
+    worker = supervisor;
     const sweep = createSweeper(deps);
     const failed = (what: string) => (error: unknown) =>
       deps.logger.warn(`${what} failed`, { error: coerceError(error).message });
@@ -174,6 +172,9 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
       ),
       repeat(config.TIMER_RELEASE_INTERVAL_MS, config.TIMER_RELEASE_INTERVAL_MS, stalled('timer release'), () =>
         sweep.release().catch(failed('timer release')),
+      ),
+      repeat(WORKER_CHECK_INTERVAL_MS, WORKER_CHECK_INTERVAL_MS, stalled('checking the step worker'), () =>
+        supervisor.check().catch(failed('checking the step worker')),
       ),
     );
   }
@@ -201,7 +202,7 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
       stopping ??= (async () => {
         for (const loop of loops) loop.stop();
         const closing = Promise.all([
-          worker?.close(),
+          worker?.close(config.SHUTDOWN_TIMEOUT_MS),
           server && new Promise<void>((resolve) => server!.close(() => resolve())),
         ]);
         server?.closeIdleConnections();
@@ -209,13 +210,15 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
           closing,
           new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref()),
         ]);
-        workerConnection?.disconnect();
         await deps.close();
       })();
       return stopping;
     },
   };
 }
+
+/** How often a worker process checks that its step worker takes the jobs that are due. */
+const WORKER_CHECK_INTERVAL_MS = 1_000;
 
 /** How long the executions-by-status gauge is served from memory. */
 const EXECUTIONS_GAUGE_TTL_MS = 15_000;

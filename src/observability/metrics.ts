@@ -34,6 +34,8 @@ export interface Metrics {
   dbBatchFailures: Counter<'kind'>;
   /** `flowmachine_worker_jobs_active`: jobs this process is running right now. */
   workerJobsActive: Gauge;
+  /** `flowmachine_worker_restarts_total`: step workers replaced because they took no due job (worker-supervisor.ts). */
+  workerRestarts: Counter;
   /** Compiled workflow versions dropped from the process's cache to keep it within its byte budget. */
   workflowCacheEvictions: Counter;
   /** `flowmachine_log_partitions_dropped_total`: monthly partitions LOG_RETENTION_DAYS dropped, by `table`. */
@@ -147,6 +149,11 @@ export function createMetrics(): Metrics {
     workerJobsActive: new Gauge({
       name: 'flowmachine_worker_jobs_active',
       help: 'Queue jobs being processed by this process.',
+      registers,
+    }),
+    workerRestarts: new Counter({
+      name: 'flowmachine_worker_restarts_total',
+      help: 'Step workers replaced because they took no due job for WORKER_STALL_MS.',
       registers,
     }),
     logPartitionsDropped: new Counter({

@@ -89,6 +89,13 @@ export class StepQueue implements WorkQueue {
     return (counts.wait ?? 0) + (counts.prioritized ?? 0);
   }
 
+  /** When the earliest delayed job is due (ms since the epoch), or null if none is delayed. */
+  async nextDelayedAt(): Promise<number | null> {
+    // BullMQ scores a delayed job by its due time times 0x1000 plus a counter (getDelayedScore.lua).
+    const [, score] = await this.connection.zrange(this.queue.toKey('delayed'), 0, 0, 'WITHSCORES');
+    return score === undefined ? null : Math.floor(Number(score) / 0x1000);
+  }
+
   /** Removes the pending job of an execution at `version`, if it is waiting or delayed (a running job is left to finish). */
   async remove(executionId: string, version: number): Promise<void> {
     await this.queue.remove(stepJobId(executionId, version)).catch(() => 0);

@@ -12,13 +12,23 @@ import { STEP_QUEUE, stepJobSchema } from './step-queue.ts';
 /** How many steps of one execution a job may run in a row before handing the next to the queue. */
 const MAX_STEPS_PER_JOB = 32;
 
+/** A step worker, with what its supervisor (worker-supervisor.ts) reads of it. */
+export interface StepWorker {
+  worker: Worker;
+  /** Jobs it is running now. */
+  active(): number;
+  /** When it last started a job, or was created (ms since the epoch). */
+  lastStartedAt(): number;
+}
+
 /**
  * Consumer side of the step queue: one BullMQ worker whose processor is one engine step, followed
  * by the execution's next steps while they are due at once. A job BullMQ hands out again after its
  * worker died (stalled) or threw is marked recovered and redelivered.
  */
-export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connection: Redis | Cluster): Worker {
+export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connection: Redis | Cluster): StepWorker {
   let active = 0;
+  let lastStartedAt = Date.now();
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const worker = new Worker(
     STEP_QUEUE,
@@ -36,6 +46,7 @@ export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connect
       const dueAt = job.timestamp + (job.opts.delay ?? 0);
       deps.metrics.queueLatency.observe({ job: 'step' }, Math.max(0, Date.now() - dueAt) / 1000);
       active += 1;
+      lastStartedAt = Date.now();
       deps.metrics.workerJobsActive.set(active);
       try {
         return await withExtractedContext(data.trace, async () => {
@@ -87,5 +98,5 @@ export function createStepWorker(deps: EngineDeps, cache: WorkflowCache, connect
   );
   worker.on('failed', (job, error) => deps.logger.error('step job failed', { job_id: job?.id, error: error.message }));
   worker.on('error', (error) => deps.logger.error('worker error', { error: error.message }));
-  return worker;
+  return { worker, active: () => active, lastStartedAt: () => lastStartedAt };
 }

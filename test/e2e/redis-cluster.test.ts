@@ -38,6 +38,9 @@ describe('Redis Cluster failover', () => {
       SMS_HTTP_URL: h.provider.smsUrl,
       WORKER_LOCK_MS: '2000',
       WORKER_CONCURRENCY: '10',
+      // A worker whose fetch never returns after the failover (BullMQ's blocking connection can wait
+      // forever for a 'ready' it missed) is replaced after this long; see queue/worker-supervisor.ts.
+      WORKER_STALL_MS: '4000',
       LOG_LEVEL: 'info',
     };
     workers.push(...(await Promise.all([startProcess('worker', workerEnv), startProcess('worker', workerEnv)])));
@@ -142,7 +145,8 @@ describe('Redis Cluster failover', () => {
     expect(keysOn.get(successor)).toHaveLength(all.length);
     console.log(
       `cluster failover: ${h.provider.received.length} provider requests for ${ids.length * 2} steps, ` +
-        `${logs.filter((l) => l.eventType === 'recovered').length} recovered log entries`,
+        `${logs.filter((l) => l.eventType === 'recovered').length} recovered log entries, ` +
+        `${workers.flatMap((w) => w.output.join('').match(/replacing it and its connection/g) ?? []).length} workers replaced`,
     );
   }, 90_000);
 });
