@@ -5,9 +5,6 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 const STALL_MS = 15_000; // the default WORKER_STALL_MS
 const definition = { steps: [{ id: 'welcome', type: 'send_email', config: { subject: 'Hi', body: 'Welcome' } }] };
 
-const restarts = async (h: Harness) =>
-  (await h.deps.metrics.registry.getSingleMetric('flowmachine_worker_restarts_total')!.get()).values[0]?.value ?? 0;
-
 // The supervisor of a process's step worker, on the real queue: a worker that takes no due job (here
 // closed underneath it; test/e2e/redis-cluster.test.ts meets the real case, a fetch that never returns
 // after a failover) is replaced after WORKER_STALL_MS and the new one runs the work; an idle queue or a
@@ -46,7 +43,7 @@ describe('worker supervisor', () => {
     supervisor = await startSupervisor();
     const stuck = supervisor.worker;
     await stuck.worker.close(); // it takes nothing more, as a worker whose fetch never returns
-    const before = await restarts(h);
+    const before = await h.metric('flowmachine_worker_restarts_total');
     const workflow = await h.createWorkflow(definition);
     const id = await h.trigger(workflow.id, (await h.createContact()).id);
     expect(await h.deps.queue.ready()).toBe(1);
@@ -59,7 +56,7 @@ describe('worker supervisor', () => {
 
     expect(supervisor.worker).not.toBe(stuck);
     expect(stuck.worker.closing).toBeTruthy();
-    expect(await restarts(h)).toBe(before + 1);
+    expect(await h.metric('flowmachine_worker_restarts_total')).toBe(before + 1);
     expect(h.logLines.some((line) => line.includes('the step worker took no due job; replacing it'))).toBe(true);
     await h.waitForExecution(id, (e) => e.status === 'COMPLETED');
     expect(h.provider.received.filter((r) => r.body.execution_id === id)).toHaveLength(1);
