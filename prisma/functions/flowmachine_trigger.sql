@@ -14,6 +14,9 @@
 --     workflow has no row for it): the caller compiles that version and calls again;
 --   or what flowmachine_enroll returned ('started', 'duplicate', 'already_enrolled') with the execution.
 --   version_id is the workflow's current version in every case but 'workflow_not_found'.
+-- Invariant: the current version is read after flowmachine_current_version_lock (shared), held to the
+--   end of the transaction, so a move publish either waits for this trigger's execution to commit (and
+--   moves it) or has committed before the version is read (and the execution starts on its version).
 -- Callers: src/engine/trigger.ts (alone or many in one statement).
 CREATE OR REPLACE FUNCTION flowmachine_trigger(
   p_account uuid, p_workflow uuid, p_contact uuid, p_version_id uuid, p_reentry text, p_window_ms integer,
@@ -27,6 +30,8 @@ DECLARE
   v_current_version integer;
   v_guard text;
 BEGIN
+  -- Before the version is read, never after: see flowmachine_current_version_lock.sql.
+  PERFORM flowmachine_current_version_lock(p_workflow, false);
   SELECT w.status, v.id, v.version INTO v_status, v_current_id, v_current_version FROM workflows w
     LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
     WHERE w.id = p_workflow AND w.account_id = p_account;

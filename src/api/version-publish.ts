@@ -31,7 +31,9 @@ export async function previewPublish(
 /**
  * Moves the running executions of older versions to the version just published (engine/move-execution.ts),
  * in bounded pages, each page in one transaction of version-checked commits logging `version_migrated`
- * with the caller's user id.
+ * with the caller's user id. Called after the publish committed, in a transaction that held the workflow's
+ * current-version lock (flowmachine_current_version_lock.sql): every execution created on an older version
+ * is committed by then, so the pages see it, and every later one starts on the new version.
  */
 export async function moveToPublished(
   deps: ApiDeps,

@@ -182,6 +182,8 @@ const ENROLL_CHUNK = 100;
  * one read of the workflow and, per {@link ENROLL_CHUNK} contacts, one call (which checks each contact as a trigger does) and one
  * queue call. Not atomic across chunks: each chunk is committed and its first jobs enqueued before the
  * next, so an error in a later chunk (answered 500) leaves the earlier ones running, never stranded.
+ * A chunk called after a publish committed enrolls in the version published, with the values stored with
+ * it (flowmachine_enroll_many), not in the one read here.
  * Returns one outcome per distinct contact, in the order given.
  */
 export function enrollContacts(deps: EngineDeps, cache: WorkflowCache, request: BulkEnrollRequest) {

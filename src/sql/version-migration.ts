@@ -1,4 +1,4 @@
-import type { Pool } from '../db/client.ts';
+import type { Pool, Tx } from '../db/client.ts';
 import { run } from '../db/sql.ts';
 import { RUNNING_STATUSES } from '../vocabulary.ts';
 
@@ -53,4 +53,14 @@ export async function countMovable(
     stepIds,
   ]);
   return { wouldMove: row?.would_move ?? 0, wouldStay: row?.would_stay ?? 0 };
+}
+
+/**
+ * Takes the workflow's current-version lock exclusive in a publish's transaction `tx`
+ * (prisma/functions/flowmachine_current_version_lock.sql): waits until every creation of an execution of
+ * the workflow in progress has ended, and makes every later one wait until `tx` has ended, then read the
+ * version `tx` made current. Must come before `tx` changes the current version.
+ */
+export async function lockCurrentVersionForPublish(tx: Tx, workflowId: string): Promise<void> {
+  await tx.$executeRaw`SELECT flowmachine_current_version_lock(${workflowId}::uuid, true)`;
 }

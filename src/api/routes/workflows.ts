@@ -3,6 +3,7 @@ import { parseDefinition, type Definition, type ParseDefinitionOptions } from '.
 import { compileWorkflow } from '../../compiler/compile.ts';
 import { analyzeWorkflow, warningsOf, type WorkflowAnalysis } from '../../compiler/analyze-workflow.ts';
 import { seenEventNames } from '../../sql/contact-events.ts';
+import { lockCurrentVersionForPublish } from '../../sql/version-migration.ts';
 import { enrollContacts, triggerExecution, versionEntryOf } from '../../engine/trigger.ts';
 import type { Prisma } from '../../generated/prisma/client.ts';
 import { callerOf, type ApiDeps } from '../context.ts';
@@ -156,6 +157,11 @@ export function workflowRoutes(deps: ApiDeps): Router {
     const { warnings } = await analyze(workflow.accountId, definition);
     // Versions are immutable: running executions keep the version they started on, unless moved below.
     const { updated, versionId } = await deps.db.$transaction(async (tx) => {
+      // The move below reads the running executions after this commit; the lock, taken before the version
+      // changes, makes every trigger, event or tag entry and bulk enrollment that read the old version
+      // commit before it, and every later one read the new version (flowmachine_current_version_lock.sql).
+      // A `keep` publish leaves older executions where they are, and needs no such order.
+      if (inFlight === 'move') await lockCurrentVersionForPublish(tx, workflow.id);
       const next = await tx.workflow.update({ where: { id: workflow.id }, data: { currentVersion: { increment: 1 } } });
       const version = await tx.workflowVersion.create({
         data: {
