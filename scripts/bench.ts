@@ -30,6 +30,11 @@ import { freePort, startPrivateRedis } from '../test/helpers/redis-server.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const BIN = path.resolve(import.meta.dirname, '../bin/flowmachine.mjs');
+/** The node flags `npm start` runs the engine with (package.json): the engine processes here get them too. */
+const ENGINE_NODE_ARGS = /^node (.*)bin\/flowmachine\.mjs /
+  .exec(JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../package.json'), 'utf8')).scripts.start)![1]!
+  .split(' ')
+  .filter(Boolean);
 const GET_RATE = 50;
 /** USER_HZ of /proc/<pid>/stat times (100 on Linux). */
 const CLOCK_TICKS = 100;
@@ -235,7 +240,10 @@ export interface BenchProcess {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-/** Starts `flowmachine api|worker` with `/health` on a free port and resolves once it answers 200. */
+/**
+ * Starts `flowmachine api|worker` with the node flags of `npm start` (and `nodeArgs`), `/health` on a free
+ * port, and resolves once it answers 200.
+ */
 export async function startEngineProcess(
   role: 'api' | 'worker',
   name: string,
@@ -246,7 +254,7 @@ export async function startEngineProcess(
   const port = await freePort();
   const logFile = path.join(logDir, `${name}.log`);
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeArgs, BIN, role], {
+  const child = spawn(process.execPath, [...ENGINE_NODE_ARGS, ...nodeArgs, BIN, role], {
     env: { ...env, [role === 'api' ? 'PORT' : 'METRICS_PORT']: String(port) },
     stdio: ['ignore', fd, fd],
   });
