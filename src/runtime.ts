@@ -161,7 +161,12 @@ export async function startRuntime(config: Config, roles: Roles, options: Runtim
       repeat(0, config.SWEEP_INTERVAL_MS, stalled('sweep'), () =>
         sweep()
           .then((report) =>
-            report.rebuilt || report.admitted || report.notified || report.partitionsCreated || report.partitionsDropped
+            report.rebuilt ||
+            report.admitted ||
+            report.notified ||
+            report.partitionsCreated ||
+            report.partitionsDropped ||
+            report.analyzed.length
               ? deps.logger.info('sweep', { ...report })
               : undefined,
           )

@@ -40,6 +40,8 @@ export interface SweepReport {
   /** Monthly log partitions created ahead, and dropped by LOG_RETENTION_DAYS (at most hourly, see {@link LOG_MAINTENANCE_MS}). */
   partitionsCreated: number;
   partitionsDropped: number;
+  /** Tables analyzed because their statistics were stale (see prisma/functions/flowmachine_analyze_stale.sql). */
+  analyzed: string[];
 }
 
 /** What one timer release did: whether this process held the lease, the queue's ready jobs before it, the timers it released. */
@@ -72,6 +74,8 @@ export type Sweeper = (() => Promise<SweepReport>) & { release: () => Promise<Re
  * - at most once per {@link LOG_MAINTENANCE_MS}, creates the log tables' monthly partitions ahead and,
  *   with LOG_RETENTION_DAYS, drops the months wholly older than it (src/sql/partitions.ts); a failure
  *   there (a lock not granted in time) is logged and tried again at the next sweep;
+ * - analyzes the tables whose statistics are stale (flowmachine_analyze_stale; autovacuum off or behind),
+ *   so that every connection's cached plans are made again for the tables' size;
  * - after Redis lost its data (the epoch key is gone, and with it the walk's position) re-enqueues every
  *   running execution, walking the table from its start in batches of `limits.batch`, and the timer
  *   release walks the timers again from the first.
@@ -221,6 +225,7 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): S
         deps.logger.warn('log partition upkeep failed', { error: coerceError(error).message });
       }
     }
+    const analyzed = await analyzeStale(deps);
     return {
       rebuilt,
       enqueued,
@@ -229,9 +234,25 @@ export function createSweeper(deps: EngineDeps, limits: SweepLimits = LIMITS): S
       notified: unnotified.length,
       partitionsCreated: partitions.created,
       partitionsDropped: partitions.dropped,
+      analyzed,
     };
   };
   return Object.assign(sweep, { release });
+}
+
+/** A table's name for a metric label: a log partition (`execution_logs_p202612`) counts as its table. */
+const tableFamily = (table: string) => table.replace(/_(p\d{6}|default)$/, '');
+
+/** Analyzes the tables whose statistics are stale, counting each; a failure is a warning, and none analyzed. */
+async function analyzeStale(deps: EngineDeps): Promise<string[]> {
+  try {
+    const analyzed = await deps.store.sweep.analyzeStale();
+    for (const table of analyzed) deps.metrics.tablesAnalyzed.inc({ table: tableFamily(table) });
+    return analyzed;
+  } catch (error) {
+    deps.logger.warn('analyzing stale tables failed', { error: coerceError(error).message });
+    return [];
+  }
 }
 
 /** The walk's position as kept in Redis: `<next_run_at ISO> <id>`. */

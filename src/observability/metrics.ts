@@ -40,6 +40,8 @@ export interface Metrics {
   workflowCacheEvictions: Counter;
   /** `flowmachine_log_partitions_dropped_total`: monthly partitions LOG_RETENTION_DAYS dropped, by `table`. */
   logPartitionsDropped: Counter<'table'>;
+  /** `flowmachine_tables_analyzed_total`: ANALYZEs the sweeper ran on tables with stale statistics, by `table` (partitions as their table). */
+  tablesAnalyzed: Counter<'table'>;
   /**
    * `flowmachine_timers_released_total`: timers from Postgres whose job the timer release enqueued, by
    * `recovered` (`true` for a walk without a position, after Redis lost its data: those jobs are rebuilt ones).
@@ -159,6 +161,12 @@ export function createMetrics(): Metrics {
     logPartitionsDropped: new Counter({
       name: 'flowmachine_log_partitions_dropped_total',
       help: 'Monthly log partitions dropped by LOG_RETENTION_DAYS.',
+      labelNames: ['table'] as const,
+      registers,
+    }),
+    tablesAnalyzed: new Counter({
+      name: 'flowmachine_tables_analyzed_total',
+      help: 'Tables the sweeper analyzed because their statistics were stale (autovacuum off or behind), by table.',
       labelNames: ['table'] as const,
       registers,
     }),

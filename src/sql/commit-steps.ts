@@ -12,13 +12,14 @@ const COMMIT = {
 /**
  * Several executions' steps committed in one statement (see db/batch.ts), in one order for every batch:
  * the commits that give a slot back last, by shard, so that two batches lock the account's shards in
- * the same order.
+ * the same order. The shard is a subquery by primary key, not a join: a join's plan cached while the
+ * table was small hashes the whole table for every batch once it is large.
  */
 const COMMIT_BATCH = {
   name: 'commit-steps',
   text: `SELECT b.i::integer AS i, c.* FROM (
-    SELECT a.x, a.i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(x, i) LEFT JOIN executions e ON e.id = (a.x->>'id')::uuid
-    ORDER BY a.x->>'slot' = 'release', e.slot_shard, a.i) AS b
+    SELECT a.x, a.i FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(x, i)
+    ORDER BY a.x->>'slot' = 'release', (SELECT e.slot_shard FROM executions e WHERE e.id = (a.x->>'id')::uuid), a.i) AS b
   CROSS JOIN LATERAL flowmachine_commit((b.x->>'id')::uuid, (b.x->>'version')::integer, b.x->'set', b.x->'logs', b.x->>'tagOp', b.x->>'tag', b.x->>'slot') AS c`,
 };
 

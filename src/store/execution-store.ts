@@ -315,6 +315,8 @@ export interface SweepQueries {
   createLogPartitions(now: Date): Promise<number>;
   /** LOG_RETENTION_DAYS: drops the log partitions whose month ended by `before`, keeping running executions' rows. */
   dropLogPartitions(before: Date): Promise<DroppedLogRows[]>;
+  /** Analyzes the tables whose statistics are stale (flowmachine_analyze_stale); returns their names. */
+  analyzeStale(): Promise<string[]>;
 }
 
 /** What one retention call removed: a partition dropped (`rowsDeleted` null), or old rows of a default partition. */
