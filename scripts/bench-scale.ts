@@ -13,14 +13,15 @@
  *   drain them: the timer release enqueues them, the workers resume them and send an email. Meanwhile other
  *   executions are triggered at `--trigger-rate` per second into another workflow. It reports timer
  *   lateness, steps/s while they drain, the other workflow's trigger → first action, Redis memory during
- *   the spike and errors.
+ *   the spike and errors. With `--enroll N` only N contacts are enrolled through the API and the others
+ *   get copies of their waiting executions, made in SQL (a second setup shortcut, for sizes whose setup
+ *   through the engine would take an hour here).
  *
  * Usage: `npm run bench -- --scenario waiting|spike [--contacts N] [--bulk N] [--clients N] [--workers N]
  *   [--worker-concurrency N] [--provider-latency MS] [--trigger-rate N] [--ready-target N] [--enroll-queue-limit N]
- *   [--time-limit S] [--log-level info] [--keep] [--json]` (see docs/benchmarks.md). Exits 1 on any error.
+ *   [--enroll N] [--time-limit S] [--log-level info] [--keep] [--json]` (see docs/benchmarks.md). Exits 1 on any error.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
@@ -33,6 +34,7 @@ import {
   type BenchProcess,
   type Cleanup,
   engineEnv,
+  errorLines,
   forkRole,
   insertContacts,
   type Percentiles,
@@ -63,6 +65,8 @@ export interface ScaleOptions {
   readyTarget: number | null;
   /** `ENROLL_QUEUE_LIMIT` of the API (unset: the default). */
   enrollQueueLimit: number | null;
+  /** `spike`: contacts enrolled through the API; the others get copies of their executions (unset: all). */
+  enrollThroughApi: number | null;
   /** Gives up after this many seconds (0: never); what did not finish counts as an error. @defaultValue 0 */
   timeLimit: number;
   logLevel: string;
@@ -281,11 +285,7 @@ async function timeGets(
   return { ms: percentiles(samples), errors };
 }
 
-const errorLogs = (scale: Scale) =>
-  [scale.api, ...scale.workers].reduce(
-    (sum, p) => sum + (readFileSync(p.logFile, 'utf8').match(/"level":"error"/g)?.length ?? 0),
-    0,
-  );
+const errorLogs = (scale: Scale) => errorLines([scale.api, ...scale.workers]);
 
 const peak = (samples: Sample[], pick: (s: Sample) => number) => Math.max(0, ...samples.map(pick));
 const workerRss = (s: Sample) =>
@@ -422,7 +422,7 @@ async function runWaiting(options: ScaleOptions, cleanup: Cleanup, progress: (li
     if (!settled) break;
   }
   await scale.stopSampling();
-  const logErrors = errorLogs(scale);
+  const logErrors = await errorLogs(scale);
   const exits = scale.exits();
   scale.stopping();
   const { json: _j, keep: _k, ...shown } = options;
@@ -497,7 +497,14 @@ export interface SpikeResult {
   scenario: 'spike';
   options: Omit<ScaleOptions, 'json' | 'keep'>;
   machine: { cpus: number; loadStart: number; loadEnd: number };
-  setup: { enrolledPerSec: number; waitingSeconds: number; redisDelayedBefore: number };
+  setup: {
+    enrolledPerSec: number;
+    waitingSeconds: number;
+    /** Executions copied in SQL from one enrolled through the API (`--enroll`), and the seconds it took. */
+    copied: number;
+    copySeconds: number;
+    redisDelayedBefore: number;
+  };
   spike: {
     timers: number;
     /** From the first due time to the last resumed execution's completion. */
@@ -512,6 +519,47 @@ export interface SpikeResult {
   rssMb: { workerPeak: number; apiPeak: number };
   errors: { total: number; http: number; incomplete: number; logErrors: number; exits: number; duplicateSends: number };
   seconds: number;
+}
+
+/** Rows per statement of {@link copyWaiting}. */
+const COPY_CHUNK = 10_000;
+
+/**
+ * The `--enroll` setup: gives each of `contacts` a copy of one execution of `workflowId` waiting at its
+ * first step, as the engine left it (row, snapshot, log rows; new ids, created now), {@link COPY_CHUNK}
+ * per statement. The counters' triggers count the copies as they count enrollments. Returns how many.
+ */
+async function copyWaiting(admin: pg.Pool, workflowId: string, contacts: string[], progress: (line: string) => void) {
+  if (contacts.length === 0) return 0;
+  const { rows } = await admin.query<{ id: string }>(
+    `SELECT id FROM executions WHERE workflow_id = $1 AND status = 'PAUSED' ORDER BY created_at LIMIT 1`,
+    [workflowId],
+  );
+  const template = rows[0]!.id;
+  let copied = 0;
+  for (let from = 0; from < contacts.length; from += COPY_CHUNK) {
+    const result = await admin.query(
+      `WITH copies AS (
+         INSERT INTO executions (id, account_id, workflow_id, workflow_version_id, contact_id, status, snapshot, version,
+                                 current_step_index, total_steps, retry_count, goal_event, next_run_at, waiting, payload,
+                                 trace_context, slot_shard, waiting_event, created_at, updated_at)
+         SELECT gen_random_uuid(), t.account_id, t.workflow_id, t.workflow_version_id, c.id, t.status, t.snapshot, t.version,
+                t.current_step_index, t.total_steps, t.retry_count, t.goal_event, t.next_run_at, t.waiting, t.payload,
+                t.trace_context, t.slot_shard, t.waiting_event, now(), now()
+         FROM executions t, unnest($2::uuid[]) AS c(id) WHERE t.id = $1
+         RETURNING id, contact_id)
+       INSERT INTO execution_logs (execution_id, account_id, workflow_id, contact_id, event_type, step_index, step_id,
+                                   status, timestamp, duration_ms, details)
+       SELECT c.id, l.account_id, l.workflow_id, c.contact_id, l.event_type, l.step_index, l.step_id,
+              l.status, now(), l.duration_ms, l.details
+       FROM copies c, execution_logs l WHERE l.execution_id = $1`,
+      [template, contacts.slice(from, from + COPY_CHUNK)],
+    );
+    copied += Math.min(COPY_CHUNK, contacts.length - from);
+    if (result.rowCount === 0) throw new Error(`copying execution ${template} inserted no log rows`);
+    if (copied % 100_000 === 0 || copied === contacts.length) progress(`${copied} executions copied`);
+  }
+  return copied;
 }
 
 const SPIKE_STEPS = `('action_completed', 'action_skipped', 'action_failed', 'wait_completed')`;
@@ -537,9 +585,10 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
   });
   const deadline = options.timeLimit ? Date.now() + options.timeLimit * 1000 : 0;
 
-  progress(`enrolling ${options.contacts} contacts into wait_until ${time} UTC…`);
+  const throughApi = Math.min(options.enrollThroughApi ?? contacts.length, contacts.length);
+  progress(`enrolling ${throughApi} contacts into wait_until ${time} UTC…`);
   const setupStart = Date.now();
-  const enrolled = await enroll(scale, options, spikeId, contacts, progress);
+  const enrolled = await enroll(scale, options, spikeId, contacts.slice(0, throughApi), progress);
   let httpErrors = enrolled.httpErrors;
   await until(
     scale,
@@ -555,17 +604,23 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
     deadline,
   );
   const waitingSeconds = (Date.now() - setupStart) / 1000;
+  const copyStart = Date.now();
+  const copied = await copyWaiting(scale.admin, spikeId, contacts.slice(throughApi), progress);
+  const copySeconds = (Date.now() - copyStart) / 1000;
+  const timers = enrolled.ids.length + copied;
   await sleep(2_000);
   const before = scale.samples.at(-1)!;
 
-  // The setup's one shortcut: the waits, due tomorrow, are made due within one minute starting 75 s from now.
-  const dueFrom = new Date(Date.now() + 75_000);
-  progress(`moving the ${enrolled.ids.length} due times into the minute from ${dueFrom.toISOString()}…`);
+  // The setup's shortcut: the waits, due tomorrow, are made due within one minute starting 75 s from now
+  // (plus the time the UPDATE takes, ~40 µs a row here, so that it has committed before the first is due).
+  const dueFrom = new Date(Date.now() + 75_000 + timers * 0.04);
+  progress(`moving the ${timers} due times into the minute from ${dueFrom.toISOString()}…`);
   await scale.admin.query(
     `UPDATE executions SET next_run_at = $2::timestamptz + random() * interval '60 seconds'
      WHERE workflow_id = $1 AND status = 'PAUSED'`,
     [spikeId, dueFrom],
   );
+  if (Date.now() > dueFrom.getTime()) progress(`the due times were moved only after ${dueFrom.toISOString()}`);
   const spikeStart = Date.now();
 
   // Other executions, triggered at a steady rate through the spike.
@@ -613,7 +668,7 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
       progress(
         `${Math.round((Date.now() - spikeStart) / 1000)} s: spike ${rows[0]!.done} done, ${rows[0]!.waiting} waiting; redis ${num(last.redisUsed / MB, 1)} MB, ${last.delayed} delayed, ${last.ready} ready; ${triggered} others triggered`,
       );
-      return Number(rows[0]!.done) >= enrolled.ids.length;
+      return Number(rows[0]!.done) >= timers;
     },
     deadline,
     5_000,
@@ -670,7 +725,7 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
     [otherId],
   );
   const providerStats = (await ask(scale.provider, 'stats')) as { requests: number; distinctKeys: number };
-  const logErrors = errorLogs(scale);
+  const logErrors = await errorLogs(scale);
   const exits = scale.exits();
   scale.stopping();
   const drainSeconds = steps.last ? (steps.last.getTime() - dueFrom.getTime()) / 1000 : 0;
@@ -684,6 +739,8 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
     setup: {
       enrolledPerSec: enrolled.ids.length / enrolled.seconds,
       waitingSeconds,
+      copied,
+      copySeconds,
       redisDelayedBefore: before.delayed,
     },
     spike: {
@@ -732,6 +789,14 @@ export function formatSpike(r: SpikeResult): string {
         'setup: enrolled/s; seconds until all waited; delayed jobs in Redis then',
         `${num(r.setup.enrolledPerSec)}; ${num(r.setup.waitingSeconds)}; ${r.setup.redisDelayedBefore}`,
       ],
+      ...(r.setup.copied > 0
+        ? [
+            [
+              'setup: executions copied in SQL from those enrolled; seconds',
+              `${num(r.setup.copied)}; ${num(r.setup.copySeconds)}`,
+            ] as [string, string],
+          ]
+        : []),
       [
         'spike: timers resumed; seconds from the first due time to the last completion',
         `${num(r.spike.timers)}; ${num(r.spike.drainSeconds)}`,
@@ -779,6 +844,7 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
       'trigger-rate': { type: 'string', default: '20' },
       'ready-target': { type: 'string' },
       'enroll-queue-limit': { type: 'string' },
+      enroll: { type: 'string' },
       'time-limit': { type: 'string', default: '0' },
       'log-level': { type: 'string', default: 'info' },
       keep: { type: 'boolean', default: false },
@@ -803,6 +869,7 @@ export function parseScaleOptions(argv: string[]): ScaleOptions {
     triggerRate: int('trigger-rate', values['trigger-rate'], 1),
     readyTarget: values['ready-target'] ? int('ready-target', values['ready-target'], 1) : null,
     enrollQueueLimit: values['enroll-queue-limit'] ? int('enroll-queue-limit', values['enroll-queue-limit'], 0) : null,
+    enrollThroughApi: values.enroll ? int('enroll', values.enroll, 1) : null,
     timeLimit: int('time-limit', values['time-limit'], 0),
     logLevel: values['log-level'],
     keep: values.keep,

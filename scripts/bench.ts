@@ -12,10 +12,11 @@
  * `--scenario waiting|spike` runs a scale scenario instead (scripts/bench-scale.ts).
  */
 import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { Queue, Worker } from 'bullmq';
@@ -226,6 +227,15 @@ export function engineEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
       delete env[key];
   // A benchmark measures the engine, not the per-key request limit.
   return { ...env, API_RATE_LIMIT: '0', ...extra };
+}
+
+/** The error lines in the log files of `processes`, read line by line (a million executions log more than a string holds). */
+export async function errorLines(processes: BenchProcess[]): Promise<number> {
+  let errors = 0;
+  for (const { logFile } of processes)
+    for await (const line of createInterface({ input: createReadStream(logFile), crlfDelay: Number.POSITIVE_INFINITY }))
+      if (line.includes('"level":"error"')) errors += 1;
+  return errors;
 }
 
 /** A flowmachine process started by a benchmark; its output goes to `logFile`. */
@@ -1069,10 +1079,7 @@ async function collectResult(
            pg_total_relation_size('executions') + (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('execution_logs')) AS bytes`); // every monthly partition
   const stats = await readTableStats(admin);
   const providerStats = (await ask(system.provider, 'stats')) as { requests: number; distinctKeys: number };
-  const logErrors = [api, ...workers].reduce(
-    (sum, p) => sum + (readFileSync(p.logFile, 'utf8').match(/"level":"error"/g)?.length ?? 0),
-    0,
-  );
+  const logErrors = await errorLines([api, ...workers]);
 
   const perSec = (n: number, seconds: number | null) => (seconds && seconds > 0 ? n / seconds : 0);
   const incomplete = context.options.executions - executions.completed;
