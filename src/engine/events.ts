@@ -1,4 +1,5 @@
 import { evaluateCondition } from '../definition/condition.ts';
+import type { Definition } from '../definition/schema.ts';
 import { withSpan } from '../observability/tracing.ts';
 import { type ContactEvent, achieveGoal, exitExecution, resumeWait } from './control.ts';
 import { compiledVersion } from './load.ts';
@@ -86,16 +87,22 @@ async function deliver(
     if ((await resumeWait(deps, cache, id, event)).kind === 'ok') outcome.resumed.push(id);
 
   const facts = { ...contact, attributes: (contact.attributes ?? {}) as Record<string, unknown> };
+  const admits = ({ trigger }: Definition) =>
+    trigger.type === 'event' &&
+    trigger.event === event.name &&
+    (!trigger.where || evaluateCondition(trigger.where, facts, event.properties));
   for (const { workflowId, versionId } of await deps.store.enteredBy(contact.accountId, event.name)) {
-    const { definition } = await compiledVersion(deps, cache, versionId);
-    const where = definition.trigger.type === 'event' ? definition.trigger.where : undefined;
-    if (where && !evaluateCondition(where, facts, event.properties)) continue;
+    // The version read here spares the enrollment's call when it does not admit the event; the
+    // enrollment checks again on the version it starts on.
+    if (!admits((await compiledVersion(deps, cache, versionId)).definition)) continue;
     const result = await triggerExecution(deps, cache, {
       accountId: contact.accountId,
       workflowId,
       contactId: contact.id,
       payload: event.properties,
+      admits,
     });
+    if (result.kind === 'not_admitted') continue;
     if (result.kind === 'started') outcome.enrolled.push({ workflowId, executionId: result.executionId });
     else outcome.blocked.push({ workflowId, reason: BLOCKED_REASONS[result.kind] ?? result.kind });
   }

@@ -34,13 +34,25 @@ export interface MoveTarget {
 export const MOVE_PAGE_SIZE = 200;
 
 /**
- * The move of one execution to `target` (pure): when it is running on another version and its step is
+ * Whether `versionId` is older than the target. `target.versions` was read after the target's publish
+ * committed, so it holds every version up to the target's; one it does not hold is newer. A move never
+ * takes an execution back: of two publishes close together, the older one's pages leave the executions
+ * the newer one has moved already.
+ */
+function isOlder(versionId: string, target: MoveTarget): boolean {
+  const version = target.versions.get(versionId);
+  return version !== undefined && version < target.version;
+}
+
+/**
+ * The move of one execution to `target` (pure): when it is running on an older version and its step is
  * in the new one, the change logging `version_migrated`, to be decided by the new version's machine;
- * otherwise why it does not move (`stayed`: its step is gone; `gone`: it ended or is there already).
+ * otherwise why it does not move (`stayed`: its step is gone; `gone`: it ended, or is on the target or a newer
+ * version already).
  */
 export function moveChange(loaded: LoadedExecution, target: MoveTarget): Change | { refuse: 'stayed' | 'gone' } {
   const { row } = loaded;
-  if (!(RUNNING_STATUSES as readonly string[]).includes(row.status) || row.workflowVersionId === target.versionId)
+  if (!(RUNNING_STATUSES as readonly string[]).includes(row.status) || !isOlder(row.workflowVersionId, target))
     return { refuse: 'gone' };
   const stored = snapshotOf(row);
   if (!target.workflow.steps.has(stored.value)) return { refuse: 'stayed' };

@@ -16,6 +16,13 @@ export interface TriggerRequest {
   workflowId: string;
   contactId: string;
   payload?: Record<string, unknown>;
+  /**
+   * Whether the version the execution would start on takes this entry (an event entry: its trigger is
+   * the event and its `where` holds). Checked on that very version, which the enrollment starts on only
+   * while it is current: a publish between the caller's read and the enrollment cannot start an
+   * execution whose trigger the event does not match. When false, nothing is written.
+   */
+  admits?: (definition: Definition) => boolean;
 }
 
 /** Every way a trigger can end (CONTRACT.md `POST /workflows/{id}/trigger`). */
@@ -26,7 +33,8 @@ export type TriggerResult =
   | { kind: 'contact_not_found' }
   | { kind: 'inactive' }
   | { kind: 'opted_out' }
-  | { kind: 'already_enrolled'; executionId: string };
+  | { kind: 'already_enrolled'; executionId: string }
+  | { kind: 'not_admitted' };
 
 /**
  * Enrolls a contact: checks every guard, then creates the execution (QUEUED, initial snapshot) and
@@ -59,6 +67,7 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
   // (or none was seen yet), that one is compiled and the call made again.
   for (let versionId = cache.latestVersion(workflowId); ; ) {
     const compiled = versionId === undefined ? undefined : await compiledVersion(deps, cache, versionId);
+    if (compiled && request.admits && !request.admits(compiled.definition)) return { kind: 'not_admitted' };
     const initial = compiled && cache.initialOf(compiled);
     // flowmachine_trigger answers every call with one row.
     const row = await deps.store.trigger({

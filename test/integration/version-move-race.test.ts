@@ -7,6 +7,8 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 // before the publish committed must not insert an execution on version 1 that the move never sees
 // (found with a trigger: the publish answered {moved: 0, stayed: 0}, then the trigger answered 202 with
 // an execution on version 1, which ran version 1 to its end).
+// One more: an event entry whose `where` held on the version it read, when a publish (any) makes a
+// version current that does not take the event before the enrollment reads it.
 //
 // Each test but one stalls the enrollment at its contact's advisory lock
 // (prisma/functions/flowmachine_enroll.sql), taken after the version is read and before the execution is
@@ -144,6 +146,41 @@ describe('a move publish racing the creation of executions', () => {
     expect(entered.body.enrolled).toEqual([{ workflow_id: workflowId, execution_id: expect.any(String) }]);
     expect(moved).toBe(1);
     expect(await versionsOf(workflowId)).toEqual(new Map([[entered.body.enrolled[0].execution_id, 2]]));
+  });
+
+  it('an event entry that read version 1 starts nothing when the version current at its enrollment does not take the event', async () => {
+    const entry = (plan: string) => ({
+      trigger: {
+        type: 'event',
+        event: 'race_upgraded',
+        where: { field: 'payload.plan', operator: 'equals', value: plan },
+      },
+      reentry: 'always',
+    });
+    const workflowId = (await h.createWorkflow({ ...entry('pro'), steps: [mail('v1')] })).id;
+    const contactId = (await h.createContact()).id;
+    // The entry reads version 1 (its `where` holds), then waits at the lock before the enrollment reads
+    // the current version; meanwhile a publish that keeps executions where they are makes version 2 current.
+    await blocker.query('BEGIN');
+    try {
+      await blocker.query('SELECT flowmachine_current_version_lock($1::uuid, true)', [workflowId]);
+      const entering = h.api.post(`/contacts/${contactId}/events`, {
+        name: 'race_upgraded',
+        properties: { plan: 'pro' },
+      });
+      await until(async () => (await lockWaiters()) >= 1);
+      const published = await h.api.put(`/workflows/${workflowId}/definition`, {
+        definition: { ...entry('team'), steps: [mail('v2')] },
+      });
+      expect(published.body.version).toBe(2);
+      await blocker.query('COMMIT');
+      const entered = await entering;
+      expect(entered.status).toBe(202);
+      expect(entered.body).toMatchObject({ enrolled: [], blocked: [] });
+      expect(await versionsOf(workflowId)).toEqual(new Map());
+    } finally {
+      await blocker.query('ROLLBACK');
+    }
   });
 
   it('a tag entry that read version 1 commits before the publish, which moves its execution', async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { responses } from '../../src/api/openapi.ts';
+import { moveToPublished } from '../../src/api/version-publish.ts';
 import { stepJobId } from '../../src/queue/step-queue.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
@@ -140,5 +141,33 @@ describe('moving running executions to a new version', () => {
     expect(response.status).toBe(200);
     expect(response.body.in_flight).toBeUndefined();
     expect((await row(e.pausing)).version).toBe(before);
+  });
+
+  it('never moves an execution back: an older publish whose move runs late takes only those older than it', async () => {
+    const versionOf = async (id: string) =>
+      (await h.db.execution.findUniqueOrThrow({ where: { id }, include: { workflowVersion: true } })).workflowVersion
+        .version;
+    // The last publish (v1 again, kept) is the older one; `pausing` is still on version 1 (v2 has no `pause`).
+    const older = await h.db.workflowVersion.findFirstOrThrow({ where: { workflowId }, orderBy: { version: 'desc' } });
+    const newer = await publish({ definition: v2, in_flight: 'move' });
+    expect(newer.body.in_flight).toEqual({ moved: 2, stayed: 1 });
+    expect([await versionOf(e.queued), await versionOf(e.ordering), await versionOf(e.pausing)]).toEqual([
+      newer.body.version,
+      newer.body.version,
+      1,
+    ]);
+    const late = await moveToPublished(h.deps, {
+      accountId: h.account.account_id,
+      workflowId,
+      versionId: older.id,
+      version: older.version,
+      userId: '00000000-0000-4000-8000-0000000000e1',
+    });
+    expect(late).toEqual({ moved: 1, stayed: 0 });
+    expect([await versionOf(e.queued), await versionOf(e.ordering), await versionOf(e.pausing)]).toEqual([
+      newer.body.version,
+      newer.body.version,
+      older.version,
+    ]);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decideChange, type Policy, type StepContext } from '../../src/engine/decide-step.ts';
+import { type MoveTarget, moveChange } from '../../src/engine/move-execution.ts';
 import type { ExecutionRow } from '../../src/store/execution-store.ts';
 import { compileSteps, executionRow, TEST_CONTACT, TEST_POLICY } from '../helpers/engine-rows.ts';
 
@@ -76,5 +77,51 @@ describe('the decision of a move to a new version', () => {
     expect(decision.set).toMatchObject({ status: 'QUEUED', waiting: true, nextRunAt: null });
     expect(decision.set.waitingEvent).toBeUndefined();
     expect(decision.slot).toBe('keep');
+  });
+});
+
+describe('which executions a move takes', () => {
+  const V1 = '00000000-0000-4000-8000-0000000000c1';
+  const V2 = '00000000-0000-4000-8000-0000000000c2';
+  const V3 = '00000000-0000-4000-8000-0000000000c3';
+  const toV2: MoveTarget = {
+    accountId: '00000000-0000-4000-8000-0000000000a1',
+    workflowId: '00000000-0000-4000-8000-0000000000b1',
+    versionId: V2,
+    version: 2,
+    workflow: v2,
+    userId: null,
+    versions: new Map([
+      [V1, 1],
+      [V2, 2],
+      [V3, 3],
+    ]),
+  };
+  const decide = (fields: Partial<ExecutionRow>, target = toV2) =>
+    moveChange({ row: row(fields), workflow: v1 }, target);
+
+  it('moves an execution of an older version, logging both version numbers', () => {
+    expect(decide({ workflowVersionId: V1 })).toMatchObject({
+      moveTo: { versionId: V2, goalEvent: 'booked' },
+      logs: [
+        {
+          eventType: 'version_migrated',
+          details: { from_version: 1, to_version: 2, waiting_event: { from: 'order_placed', to: 'purchase' } },
+        },
+      ],
+    });
+  });
+
+  it('leaves an execution on the target or on a newer version, even one published after it read the versions', () => {
+    expect(decide({ workflowVersionId: V2 })).toEqual({ refuse: 'gone' });
+    expect(decide({ workflowVersionId: V3 })).toEqual({ refuse: 'gone' });
+    expect(decide({ workflowVersionId: '00000000-0000-4000-8000-0000000000c4' })).toEqual({ refuse: 'gone' });
+  });
+
+  it('leaves an ended execution, and keeps one whose step the target does not have', () => {
+    expect(decide({ workflowVersionId: V1, status: 'COMPLETED' })).toEqual({ refuse: 'gone' });
+    expect(decide({ workflowVersionId: V1 }, { ...toV2, workflow: compile([mail('a')]) })).toEqual({
+      refuse: 'stayed',
+    });
   });
 });
