@@ -45,6 +45,8 @@ import {
   startEngineProcess,
   stopChild,
   benchGround,
+  cpuSeconds,
+  PostgresCpu,
 } from './bench.ts';
 
 /** Options of one scenario run. */
@@ -513,6 +515,7 @@ export interface SpikeResult {
     stepsPerSec: number;
     peakStepsPerSec: number;
     latenessMs: { p50: number | null; p99: number | null; max: number | null };
+    cost: DrainCost;
   };
   others: { triggered: number; triggerToFirstActionMs: Percentiles; apiTriggerMs: Percentiles };
   redis: { peakMb: number; beforeMb: number; peakDelayed: number; peakReady: number };
@@ -563,6 +566,118 @@ async function copyWaiting(admin: pg.Pool, workflowId: string, contacts: string[
 }
 
 const SPIKE_STEPS = `('action_completed', 'action_skipped', 'action_failed', 'wait_completed')`;
+
+/** What the engine's processes and Postgres have used so far, for {@link drainCost}. */
+interface CostReading {
+  at: number;
+  cpu: { workers: number; api: number; redis: number };
+  /** pg_stat_wal, pg_stat_bgwriter and the database's pg_stat_database row. */
+  pg: Record<
+    'walRecords' | 'walFpi' | 'walBytes' | 'checkpoints' | 'backendWrites' | 'hit' | 'read' | 'commits',
+    number
+  >;
+  /** Per table (log partitions as their table): sequential scans, the rows they read, blocks read from outside shared buffers. */
+  tables: Map<string, TableReads>;
+}
+
+interface TableReads {
+  seqScans: number;
+  seqRows: number;
+  blocksRead: number;
+}
+
+async function readCost(scale: Scale): Promise<CostReading> {
+  const info = await scale.monitor.info('cpu');
+  const redis =
+    Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0) + Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  const { rows } = await scale.admin.query<CostReading['pg']>(
+    `SELECT w.wal_records::float8 AS "walRecords", w.wal_fpi::float8 AS "walFpi", w.wal_bytes::float8 AS "walBytes",
+            (b.checkpoints_timed + b.checkpoints_req)::float8 AS checkpoints, b.buffers_backend::float8 AS "backendWrites",
+            d.blks_hit::float8 AS hit, d.blks_read::float8 AS read, d.xact_commit::float8 AS commits
+       FROM pg_stat_wal w, pg_stat_bgwriter b, pg_stat_database d WHERE d.datname = current_database()`,
+  );
+  const tables = await scale.admin.query<TableReads & { name: string }>(
+    `SELECT coalesce(parent.relname, t.relname) AS name, sum(t.seq_scan)::float8 AS "seqScans",
+            sum(t.seq_tup_read)::float8 AS "seqRows",
+            sum(coalesce(io.heap_blks_read, 0) + coalesce(io.idx_blks_read, 0) + coalesce(io.toast_blks_read, 0))::float8 AS "blocksRead"
+       FROM pg_stat_user_tables t JOIN pg_statio_user_tables io USING (relid)
+       LEFT JOIN pg_inherits i ON i.inhrelid = t.relid LEFT JOIN pg_class parent ON parent.oid = i.inhparent
+      GROUP BY 1`,
+  );
+  const cpuOf = (list: BenchProcess[]) => list.reduce((sum, p) => sum + (cpuSeconds(p.child.pid) ?? 0), 0);
+  return {
+    at: Date.now(),
+    cpu: { workers: cpuOf(scale.workers), api: cpuOf([scale.api]), redis },
+    pg: rows[0]!,
+    tables: new Map(tables.rows.map(({ name, ...reads }) => [name, reads])),
+  };
+}
+
+/** The drain's cost per step (every workflow's steps in the window), from two readings. */
+export interface DrainCost {
+  steps: number;
+  /** CPU ms per step: the workers, the API, the database's backends, Redis; and all of them per second. */
+  cpuMsPerStep: { workers: number; api: number; postgres: number; redis: number };
+  cpuCoresBusy: number;
+  /** Postgres per step: WAL bytes, WAL records, full-page images, committed transactions, blocks read from outside shared buffers. */
+  perStep: {
+    walBytes: number;
+    walRecords: number;
+    walFpi: number;
+    commits: number;
+    blocksRead: number;
+    backendWrites: number;
+  };
+  /** Share of block requests served from shared buffers; checkpoints in the window. */
+  bufferHitRatio: number;
+  checkpoints: number;
+  /** The tables that read the most blocks from outside shared buffers in the window, with their sequential scans. */
+  tables: (TableReads & { name: string })[];
+}
+
+function drainCost(from: CostReading, to: CostReading, postgresCpu: number, steps: number): DrainCost {
+  const per = (n: number) => (steps > 0 ? n / steps : 0);
+  const d = (key: keyof CostReading['pg']) => to.pg[key] - from.pg[key];
+  const cpu = {
+    workers: to.cpu.workers - from.cpu.workers,
+    api: to.cpu.api - from.cpu.api,
+    postgres: postgresCpu,
+    redis: to.cpu.redis - from.cpu.redis,
+  };
+  const total = cpu.workers + cpu.api + cpu.postgres + cpu.redis;
+  return {
+    steps,
+    cpuMsPerStep: {
+      workers: per(cpu.workers * 1000),
+      api: per(cpu.api * 1000),
+      postgres: per(cpu.postgres * 1000),
+      redis: per(cpu.redis * 1000),
+    },
+    cpuCoresBusy: total / Math.max(1, (to.at - from.at) / 1000),
+    perStep: {
+      walBytes: per(d('walBytes')),
+      walRecords: per(d('walRecords')),
+      walFpi: per(d('walFpi')),
+      commits: per(d('commits')),
+      blocksRead: per(d('read')),
+      backendWrites: per(d('backendWrites')),
+    },
+    bufferHitRatio: d('hit') / Math.max(1, d('hit') + d('read')),
+    checkpoints: d('checkpoints'),
+    tables: [...to.tables]
+      .map(([name, t]) => {
+        const f = from.tables.get(name) ?? { seqScans: 0, seqRows: 0, blocksRead: 0 };
+        return {
+          name,
+          seqScans: t.seqScans - f.seqScans,
+          seqRows: t.seqRows - f.seqRows,
+          blocksRead: t.blocksRead - f.blocksRead,
+        };
+      })
+      .sort((a, b) => b.blocksRead - a.blocksRead)
+      .slice(0, 4),
+  };
+}
 
 async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line: string) => void) {
   const began = performance.now();
@@ -622,6 +737,9 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
   );
   if (Date.now() > dueFrom.getTime()) progress(`the due times were moved only after ${dueFrom.toISOString()}`);
   const spikeStart = Date.now();
+  const postgresCpu = new PostgresCpu(scale.admin);
+  await postgresCpu.sample(true);
+  const costFrom = await readCost(scale);
 
   // Other executions, triggered at a steady rate through the spike.
   const triggerMs: number[] = [];
@@ -668,11 +786,14 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
       progress(
         `${Math.round((Date.now() - spikeStart) / 1000)} s: spike ${rows[0]!.done} done, ${rows[0]!.waiting} waiting; redis ${num(last.redisUsed / MB, 1)} MB, ${last.delayed} delayed, ${last.ready} ready; ${triggered} others triggered`,
       );
+      await postgresCpu.sample();
       return Number(rows[0]!.done) >= timers;
     },
     deadline,
     5_000,
   );
+  await postgresCpu.sample();
+  const costTo = await readCost(scale);
   triggering = false;
   await triggers;
   await until(
@@ -703,6 +824,11 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
             (SELECT max(c) FROM (SELECT count(*) AS c FROM s GROUP BY floor(extract(epoch FROM timestamp) / 5)) b)::int AS peak
      FROM s`,
     [spikeId, dueFrom],
+  );
+  const windowSteps = await countOf(
+    scale,
+    `SELECT count(*) AS n FROM execution_logs WHERE event_type IN ${SPIKE_STEPS} AND timestamp >= $1 AND timestamp <= $2`,
+    [new Date(costFrom.at), new Date(costTo.at)],
   );
   const completed = await countOf(
     scale,
@@ -750,6 +876,7 @@ async function runSpike(options: ScaleOptions, cleanup: Cleanup, progress: (line
       stepsPerSec: drainSeconds > 0 ? steps.n / drainSeconds : 0,
       peakStepsPerSec: (steps.peak ?? 0) / 5,
       latenessMs: { p50: lateness.p?.[0] ?? null, p99: lateness.p?.[1] ?? null, max: lateness.max },
+      cost: drainCost(costFrom, costTo, postgresCpu.seconds, windowSteps),
     },
     others: {
       triggered,
@@ -804,6 +931,20 @@ export function formatSpike(r: SpikeResult): string {
       [
         'timers resumed/s; steps/s while they drain (best 5 s)',
         `${num(r.spike.timersPerSec)}; ${num(r.spike.stepsPerSec)} (${num(r.spike.peakStepsPerSec)})`,
+      ],
+      [
+        'drain cost: CPU ms/step worker / API / Postgres / Redis; cores busy',
+        `${num(r.spike.cost.cpuMsPerStep.workers, 2)} / ${num(r.spike.cost.cpuMsPerStep.api, 2)} / ${num(r.spike.cost.cpuMsPerStep.postgres, 2)} / ${num(r.spike.cost.cpuMsPerStep.redis, 2)}; ${num(r.spike.cost.cpuCoresBusy, 2)}`,
+      ],
+      [
+        'drain cost per step: WAL bytes / records / full pages; commits; blocks read (hit ratio); backend writes; checkpoints',
+        `${num(r.spike.cost.perStep.walBytes)} / ${num(r.spike.cost.perStep.walRecords, 1)} / ${num(r.spike.cost.perStep.walFpi, 2)}; ${num(r.spike.cost.perStep.commits, 2)}; ${num(r.spike.cost.perStep.blocksRead, 2)} (${num(r.spike.cost.bufferHitRatio * 100, 1)} %); ${num(r.spike.cost.perStep.backendWrites, 2)}; ${r.spike.cost.checkpoints}`,
+      ],
+      [
+        'drain: blocks read from outside shared buffers by table (sequential scans, rows they read)',
+        r.spike.cost.tables
+          .map((t) => `${t.name} ${num(t.blocksRead)} (${num(t.seqScans)}, ${num(t.seqRows)})`)
+          .join('; '),
       ],
       [
         'timer lateness p50 / p99 / max ms',
