@@ -20,7 +20,7 @@ export interface TriggerRequest {
    * Whether the version the execution would start on takes this entry (an event entry: its trigger is
    * the event and its `where` holds). Checked on that very version, which the enrollment starts on only
    * while it is current: a publish between the caller's read and the enrollment cannot start an
-   * execution whose trigger the event does not match. When false, nothing is written.
+   * execution whose trigger the event does not match. When false on the current version, nothing is written.
    */
   admits?: (definition: Definition) => boolean;
 }
@@ -67,14 +67,16 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
   // (or none was seen yet), that one is compiled and the call made again.
   for (let versionId = cache.latestVersion(workflowId); ; ) {
     const compiled = versionId === undefined ? undefined : await compiledVersion(deps, cache, versionId);
-    if (compiled && request.admits && !request.admits(compiled.definition)) return { kind: 'not_admitted' };
+    // A version that does not take the entry is never enrolled on: the call names no version, so it only
+    // answers which one is current, and when that is this one the entry is not admitted.
+    const admitted = !compiled || !request.admits || request.admits(compiled.definition);
     const initial = compiled && cache.initialOf(compiled);
     // flowmachine_trigger answers every call with one row.
     const row = await deps.store.trigger({
       account: accountId,
       workflow: workflowId,
       contact: contactId,
-      version: versionId ?? null,
+      version: admitted ? (versionId ?? null) : null,
       reentry: compiled?.reentry ?? null,
       windowMs: DEDUPLICATION_WINDOW_MS,
       snapshot: initial?.snapshot ?? null,
@@ -90,6 +92,7 @@ async function enroll(deps: EngineDeps, cache: WorkflowCache, request: TriggerRe
       case 'stale':
         if (!row.versionId)
           throw new FlowmachineError('missing_version', `workflow ${workflowId} has no row for its current version`);
+        if (!admitted && row.versionId === versionId) return { kind: 'not_admitted' };
         versionId = row.versionId;
         continue;
       case 'workflow_not_found':

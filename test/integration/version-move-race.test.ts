@@ -19,6 +19,11 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 const mail = (subject: string) => ({ id: 'mail', type: 'send_email', config: { subject, body: 'x' } });
 /** Version 2 keeps `mail`, so every execution at it moves, and has one step more. */
 const bye = { id: 'bye', type: 'send_email', config: { subject: 'Bye', body: 'x' } };
+/** An event trigger whose `where` takes one plan (`payload.plan`), entered again by every event. */
+const planEntry = (event: string, plan: string) => ({
+  trigger: { type: 'event', event, where: { field: 'payload.plan', operator: 'equals', value: plan } },
+  reentry: 'always',
+});
 
 describe('a move publish racing the creation of executions', () => {
   let h: Harness;
@@ -149,14 +154,7 @@ describe('a move publish racing the creation of executions', () => {
   });
 
   it('an event entry that read version 1 starts nothing when the version current at its enrollment does not take the event', async () => {
-    const entry = (plan: string) => ({
-      trigger: {
-        type: 'event',
-        event: 'race_upgraded',
-        where: { field: 'payload.plan', operator: 'equals', value: plan },
-      },
-      reentry: 'always',
-    });
+    const entry = (plan: string) => planEntry('race_upgraded', plan);
     const workflowId = (await h.createWorkflow({ ...entry('pro'), steps: [mail('v1')] })).id;
     const contactId = (await h.createContact()).id;
     // The entry reads version 1 (its `where` holds), then waits at the lock before the enrollment reads
@@ -181,6 +179,25 @@ describe('a move publish racing the creation of executions', () => {
     } finally {
       await blocker.query('ROLLBACK');
     }
+  });
+
+  it('an event entry enrolls on the current version when the version last seen did not take the event', async () => {
+    const entry = (plan: string) => planEntry('plan_changed', plan);
+    const workflowId = (await h.createWorkflow({ ...entry('team'), steps: [mail('v1')] })).id;
+    const contactId = (await h.createContact()).id;
+    const first = await h.api.post(`/contacts/${contactId}/events`, {
+      name: 'plan_changed',
+      properties: { plan: 'team' },
+    });
+    expect(first.body.enrolled).toHaveLength(1); // the engine has seen version 1 current
+    await h.api.put(`/workflows/${workflowId}/definition`, { definition: { ...entry('pro'), steps: [mail('v2')] } });
+    const other = (await h.createContact()).id; // a second trigger of the first contact within 5 s is a duplicate
+    const second = await h.api.post(`/contacts/${other}/events`, {
+      name: 'plan_changed',
+      properties: { plan: 'pro' },
+    });
+    expect(second.body.enrolled).toEqual([{ workflow_id: workflowId, execution_id: expect.any(String) }]);
+    expect((await versionsOf(workflowId)).get(second.body.enrolled[0].execution_id)).toBe(2);
   });
 
   it('a tag entry that read version 1 commits before the publish, which moves its execution', async () => {
