@@ -6,27 +6,34 @@ import type { SweepQueries, SweptExecution, UnnotifiedFailure } from '../store/e
 /**
  * Timers due by $1 after the keyset position ($2, $3) = (next_run_at, id) of the last one promoted
  * (none: from the first), in that order, at most $4: the sweeper walks them in bounded statements, none
- * skipped or read twice. The (status, next_run_at) index serves the range; ties are ordered by id.
+ * skipped or read twice. The partial index executions_due_idx (next_run_at, id) returns them in that
+ * order, so a statement reads its LIMIT whatever the number due.
  */
-const TIMERS = {
+export const TIMERS = {
   name: 'sweep-timers',
   text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM executions
     WHERE status IN ('PAUSED', 'ACTIVE') AND next_run_at <= $1
-      AND ($2::timestamptz IS NULL OR (next_run_at, id) > ($2::timestamptz, $3::uuid))
+      AND (next_run_at, id) > (coalesce($2::timestamptz, '-infinity'), coalesce($3::uuid, '00000000-0000-0000-0000-000000000000'))
     ORDER BY next_run_at, id LIMIT $4`,
 };
 /**
- * Work due but untouched: a step or an admission, or a timer overdue by more than STALE_AFTER_MS among
- * those the timer walk has passed (due before $5; none when NULL): timers it has not reached yet are its
- * work, at its bounded rate, not lost jobs.
+ * Work due but untouched after id $3 (none: from the first), in id order: a step or an admission
+ * (executions_unstarted_idx), or a timer overdue by more than STALE_AFTER_MS among those the timer walk
+ * has passed (due before $5; none when NULL): timers it has not reached yet are its work, at its bounded
+ * rate, not lost jobs. Two disjoint parts, each read through its partial index: as one OR, the planner
+ * walked the primary key for them and read the whole table when few were due.
  */
-const STUCK = {
+export const STUCK = {
   name: 'sweep-stuck',
-  text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM executions
-    WHERE ((status = 'ACTIVE' AND next_run_at IS NULL) OR (status = 'QUEUED' AND NOT waiting)
-        OR (status IN ('ACTIVE', 'PAUSED') AND next_run_at < $1 AND next_run_at < $5::timestamptz))
-      AND ($2::boolean OR updated_at < $1) AND ($3::uuid IS NULL OR id > $3)
-    ORDER BY id LIMIT $4`,
+  text: `SELECT id, version, next_run_at AS "nextRunAt", trace_context AS "traceContext" FROM (
+      SELECT id, version, next_run_at, trace_context FROM executions
+        WHERE ((status = 'ACTIVE' AND next_run_at IS NULL) OR (status = 'QUEUED' AND NOT waiting))
+          AND ($2::boolean OR updated_at < $1) AND id > coalesce($3::uuid, '00000000-0000-0000-0000-000000000000')
+      UNION ALL
+      SELECT id, version, next_run_at, trace_context FROM executions
+        WHERE status IN ('ACTIVE', 'PAUSED') AND next_run_at < $1 AND next_run_at < $5::timestamptz
+          AND ($2::boolean OR updated_at < $1) AND id > coalesce($3::uuid, '00000000-0000-0000-0000-000000000000')
+    ) due ORDER BY id LIMIT $4`,
 };
 /** Accounts whose limit was lowered below what they used, back under it: their slots are spread again. */
 const RESPREAD = {
