@@ -21,7 +21,7 @@ export const TIMERS = {
  * (executions_unstarted_idx), or a timer overdue by more than STALE_AFTER_MS among those the timer walk
  * has passed (due before $5; none when NULL): timers it has not reached yet are its work, at its bounded
  * rate, not lost jobs. Two disjoint parts, each read through its partial index: as one OR, the planner
- * walked the primary key for them and read the whole table when few were due.
+ * walked the primary key for them and read the whole table when few matched.
  */
 export const STUCK = {
   name: 'sweep-stuck',
